@@ -1,0 +1,202 @@
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { log } from "../lib/log.ts";
+import { treeHash } from "../lib/tree-hash.ts";
+import { chainKey, LayerCache } from "./cache.ts";
+import { discoverElements, elementsPath } from "./elements/discover.ts";
+import type { Element } from "./elements/element.ts";
+import { PHASES, type Phase } from "./elements/phases.ts";
+import { expandDependencies } from "./elements/resolve.ts";
+import { cacheRelevantEnvironment, hookEnvironment, targetEnvironment, type BuildDirs } from "./environment.ts";
+import { InvalidElement, NotRoot } from "./errors.ts";
+import { finalizeRoot } from "./finalize.ts";
+import { runHook } from "./hooks/sandbox.ts";
+import { mergeHooks, type Hook } from "./hooks/tree.ts";
+import type { BuildOptions } from "./options.ts";
+import { resolveOutputTypes } from "./outputs/index.ts";
+import type { Artifact } from "./outputs/types.ts";
+import { squashPackages, writePackagePlan } from "./packages.ts";
+
+/** Bumped when a change in ooo makes old cached layers wrong. */
+const LAYER_FORMAT = "ooo-layer-v1";
+
+/** Re-running hooks that took this long is worth a snapshot. */
+const SNAPSHOT_AFTER_SECONDS = 5;
+
+export interface BuildResult {
+  elements: { name: string; dir: string; sha256: string }[];
+  artifacts: Artifact[];
+  hooks: { phase: string; name: string; element: string; seconds: number; cached: boolean }[];
+  seconds: number;
+  root: string;
+  /** Key of the last hook: identifies the build's inputs. */
+  inputsKey: string;
+}
+
+interface PlannedHook extends Hook {
+  where: "host" | "target";
+  key: string;
+}
+
+export interface BuildContext {
+  options: BuildOptions;
+  /** The work folder (a tmpfs inside the build namespace, or a folder on disk). */
+  workDir: string;
+  /** Extra steps on the finished root before outputs are written (state layout, …). */
+  afterRoot?: (root: string, elements: Element[]) => Promise<void>;
+}
+
+function whereOf(phase: Phase) {
+  return PHASES.find((p) => p.name === phase)!.where;
+}
+
+/** The elements for a build: `base` first unless -n, then the user's, expanded like DIB. */
+export function resolveBuildElements(options: BuildOptions): { elements: Element[]; path: string[] } {
+  const path = elementsPath(options.elementsPath);
+  const all = discoverElements(path);
+  const requested = [...(options.skipBase ? [] : ["base"]), ...options.elements];
+  return { elements: expandDependencies([...new Set(requested)], all), path };
+}
+
+export async function build(ctx: BuildContext): Promise<BuildResult> {
+  const { options } = ctx;
+  if (process.getuid?.() !== 0) throw new NotRoot();
+  const t0 = performance.now();
+  const outputTypes = resolveOutputTypes(options.types);
+
+  const { elements, path } = await log.step("resolve elements", async () => {
+    const r = resolveBuildElements(options);
+    log.info(`elements: ${r.elements.map((e) => e.name).join(" ")}`);
+    return r;
+  });
+  const elementHash = new Map(elements.map((e) => [e.name, treeHash(e.dir)]));
+
+  const dirs: BuildDirs = {
+    build: ctx.workDir,
+    root: join(ctx.workDir, "root"),
+    hooks: join(ctx.workDir, "hooks"),
+    image: join(ctx.workDir, "image"),
+  };
+  for (const d of [dirs.root, dirs.hooks, dirs.image]) mkdirSync(d, { recursive: true });
+  chmodSync(dirs.root, 0o755);
+
+  const env = hookEnvironment(options, elements, path, dirs);
+  const tree = await log.step("merge element hooks", () => mergeHooks(elements, dirs.hooks, env));
+  const packages = squashPackages(elements, options.arch, env);
+  packages["install.d"].install = [...new Set([...packages["install.d"].install, ...options.packages])].sort();
+  writePackagePlan(packages, dirs.hooks);
+
+  // Keys: everything every hook sees (settings, environment.d, package lists), then hook by hook.
+  const envFilesHash = createHash("sha256");
+  for (const f of tree.environmentFiles) envFilesHash.update(f + "\0" + readFileSync(join(dirs.hooks, "environment.d", f)));
+  let key = chainKey(LAYER_FORMAT, cacheRelevantEnvironment(env), envFilesHash.digest("hex"), JSON.stringify(packages));
+  const plan: PlannedHook[] = [];
+  for (const { name: phase } of PHASES) {
+    for (const hook of tree.hooks.get(phase) ?? []) {
+      key = chainKey(key, phase, hook.name, hook.element, elementHash.get(hook.element) ?? "");
+      plan.push({ ...hook, where: whereOf(phase), key });
+    }
+  }
+
+  const cache = new LayerCache(options.imageCache);
+  let start = 0;
+  if (!options.noCache) {
+    for (let i = plan.length - 1; i >= 0; i--) {
+      if (cache.has(plan[i]!.key)) {
+        start = i + 1;
+        break;
+      }
+    }
+  }
+
+  const timings: BuildResult["hooks"] = plan.slice(0, start).map((h) => ({
+    phase: h.phase,
+    name: h.name,
+    element: h.element,
+    seconds: 0,
+    cached: true,
+  }));
+  if (start > 0) {
+    const at = plan[start - 1]!;
+    await log.step(`restore cached root after ${at.phase}/${at.name} (${at.key.slice(0, 12)})`, () =>
+      cache.restore(at.key, ctx.workDir, ["root"]),
+    );
+    // extra-data.d writes into the hooks tree, which is not cached: run it again.
+    for (const hook of plan.slice(0, start).filter((h) => h.phase === "extra-data.d")) await runOne(hook);
+  }
+
+  let uncachedSeconds = 0;
+  let rootChecked = start > 0;
+  for (let i = start; i < plan.length; i++) {
+    const hook = plan[i]!;
+    if (!rootChecked && hook.phase !== "root.d") {
+      checkRootDeployed(dirs.root);
+      rootChecked = true;
+    }
+    const seconds = await runOne(hook);
+    timings.push({ phase: hook.phase, name: hook.name, element: hook.element, seconds, cached: false });
+    uncachedSeconds += seconds;
+    if (uncachedSeconds >= SNAPSHOT_AFTER_SECONDS && hook.phase !== "cleanup.d") {
+      await log.step(`save layer after ${hook.phase}/${hook.name}`, () => cache.save(hook.key, ctx.workDir, ["root"]));
+      uncachedSeconds = 0;
+    }
+  }
+  checkRootDeployed(dirs.root);
+  finalizeRoot(dirs.root);
+  if (ctx.afterRoot) await ctx.afterRoot(dirs.root, elements);
+
+  const artifacts: Artifact[] = [];
+  const produced = new Map<string, Artifact>();
+  const base = resolve(options.output);
+  mkdirSync(dirname(base), { recursive: true });
+  for (const type of outputTypes) {
+    const artifact = await log.step(`write ${type.name}`, () =>
+      type.produce({ options, root: dirs.root, scratch: dirs.image, base, produced }),
+    );
+    produced.set(type.name, artifact);
+    artifacts.push(artifact);
+  }
+
+  return {
+    elements: elements.map((e) => ({ name: e.name, dir: e.dir, sha256: elementHash.get(e.name)! })),
+    artifacts,
+    hooks: timings,
+    seconds: (performance.now() - t0) / 1000,
+    root: dirs.root,
+    inputsKey: key,
+  };
+
+  async function runOne(hook: PlannedHook): Promise<number> {
+    const t = performance.now();
+    await log.step(`${hook.phase}/${hook.name} (${hook.element})`, () =>
+      runHook({
+        element: hook.element,
+        phase: hook.phase,
+        name: hook.name,
+        where: hook.where,
+        targetRoot: dirs.root,
+        hooksDir: dirs.hooks,
+        aptArchives: aptArchivesDir(options.imageCache),
+        envFiles: tree.environmentFiles.map((f) =>
+          hook.where === "target" ? `/tmp/in_target.d/environment.d/${f}` : join(dirs.hooks, "environment.d", f),
+        ),
+        env: hook.where === "target" ? targetEnvironment(env) : env,
+        timeoutSeconds: options.hookTimeout,
+      }),
+    );
+    return (performance.now() - t) / 1000;
+  }
+}
+
+function aptArchivesDir(imageCache: string) {
+  const dir = join(imageCache, "ooo-apt-archives");
+  mkdirSync(join(dir, "partial"), { recursive: true });
+  return dir;
+}
+
+/** DIB: "Failed to deploy the root element." when root.d left an empty root. */
+function checkRootDeployed(root: string) {
+  if (!existsSync(root) || readdirSync(root).length === 0)
+    throw new InvalidElement("(root.d)", "root.d", "Failed to deploy the root element: the root is empty after root.d. Include an operating system element whose root.d creates it (debian-minimal, busybox-base).");
+}

@@ -1,0 +1,94 @@
+import { stringify as toYaml } from "yaml";
+import type { Element } from "./elements/element.ts";
+import type { BuildOptions } from "./options.ts";
+
+export interface BuildDirs {
+  /** TMP_BUILD_DIR: the work folder of this build. */
+  build: string;
+  /** TMP_MOUNT_PATH / TARGET_ROOT: the root being built. */
+  root: string;
+  /** TMP_HOOKS_PATH: the merged elements tree. */
+  hooks: string;
+  /** TMP_IMAGE_DIR: where block-device and output steps put intermediate files. */
+  image: string;
+}
+
+/** Variables a hook must not inherit from the builder's own process. */
+const DROPPED = new Set(["TMPDIR", "VIRTUAL_ENV", "OOO_BUILD_NS", "NODE_OPTIONS", "BUN_INSTALL"]);
+
+/**
+ * The environment DIB gives its hooks, so DIB elements run unchanged:
+ * the caller's environment passed through, plus ARCH, IMAGE_NAME,
+ * IMAGE_ELEMENT(_YAML), ELEMENTS_PATH, TMP_* paths, DIB_* settings.
+ * environment.d files are sourced on top of this by the hook runner.
+ */
+export function hookEnvironment(
+  options: BuildOptions,
+  elements: Element[],
+  elementsPath: string[],
+  dirs: BuildDirs,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !DROPPED.has(k)) env[k] = v;
+  const names = elements.map((e) => e.name);
+  Object.assign(env, {
+    LC_ALL: "C",
+    ARCH: options.arch,
+    IMAGE_NAME: options.output.split("/").pop()!,
+    IMAGE_TYPES: options.types.join(" "),
+    IMAGE_TYPE: options.types[0]!,
+    IMAGE_ELEMENT: names.join(" "),
+    IMAGE_ELEMENT_YAML: toYaml(Object.fromEntries(elements.map((e) => [e.name, e.dir]))),
+    // DIB exports this bash function; `eval declare -A a=($(get_image_element_array))` works as under DIB.
+    "BASH_FUNC_get_image_element_array%%": `() {  echo "${elements.map((e) => `[${e.name}]=${e.dir}`).join(" ")} "\n}`,
+    ELEMENTS_PATH: elementsPath.join(":"),
+    TMP_BUILD_DIR: dirs.build,
+    TMP_MOUNT_PATH: dirs.root,
+    TARGET_ROOT: dirs.root,
+    TMP_HOOKS_PATH: dirs.hooks,
+    TMP_IMAGE_DIR: dirs.image,
+    DIB_IMAGE_CACHE: options.imageCache,
+    DIB_OFFLINE: options.offline ? "1" : "",
+    DIB_DEBUG_TRACE: options.trace ? "1" : (process.env.DIB_DEBUG_TRACE ?? "0"),
+    DIB_CHECKSUM: options.checksum ? "1" : "0",
+    DIB_NO_TMPFS: options.noTmpfs ? "1" : "0",
+    DIB_IMAGE_SIZE: options.imageSize ? String(options.imageSize) : "",
+    DIB_ROOT_LABEL: process.env.DIB_ROOT_LABEL ?? "cloudimg-rootfs",
+    DIB_ROOT_FSTYPE: process.env.DIB_ROOT_FSTYPE ?? "ext4",
+    FS_TYPE: process.env.FS_TYPE ?? "ext4",
+    DIB_ARGS: [...options.elements].join(" "),
+    SOURCE_DATE_EPOCH: String(options.sourceDateEpoch),
+  });
+  return env;
+}
+
+/** Inside the chroot DIB resets PATH and HOME; everything else passes through. */
+export function targetEnvironment(env: Record<string, string>): Record<string, string> {
+  return {
+    ...env,
+    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    HOME: "/root",
+  };
+}
+
+/**
+ * The variables that can change what a hook does and so belong in cache
+ * keys: DIB_* settings and a few others. Paths of this build's work folder
+ * are left out on purpose — they differ on every run.
+ */
+const NOT_CACHE_RELEVANT = new Set([
+  "DIB_IMAGE_CACHE",
+  "DIB_ARGS",
+  "DIB_DEBUG_TRACE",
+  "DIB_NO_TMPFS",
+  "DIB_OFFLINE",
+  "DIB_CHECKSUM",
+]);
+
+export function cacheRelevantEnvironment(env: Record<string, string>): string {
+  const keep = Object.keys(env)
+    .filter((k) => /^(DIB_|ARCH$|SOURCE_DATE_EPOCH$|FS_TYPE$|RUN_PARTS_REGEX$)/.test(k))
+    .filter((k) => !NOT_CACHE_RELEVANT.has(k))
+    .sort();
+  return keep.map((k) => `${k}=${env[k]}`).join("\n");
+}

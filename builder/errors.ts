@@ -1,0 +1,126 @@
+import { OooError } from "../lib/errors.ts";
+
+// DIB's element_dependencies.py names: InvalidElementDir, MissingElementException,
+// AlreadyProvidedException, MissingOSException. Messages match DIB's where
+// users grep for them.
+
+export class InvalidElementDir extends OooError {
+  readonly code = "invalid-element-dir";
+  constructor(readonly entry: string) {
+    super(`ELEMENTS_PATH entry '${entry}' is not a directory`);
+  }
+}
+
+export class MissingElement extends OooError {
+  readonly code = "missing-element";
+  constructor(
+    readonly element: string,
+    readonly requiredBy: string[],
+  ) {
+    super(
+      `Element '${element}' not found` +
+        (requiredBy.length ? ` (required by ${requiredBy.join(", ")})` : " (requested on the command line)"),
+      { hint: "Check the name and ELEMENTS_PATH (--elements-path); `ooo element-info --list` shows what is found." },
+    );
+  }
+}
+
+export class AlreadyProvided extends OooError {
+  readonly code = "already-provided";
+  constructor(
+    readonly provided: string,
+    readonly providers: string[],
+    readonly requested = false,
+  ) {
+    super(
+      requested
+        ? `${provided} : already provided by [${providers.map((p) => `'${p}'`).join(", ")}]; ` +
+            `it was requested and is also provided by another element`
+        : `${provided}: already provided by [${providers.map((p) => `'${p}'`).join(", ")}]`,
+    );
+  }
+}
+
+export class MissingOS extends OooError {
+  readonly code = "missing-os";
+  constructor() {
+    super("Please include an operating system element", {
+      hint: "Add a base OS element such as debian-minimal or busybox-base.",
+    });
+  }
+}
+
+export class DuplicateHook extends OooError {
+  readonly code = "duplicate-hook";
+  constructor(
+    readonly dir: string,
+    readonly hook: string,
+    readonly elements: [string, string],
+  ) {
+    super(
+      `There is a duplicated hook in your elements: ${dir}/${hook} is in both ` +
+        `${elements[0]} and ${elements[1]}`,
+    );
+  }
+}
+
+export class HookFailed extends OooError {
+  readonly code = "hook-failed";
+  constructor(
+    readonly element: string,
+    readonly phase: string,
+    readonly hook: string,
+    readonly status: number | string,
+    readonly tail: string[],
+  ) {
+    super(
+      `hook ${phase}/${hook} of element ${element} failed (${typeof status === "number" ? `exit ${status}` : status})` +
+        (tail.length ? `; last output:\n${tail.map((l) => `    ${l}`).join("\n")}` : ""),
+    );
+  }
+}
+
+export class InvalidElement extends OooError {
+  readonly code = "invalid-element";
+  constructor(
+    readonly element: string,
+    readonly file: string,
+    detail: string,
+  ) {
+    super(`element ${element}: ${file}: ${detail}`);
+  }
+}
+
+export class ImageTooSmall extends OooError {
+  readonly code = "image-too-small";
+  constructor(readonly needed: number, readonly given: number) {
+    super(
+      `--image-size ${(given / 2 ** 30).toFixed(2)} GiB is too small: the root needs at least ` +
+        `${(needed / 2 ** 30).toFixed(2)} GiB`,
+    );
+  }
+}
+
+export class UnknownOutputType extends OooError {
+  readonly code = "unknown-output-type";
+  constructor(readonly type: string, readonly known: string[]) {
+    super(`unknown output type '${type}' in -t; known types: ${known.join(", ")}`);
+  }
+}
+
+export class BuildInterrupted extends OooError {
+  readonly code = "interrupted";
+  override readonly exitCode = 130;
+  constructor(signal: string) {
+    super(`build interrupted by ${signal}; nothing was written`);
+  }
+}
+
+export class NotRoot extends OooError {
+  readonly code = "not-root";
+  constructor() {
+    super("ooo build-image must run as root (it chroots and mounts inside a private namespace)", {
+      hint: "Run it with sudo, or as root in CI.",
+    });
+  }
+}

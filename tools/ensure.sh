@@ -1,0 +1,53 @@
+#!/bin/sh
+# Installs what ooo needs on a fresh Debian machine that has only Node and
+# npm: bun (from npm), the project's packages, and the Debian tools the
+# builder, the image tests and the reference comparisons use. Quick when
+# everything is already there; safe to run again.
+set -eu
+cd "$(dirname "$0")/.."
+
+say() { printf 'ensure: %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v bun >/dev/null 2>&1; then
+    say "installing bun from npm"
+    npm install -g bun >/dev/null 2>&1 || as_root npm install -g bun
+fi
+
+if [ ! -d node_modules ] || [ bun.lock -nt node_modules ]; then
+    say "installing JavaScript dependencies (bun install --frozen-lockfile)"
+    bun install --frozen-lockfile
+    touch node_modules
+fi
+
+# Debian packages: program to check -> package that provides it.
+missing=""
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || missing="$missing $2"; }
+need readelf binutils
+need mmdebstrap mmdebstrap
+need unshare util-linux
+need setpriv util-linux
+need mkfs.ext4 e2fsprogs
+need mkfs.erofs erofs-utils
+need sfdisk fdisk
+need qemu-img qemu-utils
+need qemu-system-x86_64 qemu-system-x86
+# busybox-base needs a *static* busybox; Debian's plain busybox is dynamic.
+if ! { [ -x /bin/busybox ] && ! readelf -d /bin/busybox 2>/dev/null | grep -q NEEDED; }; then
+    missing="$missing busybox-static"
+fi
+need getcap libcap2-bin
+need setfattr attr
+need disk-image-create python3-diskimage-builder
+need debootstrap debootstrap
+need os-apply-config python3-os-apply-config
+need glance python3-glanceclient
+need zstd zstd
+need rsync rsync
+need sudo sudo
+if [ -n "$missing" ]; then
+    say "installing Debian packages:$missing"
+    as_root apt-get update -q >/dev/null
+    # shellcheck disable=SC2086
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
+fi
