@@ -1,0 +1,53 @@
+import { z } from "zod";
+
+/**
+ * The build manifest (`NAME.manifest.json`): what an image is and how it was
+ * made. Written by the builder, stored with the image by the store, read by
+ * the pipeline, the deployer and the node agents. Defined once, here.
+ *
+ * `digest` is the image's content address: `sha256:` + the sha256 of the
+ * root in canonical form (lib/tar/canonical.ts) — the same bytes as the
+ * `tar` artifact. It does not depend on the filesystem the root is written
+ * to, so an ext4 and an erofs image of one tree share it.
+ */
+const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 in lowercase hex");
+
+export const Artifact = z.object({
+  type: z.string().describe("Output type: tar, rootfs, raw, qcow2, vmlinuz, initrd, …"),
+  file: z.string().describe("File name, relative to the manifest"),
+  sha256: Sha256,
+  size: z.number().int().nonnegative().describe("Bytes (apparent size)"),
+});
+
+export const ManifestV1 = z.object({
+  version: z.literal(1).describe("Manifest format version"),
+  name: z.string().describe("Image name (basename of -o)"),
+  digest: z.string().regex(/^sha256:[0-9a-f]{64}$/).describe("Content address: sha256 of the canonical root tar"),
+  arch: z.string(),
+  sourceDateEpoch: z.number().int().describe("Every mtime in the root is clamped to this"),
+  builder: z.object({ name: z.literal("ooo"), version: z.string() }),
+  elements: z.array(z.object({ name: z.string(), sha256: Sha256 })).describe("Elements and their content hashes"),
+  packages: z
+    .array(z.object({ name: z.string(), version: z.string(), arch: z.string() }))
+    .describe("Installed packages (dpkg); empty for roots without dpkg"),
+  statePaths: z.array(z.string()).default([]).describe("Paths kept on the state partition"),
+  artifacts: z.array(Artifact),
+  sizes: z.object({
+    rootBytes: z.number().int().nonnegative().describe("Size of the canonical root tar"),
+    rootSlotBytes: z.number().int().nonnegative().optional().describe("Size of one root slot on the disk"),
+    diskBytes: z.number().int().nonnegative().optional(),
+  }),
+  boot: z
+    .object({
+      kernelCmdline: z.string().describe("Kernel arguments for direct (kernel+initrd) boots, without root="),
+      rootFsType: z.enum(["ext4", "erofs"]),
+    })
+    .optional(),
+  timings: z.object({ totalSeconds: z.number(), phases: z.record(z.string(), z.number()) }),
+});
+
+export type Manifest = z.infer<typeof ManifestV1>;
+export type ManifestArtifact = z.infer<typeof Artifact>;
+
+/** Parse any known manifest version, translating older ones forward. */
+export const Manifest = ManifestV1;
