@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { log } from "../lib/log.ts";
-import { treeHash } from "../lib/tree-hash.ts";
+import { elementContentHash } from "./elements/content-hash.ts";
 import { chainKey, LayerCache } from "./cache.ts";
 import { discoverElements, elementsPath } from "./elements/discover.ts";
 import type { Element } from "./elements/element.ts";
@@ -70,7 +70,7 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
     log.info(`elements: ${r.elements.map((e) => e.name).join(" ")}`);
     return r;
   });
-  const elementHash = new Map(elements.map((e) => [e.name, treeHash(e.dir)]));
+  const elementHash = new Map(elements.map((e) => [e.name, elementContentHash(e)]));
 
   const dirs: BuildDirs = {
     build: ctx.workDir,
