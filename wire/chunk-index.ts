@@ -1,0 +1,59 @@
+import { z } from "zod";
+
+/**
+ * The chunk index of an image (`GET /v2/images/{id}/chunk-index`): the
+ * image's data as an ordered list of content-defined chunks. Written by the
+ * publisher, checked and stored by the store, read by the node agents that
+ * fetch a new root using the chunks they already have. Defined once, here.
+ *
+ * Like casync's .caibx, but JSON: the chunker and its parameters (a node must
+ * cut its seed exactly as the publisher cut the image, see lib/chunking.ts),
+ * then one `[sha256, size]` pair per chunk in stream order. Offsets are the
+ * running sum of sizes; a chunk that occurs twice is listed twice.
+ */
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 in lowercase hex");
+
+export const ChunkerSpec = z.object({
+  algorithm: z.string().describe("Cutting algorithm and version, e.g. gear32-nc2-v1 (lib/chunking.ts)"),
+  min: z.number().int().positive().describe("Smallest chunk in bytes (except the last)"),
+  avg: z.number().int().positive().describe("Target average chunk size in bytes"),
+  max: z.number().int().positive().describe("Largest chunk in bytes"),
+});
+
+export const ChunkIndexV1 = z
+  .object({
+    version: z.literal(1).describe("Chunk index format version"),
+    digest: z
+      .string()
+      .regex(/^sha256:[0-9a-f]{64}$/)
+      .describe("sha256 of the whole stream: the image's content address"),
+    size: z.number().int().nonnegative().describe("Bytes in the whole stream"),
+    chunker: ChunkerSpec,
+    chunks: z
+      .array(z.tuple([Sha256Hex, z.number().int().positive()]))
+      .describe("[sha256 of the chunk, its size in bytes], in stream order"),
+  })
+  .superRefine((index, ctx) => {
+    let sum = 0;
+    for (const [, size] of index.chunks) sum += size;
+    if (sum !== index.size) {
+      ctx.addIssue({ code: "custom", path: ["chunks"], message: `chunk sizes add up to ${sum}, not size ${index.size}` });
+    }
+    const tooBig = index.chunks.findIndex(([, size]) => size > index.chunker.max);
+    if (tooBig >= 0) ctx.addIssue({ code: "custom", path: ["chunks", tooBig], message: "chunk larger than chunker.max" });
+  });
+
+export type ChunkIndex = z.infer<typeof ChunkIndexV1>;
+
+/** Parse any known chunk index version, translating older ones forward. */
+export const ChunkIndex = ChunkIndexV1;
+
+/** Each chunk with its offset in the stream. */
+export function chunkOffsets(index: ChunkIndex): { id: string; offset: number; size: number }[] {
+  let offset = 0;
+  return index.chunks.map(([id, size]) => {
+    const at = offset;
+    offset += size;
+    return { id, offset: at, size };
+  });
+}
