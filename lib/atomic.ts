@@ -58,3 +58,74 @@ export async function publishAtomically(dest: string, write: (path: string) => P
     closeSync(fd);
   }
 }
+
+/** A file being written that has no name yet (see stageFile). */
+export interface StagedFile {
+  /** Open for reading and writing. */
+  readonly fd: number;
+  /** A path to the content that child processes can open. */
+  readonly path: string;
+  /**
+   * Give the content its name: fsync it (unless `durable` is false), link it
+   * as `dest` (replacing what was there) and fsync dest's folder. The fd is
+   * closed afterwards.
+   */
+  publish(dest: string, options?: { durable?: boolean }): void;
+  /** Drop the content; nothing remains. */
+  discard(): void;
+}
+
+/**
+ * Like publishAtomically, for writers that learn the destination name only
+ * at the end — a content-addressed blob is named by the digest of its last
+ * byte. `dir` must be on the filesystem of every later `dest`.
+ */
+export function stageFile(dir: string, mode = 0o644): StagedFile {
+  let fd: number;
+  let partial: string | undefined;
+  try {
+    fd = openSync(dir, O_TMPFILE | constants.O_RDWR, mode);
+  } catch {
+    partial = join(dir, `.partial-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+    fd = openSync(partial, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, mode);
+  }
+  let open = true;
+  const close = () => {
+    if (open) closeSync(fd);
+    open = false;
+  };
+  return {
+    fd,
+    path: partial ?? `/proc/${process.pid}/fd/${fd}`,
+    publish(dest, options = {}) {
+      try {
+        if (options.durable !== false) fsyncSync(fd);
+        if (partial) renameSync(partial, dest);
+        else {
+          const staged = join(dirname(dest), `.${basename(dest)}.new-${process.pid}-${Date.now()}`);
+          if (!linkFd(fd, staged)) throw new Error(`could not link the finished ${dest} into place`);
+          renameSync(staged, dest);
+        }
+        partial = undefined;
+        if (options.durable !== false) fsyncDir(dirname(dest));
+      } finally {
+        if (partial) rmSync(partial, { force: true });
+        close();
+      }
+    },
+    discard() {
+      close();
+      if (partial) rmSync(partial, { force: true });
+    },
+  };
+}
+
+/** Make a folder's entries (a new name, a rename) durable. */
+export function fsyncDir(dir: string) {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,56 @@
+import { z } from "zod";
+import { streamOf } from "./backends/types.ts";
+import { BadRequest, BlobNotFound } from "./errors.ts";
+import { Digest } from "./image.ts";
+import { ingest } from "./ingest.ts";
+import { parseRange } from "./range.ts";
+import type { Store } from "./store.ts";
+
+/**
+ * ooo's extension: blobs by content address (`/v2/ooo/blobs/sha256:<hex>`).
+ * Chunks, artifacts (qcow2, kernel …), manifests and chunk indexes are all
+ * blobs; a chunk shared by many images is stored once. A PUT is checked
+ * against the digest in its URL, so a blob's name always tells its bytes.
+ */
+export const MAX_QUERY = 100_000;
+const Missing = z.object({ digests: z.array(Digest).max(MAX_QUERY) });
+
+export function parseDigest(text: string): string {
+  if (!Digest.safeParse(text).success) throw new BadRequest(`Not a blob digest: ${text.slice(0, 80)} (sha256:<64 lowercase hex>)`);
+  return text.slice("sha256:".length);
+}
+
+/** Which of these blobs the store lacks (so a publisher sends only those). */
+export async function missingBlobs(store: Store, body: unknown): Promise<string[]> {
+  const parsed = Missing.safeParse(body);
+  if (!parsed.success) throw new BadRequest(`Invalid blob query: ${parsed.error.issues[0]!.message}`);
+  const missing: string[] = [];
+  const digests = [...new Set(parsed.data.digests)];
+  // Parallel stats: a Swift backend answers each over HTTP.
+  const width = 32;
+  for (let i = 0; i < digests.length; i += width) {
+    const batch = digests.slice(i, i + width);
+    const sizes = await Promise.all(batch.map((d) => store.backend.stat(d.slice(7))));
+    batch.forEach((d, j) => sizes[j] === undefined && missing.push(d));
+  }
+  return missing;
+}
+
+export async function putBlob(store: Store, digest: string, body: AsyncIterable<Uint8Array>, declaredSize?: number) {
+  const hex = parseDigest(digest);
+  return ingest(store.backend, body, { expect: hex, declaredSize, maxSize: store.imageSizeCap, allowEmpty: true });
+}
+
+export async function readBlob(store: Store, digest: string, range: string | null) {
+  const hex = parseDigest(digest);
+  const size = await store.backend.stat(hex);
+  if (size === undefined) throw new BlobNotFound(digest);
+  const parsed = parseRange(range, null, size);
+  return { body: await store.backend.read(hex, parsed), size, range: parsed };
+}
+
+/** A small blob (index, manifest) read whole into memory. */
+export async function blobBytes(store: Store, hex: string): Promise<Uint8Array> {
+  const body = await store.backend.read(hex);
+  return new Uint8Array(await new Response(streamOf(body)).arrayBuffer());
+}

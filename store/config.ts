@@ -1,0 +1,91 @@
+import { join } from "node:path";
+import { z } from "zod";
+import { parseWith, parseYamlFile } from "../lib/validate.ts";
+import { UsageError } from "../lib/errors.ts";
+import { TIB } from "./store.ts";
+
+/**
+ * `ooo store serve`'s configuration: a YAML file (--config), then flags,
+ * then the environment for secrets (OOO_STORE_WRITE_TOKEN,
+ * OOO_STORE_READ_TOKEN — comma-separated — and OOO_SWIFT_KEY), so tokens
+ * need not sit in a file or on a command line.
+ */
+const Token = z.string().min(16, "a token has at least 16 characters");
+
+export const DirBackendConfig = z.object({
+  type: z.literal("dir"),
+  path: z.string().optional().describe("Folder for blobs (default: DIR/blobs)"),
+});
+
+export const SwiftBackendConfig = z.object({
+  type: z.literal("swift"),
+  authUrl: z.url().describe("Swift's v1 auth endpoint (tempauth/swauth), e.g. http://127.0.0.1:8080/auth/v1.0"),
+  user: z.string().min(1).describe("account:user"),
+  key: z.string().min(1).optional().describe("The user's key (or OOO_SWIFT_KEY)"),
+  container: z.string().min(1).default("ooo-images").describe("Container for blobs; created if missing"),
+  segmentBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 << 20)
+    .describe("Blobs larger than this go up as static large objects made of segments this big"),
+});
+
+export const StoreConfig = z.object({
+  version: z.literal(1).default(1).describe("Config format version"),
+  dir: z.string().min(1).describe("Records, the lock and (dir backend) blobs"),
+  listen: z
+    .string()
+    .regex(/^[^:]+:\d+$/, "HOST:PORT")
+    .default("127.0.0.1:9292")
+    .describe("Address to listen on (Glance's port by default)"),
+  backend: z.discriminatedUnion("type", [DirBackendConfig, SwiftBackendConfig]).default({ type: "dir" }),
+  tokens: z
+    .object({
+      write: z.array(Token).default([]).describe("Tokens that may publish (CI)"),
+      read: z.array(Token).default([]).describe("Tokens that may only read (nodes)"),
+    })
+    .default({ write: [], read: [] }),
+  allowEmptyUploads: z.boolean().default(false).describe("Accept 0-byte image uploads without x-ooo-allow-empty"),
+  imageSizeCap: z.number().int().positive().default(TIB).describe("Largest image in bytes (Glance's image_size_cap)"),
+});
+export type StoreConfig = z.infer<typeof StoreConfig>;
+
+export interface ConfigSources {
+  file?: string;
+  flags?: { dir?: string; listen?: string; writeTokens?: string[]; readTokens?: string[]; allowEmptyUploads?: boolean };
+  env?: Record<string, string | undefined>;
+}
+
+const list = (v: string | undefined) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : []);
+
+export function loadStoreConfig(sources: ConfigSources): StoreConfig {
+  const env = sources.env ?? process.env;
+  const fromFile = sources.file ? (parseYamlFile(StoreConfig.partial(), sources.file, "invalid store config") as Partial<StoreConfig>) : {};
+  const f = sources.flags ?? {};
+  const tokens = fromFile.tokens ?? { write: [], read: [] };
+  const backend = fromFile.backend;
+  const merged = {
+    ...fromFile,
+    dir: f.dir ?? fromFile.dir,
+    listen: f.listen ?? fromFile.listen,
+    allowEmptyUploads: f.allowEmptyUploads ?? fromFile.allowEmptyUploads,
+    tokens: {
+      write: [...tokens.write, ...(f.writeTokens ?? []), ...list(env.OOO_STORE_WRITE_TOKEN)],
+      read: [...tokens.read, ...(f.readTokens ?? []), ...list(env.OOO_STORE_READ_TOKEN)],
+    },
+    backend: backend?.type === "swift" && !backend.key && env.OOO_SWIFT_KEY ? { ...backend, key: env.OOO_SWIFT_KEY } : backend,
+  };
+  const config = parseWith(StoreConfig, merged, "invalid store configuration", { file: sources.file });
+  if (!config.tokens.write.length && !config.tokens.read.length)
+    throw new UsageError("the store has no tokens: nobody could use it", {
+      hint: "Give a write token (--write-token-file, OOO_STORE_WRITE_TOKEN or tokens.write in the config) and read tokens for nodes.",
+    });
+  if (config.backend.type === "swift" && !config.backend.key)
+    throw new UsageError("the swift backend needs its key", { hint: "Set backend.key in the config or OOO_SWIFT_KEY." });
+  return config;
+}
+
+export function dirBlobPath(config: StoreConfig) {
+  return config.backend.type === "dir" ? (config.backend.path ?? join(config.dir, "blobs")) : undefined;
+}

@@ -1,0 +1,81 @@
+import { createHash } from "node:crypto";
+import type { BlobBackend } from "./backends/types.ts";
+import { BadRequest, DigestMismatch, TooLarge } from "./errors.ts";
+
+/**
+ * Stream bytes into the backend while hashing them, and give them their
+ * content address only if every check passes: the declared size, the
+ * expected digest, the size cap, and not empty unless allowed. On any
+ * failure — a check, a cut connection, a full disk — the write is aborted
+ * and nothing is kept.
+ */
+export interface IngestOptions {
+  /** The sha256 (hex) the bytes must have. */
+  expect?: string;
+  /** The size the client declared (x-openstack-image-size). */
+  declaredSize?: number;
+  maxSize?: number;
+  allowEmpty?: boolean;
+  /** Also compute md5 (Glance's `checksum`); only image data needs it. */
+  md5?: boolean;
+}
+
+export interface Ingested {
+  hex: string;
+  size: number;
+  md5?: string;
+  /** The blob was already there; these bytes only confirmed it. */
+  existed: boolean;
+}
+
+export async function ingest(
+  backend: BlobBackend,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  options: IngestOptions = {},
+): Promise<Ingested> {
+  const writer = await backend.writer();
+  const sha = createHash("sha256");
+  const md5 = options.md5 ? createHash("md5") : undefined;
+  let size = 0;
+  const max = options.maxSize ?? Number.MAX_SAFE_INTEGER;
+  try {
+    for await (const piece of source) {
+      size += piece.length;
+      if (size > max) throw new TooLarge(`Image exceeds the storage quota: more than ${max} bytes`);
+      if (options.declaredSize !== undefined && size > options.declaredSize)
+        throw new BadRequest(`Image size mismatch: more than the declared ${options.declaredSize} bytes`);
+      sha.update(piece);
+      md5?.update(piece);
+      await writer.write(piece);
+    }
+    if (options.declaredSize !== undefined && size !== options.declaredSize)
+      throw new BadRequest(`Image size mismatch: declared ${options.declaredSize} bytes, got ${size}`);
+    if (size === 0 && !options.allowEmpty)
+      throw new BadRequest(
+        "Refusing an empty upload (0 bytes): a client without a TTY may have sent its empty stdin",
+        { hint: "Send the header x-ooo-allow-empty: true, or set allowEmptyUploads in the store config." },
+      );
+    const hex = sha.digest("hex");
+    if (options.expect !== undefined && hex !== options.expect)
+      throw new DigestMismatch("uploaded data", `sha256:${options.expect}`, `sha256:${hex}`);
+    const existed = (await backend.stat(hex)) === size;
+    if (existed) await writer.abort();
+    else await writer.commit(hex);
+    return { hex, size, md5: md5?.digest("hex"), existed };
+  } catch (e) {
+    await writer.abort().catch(() => {});
+    throw e;
+  }
+}
+
+/** Read a whole body (a JSON document, a chunk) into memory, refusing more than `max` bytes. */
+export async function readAll(source: AsyncIterable<Uint8Array>, max: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const piece of source) {
+    size += piece.length;
+    if (size > max) throw new TooLarge(`Request body is larger than ${max} bytes`);
+    parts.push(piece);
+  }
+  return Buffer.concat(parts, size);
+}
