@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { BlobBackend } from "./backends/types.ts";
 import { BadRequest, DigestMismatch, TooLarge } from "./errors.ts";
+import { ParallelHash } from "./parallel-hash.ts";
 
 /**
  * Stream bytes into the backend while hashing them, and give them their
@@ -28,6 +29,39 @@ export interface Ingested {
   existed: boolean;
 }
 
+/** Bytes move in blocks this big: fewer syscalls, worker messages and hash calls. */
+export const BLOCK_BYTES = 1 << 20;
+
+/**
+ * Regroup a stream into blocks of `size` bytes (the last may be shorter).
+ * Every block is a fresh buffer or a slice of a source piece, never reused,
+ * so consumers may keep them.
+ */
+export async function* blocks(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size = BLOCK_BYTES) {
+  let block = Buffer.allocUnsafe(size);
+  let used = 0;
+  for await (const piece of source) {
+    let at = 0;
+    while (at < piece.length) {
+      if (used === 0 && piece.length - at >= size) {
+        yield piece.subarray(at, at + size);
+        at += size;
+        continue;
+      }
+      const n = Math.min(size - used, piece.length - at);
+      block.set(piece.subarray(at, at + n), used);
+      used += n;
+      at += n;
+      if (used === size) {
+        yield block;
+        block = Buffer.allocUnsafe(size);
+        used = 0;
+      }
+    }
+  }
+  if (used) yield block.subarray(0, used);
+}
+
 export async function ingest(
   backend: BlobBackend,
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
@@ -35,18 +69,18 @@ export async function ingest(
 ): Promise<Ingested> {
   const writer = await backend.writer();
   const sha = createHash("sha256");
-  const md5 = options.md5 ? createHash("md5") : undefined;
+  const md5 = options.md5 ? new ParallelHash(["md5"]) : undefined;
   let size = 0;
   const max = options.maxSize ?? Number.MAX_SAFE_INTEGER;
   try {
-    for await (const piece of source) {
+    for await (const piece of blocks(source)) {
       size += piece.length;
       if (size > max) throw new TooLarge(`Image exceeds the storage quota: more than ${max} bytes`);
       if (options.declaredSize !== undefined && size > options.declaredSize)
         throw new BadRequest(`Image size mismatch: more than the declared ${options.declaredSize} bytes`);
       sha.update(piece);
-      md5?.update(piece);
       await writer.write(piece);
+      md5?.update(piece); // last: it may move the block to the worker
     }
     if (options.declaredSize !== undefined && size !== options.declaredSize)
       throw new BadRequest(`Image size mismatch: declared ${options.declaredSize} bytes, got ${size}`);
@@ -61,8 +95,9 @@ export async function ingest(
     const existed = (await backend.stat(hex)) === size;
     if (existed) await writer.abort();
     else await writer.commit(hex);
-    return { hex, size, md5: md5?.digest("hex"), existed };
+    return { hex, size, md5: md5 ? (await md5.digest())[0] : undefined, existed };
   } catch (e) {
+    md5?.cancel();
     await writer.abort().catch(() => {});
     throw e;
   }

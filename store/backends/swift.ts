@@ -114,7 +114,7 @@ export class SwiftBackend implements BlobBackend {
       },
       write: async (data) => {
         size += data.length;
-        pending.push(data);
+        pending.push(Uint8Array.from(data));
         pendingBytes += data.length;
         while (pendingBytes >= segmentBytes) await putSegment(take(segmentBytes));
       },

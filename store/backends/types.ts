@@ -30,6 +30,7 @@ export interface BlobBackend {
 }
 
 export interface BlobWriter {
+  /** Once this resolves the caller may reuse or give away `data`: keep a copy if needed. */
   write(data: Uint8Array): Promise<void>;
   /** Bytes written so far. */
   readonly size: number;
