@@ -2,6 +2,7 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { buildImageCommand, elementInfoCommand } from "../builder/cli.ts";
+import { promoteCommand, publishCommand } from "../pipeline/cli.ts";
 import { storeCommand } from "../store/cli.ts";
 import { isOooError } from "../lib/errors.ts";
 import { log, terminalSink } from "../lib/log.ts";
@@ -21,6 +22,8 @@ async function main() {
     .command(buildImageCommand)
     .command(elementInfoCommand)
     .command(storeCommand)
+    .command(publishCommand)
+    .command(promoteCommand)
     .demandCommand(1, "name a command; `ooo --help` lists them")
     .strict()
     .version(pkg.version)

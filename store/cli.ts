@@ -1,7 +1,13 @@
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import { log } from "../lib/log.ts";
+import { UsageError } from "../lib/errors.ts";
+import { log, table } from "../lib/log.ts";
+import { clientFromArgs, type StoreArgs, withStoreArgs } from "./client-args.ts";
 import { loadStoreConfig } from "./config.ts";
+import { fetchImage } from "./fetch.ts";
+import { glanceTime } from "./image.ts";
+import { resolveImage } from "./resolve.ts";
 import { serveStore } from "./server.ts";
 
 /** `ooo store …`: run the image store and talk to one. */
@@ -57,9 +63,105 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   },
 };
 
+type FetchArgs = StoreArgs & { image: string; o?: string; seed?: string[]; "source-date-epoch"?: number; json?: boolean };
+
+const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+
+const fetchCommand: CommandModule<object, FetchArgs> = {
+  command: "fetch <image>",
+  describe: "fetch an image's data, reusing chunks of local seeds",
+  builder: (y) =>
+    withStoreArgs(y)
+      .positional("image", { type: "string", demandOption: true, describe: "ID, sha256:…, NAME, NAME:TAG or NAME@VERSION" })
+      .option("o", { type: "string", describe: "output file (default: NAME.tar here)" })
+      .option("seed", { type: "string", array: true, describe: "older image tar, any file, a block device or a directory tree" })
+      .option("source-date-epoch", { type: "number", describe: "mtime clamp for directory seeds (default: the image manifest's)" })
+      .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
+      .example("$0 store fetch debian-minimal:stable --seed /dev/vda2 -o /tmp/new.tar", "")
+      .example("$0 store fetch debian-minimal --seed / -o /mnt/new.tar", "seed from the running root") as unknown as Argv<FetchArgs>,
+  handler: async (argv) => {
+    const client = clientFromArgs(argv);
+    const image = await resolveImage(client, argv.image);
+    const out = resolve(argv.o ?? `${image.name ?? image.id}.tar`);
+    let sourceDateEpoch = argv["source-date-epoch"] ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
+    if (sourceDateEpoch === undefined && image.ooo_manifest) sourceDateEpoch = (await client.getManifest(image.id)).sourceDateEpoch;
+    const t0 = performance.now();
+    const report = await fetchImage({ client, image, out, seeds: argv.seed ?? [], sourceDateEpoch });
+    const seconds = (performance.now() - t0) / 1000;
+    const pct = (n: number) => (report.size ? ((100 * n) / report.size).toFixed(2) : "0");
+    process.stderr.write(
+      "\n" +
+        table(
+          ["", "MiB", "% of image", "chunks"],
+          [
+            ["image", Number(mib(report.size)), 100, report.chunks.total],
+            ["from seeds", Number(mib(report.seeded)), Number(pct(report.seeded)), report.chunks.seeded],
+            ["fetched", Number(mib(report.fetched)), Number(pct(report.fetched)), report.chunks.fetched],
+            ["chunk index", Number(mib(report.indexBytes)), Number(pct(report.indexBytes)), 0],
+          ],
+        ) +
+        `\n\nwrote ${out} (${report.digest}) in ${seconds.toFixed(1)}s, ${report.requests} requests\n`,
+    );
+    if (argv.json) process.stdout.write(JSON.stringify({ ...report, out, seconds }) + "\n");
+  },
+};
+
+type ListArgs = StoreArgs & { name?: string; tag?: string[]; all?: boolean; json?: boolean };
+
+const listCommand: CommandModule<object, ListArgs> = {
+  command: "list [name]",
+  describe: "list images (newest first)",
+  builder: (y) =>
+    withStoreArgs(y)
+      .positional("name", { type: "string", describe: "only images of this name" })
+      .option("tag", { type: "string", array: true, describe: "only images with these tags" })
+      .option("all", { type: "boolean", describe: "every status, not only active" })
+      .option("json", { type: "boolean", describe: "print JSON on stdout" }) as unknown as Argv<ListArgs>,
+  handler: async (argv) => {
+    const client = clientFromArgs(argv);
+    const images = [];
+    for await (const image of client.listImages({ name: argv.name, tag: argv.tag, status: argv.all ? undefined : "active", sort_key: "created_at", sort_dir: "desc" }))
+      images.push(image);
+    if (argv.json) return void process.stdout.write(JSON.stringify(images, null, 2) + "\n");
+    process.stdout.write(
+      table(
+        ["name", "version", "status", "tags", "MiB", "digest", "created", "id"],
+        images.map((i) => [
+          i.name ?? "",
+          i.ooo_version ?? "",
+          i.status,
+          i.tags.join(","),
+          i.size ? Number(mib(i.size)) : 0,
+          (i.ooo_digest ?? "").slice(0, 19),
+          i.created_at ? glanceTime(i.created_at) : "",
+          i.id,
+        ]),
+      ) + "\n",
+    );
+  },
+};
+
+const showCommand: CommandModule<object, StoreArgs & { image: string }> = {
+  command: "show <image>",
+  describe: "show an image record (JSON)",
+  builder: (y) => withStoreArgs(y).positional("image", { type: "string", demandOption: true }) as unknown as Argv<StoreArgs & { image: string }>,
+  handler: async (argv) => {
+    const image = await resolveImage(clientFromArgs(argv), argv.image);
+    process.stdout.write(JSON.stringify(image, null, 2) + "\n");
+  },
+};
+
 export const storeCommand: CommandModule = {
   command: "store <command>",
   describe: "the image store: serve it, fetch and list images",
-  builder: (y) => y.command(serveCommand as unknown as CommandModule).demandCommand(1, "name a store command"),
-  handler: () => {},
+  builder: (y) =>
+    y
+      .command(serveCommand as unknown as CommandModule)
+      .command(fetchCommand as unknown as CommandModule)
+      .command(listCommand as unknown as CommandModule)
+      .command(showCommand as unknown as CommandModule)
+      .demandCommand(1, "name a store command"),
+  handler: () => {
+    throw new UsageError("name a store command: serve, fetch, list, show");
+  },
 };

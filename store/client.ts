@@ -1,0 +1,198 @@
+import { ChunkIndex } from "../wire/chunk-index.ts";
+import { Manifest } from "../wire/manifest.ts";
+import { StoreRequestFailed, StoreUnreachable } from "./errors.ts";
+import { GlanceImage } from "./image.ts";
+
+/**
+ * A client for the image store's HTTP API — ours, or a real Glance for the
+ * standard calls. It imports nothing from the server side, so the node
+ * agents can compile it in. It speaks as the glance CLI does (reference §1):
+ * `X-Auth-Token`, root-relative `next` links appended to the endpoint, JSON
+ * patches in the v2.1 media type.
+ */
+export interface ClientOptions {
+  /** The endpoint, e.g. http://store:9292 (a trailing /v2 is dropped, as the glance CLI does). */
+  url: string;
+  token?: string;
+}
+
+export interface PatchOp {
+  op: "add" | "replace" | "remove";
+  path: string;
+  value?: unknown;
+}
+
+/** What /v2/ooo/info says; a real Glance has no such resource. */
+export interface StoreInfo {
+  store: "ooo";
+  backend: string;
+  chunker: { algorithm: string; min: number; avg: number; max: number };
+}
+
+type Query = Record<string, string | number | string[] | undefined>;
+
+function queryString(q: Query): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) p.append(k, String(one));
+  }
+  return p.size ? `?${p}` : "";
+}
+
+/** The message of an error body: Glance's `{"error": {"message": …}}`, ours alike, or text. */
+async function errorDetail(res: Response): Promise<string> {
+  const text = await res.text().catch(() => "");
+  try {
+    const body = JSON.parse(text) as Record<string, { message?: string; title?: string }>;
+    const messages = Object.values(body).map((v) => v?.message ?? v?.title).filter(Boolean);
+    if (messages.length) return messages.join("; ");
+  } catch {}
+  return text.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").trim().slice(0, 300) || res.statusText;
+}
+
+export class StoreClient {
+  readonly url: string;
+  private readonly token?: string;
+
+  constructor(options: ClientOptions) {
+    this.url = options.url.replace(/\/+$/, "").replace(/\/v2$/, "");
+    this.token = options.token;
+  }
+
+  /** One request; throws unless the status is in `ok`. The body is the caller's to read. */
+  async request(
+    method: string,
+    path: string,
+    init: { body?: RequestInit["body"]; headers?: Record<string, string>; ok?: number[]; signal?: AbortSignal } = {},
+  ): Promise<Response> {
+    const url = `${this.url}${path}`;
+    const headers: Record<string, string> = { ...(init.headers ?? {}) };
+    if (this.token) headers["X-Auth-Token"] = this.token;
+    let res: Response;
+    try {
+      res = await fetch(url, { method, body: init.body, headers, signal: init.signal, redirect: "manual" });
+    } catch (e) {
+      throw new StoreUnreachable(this.url, e);
+    }
+    if (!(init.ok ?? [200]).includes(res.status)) throw new StoreRequestFailed(method, path, res.status, await errorDetail(res));
+    return res;
+  }
+
+  private async json(method: string, path: string, body?: unknown, ok = [200], contentType = "application/json"): Promise<unknown> {
+    const res = await this.request(method, path, {
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: body === undefined ? {} : { "Content-Type": contentType },
+      ok,
+    });
+    return res.status === 204 ? undefined : res.json();
+  }
+
+  /** ooo's extensions, or undefined when the server is a plain Glance. */
+  async info(): Promise<StoreInfo | undefined> {
+    const res = await this.request("GET", "/v2/ooo/info", { ok: [200, 404] });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    return (await res.json()) as StoreInfo;
+  }
+
+  // --- Glance v2 ---
+
+  async createImage(fields: Record<string, unknown>): Promise<GlanceImage> {
+    return GlanceImage.parse(await this.json("POST", "/v2/images", fields, [201]));
+  }
+
+  async getImage(id: string): Promise<GlanceImage> {
+    return GlanceImage.parse(await this.json("GET", `/v2/images/${encodeURIComponent(id)}`));
+  }
+
+  /** Every image matching the filters, following `next` page by page. */
+  async *listImages(filters: Query = {}, pageSize = 200): AsyncGenerator<GlanceImage> {
+    let path: string | undefined = `/v2/images${queryString({ limit: pageSize, ...filters })}`;
+    while (path) {
+      const page = (await this.json("GET", path)) as { images: unknown[]; next?: string };
+      for (const image of page.images) yield GlanceImage.parse(image);
+      path = page.next && page.images.length ? page.next : undefined;
+    }
+  }
+
+  async updateImage(id: string, ops: PatchOp[]): Promise<GlanceImage> {
+    return GlanceImage.parse(
+      await this.json("PATCH", `/v2/images/${encodeURIComponent(id)}`, ops, [200], "application/openstack-images-v2.1-json-patch"),
+    );
+  }
+
+  async deleteImage(id: string) {
+    await this.request("DELETE", `/v2/images/${encodeURIComponent(id)}`, { ok: [204] });
+  }
+
+  async addTag(id: string, tag: string) {
+    await this.request("PUT", `/v2/images/${encodeURIComponent(id)}/tags/${encodeURIComponent(tag)}`, { ok: [204] });
+  }
+
+  async removeTag(id: string, tag: string) {
+    await this.request("DELETE", `/v2/images/${encodeURIComponent(id)}/tags/${encodeURIComponent(tag)}`, { ok: [204] });
+  }
+
+  /** PUT …/file. A path is streamed from disk; `size` is sent as x-openstack-image-size. */
+  async uploadData(id: string, data: string | Uint8Array | ReadableStream<Uint8Array>, options: { size?: number; allowEmpty?: boolean } = {}) {
+    const body = typeof data === "string" ? Bun.file(data) : data;
+    const headers: Record<string, string> = { "Content-Type": "application/octet-stream" };
+    const size = options.size ?? (typeof data === "string" ? Bun.file(data).size : data instanceof Uint8Array ? data.length : undefined);
+    if (size !== undefined) headers["x-openstack-image-size"] = String(size);
+    if (options.allowEmpty) headers["x-ooo-allow-empty"] = "true";
+    await this.request("PUT", `/v2/images/${encodeURIComponent(id)}/file`, { body, headers, ok: [204] });
+  }
+
+  /** GET …/file, whole or from a Range; 200, 206 or 204 (no data). */
+  async downloadData(id: string, range?: { start: number; end?: number }, signal?: AbortSignal): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (range) headers.Range = `bytes=${range.start}-${range.end === undefined ? "" : range.end - 1}`;
+    return this.request("GET", `/v2/images/${encodeURIComponent(id)}/file`, { headers, ok: [200, 204, 206], signal });
+  }
+
+  // --- ooo extensions ---
+
+  /** Which of these blobs the store lacks. */
+  async missingBlobs(digests: string[]): Promise<string[]> {
+    const missing: string[] = [];
+    for (let i = 0; i < digests.length; i += 50_000) {
+      const page = (await this.json("POST", "/v2/ooo/blobs/missing", { digests: digests.slice(i, i + 50_000) })) as { missing: string[] };
+      missing.push(...page.missing);
+    }
+    return missing;
+  }
+
+  /** Upload a blob; the store checks it against its digest. A path is streamed from disk. */
+  async putBlob(digest: string, data: string | Uint8Array) {
+    const body = typeof data === "string" ? Bun.file(data) : data;
+    await this.request("PUT", `/v2/ooo/blobs/${digest}`, { body, headers: { "Content-Type": "application/octet-stream" }, ok: [201, 204] });
+  }
+
+  async getBlob(digest: string): Promise<Uint8Array> {
+    const res = await this.request("GET", `/v2/ooo/blobs/${digest}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  async putChunkIndex(id: string, index: ChunkIndex): Promise<GlanceImage> {
+    return GlanceImage.parse(await this.json("PUT", `/v2/images/${encodeURIComponent(id)}/chunk-index`, index));
+  }
+
+  async getChunkIndex(id: string): Promise<ChunkIndex> {
+    return ChunkIndex.parse(await this.json("GET", `/v2/images/${encodeURIComponent(id)}/chunk-index`));
+  }
+
+  async putManifest(id: string, manifestText: string): Promise<GlanceImage> {
+    const res = await this.request("PUT", `/v2/images/${encodeURIComponent(id)}/manifest`, {
+      body: manifestText,
+      headers: { "Content-Type": "application/json" },
+    });
+    return GlanceImage.parse(await res.json());
+  }
+
+  async getManifest(id: string): Promise<Manifest> {
+    return Manifest.parse(await this.json("GET", `/v2/images/${encodeURIComponent(id)}/manifest`));
+  }
+}

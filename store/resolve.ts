@@ -1,0 +1,34 @@
+import type { StoreClient } from "./client.ts";
+import { ImageNotFound } from "./errors.ts";
+import { type GlanceImage, UUID_RE } from "./image.ts";
+
+/**
+ * Find an image by what a person or a node knows of it:
+ *   ID                   the image id (a UUID)
+ *   sha256:HEX           its content address, whatever its name
+ *   NAME                 the newest active image of that name
+ *   NAME:TAG             … carrying that tag (e.g. debian-minimal:stable)
+ *   NAME@VERSION         … with that ooo_version
+ *   NAME@sha256:HEX      … with that digest
+ * When several match (a tag being moved), the newest wins.
+ */
+export function parseImageRef(ref: string): Record<string, string> | { id: string } {
+  if (UUID_RE.test(ref)) return { id: ref };
+  if (/^sha256:[0-9a-f]{64}$/.test(ref)) return { ooo_digest: ref };
+  const at = ref.indexOf("@");
+  if (at > 0) {
+    const [name, what] = [ref.slice(0, at), ref.slice(at + 1)];
+    return what.startsWith("sha256:") ? { name, ooo_digest: what } : { name, ooo_version: what };
+  }
+  const colon = ref.lastIndexOf(":");
+  if (colon > 0) return { name: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+  return { name: ref };
+}
+
+export async function resolveImage(client: StoreClient, ref: string): Promise<GlanceImage> {
+  const query = parseImageRef(ref);
+  if ("id" in query && Object.keys(query).length === 1) return client.getImage(query.id as string);
+  for await (const image of client.listImages({ ...query, status: "active", sort_key: "created_at", sort_dir: "desc", limit: 1 }, 1))
+    return image;
+  throw new ImageNotFound(ref);
+}
