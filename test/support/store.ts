@@ -1,0 +1,108 @@
+import type { Subprocess } from "bun";
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { stringify } from "yaml";
+import type { StoreConfig } from "../../store/config.ts";
+import { StoreClient } from "../../store/client.ts";
+
+/**
+ * `ooo store serve` as a child process, as it runs for real: tests talk to
+ * it over HTTP and can SIGKILL it mid-upload. The write and read tokens go
+ * through the environment, the rest through a config file.
+ */
+export const REPO = resolve(import.meta.dir, "../..");
+export const WRITE_TOKEN = "test-write-token-0123456789";
+export const READ_TOKEN = "test-read-token-0123456789";
+
+export interface TestStore {
+  url: string;
+  dir: string;
+  config: Partial<StoreConfig>;
+  /** A client with the write token. */
+  client: StoreClient;
+  /** A client with the read-only token. */
+  reader: StoreClient;
+  /** Where the server's output goes. */
+  log: string;
+  /** SIGKILL the server (a crash). */
+  kill(): Promise<void>;
+  /** Start it again on the same directory and port. */
+  restart(): Promise<void>;
+  /** Stop it and remove its directory. */
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+export async function startStore(options: { backend?: StoreConfig["backend"]; allowEmptyUploads?: boolean } = {}): Promise<TestStore> {
+  const dir = mkdtempSync(join(tmpdir(), "ooo-store-test-"));
+  const port = await freePort();
+  const config = {
+    dir: join(dir, "store"),
+    listen: `127.0.0.1:${port}`,
+    backend: options.backend ?? { type: "dir" as const },
+    allowEmptyUploads: options.allowEmptyUploads ?? false,
+  };
+  const configFile = join(dir, "store.yaml");
+  writeFileSync(configFile, stringify(config));
+  const log = join(dir, "server.log");
+  const url = `http://127.0.0.1:${port}`;
+  let proc: Subprocess | undefined;
+
+  const start = async () => {
+    const out = openSync(log, "a");
+    proc = Bun.spawn(["bun", join(REPO, "cli/ooo.ts"), "store", "serve", "--config", configFile], {
+      env: { ...process.env, OOO_STORE_WRITE_TOKEN: WRITE_TOKEN, OOO_STORE_READ_TOKEN: READ_TOKEN, NO_COLOR: "1" },
+      stdout: out,
+      stderr: out,
+      stdin: "ignore",
+    });
+    closeSync(out);
+    for (const deadline = Date.now() + 20_000; ; ) {
+      try {
+        if ((await fetch(`${url}/versions`)).ok) return;
+      } catch {}
+      if (proc.exitCode !== null || Date.now() > deadline)
+        throw new Error(`ooo store serve did not start (exit ${proc.exitCode}):\n${await Bun.file(log).text()}`);
+      await Bun.sleep(50);
+    }
+  };
+  const kill = async () => {
+    proc?.kill("SIGKILL");
+    await proc?.exited;
+  };
+  await start();
+  return {
+    url,
+    dir: config.dir,
+    config,
+    log,
+    client: new StoreClient({ url, token: WRITE_TOKEN }),
+    reader: new StoreClient({ url, token: READ_TOKEN }),
+    kill,
+    restart: start,
+    async stop() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Deterministic pseudo-random bytes. */
+export function noise(bytes: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(bytes);
+  let x = seed * 2654435761;
+  for (let i = 0; i < bytes; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
