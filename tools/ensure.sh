@@ -42,6 +42,13 @@ need disk-image-create python3-diskimage-builder
 need debootstrap debootstrap
 need os-apply-config python3-os-apply-config
 need glance python3-glanceclient
+# The image store's Swift backend is tested against a one-node Swift on
+# loopback (test/support/swift.ts); tempauth keeps its tokens in memcached.
+need swift-proxy-server swift-proxy
+need swift-account-server swift-account
+need swift-container-server swift-container
+need swift-object-server swift-object
+need memcached memcached
 need zstd zstd
 need rsync rsync
 need sudo sudo
