@@ -1,0 +1,142 @@
+#!/usr/bin/env bun
+/**
+ * bench/store.ts — the image store against plain file copies, and what an
+ * upgrade between two real images moves (issue 5).
+ *
+ *   bun bench/store.ts [--runs N]
+ *
+ * 1. Upload: PUT …/file of debian-minimal's root tar (~290 MiB) to `ooo store
+ *    serve` (dir backend, same disk), verified and durable, against `cp` of
+ *    the same file followed by an fsync of the copy. Target ≥ 80%.
+ * 2. Download: the client's verified, durable download (store/download.ts)
+ *    against the same copy. Target ≥ 80%.
+ * 3. Upgrade: publish debian-minimal, then debian-minimal -p less; fetch the
+ *    second seeded from the first (as an old tar, and as an unpacked root
+ *    directory, which is how a node seeds from its running root). Bytes
+ *    fetched (chunks + chunk index) against the full image. Target ≤ 10%.
+ *
+ * Prints a table, then as its last line one JSON object of the figures.
+ * Needs root (the builder) on a Debian machine; images are built once and
+ * shared with the tests (test/support/images.ts).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { publish } from "../pipeline/publish.ts";
+import { table } from "../lib/log.ts";
+import { downloadImage } from "../store/download.ts";
+import { fetchImage } from "../store/fetch.ts";
+import { resolveImage } from "../store/resolve.ts";
+import { debianImages, IMAGES_DIR } from "../test/support/images.ts";
+import { startStore } from "../test/support/store.ts";
+
+const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 5;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const MiB = 2 ** 20;
+
+async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
+}
+
+process.stderr.write("building (or reusing) debian-minimal and debian-minimal -p less …\n");
+const images = await debianImages();
+const tar = `${images.base}.tar`;
+const size = statSync(tar).size;
+const scratch = mkdtempSync(join(IMAGES_DIR, "bench-"));
+const store = await startStore();
+
+try {
+  // 1 + 2: throughput, each run against a fresh copy baseline.
+  const copy = join(scratch, "copy.tar");
+  const cp: number[] = [];
+  const up: number[] = [];
+  const down: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    rmSync(copy, { force: true });
+    cp.push(await timed(() => execFileSync("sh", ["-c", `cp "${tar}" "${copy}" && sync "${copy}"`])));
+    rmSync(copy, { force: true });
+
+    const img = await store.client.createImage({ name: `bench-${i}`, disk_format: "tar", container_format: "bare" });
+    up.push(await timed(() => store.client.uploadData(img.id, tar)));
+    const shown = await store.client.getImage(img.id);
+    const out = join(scratch, "downloaded.tar");
+    down.push(await timed(() => downloadImage(store.reader, shown, out)));
+    rmSync(out, { force: true });
+    // The next upload must store the bytes again, not find them stored.
+    const hex = shown.os_hash_value!;
+    rmSync(join(store.dir, "blobs", "sha256", hex.slice(0, 2), hex), { force: true });
+  }
+  const rate = (s: number) => size / MiB / s;
+  const copyRate = rate(median(cp));
+  const uploadRate = rate(median(up));
+  const downloadRate = rate(median(down));
+
+  // 3: an upgrade by one package.
+  const first = await publish({ client: store.client, output: images.base });
+  const second = await publish({ client: store.client, output: images.less });
+  const target = await resolveImage(store.reader, `debian-minimal@${second.version}`);
+  const newSize = statSync(`${images.less}.tar`).size;
+  const fromTar = await fetchImage({ client: store.reader, image: target, out: join(scratch, "new.tar"), seeds: [tar] });
+  const rootDir = join(scratch, "root");
+  mkdirSync(rootDir);
+  execFileSync("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf", tar, "-C", rootDir]);
+  const manifest = await store.reader.getManifest(target.id);
+  const fromDir = await fetchImage({
+    client: store.reader,
+    image: target,
+    out: join(scratch, "new2.tar"),
+    seeds: [rootDir],
+    sourceDateEpoch: manifest.sourceDateEpoch,
+  });
+  const pct = (n: number) => (100 * n) / newSize;
+  const fetchedTar = fromTar.fetched + fromTar.indexBytes;
+  const fetchedDir = fromDir.fetched + fromDir.indexBytes;
+
+  const f1 = (n: number) => Number(n.toFixed(1));
+  const f2 = (n: number) => Number(n.toFixed(2));
+  process.stdout.write(
+    `\nimage: debian-minimal root tar, ${f1(size / MiB)} MiB; ${runs} runs, medians; store: dir backend on the same disk\n\n` +
+      table(
+        ["transfer", "seconds", "MiB/s", "% of cp+fsync", "target"],
+        [
+          ["cp + fsync (baseline)", f2(median(cp)), f1(copyRate), 100, ""],
+          ["upload (PUT …/file, verified, durable)", f2(median(up)), f1(uploadRate), f1((100 * uploadRate) / copyRate), "≥ 80"],
+          ["download (verified, durable)", f2(median(down)), f1(downloadRate), f1((100 * downloadRate) / copyRate), "≥ 80"],
+        ],
+      ) +
+      "\n\n" +
+      table(
+        ["upgrade debian-minimal → -p less", "MiB", "% of image", "target"],
+        [
+          ["new image", f1(newSize / MiB), 100, ""],
+          ["publish: sent to the store", f2(second.sentBytes / MiB), f2(pct(second.sentBytes)), ""],
+          ["fetch seeded by the old tar", f2(fetchedTar / MiB), f2(pct(fetchedTar)), "≤ 10"],
+          ["fetch seeded by the old root dir", f2(fetchedDir / MiB), f2(pct(fetchedDir)), "≤ 10"],
+          ["  of which chunk index", f2(fromTar.indexBytes / MiB), f2(pct(fromTar.indexBytes)), ""],
+        ],
+      ) +
+      `\n\nchunks: ${fromTar.chunks.fetched} of ${fromTar.chunks.total} fetched in ${fromTar.requests} requests; first publish sent ${f1(first.sentBytes / MiB)} MiB\n`,
+  );
+  const figures = {
+    bench: "store",
+    imageBytes: size,
+    runs,
+    copyMiBps: f1(copyRate),
+    uploadMiBps: f1(uploadRate),
+    downloadMiBps: f1(downloadRate),
+    uploadPctOfCopy: f1((100 * uploadRate) / copyRate),
+    downloadPctOfCopy: f1((100 * downloadRate) / copyRate),
+    upgradeImageBytes: newSize,
+    upgradeFetchedBytesSeedTar: fetchedTar,
+    upgradeFetchedPctSeedTar: f2(pct(fetchedTar)),
+    upgradeFetchedBytesSeedDir: fetchedDir,
+    upgradeFetchedPctSeedDir: f2(pct(fetchedDir)),
+    upgradePublishSentBytes: second.sentBytes,
+  };
+  process.stdout.write(JSON.stringify(figures) + "\n");
+} finally {
+  await store.stop();
+  rmSync(scratch, { recursive: true, force: true });
+}
