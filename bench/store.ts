@@ -20,7 +20,7 @@
  * shared with the tests (test/support/images.ts).
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { publish } from "../pipeline/publish.ts";
 import { table } from "../lib/log.ts";
@@ -31,6 +31,8 @@ import { debianImages, IMAGES_DIR } from "../test/support/images.ts";
 import { startStore } from "../test/support/store.ts";
 
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 5;
+/** Throughput on a shared machine depends on who else runs: say how busy it was. */
+const load = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const MiB = 2 ** 20;
 
@@ -47,6 +49,7 @@ const size = statSync(tar).size;
 const scratch = mkdtempSync(join(IMAGES_DIR, "bench-"));
 const store = await startStore();
 
+const loadBefore = load();
 try {
   // 1 + 2: throughput, each run against a fresh copy baseline.
   const copy = join(scratch, "copy.tar");
@@ -68,6 +71,7 @@ try {
     const hex = shown.os_hash_value!;
     rmSync(join(store.dir, "blobs", "sha256", hex.slice(0, 2), hex), { force: true });
   }
+  const loadAfter = load();
   const rate = (s: number) => size / MiB / s;
   const copyRate = rate(median(cp));
   const uploadRate = rate(median(up));
@@ -97,7 +101,8 @@ try {
   const f1 = (n: number) => Number(n.toFixed(1));
   const f2 = (n: number) => Number(n.toFixed(2));
   process.stdout.write(
-    `\nimage: debian-minimal root tar, ${f1(size / MiB)} MiB; ${runs} runs, medians; store: dir backend on the same disk\n\n` +
+    `\nimage: debian-minimal root tar, ${f1(size / MiB)} MiB; ${runs} runs, medians; store: dir backend on the same disk\n` +
+      `load average ${loadBefore} before, ${loadAfter} after the throughput runs (${navigator.hardwareConcurrency} cores)\n\n` +
       table(
         ["transfer", "seconds", "MiB/s", "% of cp+fsync", "target"],
         [
@@ -123,6 +128,8 @@ try {
     bench: "store",
     imageBytes: size,
     runs,
+    loadAverage: [loadBefore, loadAfter],
+    cores: navigator.hardwareConcurrency,
     copyMiBps: f1(copyRate),
     uploadMiBps: f1(uploadRate),
     downloadMiBps: f1(downloadRate),

@@ -1,10 +1,13 @@
-import { createHash, getHashes, type Hash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { getHashes } from "node:crypto";
+import { closeSync, constants, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fsyncDir } from "../lib/atomic.ts";
+import { blocks } from "./blocks.ts";
 import type { StoreClient } from "./client.ts";
 import { CorruptDownload, StoreRequestFailed } from "./errors.ts";
+import { FileWriter } from "./file-writer.ts";
 import type { GlanceImage } from "./image.ts";
+import { ParallelHash } from "./parallel-hash.ts";
 
 /**
  * Download an image's data whole, resuming with Range after a cut
@@ -39,8 +42,9 @@ export async function downloadImage(
   const check = verifier(image);
   const partial = join(dirname(out), `.${basename(out)}.${(image.os_hash_value ?? image.checksum ?? image.id).slice(0, 16)}.partial`);
   // Without a hash on the record, md5 still serves for a Content-MD5 header.
+  // The hash runs on another core while this one receives and writes.
   const algo = check?.algo ?? "md5";
-  let hash: Hash = createHash(algo);
+  let hash = new ParallelHash([algo]);
   let contentMd5: string | undefined;
 
   // Resume: the bytes already here count, and go through the hash again.
@@ -50,13 +54,14 @@ export async function downloadImage(
     have = 0;
   }
   const resumedFrom = have;
-  const fd = openSync(partial, "a+");
+  const fd = openSync(partial, constants.O_RDWR | constants.O_CREAT, 0o644);
+  const file = new FileWriter(fd, have);
   let received = 0;
   let requests = 0;
   try {
     if (have) {
-      const buf = Buffer.allocUnsafe(4 << 20);
       for (let at = 0; at < have; ) {
+        const buf = Buffer.allocUnsafe(4 << 20);
         const n = readSync(fd, buf, 0, Math.min(buf.length, have - at), at);
         hash.update(buf.subarray(0, n));
         at += n;
@@ -72,14 +77,16 @@ export async function downloadImage(
           // The server ignored the Range: start over.
           closeSync(openSync(partial, "w"));
           have = 0;
-          hash = createHash(algo);
+          file.offset = 0;
+          hash.cancel();
+          hash = new ParallelHash([algo]);
         }
         contentMd5 = res.headers.get("Content-MD5") ?? contentMd5;
-        for await (const piece of res.body ?? []) {
-          writeSync(fd, piece, 0, piece.length, have);
-          hash.update(piece);
-          have += piece.length;
-          received += piece.length;
+        for await (const block of blocks(res.body ?? [])) {
+          file.write(block);
+          have += block.length;
+          received += block.length;
+          hash.update(block); // last: it may move the block to the worker
         }
         break;
       } catch (e) {
@@ -88,7 +95,7 @@ export async function downloadImage(
       }
     }
     const expected = check ?? (contentMd5 ? { algo: "md5", expected: contentMd5 } : undefined);
-    const actual = hash.digest("hex");
+    const [actual] = await hash.digest();
     if (expected && actual !== expected.expected) {
       rmSync(partial, { force: true });
       throw new CorruptDownload(`image ${image.id}`, `${expected.algo}:${expected.expected}`, `${expected.algo}:${actual}`);

@@ -1,8 +1,9 @@
 import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, constants, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { stageFile } from "../../lib/atomic.ts";
 import { BlobNotFound } from "../errors.ts";
+import { FileWriter } from "../file-writer.ts";
 import type { BlobBackend, BlobWriter } from "./types.ts";
 
 /**
@@ -14,18 +15,11 @@ import type { BlobBackend, BlobWriter } from "./types.ts";
  */
 const libc = dlopen("libc.so.6", {
   syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
-  sync_file_range: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.u32], returns: FFIType.i32 },
   fdatasync: { args: [FFIType.i32], returns: FFIType.i32 },
 });
-const SYNC_FILE_RANGE_WRITE = 2;
 
 /** Writes are gathered into blocks this big before they reach the kernel. */
 const BLOCK = 1 << 20;
-/**
- * Start writeback every this many bytes, so the disk writes while the
- * network delivers and the final sync of a big blob finds little left to do.
- */
-const WRITEBACK_EVERY = 32 << 20;
 /** Blobs this big are synced at commit; smaller ones wait for flush(). */
 const SYNC_AT_COMMIT = 8 << 20;
 
@@ -55,19 +49,9 @@ export class DirBackend implements BlobBackend {
     const block = Buffer.allocUnsafe(BLOCK);
     let used = 0;
     let size = 0;
-    let written = 0;
-    let synced = 0;
-    const put = (data: Uint8Array, length: number) => {
-      let done = 0;
-      while (done < length) done += writeSync(staged.fd, data, done, length - done);
-      written += length;
-      if (written - synced >= WRITEBACK_EVERY) {
-        libc.symbols.sync_file_range(staged.fd, synced, written - synced, SYNC_FILE_RANGE_WRITE);
-        synced = written;
-      }
-    };
+    const file = new FileWriter(staged.fd);
     const drain = () => {
-      put(block, used);
+      file.write(block.subarray(0, used));
       used = 0;
     };
     const root = this.root;
@@ -78,7 +62,7 @@ export class DirBackend implements BlobBackend {
       async write(data) {
         size += data.length;
         if (used + data.length > BLOCK) drain();
-        if (data.length >= BLOCK) return put(data, data.length);
+        if (data.length >= BLOCK) return file.write(data);
         block.set(data, used);
         used += data.length;
       },

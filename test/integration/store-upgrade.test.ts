@@ -1,0 +1,46 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { publish } from "../../pipeline/publish.ts";
+import { fetchImage } from "../../store/fetch.ts";
+import { resolveImage } from "../../store/resolve.ts";
+import { debianImages, type DebianImages, IMAGES_DIR } from "../support/images.ts";
+import { startStore, type TestStore } from "../support/store.ts";
+
+/**
+ * The point of chunked distribution, on real images: publish debian-minimal
+ * and debian-minimal -p less, then fetch the second as a node that has the
+ * first would. Reference §9 measured 0.5% of new chunk bytes for such a
+ * change; the issue's target is at most 10% of the image moved.
+ */
+let images: DebianImages;
+let s: TestStore;
+let work: string;
+
+beforeAll(async () => {
+  images = await debianImages();
+  s = await startStore();
+  work = mkdtempSync(join(IMAGES_DIR, "upgrade-test-"));
+}, 300_000);
+afterAll(async () => {
+  await s?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test("an upgrade by one package publishes and fetches under 10% of the image", async () => {
+  const first = await publish({ client: s.client, output: images.base });
+  const second = await publish({ client: s.client, output: images.less });
+  const size = statSync(`${images.less}.tar`).size;
+  expect(first.mode).toBe("whole");
+  expect(second.mode).toBe("chunks");
+  expect(second.sentBytes).toBeLessThan(size * 0.1);
+
+  const target = await resolveImage(s.reader, `debian-minimal@${second.version}`);
+  const report = await fetchImage({ client: s.reader, image: target, out: join(work, "new.tar"), seeds: [`${images.base}.tar`] });
+  expect(report.digest).toBe(target.ooo_digest!);
+  expect(report.fetched + report.indexBytes).toBeLessThan(size * 0.1);
+  expect(report.seeded + report.fetched).toBeGreaterThanOrEqual(size);
+
+  const again = await publish({ client: s.client, output: images.less });
+  expect(again).toMatchObject({ alreadyPublished: true, sentBytes: 0 });
+}, 300_000);
