@@ -265,7 +265,7 @@ export class Store {
   /** PUT /v2/images/{id}/file: stream, verify, then activate. */
   async upload(
     id: string,
-    body: AsyncIterable<Uint8Array>,
+    body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     options: { declaredSize?: number; allowEmpty?: boolean } = {},
   ): Promise<ImageRecord> {
     const r = await this.beginSaving(id);
