@@ -36,8 +36,11 @@ export async function ingest(
   options: IngestOptions = {},
 ): Promise<Ingested> {
   const writer = await backend.writer();
-  const sha = createHash("sha256");
-  const md5 = options.md5 ? new ParallelHash(["md5"]) : undefined;
+  // Image data (md5 wanted) is big: both hashes run on a worker while this
+  // thread receives and writes. Chunks and documents are small: hashing them
+  // here beats a round trip to the worker.
+  const worker = options.md5 ? new ParallelHash(["sha256", "md5"]) : undefined;
+  const sha = worker ? undefined : createHash("sha256");
   let size = 0;
   const max = options.maxSize ?? Number.MAX_SAFE_INTEGER;
   try {
@@ -46,9 +49,9 @@ export async function ingest(
       if (size > max) throw new TooLarge(`Image exceeds the storage quota: more than ${max} bytes`);
       if (options.declaredSize !== undefined && size > options.declaredSize)
         throw new BadRequest(`Image size mismatch: more than the declared ${options.declaredSize} bytes`);
-      sha.update(piece);
+      sha?.update(piece);
       await writer.write(piece);
-      md5?.update(piece); // last: it may move the block to the worker
+      worker?.update(piece); // last: it may move the block to the worker
     }
     if (options.declaredSize !== undefined && size !== options.declaredSize)
       throw new BadRequest(`Image size mismatch: declared ${options.declaredSize} bytes, got ${size}`);
@@ -57,15 +60,17 @@ export async function ingest(
         "Refusing an empty upload (0 bytes): a client without a TTY may have sent its empty stdin",
         { hint: "Send the header x-ooo-allow-empty: true, or set allowEmptyUploads in the store config." },
       );
-    const hex = sha.digest("hex");
+    const digests = worker ? await worker.digest() : [sha!.digest("hex")];
+    const hex = digests[0]!;
+    const md5 = digests[1];
     if (options.expect !== undefined && hex !== options.expect)
       throw new DigestMismatch("uploaded data", `sha256:${options.expect}`, `sha256:${hex}`);
     const existed = (await backend.stat(hex)) === size;
     if (existed) await writer.abort();
     else await writer.commit(hex);
-    return { hex, size, md5: md5 ? (await md5.digest())[0] : undefined, existed };
+    return { hex, size, md5, existed };
   } catch (e) {
-    md5?.cancel();
+    worker?.cancel();
     await writer.abort().catch(() => {});
     throw e;
   }
