@@ -5,10 +5,13 @@ import { UsageError } from "../lib/errors.ts";
 import { log, table } from "../lib/log.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "./client-args.ts";
 import { loadStoreConfig } from "./config.ts";
+import { createBackend } from "./backends/index.ts";
 import { fetchImage } from "./fetch.ts";
+import { collectGarbage } from "./gc.ts";
 import { glanceTime } from "./image.ts";
 import { resolveImage } from "./resolve.ts";
 import { serveStore } from "./server.ts";
+import { Store } from "./store.ts";
 
 /** `ooo store …`: run the image store and talk to one. */
 
@@ -151,6 +154,31 @@ const showCommand: CommandModule<object, StoreArgs & { image: string }> = {
   },
 };
 
+type GcArgs = { config?: string; dir?: string; "dry-run"?: boolean };
+
+const gcCommand: CommandModule<object, GcArgs> = {
+  command: "gc",
+  describe: "delete blobs no image refers to (stop the server first)",
+  builder: (y) =>
+    y
+      .option("config", { type: "string", describe: "the server's YAML config" })
+      .option("dir", { type: "string", describe: "store directory" })
+      .option("dry-run", { type: "boolean", describe: "only say what would be deleted" }) as unknown as Argv<GcArgs>,
+  handler: async (argv) => {
+    // No tokens: gc opens the store directly, as its owner (and takes its lock).
+    const config = loadStoreConfig({ file: argv.config, flags: { dir: argv.dir }, tokensOptional: true });
+    const store = await Store.open({ dir: config.dir, backend: await createBackend(config) });
+    try {
+      const r = await collectGarbage(store, { dryRun: argv["dry-run"] });
+      process.stderr.write(
+        `${argv["dry-run"] ? "would delete" : "deleted"} ${r.deleted} blobs (${mib(r.bytesFreed)} MiB); kept ${r.kept} that images refer to\n`,
+      );
+    } finally {
+      await store.close();
+    }
+  },
+};
+
 export const storeCommand: CommandModule = {
   command: "store <command>",
   describe: "the image store: serve it, fetch and list images",
@@ -160,8 +188,9 @@ export const storeCommand: CommandModule = {
       .command(fetchCommand as unknown as CommandModule)
       .command(listCommand as unknown as CommandModule)
       .command(showCommand as unknown as CommandModule)
+      .command(gcCommand as unknown as CommandModule)
       .demandCommand(1, "name a store command"),
   handler: () => {
-    throw new UsageError("name a store command: serve, fetch, list, show");
+    throw new UsageError("name a store command: serve, fetch, list, show, gc");
   },
 };

@@ -53,6 +53,8 @@ export type StoreConfig = z.infer<typeof StoreConfig>;
 
 export interface ConfigSources {
   file?: string;
+  /** Serving needs tokens; tools that open the store directly (gc) do not. */
+  tokensOptional?: boolean;
   flags?: { dir?: string; listen?: string; writeTokens?: string[]; readTokens?: string[]; allowEmptyUploads?: boolean };
   env?: Record<string, string | undefined>;
 }
@@ -77,7 +79,7 @@ export function loadStoreConfig(sources: ConfigSources): StoreConfig {
     backend: backend?.type === "swift" && !backend.key && env.OOO_SWIFT_KEY ? { ...backend, key: env.OOO_SWIFT_KEY } : backend,
   };
   const config = parseWith(StoreConfig, merged, "invalid store configuration", { file: sources.file });
-  if (!config.tokens.write.length && !config.tokens.read.length)
+  if (!sources.tokensOptional && !config.tokens.write.length && !config.tokens.read.length)
     throw new UsageError("the store has no tokens: nobody could use it", {
       hint: "Give a write token (--write-token-file, OOO_STORE_WRITE_TOKEN or tokens.write in the config) and read tokens for nodes.",
     });

@@ -4,7 +4,7 @@ import type { ChunkIndex } from "../wire/chunk-index.ts";
 
 /** Cut a stream into content-defined chunks and describe it as a chunk index. */
 export async function indexStream(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   params: ChunkerParams = DEFAULT_CHUNKER,
   onChunk?: (id: string, data: Uint8Array) => void | Promise<void>,
 ): Promise<ChunkIndex> {
