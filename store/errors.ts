@@ -44,7 +44,7 @@ export class Unauthorized extends StoreError {
   readonly status = 401;
   override readonly exitCode = 3;
   constructor(message = "This server could not verify that you are authorized to access the resource") {
-    super(message, { hint: "Pass the store's token with --token, OOO_STORE_TOKEN or --token-file." });
+    super(message, { hint: "Pass the store's token with --token-file or OOO_STORE_TOKEN." });
   }
 }
 
