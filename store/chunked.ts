@@ -91,7 +91,8 @@ async function attachToQueued(store: Store, r: ImageRecord, index: ChunkIndex, t
       declaredSize: index.size,
       maxSize: store.imageSizeCap,
       allowEmpty: true,
-      md5: true,
+      md5: store.md5Checksums,
+      large: true,
     });
     indexDigest = await storeIndexBlob(store, text);
     await store.backend.flush();

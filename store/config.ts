@@ -47,6 +47,12 @@ export const StoreConfig = z.object({
     })
     .default({ write: [], read: [] }),
   allowEmptyUploads: z.boolean().default(false).describe("Accept 0-byte image uploads without x-ooo-allow-empty"),
+  md5Checksums: z
+    .boolean()
+    .default(true)
+    .describe(
+      "Fill Glance's md5 `checksum` on upload. Clients verify by os_hash_value (sha256) first; md5 costs as much CPU as receiving the data",
+    ),
   imageSizeCap: z.number().int().positive().default(TIB).describe("Largest image in bytes (Glance's image_size_cap)"),
 });
 export type StoreConfig = z.infer<typeof StoreConfig>;

@@ -30,6 +30,14 @@ describe("ingest", () => {
     expect(files(dir)).toEqual([r.hex]);
   });
 
+  test("large data is hashed on the worker thread, to the same digests", async () => {
+    const data = new Uint8Array(5 << 20).map((_, i) => (i * 31) & 0xff);
+    const sha = hex(data);
+    const md5 = createHash("md5").update(data).digest("hex");
+    expect(await ingest(backend, [data.slice(0, 3_000_001), data.slice(3_000_001)], { large: true, md5: true })).toEqual({ hex: sha, size: data.length, md5, existed: false });
+    expect((await ingest(backend, [data.slice()], { large: true })).md5).toBeUndefined();
+  });
+
   test.each([
     ["a wrong digest", { expect: "0".repeat(64) }, DigestMismatch],
     ["a wrong declared size", { declaredSize: 3 }, BadRequest],

@@ -20,6 +20,8 @@ export interface IngestOptions {
   allowEmpty?: boolean;
   /** Also compute md5 (Glance's `checksum`); only image data needs it. */
   md5?: boolean;
+  /** Image data, hundreds of MiB: hash on the worker thread. */
+  large?: boolean;
 }
 
 export interface Ingested {
@@ -36,11 +38,12 @@ export async function ingest(
   options: IngestOptions = {},
 ): Promise<Ingested> {
   const writer = await backend.writer();
-  // Image data (md5 wanted) is big: both hashes run on a worker while this
-  // thread receives and writes. Chunks and documents are small: hashing them
-  // here beats a round trip to the worker.
-  const worker = options.md5 ? new ParallelHash(["sha256", "md5"]) : undefined;
+  // Image data is big: its hashes run on a worker while this thread
+  // receives and writes. Chunks and documents are small: hashing them here
+  // beats a round trip to the worker.
+  const worker = options.large ? new ParallelHash(options.md5 ? ["sha256", "md5"] : ["sha256"]) : undefined;
   const sha = worker ? undefined : createHash("sha256");
+  const md5Here = !worker && options.md5 ? createHash("md5") : undefined;
   let size = 0;
   const max = options.maxSize ?? Number.MAX_SAFE_INTEGER;
   try {
@@ -50,6 +53,7 @@ export async function ingest(
       if (options.declaredSize !== undefined && size > options.declaredSize)
         throw new BadRequest(`Image size mismatch: more than the declared ${options.declaredSize} bytes`);
       sha?.update(piece);
+      md5Here?.update(piece);
       await writer.write(piece);
       worker?.update(piece); // last: it may move the block to the worker
     }
@@ -60,7 +64,7 @@ export async function ingest(
         "Refusing an empty upload (0 bytes): a client without a TTY may have sent its empty stdin",
         { hint: "Send the header x-ooo-allow-empty: true, or set allowEmptyUploads in the store config." },
       );
-    const digests = worker ? await worker.digest() : [sha!.digest("hex")];
+    const digests = worker ? await worker.digest() : [sha!.digest("hex"), md5Here?.digest("hex")];
     const hex = digests[0]!;
     const md5 = digests[1];
     if (options.expect !== undefined && hex !== options.expect)

@@ -20,6 +20,7 @@ export async function serveStore(config: StoreConfig): Promise<RunningStore> {
     dir: config.dir,
     backend,
     allowEmptyUploads: config.allowEmptyUploads,
+    md5Checksums: config.md5Checksums,
     imageSizeCap: config.imageSizeCap,
   });
   const [hostname, port] = [config.listen.slice(0, config.listen.lastIndexOf(":")), Number(config.listen.slice(config.listen.lastIndexOf(":") + 1))];

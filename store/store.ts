@@ -28,6 +28,8 @@ export interface StoreOptions {
   dir: string;
   backend: BlobBackend;
   allowEmptyUploads?: boolean;
+  /** Fill Glance's md5 `checksum` (default true). */
+  md5Checksums?: boolean;
   /** Glance's image_size_cap (default 1 TiB). */
   imageSizeCap?: number;
 }
@@ -60,6 +62,7 @@ export const TIB = 2 ** 40;
 
 export class Store {
   readonly allowEmptyUploads: boolean;
+  readonly md5Checksums: boolean;
   readonly imageSizeCap: number;
   private lastNow = 0;
 
@@ -70,6 +73,7 @@ export class Store {
     options: StoreOptions,
   ) {
     this.allowEmptyUploads = options.allowEmptyUploads ?? false;
+    this.md5Checksums = options.md5Checksums ?? true;
     this.imageSizeCap = options.imageSizeCap ?? TIB;
   }
 
@@ -277,7 +281,8 @@ export class Store {
         declaredSize: options.declaredSize,
         maxSize: this.imageSizeCap,
         allowEmpty: options.allowEmpty || this.allowEmptyUploads,
-        md5: true,
+        md5: this.md5Checksums,
+        large: true,
       });
       await this.backend.flush();
     } catch (e) {
