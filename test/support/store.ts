@@ -40,7 +40,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startStore(options: { backend?: StoreConfig["backend"]; allowEmptyUploads?: boolean } = {}): Promise<TestStore> {
+export async function startStore(
+  options: { backend?: StoreConfig["backend"]; allowEmptyUploads?: boolean; md5Checksums?: boolean } = {},
+): Promise<TestStore> {
   const dir = mkdtempSync(join(tmpdir(), "ooo-store-test-"));
   const port = await freePort();
   const config = {
@@ -48,6 +50,7 @@ export async function startStore(options: { backend?: StoreConfig["backend"]; al
     listen: `127.0.0.1:${port}`,
     backend: options.backend ?? { type: "dir" as const },
     allowEmptyUploads: options.allowEmptyUploads ?? false,
+    md5Checksums: options.md5Checksums ?? true,
   };
   const configFile = join(dir, "store.yaml");
   writeFileSync(configFile, stringify(config));
