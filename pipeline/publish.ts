@@ -91,11 +91,12 @@ async function parallel<T>(items: T[], width: number, fn: (item: T) => Promise<v
   );
 }
 
+/** The image of this build, if one exists: active, or being published (queued, saving). */
 async function findExisting(client: StoreClient, name: string, digest: string): Promise<GlanceImage | undefined> {
   let best: GlanceImage | undefined;
   for await (const image of client.listImages({ name, ooo_digest: digest })) {
     if (image.status === "active") return image;
-    if (image.status === "queued") best ??= image;
+    best ??= image;
   }
   return best;
 }
@@ -109,14 +110,44 @@ async function nextVersion(client: StoreClient, name: string): Promise<string> {
   return String(max + 1);
 }
 
-/** Create the record; a version taken meanwhile by a concurrent publish means try the next. */
+/**
+ * Create the record. A 409 means a concurrent publish got there first: with
+ * this digest (the store allows one image per name and digest) — then use
+ * its record — or with the next version number — then take the one after.
+ */
 async function createRecord(client: StoreClient, fields: Record<string, unknown>, name: string, version: string | undefined) {
   for (let attempt = 0; ; attempt++) {
     const v = version ?? (await nextVersion(client, name));
     try {
       return await client.createImage({ ...fields, ooo_version: v });
     } catch (e) {
-      if (version !== undefined || attempt >= 5 || !(e instanceof StoreRequestFailed && e.status === 409)) throw e;
+      if (!(e instanceof StoreRequestFailed && e.status === 409) || attempt >= 5) throw e;
+      const winner = await findExisting(client, name, fields.ooo_digest as string);
+      if (winner) return winner;
+      if (version !== undefined) throw e;
+    }
+  }
+}
+
+/**
+ * Run a step that moves the image's data (upload, chunk index). A 409 means
+ * another publisher of this build is saving it right now: wait for that to
+ * end, and if it failed (back to queued) run the step ourselves.
+ */
+async function ourselvesOrTheOther(client: StoreClient, id: string, step: () => Promise<unknown>): Promise<GlanceImage> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await step();
+      return client.getImage(id);
+    } catch (e) {
+      if (!(e instanceof StoreRequestFailed && e.status === 409) || attempt >= 3) throw e;
+    }
+    for (const deadline = Date.now() + 30 * 60_000; ; ) {
+      const image = await client.getImage(id);
+      if (image.status === "active") return image;
+      if (image.status === "queued") break;
+      if (Date.now() > deadline) throw new PublishFailed(`image ${id} stayed ${image.status}: is another publish stuck?`);
+      await Bun.sleep(200);
     }
   }
 }
@@ -184,8 +215,8 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
       const missingBytes = missingChunks.reduce((n, c) => n + c.size, 0);
       if (missingBytes > index.size / 2) {
         report.mode = "whole";
-        await log.step(`upload ${tar.file} whole (${missingChunks.length} of ${index.chunks.length} chunks are new)`, () =>
-          client.uploadData(image!.id, tar.path),
+        image = await log.step(`upload ${tar.file} whole (${missingChunks.length} of ${index.chunks.length} chunks are new)`, () =>
+          ourselvesOrTheOther(client, image!.id, () => client.uploadData(image!.id, tar.path)),
         );
         report.sentBytes += tar.size;
       } else {
@@ -201,7 +232,8 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
       }
     }
     // Queued: the store assembles the data from the chunks. Active: it cuts its own data.
-    if (!image.ooo_chunk_index) image = await log.step("attach the chunk index", () => client.putChunkIndex(image!.id, index));
+    if (!image.ooo_chunk_index)
+      image = await log.step("attach the chunk index", () => ourselvesOrTheOther(client, image!.id, () => client.putChunkIndex(image!.id, index)));
     report.sentBytes += JSON.stringify(index).length;
 
     for (const a of others.filter((a) => missing.has(`sha256:${a.sha256}`))) {

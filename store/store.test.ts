@@ -83,3 +83,12 @@ describe("Store", () => {
     for (const id of ["../x", "", "..%2F", "00000000-0000-0000-0000-000000000000/../x"]) expect(() => store.get(id)).toThrow(ImageNotFound);
   });
 });
+
+test("one live image per name and digest: publishing is idempotent even when concurrent", async () => {
+  const digest = `sha256:${"1".repeat(64)}`;
+  const a = await store.create({ name: "d", ooo_digest: digest });
+  await expect(store.create({ name: "d", ooo_digest: digest })).rejects.toBeInstanceOf(Conflict);
+  await store.create({ name: "other-name", ooo_digest: digest });
+  await store.delete(a.id);
+  await store.create({ name: "d", ooo_digest: digest });
+});

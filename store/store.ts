@@ -159,17 +159,21 @@ export class Store {
     });
   }
 
-  /** ooo's rules for its own properties. */
+  /**
+   * ooo's rules for its own properties: a version names one image of a
+   * name, and so does a digest — publishing is idempotent by digest, and
+   * this is what makes two concurrent publishes of one build agree.
+   */
   private checkProperties(r: ImageRecord) {
     const digest = r.properties.ooo_digest;
     if (digest !== undefined && !Digest.safeParse(digest).success)
       throw new BadRequest(`Invalid value for ooo_digest: ${digest} (sha256:<64 lowercase hex>)`);
-    const version = r.properties.ooo_version;
-    if (version === undefined) return;
-    const clash = this.records
-      .all()
-      .find((o) => o.id !== r.id && o.status !== "deleted" && o.name === r.name && o.properties.ooo_version === version);
-    if (clash) throw new Conflict(`Image ${r.name} version ${version} already exists (${clash.id})`);
+    const others = this.records.all().filter((o) => o.id !== r.id && o.status !== "deleted" && o.name === r.name);
+    for (const key of ["ooo_version", "ooo_digest"] as const) {
+      const value = r.properties[key];
+      const clash = value !== undefined && others.find((o) => o.properties[key] === value);
+      if (clash) throw new Conflict(`Image ${r.name} with ${key} ${value} already exists (${clash.id})`);
+    }
   }
 
   async update(id: string, patch: unknown): Promise<ImageRecord> {

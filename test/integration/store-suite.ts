@@ -265,6 +265,22 @@ export function storeSuite(name: string, backend: () => StoreConfig["backend"]) 
       expect(tagged).toEqual(["2"]);
     }, 60_000);
 
+    test("two concurrent publishes of one build make one image", async () => {
+      const root = join(work, "rootC");
+      makeRoot(root, { variant: 3, files: 40 });
+      mkdirSync(join(work, "out"), { recursive: true });
+      await writeCanonicalTar(root, join(work, "out", "c.tar"));
+      writeManifest(join(work, "out", "c"), { name: "concurrent" });
+      const [x, y] = await Promise.all([
+        publish({ client: s.client, output: join(work, "out", "c") }),
+        publish({ client: s.client, output: join(work, "out", "c") }),
+      ]);
+      expect(x.image.id).toBe(y.image.id);
+      const all = [];
+      for await (const i of s.reader.listImages({ name: "concurrent" })) all.push(i);
+      expect(all.map((i) => [i.status, i.ooo_version])).toEqual([["active", "1"]]);
+    }, 60_000);
+
     test("a server killed mid-upload leaves a clean store: the image is queued again, no blob is kept", async () => {
       const fresh = await startStore({ backend: backend() });
       try {
