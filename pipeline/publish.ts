@@ -192,7 +192,7 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
     log.warn("the store is a plain Glance: publishing the tar only, without chunks or manifest");
     if (image?.status !== "active") {
       image ??= await createRecord(client, fields, manifest.name, options.version);
-      await log.step(`upload ${tar.file}`, () => client.uploadData(image!.id, tar.path));
+      image = await log.step(`upload ${tar.file}`, () => ourselvesOrTheOther(client, image!.id, () => client.uploadData(image!.id, tar.path)));
       report.sentBytes += tar.size;
       report.mode = "whole";
     } else report.alreadyPublished = true;
@@ -232,9 +232,10 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
       }
     }
     // Queued: the store assembles the data from the chunks. Active: it cuts its own data.
-    if (!image.ooo_chunk_index)
+    if (!image.ooo_chunk_index) {
       image = await log.step("attach the chunk index", () => ourselvesOrTheOther(client, image!.id, () => client.putChunkIndex(image!.id, index)));
-    report.sentBytes += JSON.stringify(index).length;
+      report.sentBytes += JSON.stringify(index).length;
+    }
 
     for (const a of others.filter((a) => missing.has(`sha256:${a.sha256}`))) {
       await log.step(`upload ${a.file}`, () => client.putBlob(`sha256:${a.sha256}`, a.path));
