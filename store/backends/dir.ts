@@ -1,7 +1,7 @@
 import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, constants, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { stageFile } from "../../lib/atomic.ts";
+import { fsyncDir, stageFile } from "../../lib/atomic.ts";
 import { BlobNotFound } from "../errors.ts";
 import { FileWriter } from "../file-writer.ts";
 import type { BlobBackend, BlobWriter } from "./types.ts";
@@ -22,10 +22,20 @@ const libc = dlopen("libc.so.6", {
 const BLOCK = 1 << 20;
 /** Blobs this big are synced at commit; smaller ones wait for flush(). */
 const SYNC_AT_COMMIT = 8 << 20;
+/**
+ * flush() fsyncs up to this many pending small blobs one by one; more (a
+ * publish's thousands of chunks) take one syncfs. syncfs is not the default
+ * because it also waits for everything else dirty on the filesystem.
+ */
+const FSYNC_EACH_UP_TO = 64;
 
 export class DirBackend implements BlobBackend {
   readonly kind = "dir";
   private readonly root: string;
+  /** Written since the last flush(): small files not yet synced, folders with new names. */
+  private unsyncedFiles: string[] = [];
+  private manyUnsynced = false;
+  private unsyncedDirs = new Set<string>();
 
   constructor(path: string) {
     this.root = join(path, "sha256");
@@ -55,6 +65,12 @@ export class DirBackend implements BlobBackend {
       used = 0;
     };
     const root = this.root;
+    const pending = (file: string | undefined, dir: string) => {
+      this.unsyncedDirs.add(dir);
+      if (file === undefined) return;
+      if (this.unsyncedFiles.length < FSYNC_EACH_UP_TO) this.unsyncedFiles.push(file);
+      else this.manyUnsynced = true;
+    };
     return {
       get size() {
         return size;
@@ -69,11 +85,13 @@ export class DirBackend implements BlobBackend {
       async commit(hex) {
         drain();
         const dir = join(root, hex.slice(0, 2));
-        mkdirSync(dir, { recursive: true });
+        if (mkdirSync(dir, { recursive: true })) pending(undefined, root); // a new fan-out folder
         // Small blobs (chunks) become durable at the store's flush(), one
         // syncfs per record: thousands of fsyncs would dominate a publish.
-        if (size >= SYNC_AT_COMMIT && libc.symbols.fdatasync(staged.fd) !== 0) throw new Error(`fdatasync failed for ${hex}`);
+        const synced = size >= SYNC_AT_COMMIT;
+        if (synced && libc.symbols.fdatasync(staged.fd) !== 0) throw new Error(`fdatasync failed for ${hex}`);
         staged.publish(join(dir, hex), { durable: false });
+        pending(synced ? undefined : join(dir, hex), dir);
       },
       async abort() {
         staged.discard();
@@ -100,12 +118,33 @@ export class DirBackend implements BlobBackend {
   }
 
   async flush() {
-    const fd = openSync(this.root, constants.O_RDONLY | constants.O_DIRECTORY);
-    try {
-      if (libc.symbols.syncfs(fd) !== 0) throw new Error(`syncfs failed on ${this.root}`);
-    } finally {
-      closeSync(fd);
+    const [files, dirs, many] = [this.unsyncedFiles, this.unsyncedDirs, this.manyUnsynced];
+    this.unsyncedFiles = [];
+    this.unsyncedDirs = new Set();
+    this.manyUnsynced = false;
+    if (many) {
+      const fd = openSync(this.root, constants.O_RDONLY | constants.O_DIRECTORY);
+      try {
+        if (libc.symbols.syncfs(fd) !== 0) throw new Error(`syncfs failed on ${this.root}`);
+      } finally {
+        closeSync(fd);
+      }
+      return;
     }
+    for (const file of files) {
+      let fd: number;
+      try {
+        fd = openSync(file, "r");
+      } catch {
+        continue; // deleted since (gc): nothing to make durable
+      }
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    for (const dir of dirs) fsyncDir(dir);
   }
 
   async recover() {
