@@ -3,6 +3,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { buildImageCommand, elementInfoCommand } from "../builder/cli.ts";
 import { isOooError } from "../lib/errors.ts";
+import { testImageCommand } from "../pipeline/cli.ts";
 import { log, terminalSink } from "../lib/log.ts";
 import pkg from "../package.json" with { type: "json" };
 
@@ -19,6 +20,7 @@ async function main() {
     .parserConfiguration({ "boolean-negation": false })
     .command(buildImageCommand)
     .command(elementInfoCommand)
+    .command(testImageCommand)
     .demandCommand(1, "name a command; `ooo --help` lists them")
     .strict()
     .version(pkg.version)
