@@ -80,6 +80,7 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
     return r;
   });
   const elementHash = new Map(elements.map((e) => [e.name, elementContentHash(e)]));
+  const statePaths = collectStatePaths(elements); // checked before any hook runs
 
   const dirs: BuildDirs = {
     build: ctx.workDir,
@@ -159,7 +160,6 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
   checkRootDeployed(dirs.root);
   finalizeRoot(dirs.root);
 
-  const statePaths = collectStatePaths(elements);
   if (statePaths.length || elements.some((e) => e.name === "state-layout")) writeStatePaths(dirs.root, statePaths);
   if (ctx.afterRoot) await ctx.afterRoot(dirs.root, elements);
 

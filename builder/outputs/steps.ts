@@ -6,7 +6,7 @@ import { canonicalTar } from "../../lib/tar/canonical.ts";
 import { grubConfig, grubEnvBlock, installGrubBios } from "../disk/grub.ts";
 import { writePartitionTable } from "../disk/gpt.ts";
 import { minimumSlot, partition, planDisk, type DiskLayout } from "../disk/layout.ts";
-import { mkfsExt } from "../disk/mkfs.ts";
+import { mkfsExt, writeInto } from "../disk/mkfs.ts";
 import { uuidFor } from "../disk/uuid.ts";
 import type { OutputWork } from "./work.ts";
 
@@ -74,11 +74,8 @@ export function rootfs(work: OutputWork): Promise<string> {
   return work.once("make root filesystem (ext4)", async () => {
     const [dir, plan, c] = await Promise.all([tree(work), layout(work), canonical(work)]);
     const file = work.scratchPath("rootfs.ext4");
-    closeSync(openSync(file, "w"));
-    await run("truncate", ["-s", String(plan.slotSize), file]);
     await mkfsExt({
       file,
-      offset: 0,
       size: plan.slotSize,
       type: "ext4",
       label: "ooo-root",
@@ -100,10 +97,7 @@ export function disk(work: OutputWork): Promise<string> {
     await run("truncate", ["-s", String(plan.size), file]);
     await writePartitionTable(file, plan, c.digest);
 
-    const slotA = partition(plan, "ooo-root-a");
-    await run("dd", [`if=${fs}`, `of=${file}`, "bs=1M", `seek=${slotA.offset}`, "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"], {
-      what: "writing root slot A",
-    });
+    await writeInto(file, fs, partition(plan, "ooo-root-a").offset);
 
     const boot = partition(plan, "ooo-boot");
     const bootFsUuid = uuidFor(c.digest, "fs-boot");
@@ -114,11 +108,14 @@ export function disk(work: OutputWork): Promise<string> {
       join(bootTree, "grub", "grubenv"),
       grubEnvBlock({ ORDER: "A B", A_OK: "1", A_TRY: "0", B_OK: "0", B_TRY: "0" }),
     );
-    await run("touch", ["-h", "-d", `@${work.options.sourceDateEpoch}`, bootTree, join(bootTree, "grub"), join(bootTree, "grub", "grub.cfg"), join(bootTree, "grub", "grubenv")]);
-    await mkfsExt({ file, offset: boot.offset, size: boot.size, type: "ext2", label: "ooo-boot", uuid: bootFsUuid, tree: bootTree, sourceDateEpoch: work.options.sourceDateEpoch });
+    const bootFs = work.scratchPath("boot.ext2");
+    await mkfsExt({ file: bootFs, size: boot.size, type: "ext2", label: "ooo-boot", uuid: bootFsUuid, tree: bootTree, sourceDateEpoch: work.options.sourceDateEpoch });
+    await writeInto(file, bootFs, boot.offset);
 
     const state = partition(plan, "ooo-state");
-    await mkfsExt({ file, offset: state.offset, size: state.size, type: "ext4", label: "ooo-state", uuid: uuidFor(c.digest, "fs-state"), sourceDateEpoch: work.options.sourceDateEpoch });
+    const stateFs = work.scratchPath("state.ext4");
+    await mkfsExt({ file: stateFs, size: state.size, type: "ext4", label: "ooo-state", uuid: uuidFor(c.digest, "fs-state"), sourceDateEpoch: work.options.sourceDateEpoch });
+    await writeInto(file, stateFs, state.offset);
 
     await installGrubBios({ file, biosBoot: partition(plan, "bios-boot"), bootFsUuid, scratch: work.scratch });
     return file;

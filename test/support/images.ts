@@ -1,0 +1,83 @@
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { execa } from "execa";
+import { treeHash } from "../../lib/tree-hash.ts";
+import { ManifestV1, type Manifest } from "../../wire/manifest.ts";
+import { requireCommand, requireRoot } from "./require.ts";
+
+/**
+ * Test images, built once per test run and shared by every test file: a
+ * stamp (a hash of the code and elements that make the image) says whether
+ * the image on disk is still current; the builder's layer cache makes even a
+ * rebuild quick. Images live in .cache/test-images/NAME/NAME.*.
+ */
+export const REPO = resolve(import.meta.dir, "../..");
+export const FIXTURE_ELEMENTS = join(REPO, "fixtures/elements");
+const ROOT = join(REPO, ".cache/test-images");
+
+export const TEST_IMAGES = {
+  /** The golden node: Debian, state layout, networking, debug channel, a state path. */
+  node: { elements: ["debian-minimal", "ooo-node", "demo-state"], types: ["raw", "tar"] },
+  /** The tiny static base, no kernel. */
+  tiny: { elements: ["busybox-base"], types: ["tar"] },
+} as const;
+
+export type TestImageName = keyof typeof TEST_IMAGES;
+
+export interface TestImage {
+  base: string;
+  manifest: Manifest;
+}
+
+const memo = new Map<string, Promise<TestImage>>();
+
+function stampOf(name: TestImageName): string {
+  const h = createHash("sha256").update(JSON.stringify(TEST_IMAGES[name]));
+  for (const dir of ["builder", "lib", "elements", "fixtures/elements", "wire", "agents"]) {
+    const p = join(REPO, dir);
+    if (existsSync(p)) h.update(`${dir}:${treeHash(p)}\n`);
+  }
+  return h.digest("hex");
+}
+
+export function buildTestImage(name: TestImageName): Promise<TestImage> {
+  let p = memo.get(name);
+  if (!p) {
+    p = build(name);
+    memo.set(name, p);
+  }
+  return p;
+}
+
+async function build(name: TestImageName): Promise<TestImage> {
+  requireRoot();
+  requireCommand("mmdebstrap", "mkfs.ext4", "sfdisk", "qemu-img", "grub-mkimage");
+  const dir = join(ROOT, name);
+  const base = join(dir, name);
+  const stampFile = join(dir, "stamp");
+  const stamp = stampOf(name);
+  if (!(existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp && existsSync(`${base}.manifest.json`))) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const spec = TEST_IMAGES[name];
+    const r = await execa(
+      "bun",
+      [join(REPO, "cli/ooo.ts"), "build-image", "-o", base, "-t", spec.types.join(","), "--elements-path", FIXTURE_ELEMENTS, ...spec.elements],
+      { reject: false, all: true },
+    );
+    if (r.exitCode !== 0) throw new Error(`building the ${name} test image failed:\n${String(r.all).split("\n").slice(-30).join("\n")}`);
+    writeFileSync(stampFile, stamp);
+  }
+  return { base, manifest: ManifestV1.parse(JSON.parse(readFileSync(`${base}.manifest.json`, "utf8"))) };
+}
+
+/** Run the CLI as a user would; returns exit code and output. */
+export async function ooo(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
+  const r = await execa("bun", [join(REPO, "cli/ooo.ts"), ...args], {
+    reject: false,
+    env: options.env,
+    cwd: options.cwd ?? REPO,
+  });
+  return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
