@@ -1,0 +1,1 @@
+export async function refreshMain(_argv: string[]): Promise<number> { return 0; }
