@@ -106,7 +106,7 @@ describe("os-apply-config side by side with python3-os-apply-config", () => {
     ["negative int is not int", ["--key", "negative", "--type", "int"]],
     ["float as raw", ["--key", "pi", "--type", "raw"]],
     ["bool prints as JSON", ["--key", "t", "--type", "raw"]],
-    ["bool fails default", ["--key", "t"]],
+    ["bool passes default (str() is True)", ["--key", "t"]],
     ["dict needs raw", ["--key", "dict", "--type", "raw"]],
     ["dict fails default", ["--key", "dict"]],
     ["list index", ["--key", "list.1"]],
