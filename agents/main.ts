@@ -61,12 +61,13 @@ export async function runAgent(agent: AgentName, args: string[]): Promise<number
   }
 }
 
-if (import.meta.main) {
+async function main(): Promise<number> {
   const { agent, args } = chooseAgent(process.argv0, process.argv.slice(2));
-  if (!agent) {
-    const asked = args[0] === "-h" || args[0] === "--help" || args[0] === "help";
-    (asked ? process.stdout : process.stderr).write(USAGE);
-    process.exit(asked ? 0 : 2);
-  }
-  process.exitCode = await runAgent(agent, args);
+  if (agent) return runAgent(agent, args);
+  const asked = args[0] === "-h" || args[0] === "--help" || args[0] === "help";
+  (asked ? process.stdout : process.stderr).write(USAGE);
+  return asked ? 0 : 2;
 }
+
+// No top-level await: `bun build --compile --bytecode` needs a CommonJS-compatible entry.
+if (import.meta.main) void main().then((code) => (process.exitCode = code));

@@ -13,13 +13,30 @@ import { requireCommand } from "../../test/support/require.ts";
  *
  * A case is a folder: templates/, metadata/*.json (passed with -m in name
  * order), optional existing/ (copied into the output root first), args (one
- * extra argument per line) and exit (the expected exit code).
+ * extra argument per line) and exit (the expected exit code). The templates
+ * our elements ship are cases too, rendered with fixtures/oac/ooo-node's
+ * metadata.
  */
 const PYTHON_OAC = "/usr/bin/os-apply-config";
 const FIXTURES = resolve(import.meta.dir, "../../fixtures/oac");
 const MAIN = resolve(import.meta.dir, "../main.ts");
 
-const cases = readdirSync(FIXTURES).sort();
+const ELEMENTS = resolve(import.meta.dir, "../../elements");
+
+/** The corpus, plus every element's os-apply-config/ templates rendered with the ooo-node metadata. */
+const cases = [
+  ...readdirSync(FIXTURES).sort(),
+  ...readdirSync(ELEMENTS)
+    .filter((e) => existsSync(join(ELEMENTS, e, "os-apply-config")))
+    .sort()
+    .map((e) => `element:${e}`),
+];
+
+function caseDirs(name: string) {
+  if (!name.startsWith("element:")) return { dir: join(FIXTURES, name), templates: join(FIXTURES, name, "templates"), metadata: join(FIXTURES, name, "metadata") };
+  const element = name.slice("element:".length);
+  return { dir: join(ELEMENTS, element), templates: join(ELEMENTS, element, "os-apply-config"), metadata: join(FIXTURES, "ooo-node/metadata") };
+}
 
 function env() {
   const e: Record<string, string> = {};
@@ -52,14 +69,13 @@ function run(cmd: string[], cwd: string) {
   return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 
-function oacArgs(caseDir: string, out: string): string[] {
-  const metadata = readdirSync(join(caseDir, "metadata"))
+function oacArgs(name: string, out: string): string[] {
+  const c = caseDirs(name);
+  const metadata = readdirSync(c.metadata)
     .sort()
-    .map((f) => join(caseDir, "metadata", f));
-  const extra = existsSync(join(caseDir, "args"))
-    ? readFileSync(join(caseDir, "args"), "utf8").split("\n").filter(Boolean)
-    : [];
-  return ["-t", join(caseDir, "templates"), "-o", out, "--fallback-metadata", ...extra, "-m", ...metadata];
+    .map((f) => join(c.metadata, f));
+  const extra = existsSync(join(c.dir, "args")) ? readFileSync(join(c.dir, "args"), "utf8").split("\n").filter(Boolean) : [];
+  return ["-t", c.templates, "-o", out, "--fallback-metadata", ...extra, "-m", ...metadata];
 }
 
 describe("os-apply-config side by side with python3-os-apply-config", () => {
@@ -71,14 +87,14 @@ describe("os-apply-config side by side with python3-os-apply-config", () => {
         else if (!e.name.endsWith(".oac")) n++;
       }
     };
-    for (const c of cases) count(join(FIXTURES, c, "templates"));
+    for (const c of cases) count(caseDirs(c).templates);
     expect(n).toBeGreaterThanOrEqual(30);
   });
 
   test.each(cases)("%s", (name) => {
     requireCommand(PYTHON_OAC);
-    const caseDir = join(FIXTURES, name);
-    const work = mkdtempSync(join(tmpdir(), `oac-${name}-`));
+    const caseDir = caseDirs(name).dir;
+    const work = mkdtempSync(join(tmpdir(), `oac-${name.replace(":", "-")}-`));
     try {
       const outPy = join(work, "python");
       const outOoo = join(work, "ooo");
@@ -86,8 +102,8 @@ describe("os-apply-config side by side with python3-os-apply-config", () => {
         if (existsSync(join(caseDir, "existing"))) cpSync(join(caseDir, "existing"), out, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
       }
       const before = existsSync(outOoo) ? snapshot(outOoo) : new Map();
-      const py = run([PYTHON_OAC, ...oacArgs(caseDir, outPy)], caseDir);
-      const ours = run(["bun", MAIN, "os-apply-config", ...oacArgs(caseDir, outOoo)], caseDir);
+      const py = run([PYTHON_OAC, ...oacArgs(name, outPy)], caseDir);
+      const ours = run(["bun", MAIN, "os-apply-config", ...oacArgs(name, outOoo)], caseDir);
       const expectedExit = existsSync(join(caseDir, "exit")) ? Number(readFileSync(join(caseDir, "exit"), "utf8")) : 0;
       expect({ python: py.code, ooo: ours.code }).toEqual({ python: expectedExit, ooo: expectedExit });
       if (expectedExit !== 0) {
