@@ -4,6 +4,7 @@ import { constants } from "node:os";
 import { log } from "../../lib/log.ts";
 import { pyDumps } from "../pyjson/dumps.ts";
 import type { PyDict } from "../pyjson/value.ts";
+import { nodeToken } from "../collectors/heat.ts";
 import { debug } from "../log.ts";
 import { Cache } from "./cache.ts";
 import { collectAll, newPollState } from "./collect.ts";
@@ -32,11 +33,29 @@ function pause(seconds: number, wake: AbortSignal): Promise<void> {
   });
 }
 
-async function runCommand(command: string, paths: string[]): Promise<number> {
+/**
+ * The command's environment: ours, OS_CONFIG_FILES, and the node's token as
+ * OOO_SIGNAL_TOKEN when the heat collector has one, so os-refresh-config can
+ * sign its completion signal with the token this collector authenticated with.
+ */
+function commandEnv(config: CollectConfig, files: string): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env, OS_CONFIG_FILES: files };
+  if (env.OOO_SIGNAL_TOKEN === undefined) {
+    try {
+      const token = nodeToken(config.groups.get("heat") ?? {});
+      if (token) env.OOO_SIGNAL_TOKEN = token;
+    } catch (e) {
+      debug(`no token for the signal: ${(e as Error).message}`);
+    }
+  }
+  return env;
+}
+
+async function runCommand(command: string, paths: string[], config: CollectConfig): Promise<number> {
   const files = paths.join(":");
   log.info(`Executing ${command} with OS_CONFIG_FILES=${files}`);
   const child = Bun.spawn(["/bin/sh", "-c", command], {
-    env: { ...process.env, OS_CONFIG_FILES: files },
+    env: commandEnv(config, files),
     stdio: ["inherit", "inherit", "inherit"],
   });
   const code = await child.exited;
@@ -85,7 +104,7 @@ export async function pollLoop(config: CollectConfig, signals: LoopSignals): Pro
       return 0;
     }
     if (poll.changed.size || s.force) {
-      const code = await runCommand(command!, poll.paths);
+      const code = await runCommand(command!, poll.paths, config);
       if (code === 0) for (const name of poll.changed) cache!.commit(name);
       else {
         exit = code;

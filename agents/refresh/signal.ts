@@ -17,10 +17,11 @@ import type { RefreshOutcome } from "./refresh.ts";
  * The completion signal (wire/signal.ts): after every run, os-refresh-config
  * tells the metadata service how it went. Where to: --signal-url, else the
  * `ooo.signal_url` of the metadata the run applied. The token: the
- * --signal-token-file, else $OOO_SIGNAL_TOKEN, else the [heat] token or
- * token_file of os-collect-config's config — the same token the node
- * fetched its metadata with. (The original never signalled; heat-config
- * hooks did, per deployment.)
+ * --signal-token-file, else $OOO_SIGNAL_TOKEN (os-collect-config sets it to
+ * the token its heat collector fetched the metadata with), else the [heat]
+ * token or token_file of os-collect-config's default config files (for runs
+ * by hand). (The original never signalled; heat-config hooks did, per
+ * deployment.)
  */
 export interface SignalTarget {
   url: string;
