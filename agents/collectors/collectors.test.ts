@@ -7,7 +7,7 @@ import { splitDeployments } from "../collect/deployments.ts";
 import { SourceNotAvailable, SourceNotConfigured } from "../errors.ts";
 import { pyDumps } from "../pyjson/dumps.ts";
 import { parseJson } from "../pyjson/parse.ts";
-import { configDrive, parseBlkidExport } from "./config-drive.ts";
+import { configDrive, driveSystem, parseBlkidExport } from "./config-drive.ts";
 import { ec2 } from "./ec2.ts";
 import { heat } from "./heat.ts";
 import { local } from "./local.ts";
@@ -225,6 +225,32 @@ describe("config-drive", () => {
       expect(sh(`grep -c ${loop} /proc/mounts || true`)).toBe("0");
     } finally {
       sh(`losetup -d ${loop}`);
+    }
+  });
+
+  test("the drive is found by label, mounted read-only for the read, and read once per run", async () => {
+    const saved = { ...driveSystem };
+    const mounts: string[] = [];
+    const drive = join(work, "drive");
+    mkdirSync(join(drive, "ooo"), { recursive: true });
+    writeFileSync(join(drive, "ooo/metadata.json"), '{"k": "v"}');
+    Object.assign(driveSystem, {
+      blkid: async () => "DEVNAME=/dev/fake0\nLABEL=config-2\nTYPE=iso9660\n",
+      mounts: () => "",
+      mount: async (dev: string, dir: string) => {
+        mounts.push(dev);
+        rmSync(dir, { recursive: true });
+        symlinkSync(drive, dir);
+      },
+      umount: async (dir: string) => rmSync(dir),
+    });
+    try {
+      const memo = {};
+      expect(show(await configDrive.collect(ctx({}, memo)))).toEqual([["config-drive", '{"k": "v"}']]);
+      expect(show(await configDrive.collect(ctx({}, memo)))).toEqual([["config-drive", '{"k": "v"}']]);
+      expect(mounts).toEqual(["/dev/fake0"]);
+    } finally {
+      Object.assign(driveSystem, saved);
     }
   });
 

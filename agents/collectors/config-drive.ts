@@ -113,8 +113,9 @@ export async function readFromDrive(devname: string, relPath: string, collector:
  * `config-drive`: a filesystem labelled `config-2` (as OpenStack's config
  * drive) holding a JSON object at `ooo/metadata.json` — how the deployer
  * gives a node its first metadata (including where its metadata service is)
- * before any network service can. Deployments are split out. The original
- * read config drives only inside its ec2 collector.
+ * before any network service can. Deployments are split out. Read once per
+ * device while the collector runs (SIGHUP re-reads). The original read
+ * config drives only inside its ec2 collector.
  */
 export const configDrive: Collector = {
   name: "config-drive",
@@ -132,8 +133,15 @@ export const configDrive: Collector = {
     const path = setting(ctx, "path") ?? DEFAULT_PATH;
     const devname = setting(ctx, "device") ?? (await findDrive(label, ctx.signal))?.devname;
     if (!devname) throw new SourceNotAvailable("config-drive", `no filesystem labelled ${label}`);
-    debug(`config-drive: reading ${path} from ${devname}`);
-    const content = await readFromDrive(devname, path, "config-drive", ctx.signal);
+    // A config drive does not change while attached: read it once, not at every
+    // poll (each read is a mount, and a kernel log line).
+    const key = `${devname}:${path}`;
+    let content = ctx.memo[key] as PyValue | undefined;
+    if (content === undefined) {
+      debug(`config-drive: reading ${path} from ${devname}`);
+      content = await readFromDrive(devname, path, "config-drive", ctx.signal);
+      if (content !== undefined) ctx.memo[key] = content;
+    }
     if (content === undefined) throw new SourceNotAvailable("config-drive", `${devname} has no ${path}`);
     if (!isDict(content)) throw new SourceNotAvailable("config-drive", `${devname}:${path} is not a JSON object`);
     return splitDeployments("config-drive", content, ctx.deploymentKeys);

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { log } from "../../lib/log.ts";
 import { SourceNotAvailable } from "../errors.ts";
+import { debug } from "../log.ts";
 import { parseJson } from "../pyjson/parse.ts";
 import type { Collector, Output } from "./types.ts";
 
@@ -61,7 +62,7 @@ export const local: Collector = {
         }
       }
     }
-    if (!found.length) log.info(`No local metadata found (${paths.join(", ")})`);
+    if (!found.length) debug(`No local metadata found (${paths.join(", ")})`);
     return found.sort((a, b) => byCodePoint(a[0], b[0]));
   },
 };
