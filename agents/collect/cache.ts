@@ -4,6 +4,7 @@ import { log } from "../../lib/log.ts";
 import { pyDumps } from "../pyjson/dumps.ts";
 import { parseJson } from "../pyjson/parse.ts";
 import { pyEqual, type PyValue } from "../pyjson/value.ts";
+import { isSafeOutputName } from "./deployments.ts";
 
 /**
  * os-collect-config's cache, file for file: per output NAME,
@@ -22,6 +23,7 @@ export class Cache {
   ) {}
 
   path(name: string): string {
+    if (!isSafeOutputName(name)) throw new Error(`output name ${JSON.stringify(name)} cannot be a cache file name`);
     return join(this.dir, `${name}.json`);
   }
 

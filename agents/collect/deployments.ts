@@ -5,6 +5,15 @@ import { isDict, isList, type PyValue } from "../pyjson/value.ts";
 const SPLIT_GROUPS = new Set(["os-apply-config", "Heat::Ungrouped"]);
 
 /**
+ * An output name becomes CACHEDIR/NAME.json: a name with a slash (or `.`,
+ * `..`, empty) would put a root-owned file elsewhere. The original took
+ * deployment names as they came.
+ */
+export function isSafeOutputName(name: string): boolean {
+  return name !== "" && name !== "." && name !== ".." && !name.includes("/") && !name.includes("\0");
+}
+
+/**
  * Heat-style software deployments split out of a source's content, as
  * os-collect-config's merger does: the whole content comes first, under the
  * collector's name; then, for every deployment key found at the top level,
@@ -35,7 +44,12 @@ export function splitDeployments(collector: string, content: PyValue, deployment
         log.warn(`Deployment ${String(d.get("name"))} under ${key} has no config.`);
         continue;
       }
-      outputs.push([String(d.get("name")), d.get("config")!]);
+      const name = String(d.get("name"));
+      if (!isSafeOutputName(name)) {
+        log.warn(`Deployment name ${JSON.stringify(name)} under ${key} cannot be a cache file name; skipped.`);
+        continue;
+      }
+      outputs.push([name, d.get("config")!]);
     }
   }
   return outputs;

@@ -267,11 +267,13 @@ describe("deployments", () => {
       {"name": "c", "group": "script", "config": "#!/bin/sh"},
       {"group": "os-apply-config", "config": {}},
       "not an object",
-      {"name": "d", "group": "os-apply-config"}
+      {"name": "d", "group": "os-apply-config"},
+      {"name": "../../etc/evil", "group": "os-apply-config", "config": {}},
+      {"name": "..", "config": {}}
     ],
     "extra": {"name": "e", "config": {}}
   }`);
-  test("os-apply-config and ungrouped items become outputs; others, nameless and config-less ones do not", () => {
+  test("os-apply-config and ungrouped items become outputs; others, nameless, config-less and path-like ones do not", () => {
     expect(splitDeployments("heat", content, ["deployments"]).map(([n]) => n)).toEqual(["heat", "a", "b"]);
   });
   test("more deployment keys; a key that is not a list is skipped", () => {

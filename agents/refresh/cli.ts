@@ -51,10 +51,14 @@ export async function refreshMain(argv: string[]): Promise<number> {
   }
   setLogLevel(o.logLevel === "DEBUG" ? "DEBUG" : o.logLevel === "INFO" ? "INFO" : o.logLevel === "WARN" ? "WARNING" : "ERROR");
 
+  // The token is for the signal only: the phase scripts do not need to see it.
+  const env = { ...process.env };
+  delete process.env.OOO_SIGNAL_TOKEN;
+
   const lock = Lock.acquire(o.lockfile);
   try {
     const outcome = await refresh(base, { timeoutSeconds: o.timeout });
-    const target = o.noSignal ? undefined : signalTarget({ url: o.signalUrl, tokenFile: o.signalTokenFile }, appliedMetadata());
+    const target = o.noSignal ? undefined : signalTarget({ url: o.signalUrl, tokenFile: o.signalTokenFile }, appliedMetadata(env), env);
     if (target) await sendSignal(target, buildSignal(outcome, target));
     else log.info("No signal URL (metadata ooo.signal_url or --signal-url): not signalling.");
     return outcome.ok ? 0 : 1;
