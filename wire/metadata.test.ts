@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { z } from "zod";
-import { metadataUrl, NodeMetadata, signalUrl } from "./metadata.ts";
+import { ConfigDriveMetadata, metadataUrl, NodeMetadata, signalUrl } from "./metadata.ts";
 
 const ooo = {
   version: 1,
@@ -30,6 +30,13 @@ describe("node metadata wire format", () => {
     ["deployment without config", { ooo, deployments: [{ id: "1", name: "d" }] }],
   ])("refused: %s", (_, value) => {
     expect(NodeMetadata.safeParse(value).success).toBe(false);
+  });
+
+  test("the config drive's bootstrap metadata", () => {
+    expect(JSON.stringify(z.toJSONSchema(ConfigDriveMetadata), null, 2)).toMatchSnapshot();
+    const boot = { "os-collect-config": { collectors: ["config-drive", "heat"], heat: { metadata_url: "http://10.0.2.2:8780", node: "web-0", token: "t" } } };
+    expect(ConfigDriveMetadata.parse(boot)["os-collect-config"].heat!.node).toBe("web-0");
+    expect(ConfigDriveMetadata.safeParse({ "os-collect-config": { heat: { node: "x" } } }).success).toBe(false);
   });
 
   test("URLs", () => {

@@ -71,12 +71,56 @@ export const Deployment = z
   })
   .describe("One software deployment, in Heat's server-metadata shape");
 
+export const CollectorSettings = z
+  .looseObject({
+    command: z.string().optional().describe("Run on every change (default os-refresh-config)"),
+    polling_interval: z.number().positive().optional().describe("Longest pause between polls, seconds (default 30)"),
+    min_polling_interval: z.number().positive().optional().describe("First pause, doubled each poll (default 1)"),
+    splay: z.number().nonnegative().optional(),
+    collectors: z
+      .array(z.string())
+      .optional()
+      .describe("Sources in precedence order, later wins (default config-drive heat local)"),
+    heat: z
+      .object({
+        metadata_url: z.url().describe("Base URL of the metadata service, as the node reaches it"),
+        node: z.string().min(1),
+        token: z.string().optional().describe("The node's bearer token (the rendered config file is mode 0600)"),
+        token_file: z.string().optional().describe("Or a file on the node holding it"),
+        timeout: z.number().positive().optional(),
+      })
+      .optional()
+      .describe("ooo's metadata service (the node's collector `heat`)"),
+    request: z.object({ metadata_url: z.url() }).optional(),
+    "config-drive": z.object({ label: z.string().optional(), path: z.string().optional() }).optional(),
+  })
+  .describe("Renders /etc/os-collect-config.conf on the node (element os-collect-config): how it polls");
+
 export const NodeMetadataV1 = z
   .looseObject({
     ooo: OooBlock,
     deployments: z.array(Deployment).optional().describe("Heat-style software deployments"),
+    "os-collect-config": CollectorSettings.optional(),
   })
   .describe("What GET /v1/nodes/<node>/metadata returns: configuration keys plus the ooo block");
+
+/**
+ * A new node's first metadata, before it knows where its metadata service
+ * is: JSON at CONFIG_DRIVE_PATH on a filesystem labelled CONFIG_DRIVE_LABEL
+ * (vfat, iso9660 or ext2/3/4), read by the collector `config-drive`. Its
+ * os-collect-config block points the node at the metadata service; it may
+ * carry the full node metadata too (then the first run can already signal).
+ */
+export const CONFIG_DRIVE_LABEL = "config-2";
+export const CONFIG_DRIVE_PATH = "ooo/metadata.json";
+
+export const ConfigDriveMetadataV1 = z
+  .looseObject({
+    "os-collect-config": CollectorSettings,
+    ooo: OooBlock.optional(),
+  })
+  .describe(`What ${CONFIG_DRIVE_PATH} on the ${CONFIG_DRIVE_LABEL} drive holds`);
+export const ConfigDriveMetadata = ConfigDriveMetadataV1;
 
 export type NodeMetadata = z.infer<typeof NodeMetadataV1>;
 export type ImageReference = z.infer<typeof ImageRef>;

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CONFIG_DRIVE_LABEL, CONFIG_DRIVE_PATH } from "../../wire/metadata.ts";
 import { debug } from "../log.ts";
 import { splitDeployments } from "../collect/deployments.ts";
 import { SourceNotAvailable } from "../errors.ts";
@@ -8,8 +9,8 @@ import { parseJson } from "../pyjson/parse.ts";
 import { isDict, type PyValue } from "../pyjson/value.ts";
 import { setting, timeoutSetting, type Collector } from "./types.ts";
 
-export const DEFAULT_LABEL = "config-2";
-export const DEFAULT_PATH = "ooo/metadata.json";
+export const DEFAULT_LABEL = CONFIG_DRIVE_LABEL;
+export const DEFAULT_PATH = CONFIG_DRIVE_PATH;
 
 export interface BlockDevice {
   devname?: string;
