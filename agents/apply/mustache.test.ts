@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseJson } from "../pyjson/parse.ts";
@@ -57,8 +57,12 @@ describe("mustache like os-apply-config's pystache", () => {
   test("partials come from NAME.mustache in the partials folder, indented", () => {
     const dir = mkdtempSync(join(tmpdir(), "partials-"));
     writeFileSync(join(dir, "item.mustache"), "name: {{name}}\n\nend\n");
-    expect(renderMustache("list:\n  {{>item}}\nafter\n", parseJson('{"name": "n"}'), { partialsDir: dir })).toBe(
-      "list:\n  name: n\n\n  end\nafter\n",
-    );
+    try {
+      expect(renderMustache("list:\n  {{>item}}\nafter\n", parseJson('{"name": "n"}'), { partialsDir: dir })).toBe(
+        "list:\n  name: n\n\n  end\nafter\n",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

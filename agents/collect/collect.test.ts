@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseJson } from "../pyjson/parse.ts";
 import { loadConfig } from "./config.ts";
-import { pollLoop, type LoopSignals } from "./loop.ts";
+import { nextSleep, pollLoop, type LoopSignals } from "./loop.ts";
 
 let work: string;
 beforeEach(() => {
@@ -182,5 +182,34 @@ describe("printing", () => {
     }
     expect(chunks.join("")).toBe('{\n "a": {\n  "v": 1.0\n }\n}\n');
     expect(existsSync(join(work, "cache"))).toBe(false);
+  });
+});
+
+describe("the polling loop", () => {
+  test("pauses start at min_polling_interval and double up to polling_interval", () => {
+    const pauses = [1];
+    for (let i = 0; i < 6; i++) pauses.push(nextSleep(pauses.at(-1)!, 30));
+    expect(pauses).toEqual([1, 2, 4, 8, 16, 30, 30]);
+  });
+
+  test("SIGHUP (or changed config files) ends the loop with a reload; stop ends it", async () => {
+    local("a", { v: 1 });
+    const config = loadConfig([
+      "--config-file", "/dev/null", "--cachedir", join(work, "cache"), "--backup-cachedir", join(work, "backup"),
+      "--local-path", join(work, "local"), "--polling-interval", "60", "--min-polling-interval", "60",
+      "-c", `echo run >> ${work}/calls`, "local",
+    ]);
+    const s = signals();
+    const ended = pollLoop(config, s);
+    while (calls().length === 0) await Bun.sleep(10);
+    s.hup.pending = true;
+    s.hup.wake.abort();
+    expect(await ended).toBe("reload");
+
+    const stopper = new AbortController();
+    const again = pollLoop(config, { ...signals(), stop: stopper.signal });
+    await Bun.sleep(100);
+    stopper.abort();
+    expect(await again).toBe(0);
   });
 });

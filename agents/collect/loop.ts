@@ -19,6 +19,11 @@ export function fingerprint(files: string[]): string {
   return h.digest("hex");
 }
 
+/** The next pause: doubled, capped at the polling interval; never reset on change (as the original since 2017). */
+export function nextSleep(current: number, pollingInterval: number): number {
+  return Math.min(current * 2, pollingInterval);
+}
+
 /** A sleep that SIGHUP or stop cuts short. */
 function pause(seconds: number, wake: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -121,6 +126,6 @@ export async function pollLoop(config: CollectConfig, signals: LoopSignals): Pro
     await pause(sleep, AbortSignal.any([signals.stop, signals.hup.wake.signal]));
     if (signals.stop.aborted) return exit;
     if (signals.hup.pending) return "reload";
-    sleep = Math.min(sleep * 2, s.polling_interval);
+    sleep = nextSleep(sleep, s.polling_interval);
   }
 }
