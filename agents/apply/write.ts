@@ -147,7 +147,7 @@ function replaceAtomically(p: Placement, body: Uint8Array, mode: number, uid: nu
 }
 
 export function writeFile(root: string, file: RenderedFile, touchedDirs: Set<string>): WriteOutcome {
-  const rootReal = realpathSync(root);
+  const rootReal = resolveLoosely(root);
   const p = place(rootReal, file.relative);
   const shown = join(root, file.relative);
   try {
@@ -203,13 +203,13 @@ function chmod(path: string, mode: number) {
 }
 
 /**
- * Write a rendered tree under `outputRoot` (created if missing). Every
+ * Write a rendered tree under `outputRoot` (folders created as files need
+ * them, as os-apply-config's makedirs: no templates, no output folder). Every
  * file's place is checked before the first write, so a refused path leaves
  * the tree untouched.
  */
 export function writeTree(outputRoot: string, files: RenderedFile[]): WriteOutcome[] {
-  mkdirSync(outputRoot, { recursive: true });
-  const rootReal = realpathSync(outputRoot);
+  const rootReal = resolveLoosely(outputRoot);
   for (const f of files) place(rootReal, f.relative);
   const touched = new Set<string>();
   const outcomes = files.map((f) => writeFile(outputRoot, f, touched));
