@@ -19,7 +19,7 @@
  *
  * Prints a table, then as its last line one JSON object of the figures.
  * Needs root (the builder) on a Debian machine; images are built once and
- * shared with the tests (test/support/images.ts).
+ * shared with the tests (test/support/images.ts, .cache/test-images/).
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -29,7 +29,8 @@ import { table } from "../lib/log.ts";
 import { downloadImage } from "../store/download.ts";
 import { fetchImage } from "../store/fetch.ts";
 import { resolveImage } from "../store/resolve.ts";
-import { debianImages, IMAGES_DIR } from "../test/support/images.ts";
+import { tmpdir } from "node:os";
+import { buildTestImage } from "../test/support/images.ts";
 import { startStore } from "../test/support/store.ts";
 
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 5;
@@ -45,10 +46,10 @@ async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {
 }
 
 process.stderr.write("building (or reusing) debian-minimal and debian-minimal -p less …\n");
-const images = await debianImages();
+const images = { base: (await buildTestImage("debian")).base, less: (await buildTestImage("debian-less")).base };
 const tar = `${images.base}.tar`;
 const size = statSync(tar).size;
-const scratch = mkdtempSync(join(IMAGES_DIR, "bench-"));
+const scratch = mkdtempSync(join(tmpdir(), "ooo-store-bench-"));
 const store = await startStore();
 const noMd5 = await startStore({ md5Checksums: false });
 
@@ -89,7 +90,7 @@ try {
   // 3: an upgrade by one package.
   const first = await publish({ client: store.client, output: images.base });
   const second = await publish({ client: store.client, output: images.less });
-  const target = await resolveImage(store.reader, `debian-minimal@${second.version}`);
+  const target = await resolveImage(store.reader, `${second.image.name}@${second.version}`);
   const newSize = statSync(`${images.less}.tar`).size;
   const fromTar = await fetchImage({ client: store.reader, image: target, out: join(scratch, "new.tar"), seeds: [tar] });
   const rootDir = join(scratch, "root");

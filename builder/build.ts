@@ -15,7 +15,14 @@ import { runHook } from "./hooks/sandbox.ts";
 import { mergeHooks, type Hook } from "./hooks/tree.ts";
 import type { BuildOptions } from "./options.ts";
 import { resolveOutputTypes } from "./outputs/index.ts";
+import { canonical, KERNEL_CMDLINE, layout } from "./outputs/steps.ts";
 import type { Artifact } from "./outputs/types.ts";
+import { OutputWork } from "./outputs/work.ts";
+import { buildManifest } from "./manifest.ts";
+import { collectStatePaths, writeStatePaths } from "./state-paths.ts";
+import { uuidFor } from "./disk/uuid.ts";
+import { publishAtomically } from "../lib/atomic.ts";
+import type { Manifest } from "../wire/manifest.ts";
 import { squashPackages, writePackagePlan } from "./packages.ts";
 
 /** Bumped when a change in ooo makes old cached layers wrong. */
@@ -25,6 +32,8 @@ const LAYER_FORMAT = "ooo-layer-v1";
 const SNAPSHOT_AFTER_SECONDS = 5;
 
 export interface BuildResult {
+  manifest: Manifest;
+  manifestPath: string;
   elements: { name: string; dir: string; sha256: string }[];
   artifacts: Artifact[];
   hooks: { phase: string; name: string; element: string; seconds: number; cached: boolean }[];
@@ -71,6 +80,7 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
     return r;
   });
   const elementHash = new Map(elements.map((e) => [e.name, elementContentHash(e)]));
+  const statePaths = collectStatePaths(elements); // checked before any hook runs
 
   const dirs: BuildDirs = {
     build: ctx.workDir,
@@ -90,11 +100,16 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
   // Keys: everything every hook sees (settings, environment.d, package lists), then hook by hook.
   const envFilesHash = createHash("sha256");
   for (const f of tree.environmentFiles) envFilesHash.update(f + "\0" + readFileSync(join(dirs.hooks, "environment.d", f)));
-  let key = chainKey(LAYER_FORMAT, cacheRelevantEnvironment(env), envFilesHash.digest("hex"), JSON.stringify(packages));
+  // The package lists are data for the package-installs hooks only: adding a
+  // package must not invalidate the base root built before them.
+  const packagesHash = createHash("sha256").update(JSON.stringify(packages)).digest("hex");
+  const inputsOf = (element: string) =>
+    element === "package-installs" ? chainKey(elementHash.get(element) ?? "", packagesHash) : (elementHash.get(element) ?? "");
+  let key = chainKey(LAYER_FORMAT, cacheRelevantEnvironment(env), envFilesHash.digest("hex"));
   const plan: PlannedHook[] = [];
   for (const { name: phase } of PHASES) {
     for (const hook of tree.hooks.get(phase) ?? []) {
-      key = chainKey(key, phase, hook.name, hook.element, elementHash.get(hook.element) ?? "");
+      key = chainKey(key, phase, hook.name, hook.element, inputsOf(hook.element));
       plan.push({ ...hook, where: whereOf(phase), key });
     }
   }
@@ -144,23 +159,48 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
   }
   checkRootDeployed(dirs.root);
   finalizeRoot(dirs.root);
+
+  if (statePaths.length || elements.some((e) => e.name === "state-layout")) writeStatePaths(dirs.root, statePaths);
   if (ctx.afterRoot) await ctx.afterRoot(dirs.root, elements);
 
-  const artifacts: Artifact[] = [];
-  const produced = new Map<string, Artifact>();
   const base = resolve(options.output);
   mkdirSync(dirname(base), { recursive: true });
-  for (const type of outputTypes) {
-    const artifact = await log.step(`write ${type.name}`, () =>
-      type.produce({ options, root: dirs.root, scratch: dirs.image, base, produced }),
-    );
-    produced.set(type.name, artifact);
-    artifacts.push(artifact);
-  }
+  const work = new OutputWork(options, dirs.root, dirs.image, base);
+  const c = await canonical(work);
+  for (const type of outputTypes) await log.step(`write ${type.name}`, () => type.produce(work));
+  const diskMade = options.types.some((t) => t === "raw" || t === "qcow2");
+  const disk = diskMade ? await layout(work) : undefined;
+
+  const phaseSeconds: Record<string, number> = {};
+  for (const h of timings) phaseSeconds[h.phase] = Number(((phaseSeconds[h.phase] ?? 0) + h.seconds).toFixed(3));
+  const elementList = elements.map((e) => ({ name: e.name, dir: e.dir, sha256: elementHash.get(e.name)! }));
+  const manifest = buildManifest({
+    options,
+    digest: c.digest,
+    rootBytes: c.size,
+    root: dirs.root,
+    elements: elementList,
+    statePaths,
+    artifacts: work.artifacts,
+    layout: disk,
+    boot: disk
+      ? {
+          kernelCmdline: KERNEL_CMDLINE,
+          rootFsType: "ext4",
+          partUuids: Object.fromEntries(disk.partitions.map((p) => [p.name, uuidFor(c.digest, `part-${p.name}`)])),
+        }
+      : undefined,
+    phaseSeconds,
+    totalSeconds: (performance.now() - t0) / 1000,
+  });
+  const manifestPath = `${base}.manifest.json`;
+  await publishAtomically(manifestPath, async (t) => void (await Bun.write(t, JSON.stringify(manifest, null, 2) + "\n")));
 
   return {
-    elements: elements.map((e) => ({ name: e.name, dir: e.dir, sha256: elementHash.get(e.name)! })),
-    artifacts,
+    manifest,
+    manifestPath,
+    elements: elementList,
+    artifacts: work.artifacts,
     hooks: timings,
     seconds: (performance.now() - t0) / 1000,
     root: dirs.root,

@@ -13,8 +13,8 @@ import { BuildOptions, DEFAULT_SOURCE_DATE_EPOCH } from "./options.ts";
 import { OUTPUT_TYPES } from "./outputs/index.ts";
 import { prepareWorkDir } from "./workdir.ts";
 
-const splitList = (values: string[] | undefined) =>
-  (values ?? []).flatMap((v) => String(v).split(",")).map((v) => v.trim()).filter(Boolean);
+const splitList = (values: string | string[] | undefined) =>
+  (values === undefined ? [] : Array.isArray(values) ? values : [values]).flatMap((v) => String(v).split(",")).map((v) => v.trim()).filter(Boolean);
 
 function buildImageArgs(y: Argv) {
   return y
@@ -27,13 +27,12 @@ function buildImageArgs(y: Argv) {
     .option("o", { type: "string", describe: "output name without extension (DIB: -o)", default: undefined })
     .option("t", {
       type: "string",
-      array: true,
       describe: `output types, comma-separated: ${[...OUTPUT_TYPES.keys()].join(", ")}`,
     })
     .option("a", { type: "string", describe: "architecture (amd64)" })
     .option("x", { type: "count", describe: "trace hooks (DIB_DEBUG_TRACE)" })
     .option("n", { type: "boolean", describe: "do not add the base element" })
-    .option("p", { type: "string", array: true, describe: "extra packages to install, comma-separated" })
+    .option("p", { type: "string", describe: "extra packages to install, comma-separated" })
     .option("u", { type: "boolean", describe: "uncompressed qcow2" })
     .option("image-size", { type: "number", describe: "disk image size in GB" })
     .option("checksum", { type: "boolean", describe: "write .md5 and .sha256 files beside each output" })
@@ -41,7 +40,7 @@ function buildImageArgs(y: Argv) {
     .option("no-tmpfs", { type: "boolean", describe: "build on disk instead of a tmpfs" })
     .option("logfile", { type: "string", describe: "full log file (default: OUTPUT.log)" })
     .option("image-cache", { type: "string", describe: "cache folder (DIB_IMAGE_CACHE, ~/.cache/image-create)" })
-    .option("elements-path", { type: "string", array: true, describe: "element folders, searched before ELEMENTS_PATH" })
+    .option("elements-path", { type: "string", describe: "element folders (colon-separated), searched before ELEMENTS_PATH" })
     .option("no-cache", { type: "boolean", describe: "ignore cached layers; rebuild everything" })
     .option("keep-failed", { type: "boolean", describe: "keep the work folder of a failed build and print it" })
     .option("hook-timeout", { type: "number", describe: "kill a hook after this many seconds" })
@@ -71,7 +70,7 @@ export function optionsFromArgs(argv: BuildImageArgs): BuildOptions {
       offline: argv.offline || process.env.DIB_OFFLINE === "1",
       noTmpfs: argv["no-tmpfs"] || argv["keep-failed"],
       logfile: argv.logfile,
-      elementsPath: argv["elements-path"] ?? [],
+      elementsPath: splitList(argv["elements-path"]).flatMap((p) => p.split(":")),
       imageCache: argv["image-cache"],
       noCache: argv["no-cache"],
       keepFailed: argv["keep-failed"],
@@ -106,6 +105,7 @@ function summary(result: BuildResult): string {
     ["type", "file", "MiB", "sha256"],
     result.artifacts.map((a) => [a.type, a.path, Number((a.size / 2 ** 20).toFixed(1)), a.sha256]),
   );
+  const digest = `image digest ${result.manifest.digest}\nmanifest     ${result.manifestPath}`;
   return [
     "",
     phases,
@@ -113,6 +113,7 @@ function summary(result: BuildResult): string {
     slowest.length ? table(["slowest hooks", "element", "seconds"], slowest) + "\n" : "",
     artifacts,
     "",
+    digest,
     `built in ${formatSeconds(result.seconds)}`,
   ].join("\n");
 }
@@ -140,7 +141,7 @@ export const buildImageCommand: CommandModule<object, BuildImageArgs> = {
     try {
       const result = await build({ options, workDir });
       process.stderr.write(summary(result) + "\n");
-      if (options.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+      if (options.json) process.stdout.write(JSON.stringify(result.manifest, null, 2) + "\n");
     } catch (e) {
       if (options.keepFailed) log.error(`the work folder is kept for inspection: ${workDir}`);
       throw e;

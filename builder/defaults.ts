@@ -3,7 +3,7 @@
  * main job (README, `npm run build-image`).
  */
 export const DEFAULT_IMAGE = {
-  elements: ["debian-minimal"],
+  elements: ["debian-minimal", "ooo-node"],
   output: "out/default",
-  types: ["tar"],
+  types: ["raw", "tar"],
 };

@@ -93,10 +93,17 @@ export class InvalidElement extends OooError {
 
 export class ImageTooSmall extends OooError {
   readonly code = "image-too-small";
-  constructor(readonly needed: number, readonly given: number) {
+  constructor(
+    readonly needed: number,
+    readonly given: number,
+    readonly what = "disk",
+  ) {
+    const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
     super(
-      `--image-size ${(given / 2 ** 30).toFixed(2)} GiB is too small: the root needs at least ` +
-        `${(needed / 2 ** 30).toFixed(2)} GiB`,
+      what === "disk"
+        ? `--image-size ${gib(given)} is too small: this root needs a disk of at least ${gib(needed)}`
+        : `the ${what} filesystem (${gib(given)}) is too small for its content (needs about ${gib(needed)})`,
+      { hint: "Give a larger --image-size, or leave it out to size the disk from the content." },
     );
   }
 }

@@ -5,8 +5,7 @@ import { join } from "node:path";
  * What disk-image-create does to the root after cleanup.d, plus what a
  * reproducible, configuration-free golden root needs:
  * - /tmp emptied (the hooks mount point included);
- * - every file under /var/log truncated (DIB), and apt/dpkg logs with them;
- * - an empty /etc/resolv.conf (created so hooks could resolve) removed.
+ * - every file under /var/log truncated (DIB), and apt/dpkg logs with them.
  */
 export function finalizeRoot(root: string) {
   const tmp = join(root, "tmp");
@@ -22,10 +21,4 @@ export function finalizeRoot(root: string) {
     }
   };
   truncateUnder(join(root, "var/log"));
-
-  const resolv = join(root, "etc/resolv.conf");
-  try {
-    const st = lstatSync(resolv);
-    if (st.isFile() && st.size === 0) rmSync(resolv);
-  } catch {}
 }

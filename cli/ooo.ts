@@ -2,9 +2,9 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { buildImageCommand, elementInfoCommand } from "../builder/cli.ts";
-import { promoteCommand, publishCommand } from "../pipeline/cli.ts";
-import { storeCommand } from "../store/cli.ts";
 import { isOooError } from "../lib/errors.ts";
+import { promoteCommand, publishCommand, testImageCommand } from "../pipeline/cli.ts";
+import { storeCommand } from "../store/cli.ts";
 import { log, terminalSink } from "../lib/log.ts";
 import pkg from "../package.json" with { type: "json" };
 
@@ -21,6 +21,7 @@ async function main() {
     .parserConfiguration({ "boolean-negation": false })
     .command(buildImageCommand)
     .command(elementInfoCommand)
+    .command(testImageCommand)
     .command(storeCommand)
     .command(publishCommand)
     .command(promoteCommand)

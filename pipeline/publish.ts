@@ -1,6 +1,5 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { OooError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { parseWith } from "../lib/validate.ts";
 import { type ChunkIndex, chunkOffsets } from "../wire/chunk-index.ts";
@@ -10,6 +9,7 @@ import { StoreRequestFailed } from "../store/errors.ts";
 import type { GlanceImage } from "../store/image.ts";
 import { indexStream } from "../store/indexer.ts";
 import { openSeed } from "../store/seed.ts";
+import { PublishFailed } from "./errors.ts";
 
 /**
  * `ooo publish OUTPUT`: put a build into the image store. OUTPUT is the
@@ -26,10 +26,6 @@ import { openSeed } from "../store/seed.ts";
  * first publish), when sending the tar whole is faster and the store cuts it
  * itself.
  */
-export class PublishFailed extends OooError {
-  readonly code = "publish-failed";
-}
-
 export interface PublishOptions {
   client: StoreClient;
   /** The build's -o path (NAME.manifest.json and the artifacts beside it). */

@@ -22,7 +22,7 @@ fi
 
 # Debian packages: program to check -> package that provides it.
 missing=""
-need() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || missing="$missing $2"; }
+need() { command -v "$1" >/dev/null 2>&1 || [ -e "$1" ] || missing="$missing $2"; }
 need readelf binutils
 need mmdebstrap mmdebstrap
 need unshare util-linux
@@ -32,6 +32,9 @@ need mkfs.erofs erofs-utils
 need sfdisk fdisk
 need qemu-img qemu-utils
 need qemu-system-x86_64 qemu-system-x86
+need grub-mkimage grub-common
+need /usr/lib/grub/i386-pc/boot.img grub-pc-bin
+need debugfs e2fsprogs
 # busybox-base needs a *static* busybox; Debian's plain busybox is dynamic.
 if ! { [ -x /bin/busybox ] && ! readelf -d /bin/busybox 2>/dev/null | grep -q NEEDED; }; then
     missing="$missing busybox-static"

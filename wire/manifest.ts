@@ -39,10 +39,14 @@ export const ManifestV1 = z.object({
   }),
   boot: z
     .object({
-      kernelCmdline: z.string().describe("Kernel arguments for direct (kernel+initrd) boots, without root="),
+      kernelCmdline: z.string().describe("Kernel arguments every boot gets; a slot adds root=, ro and ooo.slot="),
       rootFsType: z.enum(["ext4", "erofs"]),
+      partUuids: z
+        .record(z.string(), z.string())
+        .describe("PARTUUIDs of the disk as built, by partition name (ooo-root-a, ooo-root-b, ooo-state, …)"),
     })
-    .optional(),
+    .optional()
+    .describe("Present when the build made a disk image"),
   timings: z.object({ totalSeconds: z.number(), phases: z.record(z.string(), z.number()) }),
 });
 

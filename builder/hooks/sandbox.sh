@@ -20,15 +20,34 @@ if [ "$where" = target ]; then
     mkdir -p "$target/tmp/in_target.d"
     mount --bind "$hooks" "$target/tmp/in_target.d"
     mount -o remount,bind,ro "$target/tmp/in_target.d"
-    # The host's resolver for the length of the hook; the image keeps its own file.
-    if [ -f "$target/etc/resolv.conf" ] && [ ! -L "$target/etc/resolv.conf" ] && [ -e /etc/resolv.conf ]; then
-        mount --bind /etc/resolv.conf "$target/etc/resolv.conf"
+    # /run is a fresh tmpfs for each hook: nothing a hook leaves there reaches the image.
+    if [ -d "$target/run" ]; then mount -t tmpfs -o mode=0755 ooo-run "$target/run"; fi
+    # The host's resolver for the length of the hook (as DIB swaps it in):
+    # whatever the image has is moved aside and comes back afterwards — unless
+    # the hook replaced the file itself (systemd-resolved does), then theirs stays.
+    resolv="$target/etc/resolv.conf"
+    saved="$target/etc/.resolv.conf.ooo-build"
+    swapped=
+    if [ -e /etc/resolv.conf ] && [ -d "$target/etc" ]; then
+        if [ -e "$resolv" ] || [ -L "$resolv" ]; then mv "$resolv" "$saved"; fi
+        cat /etc/resolv.conf > "$resolv"
+        swapped=1
     fi
     # Downloaded packages persist on the host between builds, never in the image.
     if [ -d "$target/var/cache/apt/archives" ] && [ -n "$apt_archives" ]; then
         mount --bind "$apt_archives" "$target/var/cache/apt/archives"
     fi
-    exec chroot "$target" "$shell" /tmp/in_target.d/.ooo/run-hook "$hook" "$@"
+    status=0
+    chroot "$target" "$shell" /tmp/in_target.d/.ooo/run-hook "$hook" "$@" || status=$?
+    if [ -n "$swapped" ]; then
+        if [ -f "$resolv" ] && [ ! -L "$resolv" ] && cmp -s /etc/resolv.conf "$resolv"; then
+            rm -f "$resolv"
+            if [ -e "$saved" ] || [ -L "$saved" ]; then mv "$saved" "$resolv"; fi
+        else
+            rm -f "$saved"
+        fi
+    fi
+    exit "$status"
 else
     exec "$shell" "$hooks/.ooo/run-hook" "$hook" "$@"
 fi

@@ -1,4 +1,5 @@
 import type { BuildOptions } from "../options.ts";
+import type { OutputWork } from "./work.ts";
 
 /** One file a build produced, as the manifest lists it. */
 export interface Artifact {
@@ -8,23 +9,11 @@ export interface Artifact {
   size: number;
 }
 
-export interface OutputContext {
-  options: BuildOptions;
-  /** The finished root tree. */
-  root: string;
-  /** Scratch space inside the build's work folder. */
-  scratch: string;
-  /** Output path without extension (-o). */
-  base: string;
-  /** Artifacts already produced in this build, by type (outputs may reuse them). */
-  produced: Map<string, Artifact>;
-}
-
-/** An output type (-t): one file each, registered in outputs/index.ts. */
+/** An output type (-t), one module each, registered in outputs/index.ts. */
 export interface OutputType {
   name: string;
   description: string;
-  /** Output types this one is built from, produced first. */
-  needs?: string[];
-  produce(ctx: OutputContext): Promise<Artifact>;
+  produce(work: OutputWork): Promise<void>;
 }
+
+export type { BuildOptions };

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { publish } from "../../pipeline/publish.ts";
 import { fetchImage } from "../../store/fetch.ts";
 import { resolveImage } from "../../store/resolve.ts";
-import { debianImages, type DebianImages, IMAGES_DIR } from "../support/images.ts";
+import { tmpdir } from "node:os";
+import { buildTestImage } from "../support/images.ts";
 import { startStore, type TestStore } from "../support/store.ts";
 
 /**
@@ -13,14 +14,15 @@ import { startStore, type TestStore } from "../support/store.ts";
  * first would. Reference §9 measured 0.5% of new chunk bytes for such a
  * change; the issue's target is at most 10% of the image moved.
  */
-let images: DebianImages;
+let images: { base: string; less: string };
 let s: TestStore;
 let work: string;
 
 beforeAll(async () => {
-  images = await debianImages();
+  // One after the other: the two builds share the builder's layer cache.
+  images = { base: (await buildTestImage("debian")).base, less: (await buildTestImage("debian-less")).base };
   s = await startStore();
-  work = mkdtempSync(join(IMAGES_DIR, "upgrade-test-"));
+  work = mkdtempSync(join(tmpdir(), "ooo-upgrade-test-"));
 }, 300_000);
 afterAll(async () => {
   await s?.stop();
@@ -35,7 +37,8 @@ test("an upgrade by one package publishes and fetches under 10% of the image", a
   expect(second.mode).toBe("chunks");
   expect(second.sentBytes).toBeLessThan(size * 0.1);
 
-  const target = await resolveImage(s.reader, `debian-minimal@${second.version}`);
+  const target = await resolveImage(s.reader, `${second.image.name}@${second.version}`);
+  expect(second.version).toBe("2");
   const report = await fetchImage({ client: s.reader, image: target, out: join(work, "new.tar"), seeds: [`${images.base}.tar`] });
   expect(report.digest).toBe(target.ooo_digest!);
   expect(report.fetched + report.indexBytes).toBeLessThan(size * 0.1);

@@ -1,53 +1,100 @@
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { REPO } from "./store.ts";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { execa } from "execa";
+import { treeHash } from "../../lib/tree-hash.ts";
+import { ManifestV1, type Manifest } from "../../wire/manifest.ts";
 import { requireCommand, requireRoot } from "./require.ts";
-import { sha256File, writeManifest } from "./manifest.ts";
 
 /**
- * The two real images the store's end-to-end test and bench use: Debian's
- * debian-minimal, and the same with one more package (`less`) — an upgrade
- * that changes one package. Built with ooo's own builder into one folder
- * that every test and bench of a run (and later runs) share: the builder's
- * layer cache makes a rebuild take seconds, and an unchanged tar is not
- * rebuilt at all within a run. Until the builder writes NAME.manifest.json
- * itself, a manifest is written beside the tar.
+ * Test images, built once per test run and shared by every test file: a
+ * stamp (a hash of the code and elements that make the image) says whether
+ * the image on disk is still current; the builder's layer cache makes even a
+ * rebuild quick. Images live in .cache/test-images/NAME/NAME.*.
  */
-export const IMAGES_DIR = join(tmpdir(), "ooo-store-images");
+export const REPO = resolve(import.meta.dir, "../..");
+export const FIXTURE_ELEMENTS = join(REPO, "fixtures/elements");
+const ROOT = join(REPO, ".cache/test-images");
 
-export interface DebianImages {
-  /** -o paths: `${base}.tar`, `${base}.manifest.json`. */
+export const TEST_IMAGES = {
+  /** The golden node: Debian, state layout, networking, debug channel, a state path. */
+  node: { elements: ["debian-minimal", "ooo-node", "demo-state"], types: ["raw", "tar"] },
+  /** The tiny static base, no kernel. */
+  tiny: { elements: ["busybox-base"], types: ["tar"] },
+  /**
+   * Plain Debian, and the same with one more package: an upgrade by one
+   * package (the store's test and bench). One image name (the -o basename)
+   * for both, as two versions of one image.
+   */
+  debian: { elements: ["debian-minimal"], types: ["tar"] },
+  "debian-less": { elements: ["debian-minimal"], types: ["tar"], packages: ["less"], output: "debian" },
+} as const satisfies Record<string, ImageSpec>;
+
+interface ImageSpec {
+  elements: readonly string[];
+  types: readonly string[];
+  /** Extra packages (-p). */
+  packages?: readonly string[];
+  /** The -o basename, which names the image (default: the key). */
+  output?: string;
+}
+
+export type TestImageName = keyof typeof TEST_IMAGES;
+
+export interface TestImage {
   base: string;
-  less: string;
+  manifest: Manifest;
 }
 
-let built: Promise<DebianImages> | undefined;
+const memo = new Map<string, Promise<TestImage>>();
 
-async function build(output: string, extra: string[]) {
-  const p = Bun.spawn(["bun", join(REPO, "cli/ooo.ts"), "build-image", "debian-minimal", "-o", output, "-t", "tar", ...extra], {
-    cwd: REPO,
-    stdout: "pipe",
-    stderr: "pipe",
+function stampOf(name: TestImageName): string {
+  const h = createHash("sha256").update(JSON.stringify(TEST_IMAGES[name]));
+  for (const dir of ["builder", "lib", "elements", "fixtures/elements", "wire", "agents"]) {
+    const p = join(REPO, dir);
+    if (existsSync(p)) h.update(`${dir}:${treeHash(p)}\n`);
+  }
+  return h.digest("hex");
+}
+
+export function buildTestImage(name: TestImageName): Promise<TestImage> {
+  let p = memo.get(name);
+  if (!p) {
+    p = build(name);
+    memo.set(name, p);
+  }
+  return p;
+}
+
+async function build(name: TestImageName): Promise<TestImage> {
+  requireRoot();
+  requireCommand("mmdebstrap", "mkfs.ext4", "sfdisk", "qemu-img", "grub-mkimage");
+  const spec: ImageSpec = TEST_IMAGES[name];
+  const dir = join(ROOT, name);
+  const base = join(dir, spec.output ?? name);
+  const stampFile = join(dir, "stamp");
+  const stamp = stampOf(name);
+  if (!(existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp && existsSync(`${base}.manifest.json`))) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const packages = spec.packages?.length ? ["-p", spec.packages.join(",")] : [];
+    const r = await execa(
+      "bun",
+      [join(REPO, "cli/ooo.ts"), "build-image", "-o", base, "-t", spec.types.join(","), ...packages, "--elements-path", FIXTURE_ELEMENTS, ...spec.elements],
+      { reject: false, all: true },
+    );
+    if (r.exitCode !== 0) throw new Error(`building the ${name} test image failed:\n${String(r.all).split("\n").slice(-30).join("\n")}`);
+    writeFileSync(stampFile, stamp);
+  }
+  return { base, manifest: ManifestV1.parse(JSON.parse(readFileSync(`${base}.manifest.json`, "utf8"))) };
+}
+
+/** Run the CLI as a user would; returns exit code and output. */
+export async function ooo(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
+  const r = await execa("bun", [join(REPO, "cli/ooo.ts"), ...args], {
+    reject: false,
+    env: options.env,
+    cwd: options.cwd ?? REPO,
   });
-  const [err, code] = [await new Response(p.stderr).text(), await p.exited];
-  if (code !== 0) throw new Error(`building ${output} failed (exit ${code}):\n${err.slice(-3000)}`);
-  const manifest = `${output}.manifest.json`;
-  const tarSha = sha256File(`${output}.tar`);
-  const current = existsSync(manifest) ? (JSON.parse(readFileSync(manifest, "utf8")) as { digest?: string }) : undefined;
-  if (current?.digest !== `sha256:${tarSha}`) writeManifest(output, { name: "debian-minimal" });
+  return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
-
-export function debianImages(): Promise<DebianImages> {
-  built ??= (async () => {
-    requireRoot();
-    requireCommand("mmdebstrap");
-    mkdirSync(IMAGES_DIR, { recursive: true });
-    const images = { base: join(IMAGES_DIR, "debian-minimal"), less: join(IMAGES_DIR, "debian-minimal-less") };
-    await build(images.base, []);
-    await build(images.less, ["-p", "less"]);
-    return images;
-  })();
-  return built;
-}
-

@@ -1,0 +1,73 @@
+#!/usr/bin/env bun
+import { basename } from "node:path";
+import { isOooError, UsageError } from "../lib/errors.ts";
+import { log } from "../lib/log.ts";
+import { applyMain } from "./apply/cli.ts";
+import { HelpRequested } from "./args.ts";
+import { collectMain } from "./collect/cli.ts";
+import { agentSink, type AgentName } from "./log.ts";
+import { refreshMain } from "./refresh/cli.ts";
+
+/**
+ * ooo-agent: the three node agents in one executable (`bun build --compile`
+ * makes it standalone: nodes need no runtime). It runs as the agent named by
+ * the name it was called by — the elements install symlinks
+ * os-collect-config, os-apply-config and os-refresh-config — or by its first
+ * argument: `ooo-agent os-apply-config --help`.
+ */
+const AGENTS: Record<AgentName, (argv: string[]) => Promise<number>> = {
+  "os-collect-config": collectMain,
+  "os-apply-config": applyMain,
+  "os-refresh-config": refreshMain,
+};
+
+const isAgent = (name: string | undefined): name is AgentName => name !== undefined && name in AGENTS;
+
+export function chooseAgent(argv0: string, args: string[]): { agent?: AgentName; args: string[] } {
+  const called = basename(argv0);
+  if (isAgent(called)) return { agent: called, args };
+  if (isAgent(args[0])) return { agent: args[0], args: args.slice(1) };
+  return { args };
+}
+
+const USAGE = `usage: ooo-agent AGENT [ARGS...]   (or call it as os-collect-config, os-apply-config, os-refresh-config)
+
+  os-collect-config   poll metadata sources, cache them, run a command on change
+  os-apply-config     render configuration files from templates and metadata
+  os-refresh-config   run the configuration phases and signal completion
+`;
+
+export async function runAgent(agent: AgentName, args: string[]): Promise<number> {
+  log.addSink(agentSink(agent, { file: agent === "os-apply-config" && process.geteuid?.() === 0 ? "/var/log/os-apply-config.log" : undefined }));
+  try {
+    return await AGENTS[agent](args);
+  } catch (e) {
+    if (e instanceof HelpRequested) {
+      process.stdout.write(e.text);
+      return 0;
+    }
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n`);
+      return e.exitCode;
+    }
+    if (isOooError(e)) {
+      log.error(e.message);
+      if (e.hint) log.error(`hint: ${e.hint}`);
+      return e.exitCode;
+    }
+    log.error(`internal error: this is a bug in ooo-agent, please report it with the command and its log.`);
+    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 70;
+  }
+}
+
+async function main(): Promise<number> {
+  const { agent, args } = chooseAgent(process.argv0, process.argv.slice(2));
+  if (agent) return runAgent(agent, args);
+  const asked = args[0] === "-h" || args[0] === "--help" || args[0] === "help";
+  (asked ? process.stdout : process.stderr).write(USAGE);
+  return asked ? 0 : 2;
+}
+
+// No top-level await: `bun build --compile --bytecode` needs a CommonJS-compatible entry.
+if (import.meta.main) void main().then((code) => (process.exitCode = code));

@@ -1,0 +1,86 @@
+import { closeSync, lstatSync, openSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { CommandFailed, run } from "../../lib/run.ts";
+import { ImageTooSmall } from "../errors.ts";
+
+/**
+ * Build an ext2/ext4 filesystem image from a tree (mkfs -d): no loop device,
+ * no mount. UUID, hash seed and the times mkfs takes from the clock are
+ * fixed (E2FSPROGS_FAKE_TIME). mkfs copies each file's atime and ctime from
+ * the tree, and a ctime is whenever the file was extracted — so afterwards
+ * debugfs sets both to the file's (clamped) mtime. Same tree, same bytes.
+ */
+export async function mkfsExt(options: {
+  file: string;
+  size: number;
+  type: "ext4" | "ext2";
+  label: string;
+  uuid: string;
+  tree?: string;
+  sourceDateEpoch: number;
+  /** Bytes the tree needs, for the error if it does not fit. */
+  neededBytes?: number;
+}) {
+  closeSync(openSync(options.file, "w"));
+  await run("truncate", ["-s", String(options.size), options.file]);
+  const args = [
+    "-t", options.type,
+    "-q",
+    "-F",
+    "-L", options.label,
+    "-U", options.uuid,
+    "-m", "0",
+    "-E", `hash_seed=${options.uuid},root_owner=0:0`,
+    ...(options.tree ? ["-d", options.tree] : []),
+    options.file,
+  ];
+  try {
+    await run("mkfs.ext4", args, {
+      env: { E2FSPROGS_FAKE_TIME: String(options.sourceDateEpoch) },
+      what: `making the ${options.label} filesystem (mkfs.${options.type})`,
+      echo: false,
+    });
+  } catch (e) {
+    if (e instanceof CommandFailed && e.tail.some((l) => /No space left|Could not allocate|too big|not enough space/i.test(l)))
+      throw new ImageTooSmall(options.neededBytes ?? options.size + 1, options.size, options.label);
+    throw e;
+  }
+  if (options.tree) await pinInodeTimes(options.file, options.tree, options.sourceDateEpoch);
+}
+
+/** One debugfs session: every inode's times become its mtime, clamped to SOURCE_DATE_EPOCH. */
+async function pinInodeTimes(file: string, tree: string, sourceDateEpoch: number) {
+  const commands: string[] = [];
+  const quote = (p: string) => `"${p.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+  const walk = (dir: string, rel: string) => {
+    const st = lstatSync(dir);
+    const t = Math.min(Math.floor(st.mtimeMs / 1000), sourceDateEpoch);
+    const path = rel || "/";
+    commands.push(`sif ${quote(path)} atime @${t}`, `sif ${quote(path)} ctime @${t}`, `sif ${quote(path)} mtime @${t}`);
+    if (!st.isDirectory()) return;
+    for (const name of readdirSync(dir).sort()) {
+      const child = join(dir, name);
+      if (lstatSync(child).isDirectory()) walk(child, `${rel}/${name}`);
+      else {
+        const cst = lstatSync(child);
+        const ct = Math.min(Math.floor(cst.mtimeMs / 1000), sourceDateEpoch);
+        const p = quote(`${rel}/${name}`);
+        commands.push(`sif ${p} atime @${ct}`, `sif ${p} ctime @${ct}`, `sif ${p} mtime @${ct}`);
+      }
+    }
+  };
+  walk(tree, "");
+  await run("debugfs", ["-w", "-f", "-", file], {
+    input: commands.join("\n") + "\n",
+    env: { E2FSPROGS_FAKE_TIME: String(sourceDateEpoch) }, // else the superblock's write time is now
+    echo: false,
+    what: "pinning inode times (debugfs)",
+  });
+}
+
+/** Copy a filesystem image into the disk image at `offset`, keeping holes. */
+export async function writeInto(disk: string, image: string, offset: number) {
+  await run("dd", [`if=${image}`, `of=${disk}`, "bs=1M", `seek=${offset}`, "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"], {
+    what: "writing a partition into the disk image",
+  });
+}

@@ -1,0 +1,152 @@
+import { closeSync, existsSync, mkdirSync, openSync, readlinkSync, realpathSync, writeSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { run } from "../../lib/run.ts";
+import { canonicalTar } from "../../lib/tar/canonical.ts";
+import { grubConfig, grubEnvBlock, installGrubBios } from "../disk/grub.ts";
+import { writePartitionTable } from "../disk/gpt.ts";
+import { minimumSlot, partition, planDisk, type DiskLayout } from "../disk/layout.ts";
+import { mkfsExt, writeInto } from "../disk/mkfs.ts";
+import { uuidFor } from "../disk/uuid.ts";
+import type { OutputWork } from "./work.ts";
+
+/**
+ * The intermediate steps outputs share. Order of dependence:
+ *   canonical tar → extracted tree → root filesystem → whole disk
+ * The tree a filesystem is made from is always a fresh extraction of the
+ * canonical tar, never the build root itself: files are created in sorted
+ * order with clamped times, so mkfs writes the same bytes every build — and
+ * a node that rebuilds a root from the same tar gets the same tree.
+ */
+
+/** Kernel arguments every boot of an ooo disk gets (the slot adds root= and ooo.slot=). */
+export const KERNEL_CMDLINE = "console=tty0 console=ttyS0,115200 panic=10 quiet";
+
+export interface Canonical {
+  file: string;
+  sha256: string;
+  size: number;
+  digest: string;
+}
+
+export function canonical(work: OutputWork): Promise<Canonical> {
+  return work.once("canonical root tar", async () => {
+    const file = work.scratchPath("root.tar");
+    const hash = createHash("sha256");
+    let size = 0;
+    const fd = openSync(file, "w");
+    try {
+      for await (const chunk of canonicalTar(work.root, { sourceDateEpoch: work.options.sourceDateEpoch })) {
+        hash.update(chunk);
+        writeSync(fd, chunk);
+        size += chunk.length;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const sha256 = hash.digest("hex");
+    return { file, sha256, size, digest: `sha256:${sha256}` };
+  });
+}
+
+export function tree(work: OutputWork): Promise<string> {
+  return work.once("extract canonical tree", async () => {
+    const { file } = await canonical(work);
+    const dir = work.scratchPath("tree");
+    mkdirSync(dir, { recursive: true });
+    await run("tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", file, "-C", dir], {
+      what: "extracting the canonical root",
+    });
+    return dir;
+  });
+}
+
+export function layout(work: OutputWork): Promise<DiskLayout> {
+  return work.once("plan disk layout", async () => {
+    const { size } = await canonical(work);
+    const size_gb = work.options.imageSize;
+    return planDisk(size, size_gb === undefined ? undefined : Math.floor(size_gb * 1024 ** 3));
+  });
+}
+
+/** The root filesystem, alone, sized as one root slot. */
+export function rootfs(work: OutputWork): Promise<string> {
+  return work.once("make root filesystem (ext4)", async () => {
+    const [dir, plan, c] = await Promise.all([tree(work), layout(work), canonical(work)]);
+    const file = work.scratchPath("rootfs.ext4");
+    await mkfsExt({
+      file,
+      size: plan.slotSize,
+      type: "ext4",
+      label: "ooo-root",
+      uuid: uuidFor(c.digest, "fs-root"),
+      tree: dir,
+      sourceDateEpoch: work.options.sourceDateEpoch,
+      neededBytes: minimumSlot(c.size),
+    });
+    return file;
+  });
+}
+
+/** The whole golden disk: GPT, GRUB, boot partition, root slot A, empty slot B, state. */
+export function disk(work: OutputWork): Promise<string> {
+  return work.once("assemble disk image", async () => {
+    const [plan, c, fs] = await Promise.all([layout(work), canonical(work), rootfs(work)]);
+    const file = work.scratchPath("disk.raw");
+    closeSync(openSync(file, "w"));
+    await run("truncate", ["-s", String(plan.size), file]);
+    await writePartitionTable(file, plan, c.digest);
+
+    await writeInto(file, fs, partition(plan, "ooo-root-a").offset);
+
+    const boot = partition(plan, "ooo-boot");
+    const bootFsUuid = uuidFor(c.digest, "fs-boot");
+    const bootTree = work.scratchPath("boot-tree");
+    mkdirSync(join(bootTree, "grub"), { recursive: true });
+    await Bun.write(join(bootTree, "grub", "grub.cfg"), grubConfig(KERNEL_CMDLINE));
+    await Bun.write(
+      join(bootTree, "grub", "grubenv"),
+      grubEnvBlock({ ORDER: "A B", A_OK: "1", A_TRY: "0", B_OK: "0", B_TRY: "0" }),
+    );
+    const bootFs = work.scratchPath("boot.ext2");
+    await mkfsExt({ file: bootFs, size: boot.size, type: "ext2", label: "ooo-boot", uuid: bootFsUuid, tree: bootTree, sourceDateEpoch: work.options.sourceDateEpoch });
+    await writeInto(file, bootFs, boot.offset);
+
+    const state = partition(plan, "ooo-state");
+    const stateFs = work.scratchPath("state.ext4");
+    await mkfsExt({ file: stateFs, size: state.size, type: "ext4", label: "ooo-state", uuid: uuidFor(c.digest, "fs-state"), sourceDateEpoch: work.options.sourceDateEpoch });
+    await writeInto(file, stateFs, state.offset);
+
+    await installGrubBios({ file, biosBoot: partition(plan, "bios-boot"), bootFsUuid, scratch: work.scratch });
+    return file;
+  });
+}
+
+/** The kernel and initrd of the root, for direct (bootloader-less) boots. */
+export function bootFiles(work: OutputWork): Promise<{ vmlinuz: string; initrd: string } | undefined> {
+  return work.once("find kernel and initrd", async () => {
+    const dir = await tree(work);
+    const find = (names: string[]) => {
+      for (const n of names) {
+        const p = join(dir, n);
+        if (!existsSync(p)) continue;
+        // Resolve symlinks inside the tree, never on the host.
+        let target = p;
+        for (let i = 0; i < 8; i++) {
+          try {
+            const link = readlinkSync(target);
+            target = link.startsWith("/") ? join(dir, link) : join(target, "..", link);
+          } catch {
+            break;
+          }
+        }
+        if (existsSync(target)) return realpathSync(target);
+      }
+      return undefined;
+    };
+    const vmlinuz = find(["vmlinuz", "boot/vmlinuz"]);
+    const initrd = find(["initrd.img", "boot/initrd.img"]);
+    return vmlinuz && initrd ? { vmlinuz, initrd } : undefined;
+  });
+}
+

@@ -1,0 +1,64 @@
+import { connect, type Socket } from "node:net";
+
+/**
+ * A minimal QMP client (QEMU Machine Protocol: JSON lines over a unix
+ * socket): the greeting, qmp_capabilities, then one command at a time.
+ */
+export class Qmp {
+  private buffer = "";
+  private waiters: ((msg: Record<string, unknown>) => void)[] = [];
+  readonly events: Record<string, unknown>[] = [];
+
+  private constructor(private readonly socket: Socket) {
+    socket.setEncoding("utf8");
+    socket.on("data", (data: string) => {
+      this.buffer += data;
+      let nl: number;
+      while ((nl = this.buffer.indexOf("\n")) >= 0) {
+        const line = this.buffer.slice(0, nl).trim();
+        this.buffer = this.buffer.slice(nl + 1);
+        if (!line) continue;
+        const msg = JSON.parse(line) as Record<string, unknown>;
+        if ("event" in msg) this.events.push(msg);
+        else this.waiters.shift()?.(msg);
+      }
+    });
+    socket.on("error", () => {});
+  }
+
+  static async connect(path: string, timeoutMs = 10_000): Promise<Qmp> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const socket = await new Promise<Socket>((resolve, reject) => {
+          const s = connect(path);
+          s.once("connect", () => resolve(s));
+          s.once("error", reject);
+        });
+        const qmp = new Qmp(socket);
+        await qmp.next(); // greeting
+        await qmp.command("qmp_capabilities");
+        return qmp;
+      } catch (e) {
+        if (Date.now() > deadline) throw new Error(`QMP socket ${path} did not answer: ${(e as Error).message}`);
+        await Bun.sleep(50);
+      }
+    }
+  }
+
+  private next(): Promise<Record<string, unknown>> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  async command(execute: string, args?: Record<string, unknown>): Promise<unknown> {
+    const reply = this.next();
+    this.socket.write(JSON.stringify(args ? { execute, arguments: args } : { execute }) + "\n");
+    const msg = await reply;
+    if ("error" in msg) throw new Error(`QMP ${execute}: ${JSON.stringify(msg.error)}`);
+    return msg.return;
+  }
+
+  close() {
+    this.socket.destroy();
+  }
+}

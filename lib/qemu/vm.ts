@@ -1,0 +1,173 @@
+import { mkdirSync, openSync, writeSync, closeSync } from "node:fs";
+import { join } from "node:path";
+import { execa, type ResultPromise } from "execa";
+import type { Accel } from "./accel.ts";
+import { DebugChannel } from "./channel.ts";
+import { Qmp } from "./qmp.ts";
+
+/**
+ * One qemu virtual machine: serial console captured to a log file and
+ * watched line by line, QMP for power control, an optional debug command
+ * channel on the second serial port, and user networking with restrict=on
+ * (the guest reaches nothing but the forwards given, all to loopback).
+ */
+export interface VmOptions {
+  name: string;
+  /** Run folder: sockets and the console log go here. */
+  dir: string;
+  disk: { file: string; format: "raw" | "qcow2" };
+  accel: Accel;
+  memoryMiB?: number;
+  cpus?: number;
+  /** Direct boot instead of the disk's bootloader. */
+  kernel?: { vmlinuz: string; initrd: string; append: string };
+  debugChannel?: boolean;
+  /** guestfwd rules: guest IP:port → a command run per connection (its stdio is the connection). */
+  guestForwards?: { ip: string; port: number; command: string }[];
+  /** hostfwd rules: host 127.0.0.1:hostPort → guest port. */
+  hostForwards?: { hostPort: number; guestPort: number }[];
+  consoleLog?: string;
+  extraArgs?: string[];
+}
+
+export class Vm {
+  readonly consoleLog: string;
+  readonly startedAt = performance.now();
+  private consoleText = "";
+  private lineListeners: (() => void)[] = [];
+  private exited = false;
+  private exitInfo = "";
+
+  private constructor(
+    readonly options: VmOptions,
+    private readonly child: ResultPromise,
+    readonly qmp: Qmp,
+    readonly channel: DebugChannel | undefined,
+    logFd: number,
+  ) {
+    this.consoleLog = options.consoleLog ?? join(options.dir, "console.log");
+    child.stdout!.on("data", (d: Buffer) => {
+      writeSync(logFd, d);
+      this.consoleText += d.toString("utf8").replaceAll("\r", "");
+      if (this.consoleText.length > 4_000_000) this.consoleText = this.consoleText.slice(-2_000_000);
+      for (const l of this.lineListeners.splice(0)) l();
+    });
+    child.stderr!.on("data", (d: Buffer) => {
+      this.exitInfo += d.toString();
+    });
+    void child.then(
+      (r) => this.onExit(`exit ${r.exitCode}${r.signal ? ` (${r.signal})` : ""}`, logFd),
+      () => this.onExit("failed", logFd),
+    );
+  }
+
+  private onExit(how: string, fd: number) {
+    this.exited = true;
+    this.exitInfo = `qemu ${how}: ${this.exitInfo.trim()}`;
+    try {
+      closeSync(fd);
+    } catch {}
+    for (const l of this.lineListeners.splice(0)) l();
+  }
+
+  static async start(options: VmOptions): Promise<Vm> {
+    mkdirSync(options.dir, { recursive: true });
+    const qmpPath = join(options.dir, "qmp.sock");
+    const dbgPath = join(options.dir, "debug.sock");
+    const net = [
+      "user,id=net0,restrict=on",
+      ...(options.guestForwards ?? []).map((f) => `guestfwd=tcp:${f.ip}:${f.port}-cmd:${f.command}`),
+      ...(options.hostForwards ?? []).map((f) => `hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`),
+    ].join(",");
+    const args = [
+      "-name", options.name,
+      "-accel", options.accel,
+      "-cpu", options.accel === "kvm" ? "host" : "max",
+      "-m", String(options.memoryMiB ?? 1024),
+      "-smp", String(options.cpus ?? 1),
+      "-display", "none",
+      "-no-user-config",
+      "-nodefaults",
+      "-drive", `file=${options.disk.file},format=${options.disk.format},if=virtio,cache=unsafe,discard=unmap`,
+      "-netdev", net,
+      "-device", "virtio-net-pci,netdev=net0",
+      "-chardev", "stdio,id=console,signal=off",
+      "-serial", "chardev:console",
+      ...(options.debugChannel ? ["-chardev", `socket,id=dbg,path=${dbgPath},server=on,wait=off`, "-serial", "chardev:dbg"] : []),
+      "-qmp", `unix:${qmpPath},server=on,wait=off`,
+      "-device", "virtio-rng-pci",
+      ...(options.kernel ? ["-kernel", options.kernel.vmlinuz, "-initrd", options.kernel.initrd, "-append", options.kernel.append] : []),
+      ...(options.extraArgs ?? []),
+    ];
+    const logFd = openSync(options.consoleLog ?? join(options.dir, "console.log"), "w");
+    const child = execa("qemu-system-x86_64", args, { stdin: "ignore", buffer: false, reject: false });
+    const qmp = await Qmp.connect(qmpPath);
+    const channel = options.debugChannel ? await DebugChannel.connect(dbgPath) : undefined;
+    return new Vm(options, child, qmp, channel, logFd);
+  }
+
+  /** Seconds since this VM was started (power-on). */
+  elapsed(): number {
+    return (performance.now() - this.startedAt) / 1000;
+  }
+
+  get console(): string {
+    return this.consoleText;
+  }
+
+  tail(lines = 30): string[] {
+    return this.consoleText.trimEnd().split("\n").slice(-lines);
+  }
+
+  /** Wait for a console line matching `pattern` (searching from `from`, a console offset). */
+  async waitFor(pattern: RegExp, timeoutMs: number, from = 0): Promise<{ match: RegExpExecArray; seconds: number; end: number }> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const text = this.consoleText.slice(from);
+      const m = pattern.exec(text);
+      if (m) return { match: m, seconds: this.elapsed(), end: from + m.index + m[0].length };
+      if (this.exited) throw new VmError(`${this.options.name} stopped (${this.exitInfo}) before printing ${pattern}`, this.tail());
+      const left = deadline - performance.now();
+      if (left <= 0) throw new VmError(`${this.options.name} did not print ${pattern} within ${timeoutMs / 1000}s`, this.tail());
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 1000));
+        this.lineListeners.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Hard reset, as the reset button. */
+  async reset() {
+    await this.qmp.command("system_reset");
+  }
+
+  /** Pull the plug: qemu quits at once, no clean shutdown. */
+  async kill() {
+    if (this.exited) return;
+    try {
+      await this.qmp.command("quit");
+    } catch {}
+    await this.child.catch(() => {});
+  }
+
+  get running() {
+    return !this.exited;
+  }
+
+  async wait() {
+    await this.child.catch(() => {});
+  }
+}
+
+export class VmError extends Error {
+  constructor(
+    message: string,
+    readonly consoleTail: string[],
+  ) {
+    super(`${message}\nlast console lines:\n${consoleTail.map((l) => `    ${l}`).join("\n")}`);
+  }
+}
+

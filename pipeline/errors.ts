@@ -1,0 +1,27 @@
+import { OooError } from "../lib/errors.ts";
+
+export class ImageNotFound extends OooError {
+  readonly code = "image-not-found";
+  constructor(readonly image: string, detail: string) {
+    super(`cannot test ${image}: ${detail}`, { hint: "Pass the build's -o path, its .manifest.json, or its .raw/.qcow2 file." });
+  }
+}
+
+export class BootFailed extends OooError {
+  readonly code = "boot-failed";
+  constructor(readonly mode: string, detail: string, readonly consoleLog: string) {
+    super(`${mode} boot failed: ${detail}\nconsole log: ${consoleLog}`);
+  }
+}
+
+export class ImageChecksFailed extends OooError {
+  readonly code = "image-checks-failed";
+  constructor(readonly mode: string, readonly failures: string[], readonly consoleLog: string) {
+    super(`${mode} boot: ${failures.length} check(s) failed:\n${failures.map((f) => `  - ${f}`).join("\n")}\nconsole log: ${consoleLog}`);
+  }
+}
+
+/** A build cannot be published as it is: no manifest, a missing or changed artifact. */
+export class PublishFailed extends OooError {
+  readonly code = "publish-failed";
+}

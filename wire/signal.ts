@@ -1,0 +1,50 @@
+import { z } from "zod";
+
+/**
+ * The completion signal: how a node tells the deployer that its
+ * configuration run is over, and how it went. Defined once, here; the
+ * agents send it (os-refresh-config, at the end of every run) and the
+ * deployer's metadata service receives it.
+ *
+ *   POST <signal_url>            (the ooo block's signal_url, normally <base>/v1/nodes/<node>/signal)
+ *   Authorization: Bearer <the node's own token>
+ *   Content-Type: application/json
+ *   body: CompletionSignal       → any 2xx is an acknowledgement; the node retries otherwise
+ *
+ * Shaped like a Heat wait-condition signal (`status`, `reason`, `data`,
+ * `id`), with `data` holding what heat-config hooks report
+ * (`deploy_stdout`, `deploy_stderr`, `deploy_status_code`), so Heat's way of
+ * reading it applies: a non-zero status code means the run failed. A
+ * repeated `id` replaces the earlier signal: the id is the node and the
+ * metadata serial, so a retried run overwrites its failure.
+ */
+export const SIGNAL_VERSION = 1;
+
+/** Upper bound of deploy_stdout and deploy_stderr each (their tail is kept), so a signal stays well under 1 MiB. */
+export const SIGNAL_OUTPUT_LIMIT = 256 * 1024;
+
+export const SignalData = z.object({
+  deploy_stdout: z.string().describe(`Standard output of the run's scripts (the last ${SIGNAL_OUTPUT_LIMIT} characters)`),
+  deploy_stderr: z.string().describe(`Standard error of the run's scripts (the last ${SIGNAL_OUTPUT_LIMIT} characters)`),
+  deploy_status_code: z.number().int().describe("0 on success, else the failing script's exit status (128+N when killed by signal N)"),
+  failed_script: z.string().optional().describe("The script that failed, as PHASE.d/NAME"),
+  output_tail: z.string().optional().describe("The last lines the failing script printed (stdout and stderr interleaved)"),
+  timings: z.record(z.string(), z.number()).optional().describe("Seconds per script that ran, keyed PHASE.d/NAME, in run order"),
+});
+
+export const CompletionSignalV1 = z
+  .object({
+    version: z.literal(SIGNAL_VERSION).describe("Version of this signal format"),
+    status: z.enum(["SUCCESS", "FAILURE"]),
+    reason: z.string().describe("One line for people: what happened"),
+    data: SignalData,
+    id: z.string().min(1).describe("Signal id; a repeated id replaces the earlier signal (NODE:SERIAL)"),
+    metadata_serial: z.number().int().nonnegative().optional().describe("The ooo.serial of the metadata this run applied"),
+  })
+  .describe("POST body of <signal_url>");
+
+export type CompletionSignal = z.infer<typeof CompletionSignalV1>;
+export type SignalDataT = z.infer<typeof SignalData>;
+
+/** Parse any known version (one so far). */
+export const CompletionSignal = CompletionSignalV1;
