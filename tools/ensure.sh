@@ -47,6 +47,7 @@ need os-apply-config python3-os-apply-config
 need glance python3-glanceclient
 need zstd zstd
 need rsync rsync
+need socat socat
 need sudo sudo
 if [ -n "$missing" ]; then
     say "installing Debian packages:$missing"
