@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { run } from "../lib/run.ts";
 import { chooseAccel, type Accel } from "../lib/qemu/accel.ts";
-import { Vm, VmError } from "../lib/qemu/vm.ts";
+import { Vm, VmError, type VmOptions } from "../lib/qemu/vm.ts";
 import { ManifestV1, type Manifest } from "../wire/manifest.ts";
 import { READY_MARKER, ReadyReport } from "../wire/ready-report.ts";
 import { BootFailed, ImageNotFound } from "./errors.ts";
@@ -91,6 +91,8 @@ export async function bootAndWait(options: {
   debugChannel?: boolean;
   extraCmdline?: string[];
   cpus?: number;
+  extraDisks?: VmOptions["extraDisks"];
+  guestForwards?: VmOptions["guestForwards"];
 }): Promise<BootedNode> {
   const { image, mode } = options;
   if (mode === "direct" && !image.kernel) throw new ImageNotFound(image.base, "no NAME.vmlinuz/NAME.initrd beside the image");
@@ -102,6 +104,8 @@ export async function bootAndWait(options: {
     accel,
     consoleLog: options.consoleLog,
     cpus: options.cpus ?? 2,
+    extraDisks: options.extraDisks,
+    guestForwards: options.guestForwards,
     debugChannel: options.debugChannel && mode === "direct",
     kernel:
       mode === "direct"

@@ -54,6 +54,7 @@ need swift-object-server swift-object
 need memcached memcached
 need zstd zstd
 need rsync rsync
+need socat socat
 need sudo sudo
 if [ -n "$missing" ]; then
     say "installing Debian packages:$missing"

@@ -121,6 +121,7 @@ export const ConfigDriveMetadataV1 = z
   })
   .describe(`What ${CONFIG_DRIVE_PATH} on the ${CONFIG_DRIVE_LABEL} drive holds`);
 export const ConfigDriveMetadata = ConfigDriveMetadataV1;
+export type ConfigDriveMetadata = z.infer<typeof ConfigDriveMetadataV1>;
 
 export type NodeMetadata = z.infer<typeof NodeMetadataV1>;
 export type ImageReference = z.infer<typeof ImageRef>;

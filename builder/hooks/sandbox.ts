@@ -49,7 +49,8 @@ export async function runHook(run: HookRun): Promise<void> {
       "--kill-child",
       "--mount-proc",
       "--",
-      "/bin/sh",
+      // bash, not sh: dash drops BASH_FUNC_* variables (DIB's exported functions)
+      "/bin/bash",
       SANDBOX,
       run.where,
       run.targetRoot,

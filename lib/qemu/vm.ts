@@ -16,6 +16,8 @@ export interface VmOptions {
   /** Run folder: sockets and the console log go here. */
   dir: string;
   disk: { file: string; format: "raw" | "qcow2" };
+  /** More disks (a config drive, a seed), attached after the boot disk. */
+  extraDisks?: { file: string; format: "raw" | "qcow2"; readOnly?: boolean }[];
   accel: Accel;
   memoryMiB?: number;
   cpus?: number;
@@ -89,6 +91,10 @@ export class Vm {
       "-no-user-config",
       "-nodefaults",
       "-drive", `file=${options.disk.file},format=${options.disk.format},if=virtio,cache=unsafe,discard=unmap`,
+      ...(options.extraDisks ?? []).flatMap((d) => [
+        "-drive",
+        `file=${d.file},format=${d.format},if=virtio,cache=unsafe${d.readOnly ? ",readonly=on" : ""}`,
+      ]),
       "-netdev", net,
       "-device", "virtio-net-pci,netdev=net0",
       "-chardev", "stdio,id=console,signal=off",

@@ -43,7 +43,8 @@ describe("golden disk images", () => {
       const sh = (cmd: string) => first.vm.channel!.exec(cmd);
       expect((await sh("cat /var/lib/ooo-demo/seed.txt")).output.trim()).toBe("pristine");
       expect((await sh("echo precious > /var/lib/ooo-demo/data.txt && echo scratch > /var/tmp/scratch.txt && sync")).status).toBe(0);
-      expect((await sh("touch /etc/should-fail")).status).not.toBe(0); // / is read-only
+      expect((await sh("touch /usr/should-fail")).status).not.toBe(0); // / is read-only
+      expect((await sh("echo volatile > /etc/ooo-volatile")).status).toBe(0); // /etc is a volatile overlay
       const machineId = (await sh("cat /etc/machine-id")).output.trim();
       expect(machineId).toMatch(/^[0-9a-f]{32}$/);
       await first.vm.kill(); // no clean shutdown
@@ -53,6 +54,7 @@ describe("golden disk images", () => {
       expect((await sh2("cat /var/lib/ooo-demo/data.txt")).output.trim()).toBe("precious");
       expect((await sh2("cat /var/lib/ooo-demo/seed.txt")).output.trim()).toBe("pristine");
       expect((await sh2("test -e /var/tmp/scratch.txt; echo $?")).output.trim()).toBe("1");
+      expect((await sh2("test -e /etc/ooo-volatile; echo $?")).output.trim()).toBe("1");
       expect((await sh2("cat /etc/machine-id")).output.trim()).toBe(machineId);
       await second.vm.kill();
     } finally {
@@ -110,6 +112,7 @@ describe("golden disk images", () => {
         "debian-minimal",
         "ooo-node",
         "demo-state",
+        "agent-demo",
       ]);
       expect(r.code).toBe(0);
       const cold = ManifestV1.parse(JSON.parse(readFileSync(join(dir, "node.manifest.json"), "utf8")));

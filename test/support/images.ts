@@ -17,8 +17,8 @@ export const FIXTURE_ELEMENTS = join(REPO, "fixtures/elements");
 const ROOT = join(REPO, ".cache/test-images");
 
 export const TEST_IMAGES = {
-  /** The golden node: Debian, state layout, networking, debug channel, a state path. */
-  node: { elements: ["debian-minimal", "ooo-node", "demo-state"], types: ["raw", "tar"] },
+  /** The golden node: Debian, state layout, networking, agents, debug channel, a state path, a demo template. */
+  node: { elements: ["debian-minimal", "ooo-node", "demo-state", "agent-demo"], types: ["raw", "tar"] },
   /** The tiny static base, no kernel. */
   tiny: { elements: ["busybox-base"], types: ["tar"] },
   /**
