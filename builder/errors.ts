@@ -131,3 +131,11 @@ export class NotRoot extends OooError {
     });
   }
 }
+
+/** A file name the filesystem tools cannot be told about (a `"` with spaces, a newline). */
+export class UnsupportedFileName extends OooError {
+  readonly code = "unsupported-file-name";
+  constructor(readonly path: string) {
+    super(`cannot put ${JSON.stringify(path)} into a filesystem image reproducibly: names with both quotes and spaces, or newlines, are not supported`);
+  }
+}

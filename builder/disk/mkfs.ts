@@ -1,7 +1,8 @@
 import { closeSync, lstatSync, openSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { execa } from "execa";
 import { CommandFailed, run } from "../../lib/run.ts";
-import { ImageTooSmall } from "../errors.ts";
+import { ImageTooSmall, UnsupportedFileName } from "../errors.ts";
 
 /**
  * Build an ext2/ext4 filesystem image from a tree (mkfs -d): no loop device,
@@ -51,7 +52,12 @@ export async function mkfsExt(options: {
 /** One debugfs session: every inode's times become its mtime, clamped to SOURCE_DATE_EPOCH. */
 async function pinInodeTimes(file: string, tree: string, sourceDateEpoch: number) {
   const commands: string[] = [];
-  const quote = (p: string) => `"${p.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+  // debugfs's parser: double quotes group words, with no escapes inside.
+  const quote = (p: string) => {
+    if (!/[\s"]/.test(p)) return p;
+    if (p.includes('"') || p.includes("\n")) throw new UnsupportedFileName(p);
+    return `"${p}"`;
+  };
   const walk = (dir: string, rel: string) => {
     const st = lstatSync(dir);
     const t = Math.min(Math.floor(st.mtimeMs / 1000), sourceDateEpoch);
@@ -70,12 +76,17 @@ async function pinInodeTimes(file: string, tree: string, sourceDateEpoch: number
     }
   };
   walk(tree, "");
-  await run("debugfs", ["-w", "-f", "-", file], {
+  const r = await execa("debugfs", ["-w", "-f", "-", file], {
     input: commands.join("\n") + "\n",
     env: { E2FSPROGS_FAKE_TIME: String(sourceDateEpoch) }, // else the superblock's write time is now
-    echo: false,
-    what: "pinning inode times (debugfs)",
+    all: true,
+    reject: false,
   });
+  const out = String(r.all);
+  if (r.exitCode !== 0) throw new CommandFailed("debugfs", r.exitCode ?? "killed", out.split("\n").slice(-10), "pinning inode times (debugfs)");
+  // debugfs reports a bad command and goes on with exit 0: any such line is a bug here.
+  const problems = out.split("\n").filter((l) => l && !l.startsWith("debugfs"));
+  if (problems.length) throw new Error(`debugfs could not pin inode times: ${problems.slice(0, 5).join("; ")}`);
 }
 
 /** Copy a filesystem image into the disk image at `offset`, keeping holes. */
