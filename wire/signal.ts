@@ -69,6 +69,8 @@ export const CompletionSignalV1 = z
   .describe("POST body of <signal_url>");
 
 export type CompletionSignal = z.infer<typeof CompletionSignalV1>;
+export type UpgradeOutcome = z.infer<typeof UpgradeOutcome>;
+export type NodeState = z.infer<typeof NodeState>;
 export type SignalDataT = z.infer<typeof SignalData>;
 
 /** Parse any known version (one so far). */
