@@ -7,7 +7,7 @@ import { chainKey, LayerCache } from "./cache.ts";
 import { discoverElements, elementsPath } from "./elements/discover.ts";
 import type { Element } from "./elements/element.ts";
 import { PHASES, type Phase } from "./elements/phases.ts";
-import { expandDependencies } from "./elements/resolve.ts";
+import { dibInputElements, expandDependencies } from "./elements/resolve.ts";
 import { cacheRelevantEnvironment, hookEnvironment, targetEnvironment, type BuildDirs } from "./environment.ts";
 import { InvalidElement, NotRoot } from "./errors.ts";
 import { finalizeRoot } from "./finalize.ts";
@@ -64,7 +64,7 @@ function whereOf(phase: Phase) {
 export function resolveBuildElements(options: BuildOptions): { elements: Element[]; path: string[] } {
   const path = elementsPath(options.elementsPath);
   const all = discoverElements(path);
-  const requested = [...(options.skipBase ? [] : ["base"]), ...options.elements];
+  const requested = dibInputElements(options.elements, options);
   return { elements: expandDependencies([...new Set(requested)], all), path };
 }
 
