@@ -8,7 +8,7 @@ import { discoverElements, elementsPath } from "./elements/discover.ts";
 import type { Element } from "./elements/element.ts";
 import { PHASES, type Phase } from "./elements/phases.ts";
 import { dibInputElements, expandDependencies } from "./elements/resolve.ts";
-import { cacheRelevantEnvironment, hookEnvironment, targetEnvironment, type BuildDirs } from "./environment.ts";
+import { cacheRelevantEnvironment, hookEnvironment, sourcedEnvironment, targetEnvironment, type BuildDirs } from "./environment.ts";
 import { InvalidElement, NotRoot } from "./errors.ts";
 import { finalizeRoot } from "./finalize.ts";
 import { runHook } from "./hooks/sandbox.ts";
@@ -93,7 +93,8 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
 
   const env = hookEnvironment(options, elements, path, dirs);
   const tree = await log.step("merge element hooks", () => mergeHooks(elements, dirs.hooks, env));
-  const packages = squashPackages(elements, options.arch, env);
+  const envFiles = tree.environmentFiles.map((f) => join(dirs.hooks, "environment.d", f));
+  const packages = squashPackages(elements, options.arch, await sourcedEnvironment(env, envFiles));
   packages["install.d"].install = [...new Set([...packages["install.d"].install, ...options.packages])].sort();
   writePackagePlan(packages, dirs.hooks);
 

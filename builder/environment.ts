@@ -1,3 +1,4 @@
+import { capture } from "../lib/run.ts";
 import { stringify as toYaml } from "yaml";
 import type { Element } from "./elements/element.ts";
 import type { BuildOptions } from "./options.ts";
@@ -91,4 +92,25 @@ export function cacheRelevantEnvironment(env: Record<string, string>): string {
     .filter((k) => !NOT_CACHE_RELEVANT.has(k))
     .sort();
   return keep.map((k) => `${k}=${env[k]}`).join("\n");
+}
+
+/**
+ * The hooks' environment with the environment.d files sourced (on the host,
+ * with bash, in order), as DIB's package-installs squash sees it: a `when:
+ * DIB_RELEASE=…` or DIB_PYTHON_VERSION set only by an element's
+ * environment.d must count.
+ */
+export async function sourcedEnvironment(env: Record<string, string>, files: string[]): Promise<Record<string, string>> {
+  if (!files.length) return env;
+  const out = await capture("bash", ["-c", 'set -eu; for f in "$@"; do . "$f"; done; env -0', "bash", ...files], {
+    env,
+    cleanEnv: true,
+    what: "sourcing the elements' environment.d files",
+  });
+  const result: Record<string, string> = {};
+  for (const entry of out.split("\0")) {
+    const eq = entry.indexOf("=");
+    if (eq > 0) result[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return result;
 }
