@@ -32,8 +32,8 @@ describe("sourcedEnvironment: what DIB's squash sees", () => {
 });
 
 describe("hook environment helpers", () => {
-  test("inside the chroot PATH and HOME are DIB's; the rest passes through", () => {
-    const env = targetEnvironment({ PATH: "/host/bin", HOME: "/home/me", DIB_X: "1" });
+  test("inside the chroot PATH and HOME are DIB's, TMPDIR and VIRTUAL_ENV unset; the rest passes through", () => {
+    const env = targetEnvironment({ PATH: "/host/bin", HOME: "/home/me", DIB_X: "1", TMPDIR: "/var/tmp", VIRTUAL_ENV: "/venv" });
     expect(env).toEqual({ PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", DIB_X: "1" });
   });
 

@@ -15,7 +15,7 @@ export interface BuildDirs {
 }
 
 /** Variables a hook must not inherit from the builder's own process. */
-const DROPPED = new Set(["TMPDIR", "VIRTUAL_ENV", "OOO_BUILD_NS", "NODE_OPTIONS", "BUN_INSTALL"]);
+const DROPPED = new Set(["OOO_BUILD_NS", "NODE_OPTIONS", "BUN_INSTALL"]);
 
 /**
  * The environment DIB gives its hooks, so DIB elements run unchanged:
@@ -35,7 +35,9 @@ export function hookEnvironment(
   Object.assign(env, {
     LC_ALL: "C",
     ARCH: options.arch,
-    IMAGE_NAME: options.output.split("/").pop()!,
+    // DIB: -o as given (path included), so that hooks writing `$IMAGE_NAME.vmlinuz`
+    // (baremetal, ramdisk elements) put it beside the image.
+    IMAGE_NAME: options.output,
     IMAGE_TYPES: options.types.join(" "),
     IMAGE_TYPE: options.types[0]!,
     IMAGE_ELEMENT: names.join(" "),
@@ -63,10 +65,15 @@ export function hookEnvironment(
   return env;
 }
 
-/** Inside the chroot DIB resets PATH and HOME; everything else passes through. */
+/**
+ * Inside the chroot DIB resets PATH and HOME and unsets TMPDIR and
+ * VIRTUAL_ENV (host paths that mean nothing there); everything else passes
+ * through. Host phases keep them.
+ */
 export function targetEnvironment(env: Record<string, string>): Record<string, string> {
+  const { TMPDIR: _tmpdir, VIRTUAL_ENV: _venv, ...rest } = env;
   return {
-    ...env,
+    ...rest,
     PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     HOME: "/root",
   };
