@@ -62,6 +62,13 @@ export function hookEnvironment(
     DIB_ARGS: [...options.elements].join(" "),
     SOURCE_DATE_EPOCH: String(options.sourceDateEpoch),
   });
+  // DIB: `export | grep ' DIB_.*='` — DIB's manifests element writes it into the
+  // image (/etc/dib-manifests/dib_environment) and fails under `set -u` without it.
+  env.DIB_ENV = Object.keys(env)
+    .filter((k) => k.startsWith("DIB_") && k !== "DIB_ENV")
+    .sort()
+    .map((k) => `declare -x ${k}="${env[k]!.replace(/["\\$`]/g, "\\$&")}"`)
+    .join("\n");
   return env;
 }
 
@@ -85,6 +92,7 @@ export function targetEnvironment(env: Record<string, string>): Record<string, s
  * are left out on purpose — they differ on every run.
  */
 const NOT_CACHE_RELEVANT = new Set([
+  "DIB_ENV", // all DIB_* again, paths included
   "DIB_IMAGE_CACHE",
   "DIB_ARGS",
   "DIB_DEBUG_TRACE",

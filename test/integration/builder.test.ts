@@ -382,7 +382,22 @@ describe("layer cache", () => {
   }, 60_000);
 });
 
-describe("a DIB element from Debian's diskimage-builder, unchanged", () => {
+describe("DIB elements from Debian's diskimage-builder, unchanged", () => {
+  test("manifests: DIB_ENV and DIB_ARGS into the image, and $IMAGE_NAME.d beside the output", async () => {
+    const elements = join(scratch, "dib-manifests-elements");
+    cpSync(join(DIB_ELEMENTS, "manifests"), join(elements, "manifests"), { recursive: true });
+    const out = join(scratch, "manifests-out", "img");
+    const run = await build(["-o", out, "busybox-base", "manifests"], {
+      env: { ELEMENTS_PATH: elements, DIB_PROBE_SETTING: "kept in the manifest" },
+    });
+    expect({ code: run.code, tail: run.stderr.slice(-3000) }).toMatchObject({ code: 0 });
+    const environment = fromTar(`${out}.tar`, "./etc/dib-manifests/dib_environment");
+    expect(environment).toContain('declare -x DIB_PROBE_SETTING="kept in the manifest"');
+    expect(fromTar(`${out}.tar`, "./etc/dib-manifests/dib_arguments")).toContain("manifests");
+    expect(readFileSync(join(`${out}.d`, "dib-manifests", "dib_environment"), "utf8")).toBe(environment);
+  }, 60_000);
+
+
   test(
     "install-static (needs rsync through package-installs) runs on debian-minimal; when: sees environment.d",
     async () => {
