@@ -173,6 +173,11 @@ export const elementInfoCommand: CommandModule<object, ElementInfoArgs> = {
     if (argv.env) {
       process.stdout.write(`export IMAGE_ELEMENT='${expanded.map((e) => e.name).join(" ")}'\n`);
       process.stdout.write(`export IMAGE_ELEMENT_YAML='${toYaml(Object.fromEntries(expanded.map((e) => [e.name, e.dir])))}'\n`);
+      // DIB: bash cannot export arrays, so an exported function prints one
+      // (`eval declare -A a=($(get_image_element_array))`).
+      process.stdout.write(
+        `function get_image_element_array {\n  echo "${expanded.map((e) => `[${e.name}]=${e.dir} `).join("")}"\n};\nexport -f get_image_element_array;\n`,
+      );
       return;
     }
     process.stdout.write(expanded.map((e) => e.name).join(" ") + "\n");

@@ -137,3 +137,45 @@ describe("expandDependencies vs diskimage-builder on its own element tree", () =
     expect(theirs.filter((o) => "ok" in o).length).toBeGreaterThan(names.length);
   });
 });
+
+describe("ooo element-info vs DIB's element-info", () => {
+  const FIXTURE = join(import.meta.dir, "../../fixtures/elements-deps");
+  const CLI = join(import.meta.dir, "../../cli/ooo.ts");
+  /** Evaluates --env output in bash and prints it in a fixed order (DIB's own order is a set's). */
+  const NORMALIZE = `eval "$1"
+printf '%s\\n' $IMAGE_ELEMENT | sort; echo ---
+printf '%s' "$IMAGE_ELEMENT_YAML" | sort; echo ---
+eval "declare -A a=($(get_image_element_array))"
+for k in "\${!a[@]}"; do echo "$k=\${a[$k]}"; done | sort`;
+
+  async function output(cmd: string[], elementsPath: string): Promise<string> {
+    const proc = Bun.spawn(cmd, { env: { ...process.env, ELEMENTS_PATH: elementsPath }, stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    if (code !== 0) throw new Error(`${cmd.join(" ")} failed:\n${err}`);
+    return out;
+  }
+  async function normalized(envOutput: string) {
+    return output(["bash", "-c", NORMALIZE, "bash", envOutput], "");
+  }
+
+  const cases: [string, string[]][] = [
+    ["DIB's test_output_sanity fixture", ["foo", "requires-foo"]],
+    ["DIB's tree", ["debian-minimal", "vm", "block-device-mbr"]],
+  ];
+  for (const [name, elements] of cases) {
+    test(`--env, ${name}: ${elements.join(" ")}`, async () => {
+      const path = name.includes("fixture") ? `${FIXTURE}/element-override:${FIXTURE}/elements` : DIB_ELEMENTS;
+      const theirs = await output([PYTHON, "-c", "import sys; from diskimage_builder.element_dependencies import main; sys.exit(main())", "--env", ...elements], path);
+      const mine = await output([process.execPath, CLI, "element-info", "--env", ...elements], path);
+      expect(await normalized(mine)).toBe(await normalized(theirs));
+      expect((await normalized(mine)).split("---")[2]!.trim().split("\n").length).toBeGreaterThan(1);
+    });
+    test(`plain, ${name}: ${elements.join(" ")}`, async () => {
+      const path = name.includes("fixture") ? `${FIXTURE}/element-override:${FIXTURE}/elements` : DIB_ELEMENTS;
+      const theirs = await output([PYTHON, "-c", "import sys; from diskimage_builder.element_dependencies import main; sys.exit(main())", ...elements], path);
+      const mine = await output([process.execPath, CLI, "element-info", "--expand-dependencies", ...elements], path);
+      expect(mine.trim().split(" ").sort()).toEqual(theirs.trim().split(" ").sort());
+    });
+  }
+});
+
