@@ -256,6 +256,12 @@ describe("a killed build leaves nothing behind", () => {
     await expectNothingLeft(outDir, mark);
   }, 60_000);
 
+  test("SIGINT (Ctrl-C) while a chroot hook sleeps: exit 130, nothing left", async () => {
+    const { run, mark, outDir } = await killWhileSleeping("SIGINT");
+    expect(run.code).toBe(130);
+    await expectNothingLeft(outDir, mark);
+  }, 60_000);
+
   test("SIGKILL while a chroot hook sleeps: no mount, no process, no output", async () => {
     const { run, mark, outDir } = await killWhileSleeping("SIGKILL");
     expect(run.signal).toBe("SIGKILL");
@@ -312,6 +318,7 @@ describe("bad input: a clear error, a non-zero exit, nothing left behind", () =>
       /error: ELEMENTS_PATH entry '\/nonexistent\/ooo-elements' is not a directory/,
     ],
     ["no operating system element", ["fail-hook"], {}, /error: Please include an operating system element/],
+    ["an operating system element whose root.d builds nothing", ["empty-os"], {}, /error: .*Failed to deploy the root element/],
   ];
   for (const [name, elements, env, message] of cases) {
     test(name, async () => {
