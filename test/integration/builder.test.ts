@@ -38,6 +38,8 @@ interface BuildOptions {
   /** Called with the accumulated stderr whenever more arrives. */
   onStderr?: (stderr: string, child: ChildProcess) => void;
   imageCache?: string | null;
+  /** Start the launcher in its own process group (as a shell job), so a test can signal the whole group. */
+  group?: boolean;
 }
 
 /** `ooo build-image ARGS` as a user runs it (the launcher), with our fixtures on the path. */
@@ -47,6 +49,7 @@ function build(args: string[], options: BuildOptions = {}): Promise<Run> {
     cwd: scratch,
     env: { ...process.env, NO_COLOR: "1", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: options.group ?? false,
   });
   launched.add(child);
   let stdout = "";
@@ -130,7 +133,7 @@ function parseProbe(text: string) {
 
 beforeAll(() => {
   requireRoot();
-  requireCommand("unshare", "setpriv", "chroot", "tar", "mmdebstrap", "busybox", "rsync");
+  requireCommand("unshare", "setpriv", "chroot", "tar", "mmdebstrap", "busybox", "sudo");
   scratch = mkdtempSync("/var/tmp/ooo-itest-");
   cache = join(scratch, "cache");
   mkdirSync(cache);
@@ -229,19 +232,38 @@ describe("a failing hook", () => {
     expect(existsSync(join(probe, "after-fail-ran"))).toBe(false);
     await expectNothingLeft(outDir, mark);
   }, 60_000);
+
+  test("--keep-failed keeps the work folder of a failed build and says where; no mount stays", async () => {
+    const mark = marker("keep");
+    const outDir = join(scratch, "keep-out");
+    const run = await build(["-o", join(outDir, "img"), "--keep-failed", "busybox-base", "fail-hook"], {
+      env: { DIB_PROBE_MARKER: mark, DIB_PROBE_DIR: scratch },
+    });
+    expect(run.code).toBe(1);
+    const kept = join(cache, "ooo-work", `build-${run.pid}`);
+    expect(run.stderr).toContain(`the work folder is kept for inspection: ${kept}`);
+    expect(existsSync(join(kept, "root", "bin", "busybox"))).toBe(true);
+    await eventually(() => processesWith(mark).length === 0);
+    expect(processesWith(mark)).toEqual([]);
+    expect(mountsUnder(scratch)).toEqual([]);
+    rmSync(kept, { recursive: true, force: true });
+  }, 60_000);
 });
 
 describe("a killed build leaves nothing behind", () => {
-  async function killWhileSleeping(signal: NodeJS.Signals, extra: string[] = []) {
+  async function killWhileSleeping(signal: NodeJS.Signals, extra: string[] = [], group = false) {
     const mark = marker(signal.toLowerCase());
     const outDir = join(scratch, `killed-${mark}`);
     let seenRunning: string[] = [];
     const run = await build(["-o", join(outDir, "img"), ...extra, "busybox-base", "sleep-hook"], {
       env: { DIB_PROBE_MARKER: mark },
+      group,
       onStderr: (stderr, child) => {
         if (seenRunning.length || !stderr.includes(`${mark} sleeping`)) return;
         seenRunning = processesWith(mark);
-        child.kill(signal);
+        // A terminal's Ctrl-C reaches the whole foreground process group, hooks included.
+        if (group) process.kill(-child.pid!, signal);
+        else child.kill(signal);
       },
     });
     // The hook was really running (the leftover check can see it), then the build died.
@@ -258,6 +280,12 @@ describe("a killed build leaves nothing behind", () => {
 
   test("SIGINT (Ctrl-C) while a chroot hook sleeps: exit 130, nothing left", async () => {
     const { run, mark, outDir } = await killWhileSleeping("SIGINT");
+    expect(run.code).toBe(130);
+    await expectNothingLeft(outDir, mark);
+  }, 60_000);
+
+  test("Ctrl-C to the whole process group (launcher, build and hook alike): exit 130, nothing left", async () => {
+    const { run, mark, outDir } = await killWhileSleeping("SIGINT", [], true);
     expect(run.code).toBe(130);
     await expectNothingLeft(outDir, mark);
   }, 60_000);
