@@ -360,6 +360,18 @@ describe("bad input: a clear error, a non-zero exit, nothing left behind", () =>
   }
 });
 
+describe("not root", () => {
+  test("an unprivileged user is told to use root, not given unshare's 'Operation not permitted'", () => {
+    const r = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", process.execPath, CLI, "build-image", "-o", "/tmp/ooo-never", "busybox-base"], {
+      env: { ...process.env, HOME: "/nonexistent" },
+      stderr: "pipe",
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.toString()).toContain("error: ooo build-image must run as root");
+    expect(existsSync("/tmp/ooo-never.tar")).toBe(false);
+  });
+});
+
 describe("deterministic outputs", () => {
   test("busybox-base built twice: byte-identical tarballs", async () => {
     const a = join(scratch, "det", "a");
