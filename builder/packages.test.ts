@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { loadPackageInstalls } from "./elements/element.ts";
 import { PackageInstalls } from "./elements/schema.ts";
+import { requireCommand } from "../test/support/require.ts";
 import { InvalidElement } from "./errors.ts";
 import { squashFiles, type PackagePlan } from "./packages.ts";
 
@@ -171,6 +172,7 @@ describe("package-installs.yaml validation", () => {
 
   test("every package-installs file shipped with diskimage-builder parses", () => {
     const root = "/usr/lib/python3/dist-packages/diskimage_builder/elements";
+    requireCommand(join(root, "package-installs/bin/package-installs-squash")); // python3-diskimage-builder
     let count = 0;
     for (const name of readdirSync(root)) {
       for (const f of ["package-installs.yaml", "package-installs.json"]) {
