@@ -9,10 +9,10 @@ import type { Element } from "./elements/element.ts";
 import { PHASES, type Phase } from "./elements/phases.ts";
 import { dibInputElements, expandDependencies } from "./elements/resolve.ts";
 import { cacheRelevantEnvironment, hookEnvironment, sourcedEnvironment, targetEnvironment, type BuildDirs } from "./environment.ts";
-import { InvalidElement, NotRoot } from "./errors.ts";
+import { HooksChanged, InvalidElement, NotRoot } from "./errors.ts";
 import { finalizeRoot } from "./finalize.ts";
 import { runHook } from "./hooks/sandbox.ts";
-import { mergeHooks, type Hook } from "./hooks/tree.ts";
+import { hooksChangedSince, mergeHooks, type Hook } from "./hooks/tree.ts";
 import type { BuildOptions } from "./options.ts";
 import { resolveOutputTypes } from "./outputs/index.ts";
 import { canonical, KERNEL_CMDLINE, layout } from "./outputs/steps.ts";
@@ -243,6 +243,10 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
         timeoutSeconds: options.hookTimeout,
       }),
     );
+    if (hook.phase === "extra-data.d") {
+      const changed = hooksChangedSince(tree, env);
+      if (changed.length) throw new HooksChanged(hook.element, `${hook.phase}/${hook.name}`, changed);
+    }
     return (performance.now() - t) / 1000;
   }
 }

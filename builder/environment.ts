@@ -60,6 +60,8 @@ export function hookEnvironment(
     DIB_ROOT_FSTYPE: process.env.DIB_ROOT_FSTYPE ?? "ext4",
     FS_TYPE: process.env.FS_TYPE ?? "ext4",
     DIB_ARGS: [...options.elements].join(" "),
+    // DIB writes it into environment.d (11-dib-install-type.bash); install-types reads it under set -u.
+    DIB_DEFAULT_INSTALLTYPE: process.env.DIB_DEFAULT_INSTALLTYPE || "source",
     SOURCE_DATE_EPOCH: String(options.sourceDateEpoch),
   });
   // DIB: `export | grep ' DIB_.*='` — DIB's manifests element writes it into the

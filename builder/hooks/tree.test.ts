@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { requireCommand } from "../../test/support/require.ts";
@@ -114,5 +114,28 @@ describe("mergeHooks: which hooks run, in which order", () => {
     });
     const tree = await mergeHooks(els, hooks, {});
     expect(tree.environmentFiles).toEqual(["10-b.bash", "9-a"]);
+  });
+
+  test("install types: the chosen <prefix>-<type>-install folder's hooks are linked into install.d", async () => {
+    const files = {
+      "a/install.d/a-source-install/60-a": SH,
+      "a/install.d/a-package-install/60-a": SH,
+      "a/install.d/a-package-install/70-a-pkg-only": SH,
+      "b/install.d/b-source-install/61-b": SH,
+      "b/install.d/10-plain": SH,
+    };
+    const cases: [Record<string, string>, string[], string][] = [
+      [{}, ["10-plain", "60-a", "61-b"], "a-source-install/60-a"],
+      [{ DIB_INSTALLTYPE_a: "package" }, ["10-plain", "60-a", "61-b", "70-a-pkg-only"], "a-package-install/60-a"],
+      [{ DIB_DEFAULT_INSTALLTYPE: "package" }, ["10-plain", "60-a", "70-a-pkg-only"], "a-package-install/60-a"],
+      [{ DIB_INSTALLTYPE_b: "none" }, ["10-plain", "60-a"], "a-source-install/60-a"],
+    ];
+    for (const [env, expected, link] of cases) {
+      const { elements: els, hooks } = elements(files);
+      const tree = await mergeHooks(els, hooks, env);
+      expect({ env, hooks: tree.hooks.get("install.d")!.map((h) => h.name) }).toEqual({ env, hooks: expected });
+      expect(readlinkSync(join(hooks, "install.d", "60-a"))).toBe(link);
+      expect(tree.hooks.get("install.d")!.find((h) => h.name === "60-a")!.element).toBe("a");
+    }
   });
 });

@@ -403,6 +403,42 @@ describe("deterministic outputs", () => {
   );
 });
 
+describe("install types (DIB's install-types)", () => {
+  const types: [string, Record<string, string>, string][] = [
+    ["the default type, source", {}, "source"],
+    ["DIB_INSTALLTYPE_<element> picks another folder", { DIB_INSTALLTYPE_types_demo: "package" }, "package"],
+    ["DIB_DEFAULT_INSTALLTYPE for every element", { DIB_DEFAULT_INSTALLTYPE: "package" }, "package"],
+  ];
+  for (const [name, env, expected] of types) {
+    test(`install.d/<element>-<type>-install hooks run: ${name}`, async () => {
+      const out = join(scratch, "types-out", expected + Object.keys(env).join(""));
+      const run = await build(["-o", out, "busybox-base", "types-demo"], { env });
+      expect({ code: run.code, tail: run.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+      expect(fromTar(`${out}.tar`, "./etc/types-demo")).toBe(`${expected}\n`);
+    }, 30_000);
+  }
+
+  test("with DIB's own install-types element, unchanged, as well", async () => {
+    const elements = join(scratch, "dib-install-types");
+    cpSync(join(DIB_ELEMENTS, "install-types"), join(elements, "install-types"), { recursive: true });
+    const out = join(scratch, "types-out", "dib");
+    const run = await build(["-o", out, "busybox-base", "install-types", "types-demo"], {
+      env: { ELEMENTS_PATH: elements, DIB_INSTALLTYPE_types_demo: "package" },
+    });
+    expect({ code: run.code, tail: run.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+    expect(run.stderr).toContain("extra-data.d/99-enable-install-types (install-types)");
+    expect(fromTar(`${out}.tar`, "./etc/types-demo")).toBe("package\n");
+  }, 30_000);
+
+  test("an extra-data.d hook that adds hooks is refused with a clear error", async () => {
+    const outDir = join(scratch, "adds-hook-out");
+    const run = await build(["-o", join(outDir, "img"), "busybox-base", "adds-hook"]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("error: hook extra-data.d/50-adds-hook of element adds-hook changed the hooks to run (+install.d/60-added-late)");
+    await expectNothingLeft(outDir);
+  }, 30_000);
+});
+
 describe("layer cache", () => {
   test("a rebuild sees a changed file of an element without hooks (bin/ copied by install-bin)", async () => {
     const elements = join(scratch, "cache-elements");
