@@ -9,7 +9,8 @@
  *   cold  fresh, empty caches for each (their own --image-cache folders);
  *   warm  the hook changed, then the same build again with the cache the
  *         cold build left (ooo: its layer cache; DIB: its own caches).
- * ooo builds first so that any warming of the mirror's CDN favours DIB.
+ * ooo builds first so that any warming of the mirror's CDN favours DIB. Both
+ * run with the same environment, Debian's PATH included.
  * Targets: ooo cold ≤ half of DIB's wall time; ooo warm < 15 s.
  * Prints a table, then, as its LAST line, one JSON object of the figures.
  *
@@ -105,7 +106,7 @@ async function ooo(label: string): Promise<Run> {
     label,
     process.execPath,
     [join(REPO, "cli/ooo.ts"), "build-image", "-t", "tar", "-o", join(work, label), "--image-cache", join(work, "ooo-cache"), "debian-minimal", "bench-hook"],
-    { ...common },
+    { ...common, PATH: SYSTEM_PATH },
     output,
   );
 }
