@@ -19,7 +19,7 @@
  * bookworm DIB_DEBIAN_SECURITY_MIRROR / DIB_DEBIAN_SECURITY_SUBPATH=-security.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -69,8 +69,17 @@ function writeBenchElement(version: string) {
 
 interface Run {
   seconds: number;
+  /** CPU seconds (user + system) of the build and everything it waited for: less swayed by other work on the machine. */
+  cpu: number;
   bytes: number;
   log: string;
+}
+
+/** CPU time of this process's waited-for children so far (cutime + cstime, /proc/self/stat). */
+function childCpuSeconds(): number {
+  const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
+  // After "pid (comm) ", field 3 (state) is index 0: cutime is field 16, cstime 17.
+  return (Number(fields[13]) + Number(fields[14])) / 100;
 }
 
 async function timed(label: string, cmd: string, argv: string[], env: Record<string, string | undefined>, output: string): Promise<Run> {
@@ -78,6 +87,7 @@ async function timed(label: string, cmd: string, argv: string[], env: Record<str
   const out = createWriteStream(log);
   process.stderr.write(`bench: ${label}: ${cmd} ${argv.join(" ")}\n`);
   const t0 = performance.now();
+  const cpu0 = childCpuSeconds();
   const code = await new Promise<number>((resolveExit) => {
     const child = spawn(cmd, argv, { cwd: work, env, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.pipe(out, { end: false });
@@ -85,13 +95,14 @@ async function timed(label: string, cmd: string, argv: string[], env: Record<str
     child.on("close", (status, signal) => resolveExit(status ?? (signal ? 128 : 1)));
   });
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = childCpuSeconds() - cpu0;
   out.end();
   if (code !== 0 || !existsSync(output)) {
     process.stderr.write(`bench: ${label} failed (exit ${code}); see ${log}\n`);
     process.exit(1);
   }
-  process.stderr.write(`bench: ${label}: ${seconds.toFixed(1)} s\n`);
-  return { seconds, bytes: statSync(output).size, log };
+  process.stderr.write(`bench: ${label}: ${seconds.toFixed(1)} s (${cpu.toFixed(1)} CPU s)\n`);
+  return { seconds, cpu, bytes: statSync(output).size, log };
 }
 
 /** The file the hook wrote, read back from a tar output: proves the warm run used the changed hook. */
@@ -152,6 +163,11 @@ const figures = {
   ooo_warm_s: round(oooWarm.seconds),
   dib_warm_s: round(dibWarm.seconds),
   warm_ratio: round(oooWarm.seconds / dibWarm.seconds, 3),
+  ooo_cold_cpu_s: round(oooCold.cpu),
+  dib_cold_cpu_s: round(dibCold.cpu),
+  cold_cpu_ratio: round(oooCold.cpu / dibCold.cpu, 3),
+  ooo_warm_cpu_s: round(oooWarm.cpu),
+  dib_warm_cpu_s: round(dibWarm.cpu),
   ooo_tar_mib: round(oooCold.bytes / 2 ** 20),
   dib_tar_mib: round(dibCold.bytes / 2 ** 20),
   target_cold_ratio_max: TARGET_COLD_RATIO,
@@ -170,6 +186,8 @@ const rows = [
   ["", "ooo", "DIB", "ooo/DIB", "target"],
   ["cold (empty caches)", `${figures.ooo_cold_s} s`, `${figures.dib_cold_s} s`, String(figures.cold_ratio), `≤ ${TARGET_COLD_RATIO} ${figures.cold_target_met ? "met" : "MISSED"}`],
   ["warm (one install.d hook changed)", `${figures.ooo_warm_s} s`, `${figures.dib_warm_s} s`, String(figures.warm_ratio), `ooo < ${TARGET_WARM_SECONDS} s ${figures.warm_target_met ? "met" : "MISSED"}`],
+  ["cold, CPU time (user + system)", `${figures.ooo_cold_cpu_s} s`, `${figures.dib_cold_cpu_s} s`, String(figures.cold_cpu_ratio), ""],
+  ["warm, CPU time", `${figures.ooo_warm_cpu_s} s`, `${figures.dib_warm_cpu_s} s`, "", ""],
   ["root tarball", `${figures.ooo_tar_mib} MiB`, `${figures.dib_tar_mib} MiB`, "", ""],
   ["load average (1 min) before / after", `${figures.loadavg_1m_before} / ${figures.loadavg_1m_after}`, "", "", ""],
 ];
