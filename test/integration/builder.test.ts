@@ -482,30 +482,38 @@ describe("DIB elements from Debian's diskimage-builder, unchanged", () => {
 
 
   test(
-    "install-static (needs rsync through package-installs) runs on debian-minimal; when: sees environment.d",
+    "install-static, devuser, openssh-server, runtime-ssh-host-keys, dib-init-system, journal-to-console, sysctl on debian-minimal",
     async () => {
       requireCommand(join(DIB_ELEMENTS, "install-static/install.d/10-install-static-files"));
       const elements = join(scratch, "dib-elements");
-      const copy = join(elements, "install-static");
-      cpSync(join(DIB_ELEMENTS, "install-static"), copy, { recursive: true });
-      // Unchanged: every file as Debian ships it.
+      // Copied as Debian ships them: the elements and what they depend on.
+      const dib = ["install-static", "devuser", "openssh-server", "runtime-ssh-host-keys", "dib-init-system", "journal-to-console", "sysctl"];
+      for (const e of dib) cpSync(join(DIB_ELEMENTS, e), join(elements, e), { recursive: true });
       for (const f of ["element-deps", "package-installs.yaml", "install.d/10-install-static-files"])
-        expect(readFileSync(join(copy, f))).toEqual(readFileSync(join(DIB_ELEMENTS, "install-static", f)));
+        expect(readFileSync(join(elements, "install-static", f))).toEqual(readFileSync(join(DIB_ELEMENTS, "install-static", f)));
       // What a user adds: files under static/.
-      mkdirSync(join(copy, "static/etc/ooo"), { recursive: true });
-      writeFileSync(join(copy, "static/etc/ooo/from-static"), "installed by DIB's install-static\n");
+      mkdirSync(join(elements, "install-static/static/etc/ooo"), { recursive: true });
+      writeFileSync(join(elements, "install-static/static/etc/ooo/from-static"), "installed by DIB's install-static\n");
       const out = join(scratch, "dib-out", "static");
-      const run = await build(["-o", out, "debian-minimal", "install-static", "when-release"], {
-        env: { ELEMENTS_PATH: elements },
+      const run = await build(["-o", out, "debian-minimal", "install-static", "when-release", "devuser", "openssh-server", "journal-to-console", "sysctl"], {
+        env: { ELEMENTS_PATH: elements, DIB_DEV_USER_USERNAME: "dev" },
         imageCache: null,
       });
       expect({ code: run.code, tail: run.stderr.slice(-3000) }).toMatchObject({ code: 0 });
       expect(run.stderr).toContain("install.d/10-install-static-files (install-static)");
       const tar = `${out}.tar`;
-      expect(fromTar(tar, "./etc/ooo/from-static")).toBe("installed by DIB's install-static\n");
       const listing = execFileSync("tar", ["-tf", tar]).toString().split("\n");
+      // install-static, with rsync from its package-installs.yaml
+      expect(fromTar(tar, "./etc/ooo/from-static")).toBe("installed by DIB's install-static\n");
       expect(listing).toContain("./usr/bin/rsync");
       expect(listing).toContain("./usr/bin/jq"); // when: DIB_RELEASE = bookworm, set by debian-minimal's environment.d
+      // devuser, openssh-server, runtime-ssh-host-keys (via dib-init-system), journal-to-console
+      expect(fromTar(tar, "./etc/passwd")).toMatch(/^dev:x:1000:1000:/m);
+      expect(listing).toContain("./usr/sbin/sshd");
+      expect(listing).toContain("./etc/systemd/system/multi-user.target.wants/ssh-keygen.service");
+      expect(listing.filter((p) => p.startsWith("./etc/ssh/ssh_host_"))).toEqual([]);
+      expect(fromTar(tar, "./etc/systemd/journald.conf.d/log-to-console.conf")).toContain("ForwardToConsole=true");
+      expect(listing).toContain("./usr/local/bin/sysctl-set-value"); // bin/ through install-bin
     },
     180_000,
   );
