@@ -465,6 +465,26 @@ describe("layer cache", () => {
   }, 60_000);
 });
 
+describe("builds side by side", () => {
+  test("two builds sharing an image cache both install packages (they share its apt archive)", async () => {
+    const elements = join(scratch, "side-by-side");
+    for (const [name, pkg] of [["wants-cowsay", "cowsay"], ["wants-figlet", "figlet"]] as const) {
+      mkdirSync(join(elements, name), { recursive: true });
+      writeFileSync(join(elements, name, "package-installs.yaml"), `${pkg}:\n`);
+    }
+    const out = join(scratch, "side-by-side-out");
+    const opts = { env: { ELEMENTS_PATH: elements }, imageCache: null };
+    const [a, b] = await Promise.all([
+      build(["-o", join(out, "a"), "debian-minimal", "wants-cowsay"], opts),
+      build(["-o", join(out, "b"), "debian-minimal", "wants-figlet"], opts),
+    ]);
+    expect({ code: a.code, tail: a.stderr.slice(-1500) }).toMatchObject({ code: 0 });
+    expect({ code: b.code, tail: b.stderr.slice(-1500) }).toMatchObject({ code: 0 });
+    expect(execFileSync("tar", ["-tf", join(out, "a.tar")]).toString()).toContain("./usr/games/cowsay");
+    expect(execFileSync("tar", ["-tf", join(out, "b.tar")]).toString()).toContain("./usr/bin/figlet");
+  }, 180_000);
+});
+
 describe("DIB elements from Debian's diskimage-builder, unchanged", () => {
   test("manifests: DIB_ENV and DIB_ARGS into the image, and $IMAGE_NAME.d beside the output", async () => {
     const elements = join(scratch, "dib-manifests-elements");
