@@ -53,7 +53,7 @@ export function appliedMetadata(env = process.env): PyDict {
   }
 }
 
-function tokenFromCollectConfig(): string | undefined {
+export function tokenFromCollectConfig(): string | undefined {
   try {
     const { files, dirs } = defaultConfigFiles();
     const { data } = readConfigFiles(files, dirs);

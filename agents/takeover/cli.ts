@@ -3,12 +3,12 @@ import { UsageError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
 import { parseWith } from "../../lib/validate.ts";
 import { NodeMetadata } from "../../wire/metadata.ts";
-import { appliedMetadata } from "../refresh/signal.ts";
+import { appliedMetadata, tokenFromCollectConfig } from "../refresh/signal.ts";
 import { toPlain } from "../pyjson/value.ts";
 import { BootPartition } from "./boot-partition.ts";
 import { slotState, SLOTS } from "./bootenv.ts";
 import { findNodeDisk, NotAnOooDisk } from "./disk.ts";
-import { takeover, TakeoverFailed } from "./takeover.ts";
+import { takeover, TakeoverFailed, writeUpgradeReport } from "./takeover.ts";
 import { markGood, trialFailed } from "./trial.ts";
 
 const USAGE = `usage: ooo-agent takeover [--no-reboot]     install the metadata's image into the inactive root slot and reboot into it
@@ -33,6 +33,16 @@ export async function takeoverMain(command: string, args: string[]): Promise<num
       log.error(`takeover failed: ${e.message}; this node keeps running its current root`);
       return 0;
     }
+    // Even a bug in the takeover must not leave the node unconfigured: report it and go on.
+    if (command === "takeover") {
+      const message = e instanceof Error ? e.message : String(e);
+      log.error(`internal error in the takeover (a bug in ooo-agent): ${message}; this node keeps running its current root`);
+      if (e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+      try {
+        writeUpgradeReport({ to: "unknown", result: "failed", reason: `internal error: ${message}` });
+      } catch {}
+      return 0;
+    }
     throw e;
   }
 }
@@ -46,7 +56,9 @@ async function dispatch(command: string, args: string[]): Promise<number> {
         return 0;
       }
       const metadata = parseWith(NodeMetadata, plain, "the node's metadata (OS_CONFIG_FILES)");
-      const action = await takeover({ metadata, token: process.env.OOO_SIGNAL_TOKEN, reboot: !args.includes("--no-reboot") });
+      // Phase scripts do not get OOO_SIGNAL_TOKEN (os-refresh-config keeps it from them); root reads it from the collector's config.
+      const token = process.env.OOO_SIGNAL_TOKEN ?? tokenFromCollectConfig();
+      const action = await takeover({ metadata, token, reboot: !args.includes("--no-reboot") });
       log.info(`takeover: ${action}`);
       return 0;
     }

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
-import { basename } from "node:path";
+import { basename, dirname } from "node:path";
 import { OooError } from "../../lib/errors.ts";
 import type { Slot } from "./bootenv.ts";
 
@@ -38,7 +38,8 @@ export function findNodeDisk(cmdline = readFileSync("/proc/cmdline", "utf8")): N
   const link = `/dev/disk/by-partuuid/${root.slice("PARTUUID=".length).toLowerCase()}`;
   if (!existsSync(link)) throw new NotAnOooDisk(`${link} does not exist`);
   const part = basename(realpathSync(link));
-  const disk = basename(realpathSync(`/sys/class/block/${part}/..`));
+  // realpath first, then the parent: "…/vda3/.." would be normalised away before the link is followed.
+  const disk = basename(dirname(realpathSync(`/sys/class/block/${part}`)));
   const byName = new Map<string, string>();
   for (const entry of readdirSync(`/sys/class/block/${disk}`)) {
     const uevent = `/sys/class/block/${disk}/${entry}/uevent`;

@@ -49,13 +49,17 @@ describe("in-place upgrade on the node", () => {
             },
             greeting: { name: "upgrade" },
           });
+        if (req.method === "GET") process.stderr.write(`node: GET ${url.pathname}\n`);
         if (req.method === "POST" && url.pathname === "/v1/nodes/n1/signal") {
           signals.push(CompletionSignal.parse(await req.json()));
+          const s = signals.at(-1)!;
+          process.stderr.write(`node: signal ${s.status} ${s.reason} ${JSON.stringify(s.data.node_state)} ${JSON.stringify(s.data.upgrade)}\n${s.data.deploy_stderr.split("\n").slice(-15).join("\n")}\n`);
           notify();
           return new Response(null, { status: 204 });
         }
         if (req.method === "POST" && url.pathname === "/v1/nodes/n1/progress") {
           progress.push((await req.json()) as { phase: string });
+          process.stderr.write(`node: progress ${JSON.stringify(progress.at(-1))}\n`);
           return new Response(null, { status: 204 });
         }
         return new Response("not found", { status: 404 });
