@@ -194,7 +194,7 @@ export async function fetchImage(options: FetchOptions): Promise<FetchReport> {
 }
 
 /** One Range request for a run of chunks; each chunk checked; retried whole on a cut. */
-async function fetchRun(
+export async function fetchRun(
   client: StoreClient,
   id: string,
   run: { start: number; end: number; chunks: { id: string; size: number }[] },

@@ -4,7 +4,10 @@ import { OooError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
 import { capture, run } from "../../lib/run.ts";
 import { StoreClient } from "../../store/client.ts";
-import { fetchImage } from "../../store/fetch.ts";
+import { fetchImage, fetchRun, missingRuns } from "../../store/fetch.ts";
+import type { GlanceImage } from "../../store/image.ts";
+import { canonicalTar } from "../../lib/tar/canonical.ts";
+import { planStream, streamInto } from "./stream-install.ts";
 import { resolveImage } from "../../store/resolve.ts";
 import type { NodeMetadata } from "../../wire/metadata.ts";
 import { Progress, progressUrl, type Progress as ProgressT } from "../../wire/progress.ts";
@@ -164,8 +167,6 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
   // ext4's own metadata and journal take about a tenth; the tree must fit the rest.
   if (imageBytes > slotBytes * 0.85)
     return fail(`the new root (${(imageBytes / 2 ** 20).toFixed(0)} MiB) does not fit root slot ${target} (${(slotBytes / 2 ** 20).toFixed(0)} MiB)`);
-  if (memAvailable() < imageBytes + 64 * 2 ** 20)
-    return fail(`not enough memory to stage the new root: it needs ${(imageBytes / 2 ** 20).toFixed(0)} MiB, ${(memAvailable() / 2 ** 20).toFixed(0)} MiB are available`);
 
   // 1. The target slot stops being bootable before a single byte of it changes.
   const boot = await BootPartition.open(disk.boot);
@@ -179,47 +180,20 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
     await boot.close();
   }
 
-  // 2. Fetch what is missing, seeded by the running root (its own slot, mounted again read-only).
-  mkdirSync(STAGING, { recursive: true });
-  await ensureUnmounted(STAGING);
-  await run("mount", ["-t", "tmpfs", "-o", `size=${imageBytes + 32 * 2 ** 20},mode=0700`, "ooo-takeover", STAGING], { echo: false, what: "mounting the staging tmpfs" });
-  const staged = join(STAGING, "root.tar");
-  mkdirSync(ACTIVE_ROOT, { recursive: true });
-  await ensureUnmounted(ACTIVE_ROOT);
+  // 2. Write it: as one stream from the running root and the few missing
+  //    chunks when the store knows the running image's chunk index; else by
+  //    fetching into a staging tmpfs with the running root as the seed.
   let fetched = 0;
-  try {
-    await run("mount", ["-o", "ro", disk.slots[disk.booted], ACTIVE_ROOT], { echo: false, what: "mounting the running root read-only" });
-    await report("fetching", { bytes_done: 0, bytes_total: imageBytes });
-    const result = await fetchImage({
-      client,
-      image,
-      out: staged,
-      seeds: [ACTIVE_ROOT],
-      sourceDateEpoch: manifest?.sourceDateEpoch,
-      onProgress: (r) => void report("fetching", { bytes_done: r.fetched, bytes_total: imageBytes }),
-    }).catch((e: Error) => fail(`fetching ${wanted.digest} failed: ${e.message}`));
-    fetched = result.fetched;
-    await ensureUnmounted(ACTIVE_ROOT);
-
-    // 3. A fresh filesystem in the target slot, the verified tree into it.
-    await report("writing", { bytes_done: fetched, bytes_total: imageBytes });
-    await run("mkfs.ext4", ["-q", "-F", "-L", "ooo-root", "-m", "0", disk.slots[target]], { echo: false, what: `making the filesystem of slot ${target}` });
-    mkdirSync(NEW_ROOT, { recursive: true });
-    await ensureUnmounted(NEW_ROOT);
-    await run("mount", [disk.slots[target], NEW_ROOT], { echo: false, what: `mounting slot ${target}` });
-    try {
-      await run("tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", staged, "-C", NEW_ROOT], { what: `writing the new root into slot ${target}` });
-      if (!existsSync(join(NEW_ROOT, "vmlinuz")) || !statSync(join(NEW_ROOT, "vmlinuz")).size)
-        await fail("the new root has no /vmlinuz: it cannot boot from a slot");
-      await run("sync", ["-f", join(NEW_ROOT, "vmlinuz")], { echo: false });
-    } finally {
-      await ensureUnmounted(NEW_ROOT);
-    }
-  } finally {
-    await ensureUnmounted(ACTIVE_ROOT).catch(() => {});
-    rmSync(staged, { force: true });
-    await ensureUnmounted(STAGING).catch(() => {});
-  }
+  let how = "staged";
+  const streamed = from ? await writeStreamed({ client, disk, target, image, from, imageBytes, report }).catch((e: Error) => {
+    log.warn(`takeover: could not install as one stream (${e.message}); staging the image instead`);
+    return undefined;
+  }) : undefined;
+  if (streamed !== undefined) {
+    fetched = streamed;
+    how = "streamed";
+  } else fetched = await writeStaged({ client, disk, target, image, imageBytes, sourceDateEpoch: manifest?.sourceDateEpoch, report, fail });
+  log.info(`takeover: slot ${target} written (${how}), ${fetched} bytes fetched of ${imageBytes}`);
 
   // 4. Arm the slot for one trial boot, first in the order.
   await report("switching", { bytes_done: fetched, bytes_total: imageBytes });
@@ -242,4 +216,110 @@ async function rebootNow(): Promise<never> {
   await run("systemctl", ["reboot"], { echo: false, what: "rebooting" }).catch(() => run("reboot", ["-f"], { echo: false }));
   // systemd stops us during shutdown; never report success before that.
   for (;;) await Bun.sleep(60_000);
+}
+
+type Report = ReturnType<typeof progressReporter>;
+
+async function mountNewSlot(device: string, label: string) {
+  await run("mkfs.ext4", ["-q", "-F", "-L", label, "-m", "0", device], { echo: false, what: `making the filesystem of ${device}` });
+  mkdirSync(NEW_ROOT, { recursive: true });
+  await ensureUnmounted(NEW_ROOT);
+  await run("mount", [device, NEW_ROOT], { echo: false, what: `mounting ${device}` });
+}
+
+async function finishNewSlot() {
+  try {
+    if (!existsSync(join(NEW_ROOT, "vmlinuz")) || !statSync(join(NEW_ROOT, "vmlinuz")).size)
+      throw new TakeoverFailed("the new root has no /vmlinuz: it cannot boot from a slot");
+    await run("sync", ["-f", join(NEW_ROOT, "vmlinuz")], { echo: false });
+  } finally {
+    await ensureUnmounted(NEW_ROOT);
+  }
+}
+
+/** The new root as one stream (stream-install.ts). Returns bytes fetched; throws if it cannot or the digest differs. */
+async function writeStreamed(o: { client: StoreClient; disk: NodeDisk; target: Slot; image: GlanceImage; from: string; imageBytes: number; report: Report }): Promise<number> {
+  const current = await resolveImage(o.client, o.from);
+  const [wanted, have, currentManifest] = await Promise.all([
+    o.client.getChunkIndex(o.image.id),
+    o.client.getChunkIndex(current.id),
+    o.client.getManifest(current.id).catch(() => undefined),
+  ]);
+  const plan = planStream(wanted, have);
+  const missingBytes = [...plan.fetch.values()].reduce((a, b) => a + b, 0);
+  if (missingBytes > Math.max(256 * 2 ** 20, memAvailable() / 4)) throw new Error(`${missingBytes} bytes are missing: too many to hold in memory`);
+  await o.report("fetching", { bytes_done: 0, bytes_total: o.imageBytes });
+  const fetched = new Map<string, Uint8Array>();
+  let bytes = 0;
+  for (const r of missingRuns(wanted, (id) => plan.fetch.has(id) && !fetched.has(id), 16 << 20)) {
+    await fetchRun(o.client, o.image.id, r, 5, (id, data) => {
+      fetched.set(id, data);
+      bytes += data.length;
+    });
+    await o.report("fetching", { bytes_done: bytes, bytes_total: o.imageBytes });
+  }
+  await o.report("writing", { bytes_done: bytes, bytes_total: o.imageBytes, message: `${plan.reused} bytes from the running root` });
+  mkdirSync(ACTIVE_ROOT, { recursive: true });
+  await ensureUnmounted(ACTIVE_ROOT);
+  await mountNewSlot(o.disk.slots[o.target], "ooo-root");
+  try {
+    await run("mount", ["-o", "ro", o.disk.slots[o.disk.booted], ACTIVE_ROOT], { echo: false, what: "mounting the running root read-only" });
+    const result = await streamInto({
+      plan,
+      fetched,
+      oldStream: canonicalTar(ACTIVE_ROOT, { sourceDateEpoch: currentManifest?.sourceDateEpoch ?? Number.MAX_SAFE_INTEGER }),
+      target: NEW_ROOT,
+    });
+    if (result.digest !== wanted.digest) throw new Error(`the streamed root is ${result.digest}, not ${wanted.digest}`);
+  } finally {
+    await ensureUnmounted(ACTIVE_ROOT).catch(() => {});
+    await finishNewSlot();
+  }
+  return bytes;
+}
+
+/** Fetch into a staging tmpfs (running root as the seed), verify, then extract. Returns bytes fetched. */
+async function writeStaged(o: {
+  client: StoreClient;
+  disk: NodeDisk;
+  target: Slot;
+  image: GlanceImage;
+  imageBytes: number;
+  sourceDateEpoch?: number;
+  report: Report;
+  fail: (message: string, hint?: string) => Promise<never>;
+}): Promise<number> {
+  if (memAvailable() < o.imageBytes + 64 * 2 ** 20)
+    return o.fail(`not enough memory to stage the new root: it needs ${(o.imageBytes / 2 ** 20).toFixed(0)} MiB, ${(memAvailable() / 2 ** 20).toFixed(0)} MiB are available`);
+  mkdirSync(STAGING, { recursive: true });
+  await ensureUnmounted(STAGING);
+  await run("mount", ["-t", "tmpfs", "-o", `size=${o.imageBytes + 32 * 2 ** 20},mode=0700`, "ooo-takeover", STAGING], { echo: false, what: "mounting the staging tmpfs" });
+  const staged = join(STAGING, "root.tar");
+  mkdirSync(ACTIVE_ROOT, { recursive: true });
+  await ensureUnmounted(ACTIVE_ROOT);
+  try {
+    await run("mount", ["-o", "ro", o.disk.slots[o.disk.booted], ACTIVE_ROOT], { echo: false, what: "mounting the running root read-only" });
+    await o.report("fetching", { bytes_done: 0, bytes_total: o.imageBytes });
+    const result = await fetchImage({
+      client: o.client,
+      image: o.image,
+      out: staged,
+      seeds: [ACTIVE_ROOT],
+      sourceDateEpoch: o.sourceDateEpoch,
+      onProgress: (r) => void o.report("fetching", { bytes_done: r.fetched, bytes_total: o.imageBytes }),
+    }).catch((e: Error) => o.fail(`fetching ${o.image.ooo_digest ?? o.image.id} failed: ${e.message}`));
+    await ensureUnmounted(ACTIVE_ROOT);
+    await o.report("writing", { bytes_done: result.fetched, bytes_total: o.imageBytes });
+    await mountNewSlot(o.disk.slots[o.target], "ooo-root");
+    try {
+      await run("tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", staged, "-C", NEW_ROOT], { what: `writing the new root into slot ${o.target}` });
+    } finally {
+      await finishNewSlot();
+    }
+    return result.fetched;
+  } finally {
+    await ensureUnmounted(ACTIVE_ROOT).catch(() => {});
+    rmSync(staged, { force: true });
+    await ensureUnmounted(STAGING).catch(() => {});
+  }
 }
