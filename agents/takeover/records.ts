@@ -17,6 +17,8 @@ export const SlotRecord = z.object({
   startedAt: z.number().describe("Unix time (s) the takeover started"),
   bytesFetched: z.number().int().nonnegative().optional(),
   imageBytes: z.number().int().nonnegative().optional(),
+  method: z.enum(["streamed", "staged"]).optional(),
+  note: z.string().optional(),
 });
 
 export type SlotRecord = z.infer<typeof SlotRecord>;

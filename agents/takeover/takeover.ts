@@ -117,7 +117,7 @@ export async function takeover(ctx: TakeoverContext): Promise<string> {
     if (decision.action === "switch") {
       setOrder(env, target);
       boot.writeEnv(env);
-      writeUpgradeReport({ from: slotState(env, disk.booted).digest, to: wanted.digest, result: "upgraded", bytes_fetched: 0, reason: `slot ${target} still held it` });
+      writeUpgradeReport({ from: slotState(env, disk.booted).digest, to: wanted.digest, result: "upgraded", bytes_fetched: 0, method: "switch" });
       log.info(`takeover: slot ${target} still holds ${wanted.digest} (known good); switching to it`);
     }
     if (decision.action === "rearm") {
@@ -184,9 +184,11 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
   //    chunks when the store knows the running image's chunk index; else by
   //    fetching into a staging tmpfs with the running root as the seed.
   let fetched = 0;
-  let how = "staged";
+  let how: "streamed" | "staged" = "staged";
+  let note: string | undefined = from ? undefined : "the running image is unknown";
   const streamed = from ? await writeStreamed({ client, disk, target, image, from, imageBytes, report }).catch((e: Error) => {
-    log.warn(`takeover: could not install as one stream (${e.message}); staging the image instead`);
+    note = `could not install as one stream: ${e.message}`;
+    log.warn(`takeover: ${note}; staging the image instead`);
     return undefined;
   }) : undefined;
   if (streamed !== undefined) {
@@ -204,7 +206,7 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
     setOrder(env, target);
     boot2.writeEnv(env);
     const rec = boot2.readRecord(target)!;
-    boot2.writeRecord(target, { ...rec, status: "trial", bytesFetched: fetched });
+    boot2.writeRecord(target, { ...rec, status: "trial", bytesFetched: fetched, method: how, note });
   } finally {
     await boot2.close();
   }

@@ -39,6 +39,8 @@ export async function markGood(): Promise<void> {
         bytes_fetched: record.bytesFetched,
         image_bytes: record.imageBytes,
         seconds: Number((Date.now() / 1000 - record.startedAt).toFixed(1)),
+        ...(record.method ? { method: record.method } : {}),
+        ...(record.note ? { note: record.note } : {}),
       });
     }
     writeNodeState({ ...disk, trial: false }, env);

@@ -78,7 +78,9 @@ describe("in-place upgrade on the node", () => {
       }
     };
     try {
-      const published = await publish({ client: store.client, output: v2.base.replace(/node$/, "node") });
+      // Both versions are in the store, as when the deployer deployed v1 from it.
+      await publish({ client: store.client, output: v1.base });
+      const published = await publish({ client: store.client, output: v2.base });
       expect(published.digest).toBe(v2.manifest.digest);
       const drive = join(runDir, "config-drive.img");
       await makeConfigDrive(drive, {
@@ -115,6 +117,7 @@ describe("in-place upgrade on the node", () => {
         const share = upgrade.bytes_fetched! / upgrade.image_bytes!;
         process.stderr.write(`upgrade fetched ${upgrade.bytes_fetched} of ${upgrade.image_bytes} bytes (${(share * 100).toFixed(2)}%) in ${upgrade.seconds} s\n`);
         expect(share).toBeLessThan(0.1);
+        expect(upgrade.method).toBe("streamed");
         expect(progress.map((p) => p.phase)).toEqual(expect.arrayContaining(["fetching", "writing", "switching", "rebooting"]));
       } finally {
         await node.vm.kill();
