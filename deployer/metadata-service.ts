@@ -151,13 +151,18 @@ export async function serveMetadata(stateDir: string, options: { preferredPort?:
   await publishAtomically(join(stateDir, PORT_FILE), async (p) => writeFileSync(p, `${server.port}\n`));
   log.info(`ooo metadata service for ${stateDir} on 127.0.0.1:${server.port} (pid ${process.pid})`);
   await new Promise<void>((resolve) => {
-    process.once("SIGTERM", () => resolve());
-    process.once("SIGINT", () => resolve());
+    const stop = () => {
+      clearInterval(watch);
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      resolve();
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
     const watch = setInterval(() => {
       if (!existsSync(join(stateDir, STATE_DB))) {
         log.info("the state database is gone: stopping");
-        clearInterval(watch);
-        resolve();
+        stop();
       }
     }, 5_000);
   });

@@ -48,6 +48,8 @@ export interface NodeRow {
   role: string;
   idx: number;
   pool: string;
+  /** The inventory entry's settings when the node was made (a node outlives its entry in the stack file). */
+  pool_config: Record<string, unknown>;
   driver: string;
   state: NodeState;
   size: NodeSize;
@@ -107,6 +109,7 @@ CREATE TABLE IF NOT EXISTS nodes (
   role TEXT NOT NULL,
   idx INTEGER NOT NULL,
   pool TEXT NOT NULL,
+  pool_config TEXT NOT NULL DEFAULT '{}',
   driver TEXT NOT NULL,
   state TEXT NOT NULL,
   size TEXT NOT NULL,
@@ -156,7 +159,12 @@ CREATE TABLE IF NOT EXISTS runs (
 const SCHEMA_VERSION = "1";
 
 type Row = Record<string, unknown>;
-const toNode = (r: Row): NodeRow => ({ ...(r as unknown as NodeRow), size: JSON.parse(r.size as string) as NodeSize });
+const toNode = (r: Row): NodeRow => ({
+  ...(r as unknown as NodeRow),
+  size: JSON.parse(r.size as string) as NodeSize,
+  pool_config: JSON.parse(r.pool_config as string) as Record<string, unknown>,
+});
+const COLUMN_JSON = new Set(["size", "pool_config"]);
 const toEvent = (r: Row): EventRow => ({ ...(r as unknown as EventRow), detail: r.detail ? (JSON.parse(r.detail as string) as Record<string, unknown>) : null });
 
 export const STATE_DB = "state.db";
@@ -227,12 +235,17 @@ export class StateDb {
     return r ? toNode(r) : undefined;
   }
 
-  createNode(n: { name: string; role: string; idx: number; pool: string; driver: string; size: NodeSize }, run?: number): NodeRow {
+  createNode(
+    n: { name: string; role: string; idx: number; pool: string; poolConfig?: Record<string, unknown>; driver: string; size: NodeSize },
+    run?: number,
+  ): NodeRow {
     const now = Date.now();
     this.db.transaction(() => {
       this.db
-        .query("INSERT INTO nodes (name, role, idx, pool, driver, state, size, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'new', ?, ?, ?)")
-        .run(n.name, n.role, n.idx, n.pool, n.driver, JSON.stringify(n.size), now, now);
+        .query(
+          "INSERT INTO nodes (name, role, idx, pool, pool_config, driver, state, size, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?)",
+        )
+        .run(n.name, n.role, n.idx, n.pool, JSON.stringify(n.poolConfig ?? {}), n.driver, JSON.stringify(n.size), now, now);
       this.insertEvent(n.name, "transition", { run, from: null, to: "new" });
     })();
     return this.node(n.name)!;
@@ -240,7 +253,7 @@ export class StateDb {
 
   /** Set fields of a node (not its state: see transition). */
   update(name: string, fields: Partial<Omit<NodeRow, "name" | "state" | "created_at">>) {
-    const entries = Object.entries(fields).map(([k, v]) => [k, k === "size" ? JSON.stringify(v) : v] as const);
+    const entries = Object.entries(fields).map(([k, v]) => [k, COLUMN_JSON.has(k) ? JSON.stringify(v) : v] as const);
     if (!entries.length) return;
     const sets = entries.map(([k]) => `${k} = ?`).join(", ");
     this.db.query(`UPDATE nodes SET ${sets}, updated_at = ? WHERE name = ?`).run(...(entries.map(([, v]) => v) as never[]), Date.now(), name);
@@ -254,11 +267,19 @@ export class StateDb {
   transition(
     name: string,
     to: NodeState,
-    options: { run?: number; fields?: Partial<Omit<NodeRow, "name" | "state" | "created_at">>; detail?: Record<string, unknown>; at?: number } = {},
-  ): NodeState {
+    options: {
+      run?: number;
+      fields?: Partial<Omit<NodeRow, "name" | "state" | "created_at">>;
+      detail?: Record<string, unknown>;
+      at?: number;
+      /** Move only from one of these states (another process may have moved the node meanwhile); else do nothing and return undefined. */
+      onlyFrom?: NodeState[];
+    } = {},
+  ): NodeState | undefined {
     return this.db.transaction(() => {
       const node = this.node(name);
       if (!node) throw new Error(`no node ${name} in the state database`);
+      if (options.onlyFrom && !options.onlyFrom.includes(node.state)) return undefined;
       if (!TRANSITIONS[node.state].includes(to)) throw new BadTransition(name, node.state, to);
       this.update(name, options.fields ?? {});
       this.db.query("UPDATE nodes SET state = ?, updated_at = ? WHERE name = ?").run(to, Date.now(), name);

@@ -44,6 +44,13 @@ export const OooBlock = z
       .describe("Raised by the deployer on every change of this node's metadata; echoed as metadata_serial in the completion signal"),
     image: ImageRef,
     signal_url: z.url().describe("Where os-refresh-config POSTs the completion signal (wire/signal.ts)"),
+    store: z
+      .object({
+        url: z.url().describe("The image store's base URL as the node reaches it"),
+        token: z.string().optional().describe("A read-only token of that store"),
+      })
+      .optional()
+      .describe("Where the node fetches images from (an in-place upgrade fetches its new root there)"),
   })
   .describe("ooo's own block; everything else at the top level is configuration for templates");
 

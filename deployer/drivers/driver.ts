@@ -38,7 +38,9 @@ export interface DriverNode {
 /** A service on the deployer's host that nodes must reach (metadata service, image store). */
 export interface HostService {
   name: "metadata" | "store";
-  /** A file holding the TCP port it listens on (127.0.0.1). Read at every connection: services may restart on another port. */
+  /** The host it listens on, as the deployer's host reaches it (127.0.0.1 for ooo's own daemons). */
+  host: string;
+  /** A file holding its TCP port. Read at every connection: a service may restart on another port. */
   portFile: string;
 }
 

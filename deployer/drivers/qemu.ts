@@ -47,7 +47,7 @@ const GUEST_IP: Record<HostService["name"], string> = { metadata: "10.0.2.100", 
 const VmSpec = z.object({
   memoryMiB: z.number(),
   cpus: z.number(),
-  services: z.array(z.object({ name: z.enum(["metadata", "store"]), portFile: z.string() })),
+  services: z.array(z.object({ name: z.enum(["metadata", "store"]), host: z.string(), portFile: z.string() })),
   probeKernel: z.string().optional(),
 });
 
@@ -117,7 +117,7 @@ function writeForward(path: string, service: HostService) {
   writeFileSync(
     path,
     `#!/bin/sh\n# qemu runs this for each connection the guest opens to ${GUEST_IP[service.name]}:80; stdin/stdout are that connection.\n` +
-      `exec socat STDIO "TCP:127.0.0.1:$(cat ${shellQuote(service.portFile)})"\n`,
+      `exec socat STDIO "TCP:${service.host}:$(cat ${shellQuote(service.portFile)})"\n`,
   );
   chmodSync(path, 0o755);
 }
