@@ -136,16 +136,17 @@ describe("metadata service", () => {
     expect((await call("POST", "/v1/nodes/web-0/signal", tokens["web-0"], body)).status).toBe(status);
   });
 
-  test("served on loopback, its port published; stops on SIGTERM", async () => {
+  test("served on loopback, its port published; stops when told", async () => {
     const { dir, db, tokens } = setup();
     db.close();
-    const running = serveMetadata(dir);
+    const stop = new AbortController();
+    const running = serveMetadata(dir, { stop: stop.signal });
     let port = 0;
     for (let i = 0; i < 100 && !port; i++, await Bun.sleep(20)) port = existsSync(join(dir, PORT_FILE)) ? Number(readFileSync(join(dir, PORT_FILE), "utf8")) : 0;
     const r = await fetch(`http://127.0.0.1:${port}/v1/nodes/web-1/metadata`, { headers: { authorization: `Bearer ${tokens["web-1"]}` } });
     expect(r.status).toBe(200);
     expect(((await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { stateDir: string }).stateDir).toBe(dir);
-    process.emit("SIGTERM");
+    stop.abort();
     await running;
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });

@@ -138,7 +138,7 @@ export function metadataHandler({ db }: MetadataServiceOptions) {
  * folder's database is gone. Listens on 127.0.0.1 — on the port it had
  * before when it is free — and publishes the port in PORT_FILE.
  */
-export async function serveMetadata(stateDir: string, options: { preferredPort?: number } = {}): Promise<void> {
+export async function serveMetadata(stateDir: string, options: { preferredPort?: number; stop?: AbortSignal } = {}): Promise<void> {
   const db = StateDb.open(stateDir, { create: false });
   const handler = metadataHandler({ db });
   const serve = (port: number) => Bun.serve({ hostname: "127.0.0.1", port, fetch: handler, maxRequestBodySize: 2 << 20, idleTimeout: 60 });
@@ -159,6 +159,7 @@ export async function serveMetadata(stateDir: string, options: { preferredPort?:
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
+    options.stop?.addEventListener("abort", stop, { once: true });
     const watch = setInterval(() => {
       if (!existsSync(join(stateDir, STATE_DB))) {
         log.info("the state database is gone: stopping");

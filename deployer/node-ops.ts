@@ -126,7 +126,7 @@ export function redeliver(ctx: NodeContext, spec: NodeSpec, why: string): void {
 export function consoleTail(file: string | undefined, lines = 25, from = 0): string {
   if (!file || !existsSync(file)) return "(no console log)";
   const size = statSync(file).size;
-  const start = Math.max(from, size - 64 * 1024);
+  const start = Math.min(size, Math.max(from, size - 64 * 1024));
   const buf = Buffer.alloc(size - start);
   const fd = openSync(file, "r");
   try {
@@ -193,8 +193,8 @@ export async function waitForSignal(ctx: NodeContext, name: string): Promise<Wai
   const driver = driverFor(start.driver);
   const node = driverNode(ctx.stateDir, start);
   const consoleFile = driver.consoleLog(node);
-  // A resumed wait keeps its deadline, with a little grace to look once more.
-  const deadline = Math.max((start.waiting_since ?? Date.now()) + ctx.signalTimeoutSeconds * 1000, Date.now() + 5_000);
+  // A resumed wait keeps the deadline it had.
+  const deadline = (start.waiting_since ?? Date.now()) + ctx.signalTimeoutSeconds * 1000;
   const watch = new ConsoleWatch(consoleFile, start.console_offset ?? 0);
   let booted = db.events({ node: name, since: start.powered_on_at ?? Date.now() }).some((e) => e.kind === "booted");
   let lastPowerCheck = 0;

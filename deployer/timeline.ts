@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { table } from "../lib/log.ts";
-import type { EventRow, StateDb } from "./state.ts";
+import type { EventRow, RunRow, StateDb } from "./state.ts";
 
 /**
  * The timeline of one deploy, per node, from the recorded events: image
@@ -45,6 +45,8 @@ export interface Timeline {
   command: string;
   startedAt: string;
   seconds: number;
+  /** Killed runs this one resumed: the timeline starts with their steps. */
+  resumes?: number[];
   nodes: NodeTimeline[];
 }
 
@@ -54,6 +56,15 @@ export const PHASE_COLOURS: Record<Phase, string> = {
   boot: "#fd8d3c",
   "metadata wait": "#bcbddc",
   configure: "#31a354",
+};
+
+export const MARK_COLOURS: Record<MarkKind, string> = {
+  "power-on": "#333",
+  booted: "#e6550d",
+  "metadata published": "#756bb1",
+  "metadata collected": "#54278f",
+  signalled: "#006d2c",
+  failed: "#c00",
 };
 
 const r1 = (n: number) => Math.round(n * 10) / 10;
@@ -138,9 +149,24 @@ export function nodeTimeline(node: string, events: EventRow[], t0: number, t1: n
   return { node, spans, marks, result, ...(first !== undefined && working !== undefined ? { seconds: r1((working - first) / 1000) } : {}) };
 }
 
+/**
+ * The runs this one takes over: the unfinished ones (killed) right before it.
+ * Their steps belong to this run's timeline, which then starts with theirs.
+ */
+function interruptedBefore(db: StateDb, run: number): RunRow[] {
+  const out: RunRow[] = [];
+  for (let id = run - 1; id > 0; id--) {
+    const r = db.run(id);
+    if (!r || r.ended_at !== null) break;
+    out.unshift(r);
+  }
+  return out;
+}
+
 export function buildTimeline(db: StateDb, run: number, stack: string): Timeline {
   const r = db.run(run)!;
-  const t0 = r.started_at;
+  const resumes = interruptedBefore(db, run);
+  const t0 = resumes[0]?.started_at ?? r.started_at;
   const t1 = r.ended_at ?? Date.now();
   const events = db.events({ since: t0, until: t1 });
   const names = [...new Set([...db.nodes().map((n) => n.name), ...events.map((e) => e.node)])];
@@ -151,6 +177,7 @@ export function buildTimeline(db: StateDb, run: number, stack: string): Timeline
     command: r.command,
     startedAt: new Date(t0).toISOString(),
     seconds: r1((t1 - t0) / 1000),
+    ...(resumes.length ? { resumes: resumes.map((x) => x.id) } : {}),
     nodes: names.map((n) => nodeTimeline(n, events.filter((e) => e.node === n), t0, t1)),
   };
 }
@@ -193,11 +220,11 @@ export function timelineSvg(t: Timeline): string {
   const top = 40;
   const seconds = Math.max(t.seconds, ...t.nodes.flatMap((n) => [...n.spans.map((s) => s.end), ...n.marks.map((m) => m.at)]), 1);
   const x = (sec: number) => left + (sec / seconds) * width;
-  const height = top + t.nodes.length * rowH + 60;
+  const height = top + t.nodes.length * rowH + 75;
   const step = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600].find((s) => seconds / s <= 12) ?? 1200;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 40}" height="${height}" font-family="sans-serif" font-size="12">`,
-    `<text x="${left}" y="16" font-size="14" font-weight="bold">${esc(`${t.stack}: ooo ${t.command}, run ${t.run} (${t.startedAt}), ${t.seconds.toFixed(1)}s`)}</text>`,
+    `<text x="${left}" y="16" font-size="14" font-weight="bold">${esc(`${t.stack}: ooo ${t.command}, run ${t.run}${t.resumes ? ` (resuming ${t.resumes.join(", ")})` : ""} — ${t.startedAt}, ${t.seconds.toFixed(1)}s`)}</text>`,
   ];
   for (let s = 0; s <= seconds; s += step) {
     parts.push(`<line x1="${x(s)}" y1="${top - 8}" x2="${x(s)}" y2="${top + t.nodes.length * rowH}" stroke="#ddd"/>`);
@@ -217,9 +244,9 @@ export function timelineSvg(t: Timeline): string {
       void j;
     });
     for (const m of n.marks) {
-      const colour = m.kind === "failed" ? "#c00" : m.kind === "signalled" ? "#006d2c" : "#333";
+      const colour = m.kind === "signalled" && m.note?.startsWith("FAILURE") ? "#c00" : MARK_COLOURS[m.kind];
       parts.push(
-        `<path d="M${x(m.at)},${y + 3} l4,8 l-4,8 l-4,-8 z" fill="${colour}"><title>${esc(`${n.node} ${m.kind} at ${m.at}s${m.note ? ` (${m.note})` : ""}`)}</title></path>`,
+        `<path d="M${x(m.at)},${y + 3} l4,8 l-4,8 l-4,-8 z" fill="${colour}" stroke="#fff" stroke-width="0.5"><title>${esc(`${n.node} ${m.kind} at ${m.at}s${m.note ? ` (${m.note})` : ""}`)}</title></path>`,
       );
     }
   });
@@ -229,7 +256,11 @@ export function timelineSvg(t: Timeline): string {
     parts.push(`<rect x="${lx}" y="${legendY - 10}" width="14" height="10" fill="${colour}"/><text x="${lx + 18}" y="${legendY}">${phase}</text>`);
     lx += 30 + phase.length * 7;
   }
-  parts.push(`<path d="M${lx + 4},${legendY - 11} l4,7 l-4,7 l-4,-7 z" fill="#333"/><text x="${lx + 14}" y="${legendY}">power-on, ready, metadata collected, signalled</text>`);
+  lx = left;
+  for (const [kind, colour] of Object.entries(MARK_COLOURS)) {
+    parts.push(`<path d="M${lx + 4},${legendY + 9} l4,7 l-4,7 l-4,-7 z" fill="${colour}"/><text x="${lx + 14}" y="${legendY + 20}">${kind}</text>`);
+    lx += 30 + kind.length * 7;
+  }
   parts.push("</svg>");
   return parts.join("\n");
 }
