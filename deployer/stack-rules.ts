@@ -1,4 +1,6 @@
 import { existsSync } from "node:fs";
+import { z } from "zod";
+import { Deployment } from "../wire/metadata.ts";
 import type { PathProblem, Stack } from "./stack.ts";
 
 /**
@@ -100,6 +102,21 @@ const reservedMetadata: Rule = (stack) =>
     ),
   ]);
 
+/** Heat-style software deployments must be what the agents accept (wire/metadata.ts), or the node would refuse its metadata. */
+const deployments: Rule = (stack) =>
+  stack.roles.flatMap((role) =>
+    [
+      { path: ["roles", role.name, "metadata"], metadata: role.metadata },
+      ...Object.entries(role.overrides).map(([node, o]) => ({ path: ["roles", role.name, "nodes", node, "metadata"], metadata: o.metadata ?? {} })),
+    ].flatMap(({ path, metadata }) => {
+      if (!("deployments" in metadata)) return [];
+      const r = z.array(Deployment).safeParse(metadata.deployments);
+      return r.success
+        ? []
+        : r.error.issues.map((i) => ({ path: [...path, "deployments", ...i.path.filter((p): p is string | number => typeof p !== "symbol")], message: i.message }));
+    }),
+  );
+
 const rollingUpdates: Rule = (stack) =>
   stack.roles.flatMap((role) => {
     const r = role.rollingUpdates;
@@ -125,7 +142,7 @@ const poolCapacity: Rule = (stack) =>
       : [];
   });
 
-const RULES: Rule[] = [stackName, storeChoice, rolePools, nodeNames, overridesNameNodes, reservedMetadata, rollingUpdates, poolCapacity];
+const RULES: Rule[] = [stackName, storeChoice, rolePools, nodeNames, overridesNameNodes, reservedMetadata, deployments, rollingUpdates, poolCapacity];
 
 export function stackRules(stack: Stack, context: { named: boolean; rawStore?: Parameters<typeof storeExclusive>[0] }): PathProblem[] {
   return [...storeExclusive(context.rawStore), ...RULES.flatMap((rule) => rule(stack, context))];

@@ -117,6 +117,11 @@ roles:
     ["an unknown policy", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    rolling_updates: { policy: recreate }\n`, [`${FILE}:6 roles.web.rolling_updates.policy: Invalid option: expected one of "rebuild-in-place"|"replace"`]],
     ["a store both ways", `version: 1\nstore: { embedded: true, url: "http://x:1" }\nroles: {}\n`, [`${FILE}:2 store: either embedded: true or url, not both`]],
     ["a token file that is not there", `version: 1\nstore: { url: "http://x:1", token_file: nope.token }\nroles: {}\n`, [`${FILE}:2 store.token_file: no such file: /stacks/nope.token`]],
+    [
+      "a software deployment the agents would refuse",
+      `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    metadata:\n      deployments:\n        - name: d1\n          config: {}\n`,
+      [`${FILE}:8 roles.web.metadata.deployments.0.id: Invalid input: expected string, received undefined`],
+    ],
     ["unknown top-level key", `version: 1\nrole: {}\nroles: {}\n`, [`${FILE}:2 role: unknown key (known: version, name, description, store, settings, defaults, inventory, roles)`]],
   ])("refused: %s", (_, text, expected) => {
     expect(problems(text)).toEqual(expected);
