@@ -32,7 +32,7 @@ function printReport(r: DeployReport, json?: boolean) {
   for (const name of r.removed) rows.push([name, "", "remove", "removed", "the stack no longer has it", ""]);
   process.stderr.write(
     `\n${table(["node", "role", "action", "result", "why", "error"], rows)}\n\n` +
-      (r.changed ? `${timelineTable(r.timeline)}\n\ntimeline chart: ${r.timelineFiles.html}\n        (JSON: ${r.timelineFiles.json})\n` : "nothing changed\n"),
+      (r.timelineFiles ? `${timelineTable(r.timeline)}\n\ntimeline chart: ${r.timelineFiles.html}\n        (JSON: ${r.timelineFiles.json})\n` : "nothing changed\n"),
   );
   if (json) process.stdout.write(JSON.stringify({ stack: r.stack.name, stateDir: r.stateDir, run: r.run, outcomes: r.outcomes, removed: r.removed, changed: r.changed, timeline: r.timeline, timelineFiles: r.timelineFiles }) + "\n");
   const failed = r.outcomes.filter((o) => o.result === "failed");

@@ -10,7 +10,7 @@ import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
 import { lockStack } from "./lock.ts";
 import { driverNode, metadataFor, powerOn, provision, redeliver, waitForSignal, type NodeContext } from "./node-ops.ts";
 import { nodesToRemove, planNode, type NodeAction, type PlannedNode } from "./plan.ts";
-import { ensureMetadataService, storeFor } from "./services.ts";
+import { ensureMetadataService, stopMetadataService, storeFor } from "./services.ts";
 import { loadStack, type Stack } from "./stack.ts";
 import { StateDb } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
@@ -51,7 +51,8 @@ export interface DeployReport {
   removed: string[];
   changed: boolean;
   timeline: Timeline;
-  timelineFiles: { json: string; html: string };
+  /** Written only when the run changed something. */
+  timelineFiles?: { json: string; html: string };
 }
 
 /** The stack's state folder: --state-dir, else .ooo/<name>/ beside the file (the name read leniently, so a broken file still finds it). */
@@ -149,12 +150,16 @@ export async function deploy(stackFile: string, options: DeployOptions = {}): Pr
     for (const row of remove) await log.step(`remove ${row.name} (the stack no longer has it)`, () => removeNode(db, stateDir, row.name, run));
 
     const outcomes = await Promise.all(plan.map((p) => converge(ctx, p, images.get(p.spec.role)!, stack.inventory[p.spec.pool] ?? {})));
+    // Scaled to nothing: nobody polls the metadata service any more.
+    if (!db.nodes().length && (await stopMetadataService(stateDir))) log.info("no node left: the metadata service stopped");
     const failed = outcomes.filter((o) => o.result === "failed");
     result = failed.length ? `${failed.length} failed` : "ok";
     db.endRun(run, result);
+    const changed = todo.length + remove.length > 0;
     const timeline = buildTimeline(db, run, stack.name);
-    const timelineFiles = await writeTimeline(timeline, join(stateDir, "timelines"));
-    return { stack, stateDir, run, outcomes, removed: remove.map((r) => r.name), changed: todo.length + remove.length > 0, timeline, timelineFiles };
+    // A run that changed nothing keeps the last chart as latest.html.
+    const timelineFiles = changed ? await writeTimeline(timeline, join(stateDir, "timelines")) : undefined;
+    return { stack, stateDir, run, outcomes, removed: remove.map((r) => r.name), changed, timeline, timelineFiles };
   } finally {
     if (!db.run(run)?.ended_at) db.endRun(run, result);
     unlock();

@@ -203,7 +203,9 @@ export const qemuDriver: NodeDriver<QemuPool> = {
       throw new DriverFailed(node.name, `the state folder ${node.dir} has a space, comma or quote: qemu's options cannot hold it`, {
         hint: "Use --state-dir with a plain path.",
       });
-    mkdirSync(node.dir, { recursive: true });
+    // The config drive holds the node's token: the folder is the node's and ooo's only.
+    mkdirSync(node.dir, { recursive: true, mode: 0o700 });
+    chmodSync(node.dir, 0o700);
     const f = files(node);
     const tmpDisk = `${f.disk}.new`;
     const tmpDrive = `${f.configDrive}.new`;
