@@ -142,6 +142,11 @@ export async function deploy(stackFile: string, options: DeployOptions = {}): Pr
     }
     const remove = nodesToRemove(stack, db.nodes());
     const todo = plan.filter((p) => p.action.kind !== "none");
+    for (const p of plan) {
+      const row = db.node(p.spec.name);
+      if (row && p.action.kind !== "create" && p.action.kind !== "rebuild" && JSON.stringify(row.size) !== JSON.stringify(p.spec.size))
+        log.warn(`${p.spec.name}'s size changed (${JSON.stringify(row.size)} → ${JSON.stringify(p.spec.size)}): it takes effect when the node is rebuilt`);
+    }
     for (const p of plan.filter((p) => p.drift))
       log.warn(`${p.spec.name} runs ${p.drift!.running.slice(0, 19)}…; role ${p.spec.role} now names ${p.drift!.wanted.slice(0, 19)}…: \`ooo upgrade\` moves it (deploy does not re-image running nodes)`);
     if (!todo.length && !remove.length) log.info(`nothing to do: ${plan.length} node${plan.length === 1 ? "" : "s"} up to date`);
@@ -195,6 +200,11 @@ async function converge(ctx: NodeContext, p: PlannedNode, image: ResolvedImage, 
         redeliver(ctx, p.spec, p.action.why);
         break;
       case "wait":
+        // Killed between powering the machine on and recording it: record it now, so that its signal counts.
+        if (db.node(p.spec.name)!.state === "powering-on") {
+          const now = Date.now();
+          db.transition(p.spec.name, "booting", { run, fields: { powered_on_at: now, waiting_since: now }, detail: { resumed: true } });
+        }
         break;
     }
   } catch (e) {
