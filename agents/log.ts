@@ -11,11 +11,13 @@ import { log, type LogEvent, type LogSink } from "../lib/log.ts";
  *   os-collect-config  2026-11-25 08:27:44.123 4242 INFO os-collect-config [-] Sleeping 30.00 seconds.
  */
 export type AgentName = "os-apply-config" | "os-refresh-config" | "os-collect-config";
+/** Who writes a log line: one of the three agents, or ooo's own node commands (takeover, mark-good, …). */
+export type LogSource = AgentName | "ooo-agent";
 export type Level = "DEBUG" | "INFO" | "WARNING" | "ERROR";
 
 const pad = (n: number, w = 2) => String(n).padStart(w, "0");
 
-export function formatLine(agent: AgentName, level: Level, text: string, now = new Date()): string {
+export function formatLine(agent: LogSource, level: Level, text: string, now = new Date()): string {
   const date = `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
   const time = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}`;
   const ms = pad(now.getMilliseconds(), 3);
@@ -29,6 +31,8 @@ export function formatLine(agent: AgentName, level: Level, text: string, now = n
       return `[${date} ${time},${ms}] (os-refresh-config) [${level}] ${text}`;
     case "os-collect-config":
       return `${date} ${time}.${ms} ${process.pid} ${level} os-collect-config [-] ${text}`;
+    case "ooo-agent":
+      return `[${date} ${time},${ms}] (ooo-agent) [${level}] ${text}`;
   }
 }
 
@@ -56,7 +60,7 @@ export interface AgentSinkOptions {
   file?: string;
 }
 
-export function agentSink(agent: AgentName, options: AgentSinkOptions = {}): LogSink {
+export function agentSink(agent: LogSource, options: AgentSinkOptions = {}): LogSink {
   return {
     write(e) {
       const line = toLine(e);

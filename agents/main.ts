@@ -7,6 +7,7 @@ import { HelpRequested } from "./args.ts";
 import { collectMain } from "./collect/cli.ts";
 import { agentSink, type AgentName } from "./log.ts";
 import { refreshMain } from "./refresh/cli.ts";
+import { TAKEOVER_COMMANDS, takeoverMain } from "./takeover/cli.ts";
 
 /**
  * ooo-agent: the three node agents in one executable (`bun build --compile`
@@ -35,6 +36,9 @@ const USAGE = `usage: ooo-agent AGENT [ARGS...]   (or call it as os-collect-conf
   os-collect-config   poll metadata sources, cache them, run a command on change
   os-apply-config     render configuration files from templates and metadata
   os-refresh-config   run the configuration phases and signal completion
+
+  takeover            in-place upgrade: install the metadata's image into the inactive root slot
+  mark-good | trial-failed | trial-watchdog | slots    the root slots (see takeover --help)
 `;
 
 export async function runAgent(agent: AgentName, args: string[]): Promise<number> {
@@ -61,9 +65,26 @@ export async function runAgent(agent: AgentName, args: string[]): Promise<number
   }
 }
 
+async function runTakeover(command: string, args: string[]): Promise<number> {
+  log.addSink(agentSink("ooo-agent", {}));
+  try {
+    return await takeoverMain(command, args);
+  } catch (e) {
+    if (isOooError(e)) {
+      log.error(e.message);
+      if (e.hint) log.error(`hint: ${e.hint}`);
+      return e.exitCode;
+    }
+    log.error(`internal error: this is a bug in ooo-agent, please report it with the command and its log.`);
+    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 70;
+  }
+}
+
 async function main(): Promise<number> {
   const { agent, args } = chooseAgent(process.argv0, process.argv.slice(2));
   if (agent) return runAgent(agent, args);
+  if ((TAKEOVER_COMMANDS as readonly string[]).includes(args[0] ?? "")) return runTakeover(args[0]!, args.slice(1));
   const asked = args[0] === "-h" || args[0] === "--help" || args[0] === "help";
   (asked ? process.stdout : process.stderr).write(USAGE);
   return asked ? 0 : 2;

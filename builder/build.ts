@@ -7,12 +7,12 @@ import { chainKey, LayerCache } from "./cache.ts";
 import { discoverElements, elementsPath } from "./elements/discover.ts";
 import type { Element } from "./elements/element.ts";
 import { PHASES, type Phase } from "./elements/phases.ts";
-import { expandDependencies } from "./elements/resolve.ts";
-import { cacheRelevantEnvironment, hookEnvironment, targetEnvironment, type BuildDirs } from "./environment.ts";
-import { InvalidElement, NotRoot } from "./errors.ts";
+import { dibInputElements, expandDependencies } from "./elements/resolve.ts";
+import { cacheRelevantEnvironment, hookEnvironment, sourcedEnvironment, targetEnvironment, type BuildDirs } from "./environment.ts";
+import { HooksChanged, InvalidElement, NotRoot } from "./errors.ts";
 import { finalizeRoot } from "./finalize.ts";
 import { runHook } from "./hooks/sandbox.ts";
-import { mergeHooks, type Hook } from "./hooks/tree.ts";
+import { hooksChangedSince, mergeHooks, type Hook } from "./hooks/tree.ts";
 import type { BuildOptions } from "./options.ts";
 import { resolveOutputTypes } from "./outputs/index.ts";
 import { canonical, KERNEL_CMDLINE, layout } from "./outputs/steps.ts";
@@ -26,7 +26,7 @@ import type { Manifest } from "../wire/manifest.ts";
 import { squashPackages, writePackagePlan } from "./packages.ts";
 
 /** Bumped when a change in ooo makes old cached layers wrong. */
-const LAYER_FORMAT = "ooo-layer-v1";
+const LAYER_FORMAT = "ooo-layer-v2";
 
 /** Re-running hooks that took this long is worth a snapshot. */
 const SNAPSHOT_AFTER_SECONDS = 5;
@@ -64,7 +64,7 @@ function whereOf(phase: Phase) {
 export function resolveBuildElements(options: BuildOptions): { elements: Element[]; path: string[] } {
   const path = elementsPath(options.elementsPath);
   const all = discoverElements(path);
-  const requested = [...(options.skipBase ? [] : ["base"]), ...options.elements];
+  const requested = dibInputElements(options.elements, options);
   return { elements: expandDependencies([...new Set(requested)], all), path };
 }
 
@@ -93,26 +93,44 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
 
   const env = hookEnvironment(options, elements, path, dirs);
   const tree = await log.step("merge element hooks", () => mergeHooks(elements, dirs.hooks, env));
-  const packages = squashPackages(elements, options.arch, env);
+  const envFiles = tree.environmentFiles.map((f) => join(dirs.hooks, "environment.d", f));
+  const packages = squashPackages(elements, options.arch, await sourcedEnvironment(env, envFiles));
   packages["install.d"].install = [...new Set([...packages["install.d"].install, ...options.packages])].sort();
   writePackagePlan(packages, dirs.hooks);
 
-  // Keys: everything every hook sees (settings, environment.d, package lists), then hook by hook.
+  // Keys. Every hook sees the settings and environment.d: they start the chain.
+  // root.d hooks build the base root from those and their own element. Every
+  // later hook may read any element's files through the hooks tree (static/,
+  // bin/, helpers): all elements' data (files that are not hooks) joins the
+  // chain after root.d, so a hookless element's change is never served from a
+  // stale layer, and a shared base root stays cached whatever is built on it.
+  // Each hook then adds its own element. The package lists are data for the
+  // package-installs hooks only: adding a package must not invalidate the
+  // hooks before them.
   const envFilesHash = createHash("sha256");
   for (const f of tree.environmentFiles) envFilesHash.update(f + "\0" + readFileSync(join(dirs.hooks, "environment.d", f)));
-  // The package lists are data for the package-installs hooks only: adding a
-  // package must not invalidate the base root built before them.
   const packagesHash = createHash("sha256").update(JSON.stringify(packages)).digest("hex");
   const inputsOf = (element: string) =>
     element === "package-installs" ? chainKey(elementHash.get(element) ?? "", packagesHash) : (elementHash.get(element) ?? "");
+  const notData = new Map<string, Set<string>>();
+  for (const e of elements) notData.set(e.name, new Set(["package-installs.yaml", "package-installs.json"]));
+  for (const hooks of tree.hooks.values()) for (const h of hooks) notData.get(h.element)?.add(`${h.phase}/${h.name}`);
+  const elementData = elements.map((e) => `${e.name}=${elementContentHash(e, notData.get(e.name))}`);
   let key = chainKey(LAYER_FORMAT, cacheRelevantEnvironment(env), envFilesHash.digest("hex"));
+  let dataInKey = false;
+  const addData = () => {
+    key = chainKey(key, "element data", ...elementData);
+    dataInKey = true;
+  };
   const plan: PlannedHook[] = [];
   for (const { name: phase } of PHASES) {
     for (const hook of tree.hooks.get(phase) ?? []) {
+      if (!dataInKey && phase !== "root.d") addData();
       key = chainKey(key, phase, hook.name, hook.element, inputsOf(hook.element));
       plan.push({ ...hook, where: whereOf(phase), key });
     }
   }
+  if (!dataInKey) addData();
 
   const cache = new LayerCache(options.imageCache);
   let start = 0;
@@ -225,6 +243,10 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
         timeoutSeconds: options.hookTimeout,
       }),
     );
+    if (hook.phase === "extra-data.d") {
+      const changed = hooksChangedSince(tree, env);
+      if (changed.length) throw new HooksChanged(hook.element, `${hook.phase}/${hook.name}`, changed);
+    }
     return (performance.now() - t) / 1000;
   }
 }

@@ -6,6 +6,7 @@ import { fileSink, formatSeconds, log, table, terminalSink } from "../lib/log.ts
 import { parseWith } from "../lib/validate.ts";
 import { build, type BuildResult } from "./build.ts";
 import { DEFAULT_IMAGE } from "./defaults.ts";
+import { NotRoot } from "./errors.ts";
 import { discoverElements, elementsPath } from "./elements/discover.ts";
 import { expandDependencies } from "./elements/resolve.ts";
 import { insideBuildNamespace, LAUNCHER_PID, relaunchInNamespace } from "./namespace.ts";
@@ -124,6 +125,8 @@ export const buildImageCommand: CommandModule<object, BuildImageArgs> = {
   builder: (y) => buildImageArgs(y) as unknown as Argv<BuildImageArgs>,
   handler: async (argv) => {
     const options = optionsFromArgs(argv);
+    // Before the relaunch: unprivileged, unshare would only say "Operation not permitted".
+    if (process.getuid?.() !== 0) throw new NotRoot();
     if (!insideBuildNamespace()) {
       process.exitCode = await relaunchInNamespace({
         imageCache: options.imageCache,
@@ -173,6 +176,11 @@ export const elementInfoCommand: CommandModule<object, ElementInfoArgs> = {
     if (argv.env) {
       process.stdout.write(`export IMAGE_ELEMENT='${expanded.map((e) => e.name).join(" ")}'\n`);
       process.stdout.write(`export IMAGE_ELEMENT_YAML='${toYaml(Object.fromEntries(expanded.map((e) => [e.name, e.dir])))}'\n`);
+      // DIB: bash cannot export arrays, so an exported function prints one
+      // (`eval declare -A a=($(get_image_element_array))`).
+      process.stdout.write(
+        `function get_image_element_array {\n  echo "${expanded.map((e) => `[${e.name}]=${e.dir} `).join("")}"\n};\nexport -f get_image_element_array;\n`,
+      );
       return;
     }
     process.stdout.write(expanded.map((e) => e.name).join(" ") + "\n");

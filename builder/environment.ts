@@ -1,3 +1,4 @@
+import { capture } from "../lib/run.ts";
 import { stringify as toYaml } from "yaml";
 import type { Element } from "./elements/element.ts";
 import type { BuildOptions } from "./options.ts";
@@ -14,7 +15,7 @@ export interface BuildDirs {
 }
 
 /** Variables a hook must not inherit from the builder's own process. */
-const DROPPED = new Set(["TMPDIR", "VIRTUAL_ENV", "OOO_BUILD_NS", "NODE_OPTIONS", "BUN_INSTALL"]);
+const DROPPED = new Set(["OOO_BUILD_NS", "NODE_OPTIONS", "BUN_INSTALL"]);
 
 /**
  * The environment DIB gives its hooks, so DIB elements run unchanged:
@@ -34,7 +35,9 @@ export function hookEnvironment(
   Object.assign(env, {
     LC_ALL: "C",
     ARCH: options.arch,
-    IMAGE_NAME: options.output.split("/").pop()!,
+    // DIB: -o as given (path included), so that hooks writing `$IMAGE_NAME.vmlinuz`
+    // (baremetal, ramdisk elements) put it beside the image.
+    IMAGE_NAME: options.output,
     IMAGE_TYPES: options.types.join(" "),
     IMAGE_TYPE: options.types[0]!,
     IMAGE_ELEMENT: names.join(" "),
@@ -57,15 +60,29 @@ export function hookEnvironment(
     DIB_ROOT_FSTYPE: process.env.DIB_ROOT_FSTYPE ?? "ext4",
     FS_TYPE: process.env.FS_TYPE ?? "ext4",
     DIB_ARGS: [...options.elements].join(" "),
+    // DIB writes it into environment.d (11-dib-install-type.bash); install-types reads it under set -u.
+    DIB_DEFAULT_INSTALLTYPE: process.env.DIB_DEFAULT_INSTALLTYPE || "source",
     SOURCE_DATE_EPOCH: String(options.sourceDateEpoch),
   });
+  // DIB: `export | grep ' DIB_.*='` — DIB's manifests element writes it into the
+  // image (/etc/dib-manifests/dib_environment) and fails under `set -u` without it.
+  env.DIB_ENV = Object.keys(env)
+    .filter((k) => k.startsWith("DIB_") && k !== "DIB_ENV")
+    .sort()
+    .map((k) => `declare -x ${k}="${env[k]!.replace(/["\\$`]/g, "\\$&")}"`)
+    .join("\n");
   return env;
 }
 
-/** Inside the chroot DIB resets PATH and HOME; everything else passes through. */
+/**
+ * Inside the chroot DIB resets PATH and HOME and unsets TMPDIR and
+ * VIRTUAL_ENV (host paths that mean nothing there); everything else passes
+ * through. Host phases keep them.
+ */
 export function targetEnvironment(env: Record<string, string>): Record<string, string> {
+  const { TMPDIR: _tmpdir, VIRTUAL_ENV: _venv, ...rest } = env;
   return {
-    ...env,
+    ...rest,
     PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     HOME: "/root",
   };
@@ -77,6 +94,7 @@ export function targetEnvironment(env: Record<string, string>): Record<string, s
  * are left out on purpose — they differ on every run.
  */
 const NOT_CACHE_RELEVANT = new Set([
+  "DIB_ENV", // all DIB_* again, paths included
   "DIB_IMAGE_CACHE",
   "DIB_ARGS",
   "DIB_DEBUG_TRACE",
@@ -91,4 +109,25 @@ export function cacheRelevantEnvironment(env: Record<string, string>): string {
     .filter((k) => !NOT_CACHE_RELEVANT.has(k))
     .sort();
   return keep.map((k) => `${k}=${env[k]}`).join("\n");
+}
+
+/**
+ * The hooks' environment with the environment.d files sourced (on the host,
+ * with bash, in order), as DIB's package-installs squash sees it: a `when:
+ * DIB_RELEASE=…` or DIB_PYTHON_VERSION set only by an element's
+ * environment.d must count.
+ */
+export async function sourcedEnvironment(env: Record<string, string>, files: string[]): Promise<Record<string, string>> {
+  if (!files.length) return env;
+  const out = await capture("bash", ["-c", 'set -eu; for f in "$@"; do . "$f"; done; env -0', "bash", ...files], {
+    env,
+    cleanEnv: true,
+    what: "sourcing the elements' environment.d files",
+  });
+  const result: Record<string, string> = {};
+  for (const entry of out.split("\0")) {
+    const eq = entry.indexOf("=");
+    if (eq > 0) result[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return result;
 }

@@ -80,6 +80,26 @@ export class HookFailed extends OooError {
   }
 }
 
+/**
+ * DIB runs whatever a phase folder holds when the phase starts; ooo lists and
+ * keys every hook before the build, so an extra-data.d hook may not add or
+ * remove hooks (install-types' *-TYPE-install folders are handled up front).
+ */
+export class HooksChanged extends OooError {
+  readonly code = "hooks-changed";
+  constructor(
+    readonly element: string,
+    readonly hook: string,
+    readonly changes: string[],
+  ) {
+    super(
+      `hook ${hook} of element ${element} changed the hooks to run (${changes.join(", ")}); ` +
+        "ooo lists every hook before the build starts, so extra-data.d may not add or remove hooks",
+      { hint: "Ship the hooks in the element itself (install.d/<name>-<type>-install folders are supported)." },
+    );
+  }
+}
+
 export class InvalidElement extends OooError {
   readonly code = "invalid-element";
   constructor(

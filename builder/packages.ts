@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadPackageInstalls, type Element } from "./elements/element.ts";
+import type { PackageInstallsFile } from "./elements/schema.ts";
 import { InvalidElement } from "./errors.ts";
 
 /**
@@ -36,27 +37,40 @@ export function squashPackages(
   arch: string,
   env: Record<string, string | undefined>,
 ): PackagePlan {
+  return squashFiles(elements.map((e) => ({ element: e.name, file: loadPackageInstalls(e) })), arch, env);
+}
+
+/**
+ * The squash itself, on parsed files (DIB's collect_data): per package and
+ * parameter map, skip it for another installtype, arch, python version or a
+ * false `when`, then add it to its phase's install list, uninstall list, or
+ * both (build-only). `env` is the hooks' environment with environment.d
+ * sourced, as DIB's squash hook sees it.
+ */
+export function squashFiles(
+  files: { element: string; file: PackageInstallsFile }[],
+  arch: string,
+  env: Record<string, string | undefined>,
+): PackagePlan {
   const plan: PackagePlan = {
     "pre-install.d": { install: [], uninstall: [] },
     "install.d": { install: [], uninstall: [] },
     "post-install.d": { install: [], uninstall: [] },
   };
   const defaultType = env.DIB_DEFAULT_INSTALLTYPE ?? "source";
-  for (const element of elements) {
-    const file = loadPackageInstalls(element);
-    const elementType = env[`DIB_INSTALLTYPE_${element.name.replaceAll("-", "_")}`] ?? defaultType;
-    for (const [pkg, value] of Object.entries(file)) {
-      const params = value === null ? [undefined] : Array.isArray(value) ? value : [value];
+  for (const { element, file } of files) {
+    const elementType = env[`DIB_INSTALLTYPE_${element.replaceAll("-", "_")}`] ?? defaultType;
+    for (const [pkg, params] of Object.entries(file)) {
       for (const p of params) {
-        const phase = p?.phase ?? "install.d";
-        if (p?.installtype !== undefined && p.installtype !== elementType) continue;
-        if (p?.arch !== undefined && !archMatches(p.arch, arch)) continue;
-        if (p?.["not-arch"] !== undefined && archMatches(p["not-arch"], arch)) continue;
-        if (!whenHolds(element.name, p?.when, env)) continue;
-        const buildOnly = p !== undefined && "build-only" in p && p["build-only"] !== undefined;
-        const uninstall = p !== undefined && "uninstall" in p && p.uninstall !== undefined;
-        if (!uninstall || buildOnly) plan[phase].install.push(pkg);
-        if (uninstall || buildOnly) plan[phase].uninstall.push(pkg);
+        if (p.installtype !== undefined && p.installtype !== elementType) continue;
+        if (p.arch !== undefined && !archMatches(p.arch, arch)) continue;
+        if (p["not-arch"] !== undefined && archMatches(p["not-arch"], arch)) continue;
+        if (p.dib_python_version !== undefined && String(p.dib_python_version) !== (env.DIB_PYTHON_VERSION ?? "")) continue;
+        if (!whenHolds(element, p.when, env)) continue;
+        const buildOnly = "build-only" in p;
+        const uninstall = "uninstall" in p;
+        if (!uninstall || buildOnly) plan[p.phase].install.push(pkg);
+        if (uninstall || buildOnly) plan[p.phase].uninstall.push(pkg);
       }
     }
   }

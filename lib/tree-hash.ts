@@ -6,9 +6,9 @@ import { join } from "node:path";
  * A content hash of a small source tree (an element, a fixture): relative
  * paths, types, permission bits, symlink targets and file bytes — not owners
  * or times, so a fresh clone hashes the same as the working copy. Python
- * caches are ignored.
+ * caches are ignored, and so are the relative paths in `exclude`.
  */
-export function treeHash(root: string): string {
+export function treeHash(root: string, exclude: ReadonlySet<string> = new Set()): string {
   const h = createHash("sha256");
   const walk = (dir: string, rel: string) => {
     const names = readdirSync(dir)
@@ -17,6 +17,7 @@ export function treeHash(root: string): string {
     for (const name of names) {
       const path = join(dir, name);
       const relPath = rel ? `${rel}/${name}` : name;
+      if (exclude.has(relPath)) continue;
       const st = lstatSync(path);
       if (st.isSymbolicLink()) h.update(`l ${relPath} ${readlinkSync(path)}\n`);
       else if (st.isDirectory()) {

@@ -91,6 +91,7 @@ export async function bootAndWait(options: {
   debugChannel?: boolean;
   extraCmdline?: string[];
   cpus?: number;
+  memoryMiB?: number;
   extraDisks?: VmOptions["extraDisks"];
   guestForwards?: VmOptions["guestForwards"];
 }): Promise<BootedNode> {
@@ -104,6 +105,7 @@ export async function bootAndWait(options: {
     accel,
     consoleLog: options.consoleLog,
     cpus: options.cpus ?? 2,
+    memoryMiB: options.memoryMiB,
     extraDisks: options.extraDisks,
     guestForwards: options.guestForwards,
     debugChannel: options.debugChannel && mode === "direct",

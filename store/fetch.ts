@@ -35,6 +35,8 @@ export interface FetchOptions {
   /** Largest Range request. */
   maxRequestBytes?: number;
   retries?: number;
+  /** Called as data arrives (after each request), for progress reports. */
+  onProgress?: (report: FetchReport) => void;
 }
 
 export interface FetchReport {
@@ -165,6 +167,7 @@ export async function fetchImage(options: FetchOptions): Promise<FetchReport> {
             report.chunks.fetched++;
           });
           report.requests++;
+          options.onProgress?.(report);
         }
       };
       await Promise.all(Array.from({ length: options.concurrency ?? 4 }, worker));
@@ -191,7 +194,7 @@ export async function fetchImage(options: FetchOptions): Promise<FetchReport> {
 }
 
 /** One Range request for a run of chunks; each chunk checked; retried whole on a cut. */
-async function fetchRun(
+export async function fetchRun(
   client: StoreClient,
   id: string,
   run: { start: number; end: number; chunks: { id: string; size: number }[] },

@@ -29,8 +29,21 @@ export const ImageRef = z
       .string()
       .regex(/^sha256:[0-9a-f]{64}$/, "sha256: and 64 lowercase hex digits")
       .describe("Content address of the image (wire/manifest.ts digest); the node upgrades when it differs from its own"),
+    attempt: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe("Raised to try again an image this node rolled back from; the node never retries the same attempt"),
   })
   .describe("The image this node should run");
+
+export const StoreAccess = z
+  .object({
+    url: z.url().describe("The image store's Glance API, as the node reaches it"),
+    token: z.string().optional().describe("A read-only token"),
+  })
+  .describe("Where the node fetches images from when it upgrades in place");
 
 export const OooBlock = z
   .object({
@@ -44,13 +57,12 @@ export const OooBlock = z
       .describe("Raised by the deployer on every change of this node's metadata; echoed as metadata_serial in the completion signal"),
     image: ImageRef,
     signal_url: z.url().describe("Where os-refresh-config POSTs the completion signal (wire/signal.ts)"),
-    store: z
-      .object({
-        url: z.url().describe("The image store's base URL as the node reaches it"),
-        token: z.string().optional().describe("A read-only token of that store"),
-      })
+    store: StoreAccess.optional(),
+    trial_timeout: z
+      .number()
+      .positive()
       .optional()
-      .describe("Where the node fetches images from (an in-place upgrade fetches its new root there)"),
+      .describe("Seconds a root booted on trial has to be configured before the node falls back (default 300)"),
   })
   .describe("ooo's own block; everything else at the top level is configuration for templates");
 

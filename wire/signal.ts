@@ -23,6 +23,29 @@ export const SIGNAL_VERSION = 1;
 /** Upper bound of deploy_stdout and deploy_stderr each (their tail is kept), so a signal stays well under 1 MiB. */
 export const SIGNAL_OUTPUT_LIMIT = 256 * 1024;
 
+/** Which root the node runs, from its bootloader's environment. */
+export const NodeState = z
+  .object({
+    slot: z.string().describe("The root slot booted (A or B)"),
+    digest: z.string().optional().describe("The image digest in that slot"),
+    trial: z.boolean().describe("Booted on trial: the slot is new and not yet marked good"),
+    good: z.boolean().describe("The slot is marked good (it will be booted again)"),
+  })
+  .describe("The root a node runs");
+
+/** What became of an in-place upgrade, reported once the node runs a root again. */
+export const UpgradeOutcome = z
+  .object({
+    from: z.string().optional().describe("Digest the node ran before"),
+    to: z.string().describe("Digest it was asked to run"),
+    result: z.enum(["upgraded", "rolled-back", "failed"]),
+    reason: z.string().optional().describe("Why it rolled back or failed: the failing script and its output tail, or 'no signal within N s'"),
+    bytes_fetched: z.number().int().nonnegative().optional(),
+    image_bytes: z.number().int().nonnegative().optional(),
+    seconds: z.number().nonnegative().optional().describe("From the start of the takeover to the new root's first good run"),
+  })
+  .describe("Outcome of the takeover of an image");
+
 export const SignalData = z.object({
   deploy_stdout: z.string().describe(`Standard output of the run's scripts (the last ${SIGNAL_OUTPUT_LIMIT} characters)`),
   deploy_stderr: z.string().describe(`Standard error of the run's scripts (the last ${SIGNAL_OUTPUT_LIMIT} characters)`),
@@ -30,6 +53,8 @@ export const SignalData = z.object({
   failed_script: z.string().optional().describe("The script that failed, as PHASE.d/NAME"),
   output_tail: z.string().optional().describe("The last lines the failing script printed (stdout and stderr interleaved)"),
   timings: z.record(z.string(), z.number()).optional().describe("Seconds per script that ran, keyed PHASE.d/NAME, in run order"),
+  node_state: NodeState.optional(),
+  upgrade: UpgradeOutcome.optional(),
 });
 
 export const CompletionSignalV1 = z
@@ -44,6 +69,8 @@ export const CompletionSignalV1 = z
   .describe("POST body of <signal_url>");
 
 export type CompletionSignal = z.infer<typeof CompletionSignalV1>;
+export type UpgradeOutcome = z.infer<typeof UpgradeOutcome>;
+export type NodeState = z.infer<typeof NodeState>;
 export type SignalDataT = z.infer<typeof SignalData>;
 
 /** Parse any known version (one so far). */

@@ -90,6 +90,9 @@ export async function refresh(baseDir: string, options: { timeoutSeconds?: numbe
         const errorDir = join(baseDir, "error.d");
         if (isDir(errorDir)) {
           log.info("Calling error handlers.");
+          // ooo: the handlers learn what failed (the original told them nothing).
+          process.env.OOO_FAILED_SCRIPT = failure.id;
+          process.env.OOO_FAILED_OUTPUT_TAIL = failure.tail.join("\n");
           await runParts(errorDir, capture).catch((err) => log.warn(`error.d: ${(err as Error).message}`));
         }
         log.error("Aborting...");

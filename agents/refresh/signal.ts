@@ -53,7 +53,7 @@ export function appliedMetadata(env = process.env): PyDict {
   }
 }
 
-function tokenFromCollectConfig(): string | undefined {
+export function tokenFromCollectConfig(): string | undefined {
   try {
     const { files, dirs } = defaultConfigFiles();
     const { data } = readConfigFiles(files, dirs);
@@ -83,6 +83,23 @@ export function signalTarget(options: { url?: string; tokenFile?: string }, meta
   };
 }
 
+/**
+ * What the node's upgrade agent (agents/takeover) left in /run/ooo for this
+ * run to report: the root it runs, and the outcome of a takeover.
+ */
+function takeoverFacts(dir = process.env.OOO_RUN_DIR ?? "/run/ooo"): { node_state?: unknown; upgrade?: unknown } {
+  const read = (name: string) => {
+    try {
+      return JSON.parse(readFileSync(`${dir}/${name}`, "utf8")) as unknown;
+    } catch {
+      return undefined;
+    }
+  };
+  const node_state = read("node-state.json");
+  const upgrade = read("upgrade.json");
+  return { ...(node_state ? { node_state } : {}), ...(upgrade ? { upgrade } : {}) };
+}
+
 export function buildSignal(outcome: RefreshOutcome, target: SignalTarget): CompletionSignal {
   const timings = Object.fromEntries(outcome.scripts.map((s) => [s.id, Number(s.seconds.toFixed(3))]));
   const failed = outcome.failed;
@@ -101,6 +118,7 @@ export function buildSignal(outcome: RefreshOutcome, target: SignalTarget): Comp
         deploy_status_code: failed ? failed.script.status || 1 : 0,
         ...(failed ? { failed_script: failed.script.id, output_tail: failed.script.tail.join("\n") } : {}),
         timings,
+        ...takeoverFacts(),
       },
       id: target.serial === undefined ? target.node : `${target.node}:${target.serial}`,
       ...(target.serial === undefined ? {} : { metadata_serial: target.serial }),

@@ -11,9 +11,11 @@ import type { Element } from "./element.ts";
  * relative to the element folder, `#` comments allowed. An element that
  * compiles code from elsewhere in the repository lists that code here, so a
  * change to it invalidates the cached layers after the element's hooks.
+ * `exclude` leaves out paths relative to the element (its hook files, when
+ * only its data is wanted).
  */
-export function elementContentHash(element: Element): string {
-  const h = createHash("sha256").update(treeHash(element.dir));
+export function elementContentHash(element: Element, exclude: ReadonlySet<string> = new Set()): string {
+  const h = createHash("sha256").update(treeHash(element.dir, exclude));
   const listFile = join(element.dir, "cache-inputs");
   if (!existsSync(listFile)) return h.digest("hex");
   const entries = readFileSync(listFile, "utf8")

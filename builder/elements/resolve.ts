@@ -46,3 +46,17 @@ export function expandDependencies(requested: string[], all: Map<string, Element
     .sort()
     .map((n) => all.get(n)!);
 }
+
+/**
+ * disk-image-create's element list before expansion (arg_to_elements and
+ * _arg_defaults_hack in DIB's lib): `vm` without any `block-device-*` element
+ * gets DIB's old default disk layout appended (block-device-mbr, or
+ * block-device-efi on arm64), then `base` is put first unless -n.
+ */
+export function dibInputElements(elements: string[], options: { skipBase: boolean; arch: string }): string[] {
+  const list = [...elements];
+  if (list.includes("vm") && !list.some((e) => e.startsWith("block-device-"))) {
+    list.push(["arm64", "aarch64"].includes(options.arch) ? "block-device-efi" : "block-device-mbr");
+  }
+  return options.skipBase ? list : ["base", ...list];
+}

@@ -50,7 +50,13 @@ export function orderRunParts(names: Iterable<string>, regex: RegExp = DEFAULT_R
   return [...names].filter((n) => regex.test(n)).sort(compareRunParts);
 }
 
-/** environment.d files: any name of `[0-9A-Za-z_.-]+`, same numeric order, no exec bit needed. */
+/**
+ * environment.d files: any name of `[0-9A-Za-z_.-]+`, no exec bit needed,
+ * sourced in BYTE order of the name — not numeric. dib-run-parts pipes the
+ * full paths (`…/environment.d/NAME`) to `LANG=C sort -n`; a path has no
+ * leading number, so every key is 0 and the bytewise tie-break decides:
+ * `10-b` is sourced before `9-a`.
+ */
 export function orderEnvironmentFiles(names: Iterable<string>): string[] {
-  return [...names].filter((n) => /^[0-9A-Za-z_.-]+$/.test(n)).sort(compareRunParts);
+  return [...names].filter((n) => /^[0-9A-Za-z_.-]+$/.test(n)).sort(compareBytes);
 }

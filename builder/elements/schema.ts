@@ -25,15 +25,35 @@ export const PackageParams = z
     installtype: z.string().optional().describe("Only for this install type (DIB_INSTALLTYPE_<element>)"),
     arch: z.string().optional().describe("Comma-separated architectures this package is for"),
     "not-arch": z.string().optional().describe("Comma-separated architectures this package is not for"),
+    dib_python_version: z
+      .union([z.string(), z.number()])
+      .optional()
+      .describe("Only when DIB_PYTHON_VERSION equals this (DIB; used by many of its elements)"),
     when: When.optional(),
   })
   .refine((p) => !(p.arch && p["not-arch"]), { message: "arch and not-arch given together" });
 
-/** `package-installs.yaml`: package name → nothing, one parameter map, or a list of them. */
+export type PackageParams = z.output<typeof PackageParams>;
+
+/** DIB (`if not params: params = [{}]`): any empty value means "install, with the defaults". */
+const isEmpty = (v: unknown) =>
+  !v || (Array.isArray(v) && v.length === 0) || (typeof v === "object" && Object.keys(v as object).length === 0);
+
+/**
+ * `package-installs.yaml` (or `.json`): package name → nothing (`pkg:`,
+ * `pkg: ''`, `pkg: []`), one parameter map, or a list of them. Normalized to
+ * a list of parameter maps per package.
+ */
 export const PackageInstalls = z
-  .record(z.string().min(1), z.union([z.null(), PackageParams, z.array(PackageParams)]))
+  .record(
+    z.string().min(1),
+    z.preprocess(
+      (v) => (isEmpty(v) ? [{}] : Array.isArray(v) ? v : [v]),
+      z.array(PackageParams),
+    ),
+  )
   .nullable()
-  .transform((v) => v ?? {});
+  .transform((file) => file ?? {});
 
 export type PackageInstallsFile = z.infer<typeof PackageInstalls>;
 

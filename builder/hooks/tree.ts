@@ -1,4 +1,4 @@
-import { accessSync, constants, copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { accessSync, constants, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { log } from "../../lib/log.ts";
@@ -21,6 +21,8 @@ export interface HooksTree {
   hooks: Map<Phase, Hook[]>;
   /** environment.d file names in source order. */
   environmentFiles: string[];
+  /** "sub/name" of merged files (and "sub/name/" of folders, first owner) → element. */
+  owner: Map<string, string>;
 }
 
 /**
@@ -51,6 +53,7 @@ export async function mergeHooks(elements: Element[], dir: string, env = process
         const previous = owner.get(key);
         if (isFile && previous) throw new DuplicateHook(sub, name, [previous, element.name]);
         if (isFile) owner.set(key, element.name);
+        else if (!owner.has(`${key}/`)) owner.set(`${key}/`, element.name); // a folder: first owner
       }
       mkdirSync(join(dir, sub), { recursive: true });
       // cp -a keeps modes, symlinks and owners exactly as the element has them.
@@ -67,7 +70,18 @@ export async function mergeHooks(elements: Element[], dir: string, env = process
 
   mkdirSync(join(dir, ".ooo"), { recursive: true });
   copyFileSync(RUN_HOOK, join(dir, ".ooo", "run-hook"));
+  enableInstallTypes(dir, owner, env);
+  const hooks = listHooks(dir, owner, env, true);
 
+  const envDir = join(dir, "environment.d");
+  const environmentFiles = existsSync(envDir)
+    ? orderEnvironmentFiles(readdirSync(envDir).filter((n) => statSync(join(envDir, n)).isFile()))
+    : [];
+  return { dir, hooks, environmentFiles, owner };
+}
+
+/** The runnable hooks of each phase folder, in dib-run-parts order. */
+function listHooks(dir: string, owner: Map<string, string>, env: Record<string, string | undefined>, warn: boolean) {
   const regex = runPartsRegex(env);
   const hooks = new Map<Phase, Hook[]>();
   for (const { name: phase } of PHASES) {
@@ -84,11 +98,12 @@ export async function mergeHooks(elements: Element[], dir: string, env = process
       try {
         accessSync(p, constants.X_OK);
       } catch {
-        log.warn(`${phase}/${name} of element ${owner.get(`${phase}/${name}`) ?? "?"} is not executable and will not run`);
+        if (warn) log.warn(`${phase}/${name} of element ${owner.get(`${phase}/${name}`) ?? "?"} is not executable and will not run`);
         continue;
       }
       if (!regex.test(name)) {
-        log.warn(`${phase}/${name} of element ${owner.get(`${phase}/${name}`) ?? "?"} will not run: its name does not match ${regex} (dib-run-parts rule)`);
+        if (warn)
+          log.warn(`${phase}/${name} of element ${owner.get(`${phase}/${name}`) ?? "?"} will not run: its name does not match ${regex} (dib-run-parts rule)`);
         continue;
       }
       candidates.push(name);
@@ -98,10 +113,56 @@ export async function mergeHooks(elements: Element[], dir: string, env = process
       orderRunParts(candidates, regex).map((name) => ({ phase, name, element: owner.get(`${phase}/${name}`) ?? "?" })),
     );
   }
+  return hooks;
+}
 
-  const envDir = join(dir, "environment.d");
-  const environmentFiles = existsSync(envDir)
-    ? orderEnvironmentFiles(readdirSync(envDir).filter((n) => statSync(join(envDir, n)).isFile()))
-    : [];
-  return { dir, hooks, environmentFiles };
+/**
+ * DIB's install-types (an element of DIB's base, run at extra-data.d/99):
+ * `install.d/<prefix>-<type>-install/` folders hold an element's install.d
+ * hooks per install type; the files of the folder for the chosen type —
+ * DIB_INSTALLTYPE_<prefix, '-' as '_'>, else DIB_DEFAULT_INSTALLTYPE (source)
+ * — are linked into install.d, overwriting (`ln -sf`). Done here, before the
+ * hooks are listed, so that they run and count in the cache keys; DIB's own
+ * install-types element, if used, then re-creates the same links.
+ */
+function enableInstallTypes(dir: string, owner: Map<string, string>, env: Record<string, string | undefined>) {
+  const installDir = join(dir, "install.d");
+  if (!existsSync(installDir)) return;
+  const folders = readdirSync(installDir).filter((n) => /-install$/.test(n) && statSync(join(installDir, n)).isDirectory());
+  if (!folders.length) return;
+  const chosen: string[] = [];
+  const specified = new Set<string>();
+  for (const [k, v] of Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (!k.startsWith("DIB_INSTALLTYPE_") || v === undefined) continue;
+    const prefix = k.slice("DIB_INSTALLTYPE_".length).replaceAll("_", "-");
+    specified.add(prefix);
+    if (folders.includes(`${prefix}-${v}-install`)) chosen.push(`${prefix}-${v}-install`);
+  }
+  const suffix = `-${env.DIB_DEFAULT_INSTALLTYPE || "source"}-install`;
+  for (const f of folders.sort()) if (f.endsWith(suffix) && !specified.has(f.slice(0, -suffix.length))) chosen.push(f);
+  for (const folder of chosen) {
+    for (const name of readdirSync(join(installDir, folder)).filter((n) => !n.startsWith("."))) {
+      const link = join(installDir, name);
+      rmSync(link, { force: true });
+      symlinkSync(`${folder}/${name}`, link);
+      owner.set(`install.d/${name}`, owner.get(`install.d/${folder}/`) ?? "?");
+    }
+  }
+}
+
+/**
+ * Hooks that extra-data.d hooks added to or removed from the tree since it
+ * was listed (DIB runs whatever a phase folder holds when the phase starts;
+ * ooo plans and keys every hook first). Empty when nothing changed.
+ */
+export function hooksChangedSince(tree: HooksTree, env: Record<string, string | undefined>): string[] {
+  const now = listHooks(tree.dir, tree.owner, env, false);
+  const changes: string[] = [];
+  for (const { name: phase } of PHASES) {
+    const before = new Set((tree.hooks.get(phase) ?? []).map((h) => h.name));
+    const after = new Set((now.get(phase) ?? []).map((h) => h.name));
+    for (const n of after) if (!before.has(n)) changes.push(`+${phase}/${n}`);
+    for (const n of before) if (!after.has(n)) changes.push(`-${phase}/${n}`);
+  }
+  return changes;
 }

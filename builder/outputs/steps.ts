@@ -106,7 +106,8 @@ export function disk(work: OutputWork): Promise<string> {
     await Bun.write(join(bootTree, "grub", "grub.cfg"), grubConfig(KERNEL_CMDLINE));
     await Bun.write(
       join(bootTree, "grub", "grubenv"),
-      grubEnvBlock({ ORDER: "A B", A_OK: "1", A_TRY: "0", B_OK: "0", B_TRY: "0" }),
+      // A_DIGEST tells the node which image its slot A holds (the upgrade agent compares it).
+      grubEnvBlock({ ORDER: "A B", A_OK: "1", A_TRY: "0", B_OK: "0", B_TRY: "0", A_DIGEST: c.digest }),
     );
     const bootFs = work.scratchPath("boot.ext2");
     await mkfsExt({ file: bootFs, size: boot.size, type: "ext2", label: "ooo-boot", uuid: bootFsUuid, tree: bootTree, sourceDateEpoch: work.options.sourceDateEpoch });

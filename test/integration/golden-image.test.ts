@@ -7,6 +7,7 @@ import { bootAndWait, findImage, overlayDisk, tempRunDir, removeRunDir } from ".
 import { ManifestV1, type Manifest } from "../../wire/manifest.ts";
 import { buildTestImage, FIXTURE_ELEMENTS, ooo } from "../support/images.ts";
 import { requireCommand } from "../support/require.ts";
+import { tarDiff } from "../support/tar-diff.ts";
 
 const MINUTES = 60_000;
 
@@ -116,7 +117,11 @@ describe("golden disk images", () => {
       ]);
       expect(r.code).toBe(0);
       const cold = ManifestV1.parse(JSON.parse(readFileSync(join(dir, "node.manifest.json"), "utf8")));
-      expect(cold.digest).toBe(shared.manifest.digest);
+      if (cold.digest !== shared.manifest.digest) {
+        // Say which files differ, so a flaky difference can be chased down.
+        const diffs = await tarDiff(`${shared.base}.tar`, join(dir, "node.tar"));
+        throw new Error(`the cold rebuild's digest differs (${cold.digest} vs ${shared.manifest.digest}):\n  ${diffs.join("\n  ")}`);
+      }
       const bytes = (m: typeof cold) => m.artifacts.map((a) => [a.type, a.sha256]).sort();
       expect(bytes(cold)).toEqual(bytes(shared.manifest));
     } finally {

@@ -19,6 +19,8 @@ const ROOT = join(REPO, ".cache/test-images");
 export const TEST_IMAGES = {
   /** The golden node: Debian, state layout, networking, agents, debug channel, a state path, a demo template. */
   node: { elements: ["debian-minimal", "ooo-node", "demo-state", "agent-demo"], types: ["raw", "tar"] },
+  /** The next version of the node: one more package. Its root is what an in-place upgrade installs. */
+  "node-v2": { elements: ["debian-minimal", "ooo-node", "demo-state", "agent-demo"], types: ["tar"], packages: ["less"], output: "node" },
   /** The tiny static base, no kernel. */
   tiny: { elements: ["busybox-base"], types: ["tar"] },
   /**

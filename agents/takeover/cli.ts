@@ -1,0 +1,102 @@
+
+import { UsageError } from "../../lib/errors.ts";
+import { log } from "../../lib/log.ts";
+import { parseWith } from "../../lib/validate.ts";
+import { NodeMetadata } from "../../wire/metadata.ts";
+import { appliedMetadata, tokenFromCollectConfig } from "../refresh/signal.ts";
+import { toPlain } from "../pyjson/value.ts";
+import { BootPartition } from "./boot-partition.ts";
+import { slotState, SLOTS } from "./bootenv.ts";
+import { findNodeDisk, NotAnOooDisk } from "./disk.ts";
+import { takeover, TakeoverFailed, writeUpgradeReport } from "./takeover.ts";
+import { markGood, trialFailed } from "./trial.ts";
+
+const USAGE = `usage: ooo-agent takeover [--no-reboot]     install the metadata's image into the inactive root slot and reboot into it
+       ooo-agent mark-good                 the booted root slot is good: boot it from now on
+       ooo-agent trial-failed [REASON]     a trial boot failed: fall back to the other slot (error.d)
+       ooo-agent trial-watchdog SECONDS    the trial's time is up: fail it unless it was marked good
+       ooo-agent slots                     show the root slots
+`;
+
+/** `ooo-agent takeover|mark-good|trial-failed|trial-watchdog|slots` (the node side of in-place upgrades). */
+export async function takeoverMain(command: string, args: string[]): Promise<number> {
+  try {
+    return await dispatch(command, args);
+  } catch (e) {
+    // A node that does not boot from slots (a root booted some other way) has nothing to do here.
+    if (e instanceof NotAnOooDisk && command !== "slots") {
+      log.info(`${command}: ${e.message}; nothing to do`);
+      return 0;
+    }
+    // A failed takeover is reported in the signal (upgrade.json); the node goes on configuring the root it runs.
+    if (e instanceof TakeoverFailed) {
+      log.error(`takeover failed: ${e.message}; this node keeps running its current root`);
+      return 0;
+    }
+    // Even a bug in the takeover must not leave the node unconfigured: report it and go on.
+    if (command === "takeover") {
+      const message = e instanceof Error ? e.message : String(e);
+      log.error(`internal error in the takeover (a bug in ooo-agent): ${message}; this node keeps running its current root`);
+      if (e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+      try {
+        writeUpgradeReport({ to: "unknown", result: "failed", reason: `internal error: ${message}` });
+      } catch {}
+      return 0;
+    }
+    throw e;
+  }
+}
+
+async function dispatch(command: string, args: string[]): Promise<number> {
+  switch (command) {
+    case "takeover": {
+      const plain = toPlain(appliedMetadata()) as Record<string, unknown>;
+      if (!plain || typeof plain !== "object" || !("ooo" in plain)) {
+        log.info("takeover: the metadata has no ooo block (no image named); nothing to do");
+        return 0;
+      }
+      const metadata = parseWith(NodeMetadata, plain, "the node's metadata (OS_CONFIG_FILES)");
+      // Phase scripts do not get OOO_SIGNAL_TOKEN (os-refresh-config keeps it from them); root reads it from the collector's config.
+      const token = process.env.OOO_SIGNAL_TOKEN ?? tokenFromCollectConfig();
+      const action = await takeover({ metadata, token, reboot: !args.includes("--no-reboot") });
+      log.info(`takeover: ${action}`);
+      return 0;
+    }
+    case "mark-good":
+      await markGood();
+      return 0;
+    case "trial-failed": {
+      const script = process.env.OOO_FAILED_SCRIPT;
+      const tail = process.env.OOO_FAILED_OUTPUT_TAIL;
+      const reason = args.join(" ") || (script ? `${script} failed${tail ? `:\n${tail}` : ""}` : "configuration failed");
+      await trialFailed(reason, { rebootAfterSeconds: 15 });
+      return 0;
+    }
+    case "trial-watchdog": {
+      const seconds = Number(args[0] ?? 300);
+      const failed = await trialFailed(`no signal within ${seconds} s: the new root was not configured in time`, { rebootAfterSeconds: 1 });
+      if (!failed) log.info("trial-watchdog: the booted slot is good; nothing to do");
+      return 0;
+    }
+    case "slots": {
+      const disk = findNodeDisk();
+      const boot = await BootPartition.open(disk.boot);
+      try {
+        const env = boot.readEnv();
+        process.stdout.write(`booted ${disk.booted}${disk.trial ? " (on trial)" : ""}; ORDER=${env.get("ORDER")}\n`);
+        for (const s of SLOTS) {
+          const st = slotState(env, s);
+          process.stdout.write(`slot ${s} ${disk.slots[s]}: ok=${st.ok} try=${st.try} digest=${st.digest ?? "-"} record=${JSON.stringify(boot.readRecord(s) ?? null)}\n`);
+        }
+      } finally {
+        await boot.close();
+      }
+      return 0;
+    }
+    default:
+      process.stderr.write(USAGE);
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+export const TAKEOVER_COMMANDS = ["takeover", "mark-good", "trial-failed", "trial-watchdog", "slots"] as const;

@@ -1,0 +1,325 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { OooError } from "../../lib/errors.ts";
+import { log } from "../../lib/log.ts";
+import { capture, run } from "../../lib/run.ts";
+import { StoreClient } from "../../store/client.ts";
+import { fetchImage, fetchRun, missingRuns } from "../../store/fetch.ts";
+import type { GlanceImage } from "../../store/image.ts";
+import { canonicalTar } from "../../lib/tar/canonical.ts";
+import { planStream, streamInto } from "./stream-install.ts";
+import { resolveImage } from "../../store/resolve.ts";
+import type { NodeMetadata } from "../../wire/metadata.ts";
+import { Progress, progressUrl, type Progress as ProgressT } from "../../wire/progress.ts";
+import type { UpgradeOutcome } from "../../wire/signal.ts";
+import { BootPartition } from "./boot-partition.ts";
+import { other, setOrder, setSlot, slotState, type Slot } from "./bootenv.ts";
+import { decide } from "./decide.ts";
+import { findNodeDisk, type NodeDisk } from "./disk.ts";
+
+/**
+ * takeovernode, done on the node itself as the original design wanted, and
+ * safely: the new root goes into the *inactive* slot, fetched from the store
+ * as the chunks the node lacks (its running root is the seed), verified
+ * against the image digest, written as a fresh filesystem; only then does
+ * the boot environment arm the slot for one trial boot, and the node
+ * reboots. The state partition is never touched. A power cut before the
+ * switch leaves the old root booting and the next run starts over; after
+ * it, the trial boot either gets marked good (mark-good.ts) or the
+ * bootloader falls back to the old root.
+ */
+
+/** Files the run leaves for os-refresh-config's completion signal (agents/refresh/signal.ts). */
+export const UPGRADE_REPORT = "/run/ooo/upgrade.json";
+export const NODE_STATE = "/run/ooo/node-state.json";
+const ACTIVE_ROOT = "/run/ooo/active-root";
+const NEW_ROOT = "/run/ooo/new-root";
+const STAGING = "/run/ooo/takeover";
+
+export class TakeoverFailed extends OooError {
+  readonly code = "takeover-failed";
+}
+
+export interface TakeoverContext {
+  metadata: NodeMetadata;
+  token?: string;
+  /** Reboot when the new root is ready (false: leave it armed, for tests and operators). */
+  reboot: boolean;
+}
+
+function writeJson(path: string, value: unknown) {
+  mkdirSync(join(path, ".."), { recursive: true });
+  writeFileSync(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+export function writeUpgradeReport(outcome: UpgradeOutcome) {
+  writeJson(UPGRADE_REPORT, outcome);
+}
+
+export function writeNodeState(disk: NodeDisk, env: Map<string, string>) {
+  const here = slotState(env, disk.booted);
+  writeJson(NODE_STATE, { slot: disk.booted, digest: here.digest, trial: disk.trial && !here.ok, good: here.ok });
+}
+
+/** Report progress to the metadata service; never fails the takeover. */
+function progressReporter(ctx: TakeoverContext, to: string, started: number) {
+  const url = progressUrl(ctx.metadata.ooo.signal_url);
+  return async (phase: ProgressT["phase"], extra: Partial<ProgressT> = {}) => {
+    const body = Progress.parse({ version: 1, node: ctx.metadata.ooo.node, to, phase, at: (performance.now() - started) / 1000, ...extra });
+    log.info(`takeover: ${phase}${extra.bytes_done !== undefined ? ` ${extra.bytes_done}/${extra.bytes_total ?? "?"} bytes` : ""}${extra.message ? `: ${extra.message}` : ""}`);
+    try {
+      await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(ctx.token ? { authorization: `Bearer ${ctx.token}` } : {}) },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(5000),
+      });
+    } catch {}
+  };
+}
+
+async function ensureUnmounted(path: string) {
+  const mounted = (await capture("findmnt", ["-n", "-o", "SOURCE", path]).catch(() => "")).trim();
+  if (mounted) await run("umount", [path], { echo: false, what: `unmounting ${path}` });
+}
+
+function memAvailable(): number {
+  const m = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync("/proc/meminfo", "utf8"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+async function blockDeviceSize(dev: string): Promise<number> {
+  return Number((await capture("blockdev", ["--getsize64", dev])).trim());
+}
+
+/**
+ * Check the metadata's image against the running root and act. Returns the
+ * action taken. "takeover" and "rearm" end in a reboot (when asked to).
+ */
+export async function takeover(ctx: TakeoverContext): Promise<string> {
+  const wanted = { digest: ctx.metadata.ooo.image.digest, attempt: ctx.metadata.ooo.image.attempt ?? 0 };
+  const disk = findNodeDisk();
+  const boot = await BootPartition.open(disk.boot);
+  let decision;
+  try {
+    const env = boot.readEnv();
+    writeNodeState(disk, env);
+    const target = other(disk.booted);
+    decision = decide({ booted: disk.booted, env, record: boot.readRecord(target), wanted });
+    log.info(`takeover: slot ${disk.booted} runs ${slotState(env, disk.booted).digest ?? "an unknown image"}; wanted ${wanted.digest}: ${decision.action}`);
+    if (decision.action === "none") return "none";
+    const record = boot.readRecord(target)!;
+    if (decision.action === "rolled-back") {
+      if (decision.unexplained !== undefined) boot.writeRecord(target, { ...record, status: "failed", unexplained: decision.unexplained, reason: decision.reason });
+      writeUpgradeReport({ from: slotState(env, disk.booted).digest, to: wanted.digest, result: "rolled-back", reason: decision.reason });
+      return "rolled-back";
+    }
+    if (decision.action === "switch") {
+      setOrder(env, target);
+      boot.writeEnv(env);
+      writeUpgradeReport({ from: slotState(env, disk.booted).digest, to: wanted.digest, result: "upgraded", bytes_fetched: 0, reason: `slot ${target} still held it` });
+      log.info(`takeover: slot ${target} still holds ${wanted.digest} (known good); switching to it`);
+    }
+    if (decision.action === "rearm") {
+      setSlot(env, target, { ok: false, try: true });
+      setOrder(env, target);
+      boot.writeEnv(env);
+      boot.writeRecord(target, { ...record, unexplained: decision.unexplained });
+      log.info(`takeover: slot ${target} already holds ${wanted.digest}; trying it again`);
+    }
+  } finally {
+    await boot.close();
+  }
+  if (decision.action === "rearm" || decision.action === "switch") {
+    if (ctx.reboot) await rebootNow();
+    return decision.action;
+  }
+  await installInto(ctx, disk, decision.target, wanted);
+  if (ctx.reboot) await rebootNow();
+  return "takeover";
+}
+
+async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, wanted: { digest: string; attempt: number }) {
+  const started = performance.now();
+  const report = progressReporter(ctx, wanted.digest, started);
+  const store = ctx.metadata.ooo.store;
+  const from = await (async () => {
+    const boot = await BootPartition.open(disk.boot);
+    try {
+      return slotState(boot.readEnv(), disk.booted).digest;
+    } finally {
+      await boot.close();
+    }
+  })();
+  const fail = async (message: string, hint?: string): Promise<never> => {
+    await report("failed", { message });
+    writeUpgradeReport({ from, to: wanted.digest, result: "failed", reason: message });
+    throw new TakeoverFailed(message, { hint });
+  };
+  if (!store) return fail("the metadata names a new image but no store to fetch it from (ooo.store)");
+
+  await report("checking");
+  const client = new StoreClient({ url: store.url, token: store.token });
+  const image = await resolveImage(client, wanted.digest).catch((e: Error) => fail(`image ${wanted.digest} is not in the store: ${e.message}`));
+  const manifest = await client.getManifest(image.id).catch(() => undefined);
+  const imageBytes = image.size ?? manifest?.sizes.rootBytes ?? 0;
+  const slotBytes = await blockDeviceSize(disk.slots[target]);
+  // ext4's own metadata and journal take about a tenth; the tree must fit the rest.
+  if (imageBytes > slotBytes * 0.85)
+    return fail(`the new root (${(imageBytes / 2 ** 20).toFixed(0)} MiB) does not fit root slot ${target} (${(slotBytes / 2 ** 20).toFixed(0)} MiB)`);
+
+  // 1. The target slot stops being bootable before a single byte of it changes.
+  const boot = await BootPartition.open(disk.boot);
+  try {
+    const env = boot.readEnv();
+    setSlot(env, target, { ok: false, try: false, digest: "" });
+    setOrder(env, disk.booted);
+    boot.writeEnv(env);
+    boot.writeRecord(target, { digest: wanted.digest, attempt: wanted.attempt, from, status: "writing", unexplained: 0, startedAt: Date.now() / 1000, imageBytes });
+  } finally {
+    await boot.close();
+  }
+
+  // 2. Write it: as one stream from the running root and the few missing
+  //    chunks when the store knows the running image's chunk index; else by
+  //    fetching into a staging tmpfs with the running root as the seed.
+  let fetched = 0;
+  let how = "staged";
+  const streamed = from ? await writeStreamed({ client, disk, target, image, from, imageBytes, report }).catch((e: Error) => {
+    log.warn(`takeover: could not install as one stream (${e.message}); staging the image instead`);
+    return undefined;
+  }) : undefined;
+  if (streamed !== undefined) {
+    fetched = streamed;
+    how = "streamed";
+  } else fetched = await writeStaged({ client, disk, target, image, imageBytes, sourceDateEpoch: manifest?.sourceDateEpoch, report, fail });
+  log.info(`takeover: slot ${target} written (${how}), ${fetched} bytes fetched of ${imageBytes}`);
+
+  // 4. Arm the slot for one trial boot, first in the order.
+  await report("switching", { bytes_done: fetched, bytes_total: imageBytes });
+  const boot2 = await BootPartition.open(disk.boot);
+  try {
+    const env = boot2.readEnv();
+    setSlot(env, target, { ok: false, try: true, digest: wanted.digest });
+    setOrder(env, target);
+    boot2.writeEnv(env);
+    const rec = boot2.readRecord(target)!;
+    boot2.writeRecord(target, { ...rec, status: "trial", bytesFetched: fetched });
+  } finally {
+    await boot2.close();
+  }
+  await report("rebooting", { bytes_done: fetched, bytes_total: imageBytes, message: `slot ${target} armed for a trial boot` });
+}
+
+async function rebootNow(): Promise<never> {
+  log.info("takeover: rebooting into the new root");
+  await run("systemctl", ["reboot"], { echo: false, what: "rebooting" }).catch(() => run("reboot", ["-f"], { echo: false }));
+  // systemd stops us during shutdown; never report success before that.
+  for (;;) await Bun.sleep(60_000);
+}
+
+type Report = ReturnType<typeof progressReporter>;
+
+async function mountNewSlot(device: string, label: string) {
+  await run("mkfs.ext4", ["-q", "-F", "-L", label, "-m", "0", device], { echo: false, what: `making the filesystem of ${device}` });
+  mkdirSync(NEW_ROOT, { recursive: true });
+  await ensureUnmounted(NEW_ROOT);
+  await run("mount", [device, NEW_ROOT], { echo: false, what: `mounting ${device}` });
+}
+
+async function finishNewSlot() {
+  try {
+    if (!existsSync(join(NEW_ROOT, "vmlinuz")) || !statSync(join(NEW_ROOT, "vmlinuz")).size)
+      throw new TakeoverFailed("the new root has no /vmlinuz: it cannot boot from a slot");
+    await run("sync", ["-f", join(NEW_ROOT, "vmlinuz")], { echo: false });
+  } finally {
+    await ensureUnmounted(NEW_ROOT);
+  }
+}
+
+/** The new root as one stream (stream-install.ts). Returns bytes fetched; throws if it cannot or the digest differs. */
+async function writeStreamed(o: { client: StoreClient; disk: NodeDisk; target: Slot; image: GlanceImage; from: string; imageBytes: number; report: Report }): Promise<number> {
+  const current = await resolveImage(o.client, o.from);
+  const [wanted, have, currentManifest] = await Promise.all([
+    o.client.getChunkIndex(o.image.id),
+    o.client.getChunkIndex(current.id),
+    o.client.getManifest(current.id).catch(() => undefined),
+  ]);
+  const plan = planStream(wanted, have);
+  const missingBytes = [...plan.fetch.values()].reduce((a, b) => a + b, 0);
+  if (missingBytes > Math.max(256 * 2 ** 20, memAvailable() / 4)) throw new Error(`${missingBytes} bytes are missing: too many to hold in memory`);
+  await o.report("fetching", { bytes_done: 0, bytes_total: o.imageBytes });
+  const fetched = new Map<string, Uint8Array>();
+  let bytes = 0;
+  for (const r of missingRuns(wanted, (id) => plan.fetch.has(id) && !fetched.has(id), 16 << 20)) {
+    await fetchRun(o.client, o.image.id, r, 5, (id, data) => {
+      fetched.set(id, data);
+      bytes += data.length;
+    });
+    await o.report("fetching", { bytes_done: bytes, bytes_total: o.imageBytes });
+  }
+  await o.report("writing", { bytes_done: bytes, bytes_total: o.imageBytes, message: `${plan.reused} bytes from the running root` });
+  mkdirSync(ACTIVE_ROOT, { recursive: true });
+  await ensureUnmounted(ACTIVE_ROOT);
+  await mountNewSlot(o.disk.slots[o.target], "ooo-root");
+  try {
+    await run("mount", ["-o", "ro", o.disk.slots[o.disk.booted], ACTIVE_ROOT], { echo: false, what: "mounting the running root read-only" });
+    const result = await streamInto({
+      plan,
+      fetched,
+      oldStream: canonicalTar(ACTIVE_ROOT, { sourceDateEpoch: currentManifest?.sourceDateEpoch ?? Number.MAX_SAFE_INTEGER }),
+      target: NEW_ROOT,
+    });
+    if (result.digest !== wanted.digest) throw new Error(`the streamed root is ${result.digest}, not ${wanted.digest}`);
+  } finally {
+    await ensureUnmounted(ACTIVE_ROOT).catch(() => {});
+    await finishNewSlot();
+  }
+  return bytes;
+}
+
+/** Fetch into a staging tmpfs (running root as the seed), verify, then extract. Returns bytes fetched. */
+async function writeStaged(o: {
+  client: StoreClient;
+  disk: NodeDisk;
+  target: Slot;
+  image: GlanceImage;
+  imageBytes: number;
+  sourceDateEpoch?: number;
+  report: Report;
+  fail: (message: string, hint?: string) => Promise<never>;
+}): Promise<number> {
+  if (memAvailable() < o.imageBytes + 64 * 2 ** 20)
+    return o.fail(`not enough memory to stage the new root: it needs ${(o.imageBytes / 2 ** 20).toFixed(0)} MiB, ${(memAvailable() / 2 ** 20).toFixed(0)} MiB are available`);
+  mkdirSync(STAGING, { recursive: true });
+  await ensureUnmounted(STAGING);
+  await run("mount", ["-t", "tmpfs", "-o", `size=${o.imageBytes + 32 * 2 ** 20},mode=0700`, "ooo-takeover", STAGING], { echo: false, what: "mounting the staging tmpfs" });
+  const staged = join(STAGING, "root.tar");
+  mkdirSync(ACTIVE_ROOT, { recursive: true });
+  await ensureUnmounted(ACTIVE_ROOT);
+  try {
+    await run("mount", ["-o", "ro", o.disk.slots[o.disk.booted], ACTIVE_ROOT], { echo: false, what: "mounting the running root read-only" });
+    await o.report("fetching", { bytes_done: 0, bytes_total: o.imageBytes });
+    const result = await fetchImage({
+      client: o.client,
+      image: o.image,
+      out: staged,
+      seeds: [ACTIVE_ROOT],
+      sourceDateEpoch: o.sourceDateEpoch,
+      onProgress: (r) => void o.report("fetching", { bytes_done: r.fetched, bytes_total: o.imageBytes }),
+    }).catch((e: Error) => o.fail(`fetching ${o.image.ooo_digest ?? o.image.id} failed: ${e.message}`));
+    await ensureUnmounted(ACTIVE_ROOT);
+    await o.report("writing", { bytes_done: result.fetched, bytes_total: o.imageBytes });
+    await mountNewSlot(o.disk.slots[o.target], "ooo-root");
+    try {
+      await run("tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", staged, "-C", NEW_ROOT], { what: `writing the new root into slot ${o.target}` });
+    } finally {
+      await finishNewSlot();
+    }
+    return result.fetched;
+  } finally {
+    await ensureUnmounted(ACTIVE_ROOT).catch(() => {});
+    rmSync(staged, { force: true });
+    await ensureUnmounted(STAGING).catch(() => {});
+  }
+}
