@@ -128,6 +128,18 @@ describe("metadata service", () => {
     expect(db.events({ node: "web-0" }).at(-1)!.kind).toBe("signal-ignored");
   });
 
+  test("progress reports are kept as events, and guarded like the rest", async () => {
+    const { call, tokens, db } = setup();
+    const report = { version: 1, node: "web-0", to: `sha256:${"c".repeat(64)}`, phase: "fetching", bytes_done: 10, bytes_total: 100, at: 1.5 };
+    expect((await call("POST", "/v1/nodes/web-0/progress", tokens["web-0"], report)).status).toBe(204);
+    expect((await call("POST", "/v1/nodes/web-0/progress", tokens["web-1"], report)).status).toBe(403);
+    expect((await call("POST", "/v1/nodes/web-0/progress", tokens["web-0"], { phase: "nope" })).status).toBe(400);
+    expect(db.events({ node: "web-0" }).filter((e) => e.kind === "progress").map((e) => e.detail)).toEqual([
+      { phase: "fetching", to: report.to, bytes_done: 10, bytes_total: 100, node_seconds: 1.5 },
+    ]);
+    expect(db.node("web-0")!.state).toBe("configuring");
+  });
+
   test.each([
     ["not JSON", "{", 400],
     ["not a signal", { status: "DONE" }, 400],

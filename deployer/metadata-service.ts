@@ -3,6 +3,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { log } from "../lib/log.ts";
 import { publishAtomically } from "../lib/atomic.ts";
+import { Progress } from "../wire/progress.ts";
 import { CompletionSignal } from "../wire/signal.ts";
 import { STATE_DB, StateDb, type NodeRow } from "./state.ts";
 
@@ -13,6 +14,7 @@ import { STATE_DB, StateDb, type NodeRow } from "./state.ts";
  *
  *   GET  /v1/nodes/<node>/metadata   Bearer <node token>  → NodeMetadata, ETag; 304 on If-None-Match
  *   POST /v1/nodes/<node>/signal     Bearer <node token>  → 204; the completion signal is recorded
+ *   POST /v1/nodes/<node>/progress   Bearer <node token>  → 204; recorded as an event (wire/progress.ts)
  *   GET  /healthz                                         → who this is (for `ooo` to find its daemon)
  *
  * Every node has its own token and can read nothing else: a token opens
@@ -117,15 +119,27 @@ export function metadataHandler({ db }: MetadataServiceOptions) {
     return new Response(null, { status: 204 });
   };
 
+  /** Best effort, for people watching a long step (an upgrade): kept as events, moves nothing. */
+  const postProgress = async (req: Request, name: string) => {
+    const node = authorize(req, name);
+    if (node instanceof Response) return node;
+    const parsed = Progress.safeParse(await req.json().catch(() => undefined));
+    if (!parsed.success) return problem(400, "not a progress report (wire/progress.ts)");
+    const { phase, to, bytes_done, bytes_total, message, at } = parsed.data;
+    db.event(name, "progress", { phase, to, bytes_done, bytes_total, message, node_seconds: at });
+    return new Response(null, { status: 204 });
+  };
+
   return async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
     if (url.pathname === "/healthz" && req.method === "GET") return json(200, { service: "ooo-metadata", stateDir: db.dir, pid: process.pid });
-    const m = /^\/v1\/nodes\/([^/]+)\/(metadata|signal)$/.exec(url.pathname);
+    const m = /^\/v1\/nodes\/([^/]+)\/(metadata|signal|progress)$/.exec(url.pathname);
     if (!m) return problem(404, "not found");
     const name = decodeURIComponent(m[1]!);
     try {
       if (m[2] === "metadata") return req.method === "GET" ? getMetadata(req, name) : problem(405, "GET only");
-      return req.method === "POST" ? await postSignal(req, name) : problem(405, "POST only");
+      if (req.method !== "POST") return problem(405, "POST only");
+      return m[2] === "signal" ? await postSignal(req, name) : await postProgress(req, name);
     } catch (e) {
       log.error(`${req.method} ${url.pathname}: ${(e as Error).stack ?? e}`);
       return problem(500, "internal error (see the metadata service log)");
