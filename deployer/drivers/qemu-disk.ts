@@ -48,9 +48,15 @@ export async function growDisk(file: string, sizeBytes: number): Promise<void> {
     echo: false,
   });
   const grown = (await partitions(file)).find((p) => p.name === "ooo-state")!;
-  // resize2fs on a file would take the file's whole size: give it the partition's.
+  // resize2fs on a file would take the file's whole size: give it the partition's. It also cuts a
+  // regular file to the filesystem's size, forgetting the offset: put the disk's size and its
+  // backup GPT back afterwards.
   await run("resize2fs", ["-f", `${file}?offset=${grown.start * SECTOR}`, `${Math.floor((grown.size * SECTOR) / 1024)}K`], {
     what: "growing the state filesystem",
     echo: false,
   });
+  if (statSync(file).size !== aligned) {
+    await run("truncate", ["-s", String(aligned), file], { echo: false });
+    await run("sfdisk", ["-q", "--relocate", "gpt-bak-std", file], { what: "writing the backup GPT again", echo: false });
+  }
 }

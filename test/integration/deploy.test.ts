@@ -1,9 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { parseDocument } from "yaml";
+import { capture } from "../../lib/run.ts";
 import { buildTestImage, ooo, REPO } from "../support/images.ts";
 import { requireCommand, requireRoot } from "../support/require.ts";
 import type { Timeline } from "../../deployer/timeline.ts";
@@ -11,7 +12,8 @@ import type { Timeline } from "../../deployer/timeline.ts";
 /**
  * The deployer on real qemu nodes, booted once and asked many things: a
  * stack of two roles and three nodes (fixtures/stacks/two-roles.yaml) from
- * the test image, published to the stack's embedded store. Bad stacks are
+ * the test image, published to the stack's embedded store (db-0 on a disk
+ * bigger than the image's). Bad stacks are
  * refused before anything runs; the deploy is killed half-way and resumed;
  * every node signals with its own rendered config; a second deploy changes
  * nothing; a metadata change is applied without a reboot while another
@@ -148,6 +150,15 @@ describe("ooo deploy on qemu nodes", () => {
         expect(n.spans.map((s) => s.phase)).toEqual(expect.arrayContaining(["image write", "boot", "configure"]));
         expect(n.seconds).toBeGreaterThan(0);
       }
+
+      // db-0 asked for a bigger disk than the image's: the state partition took the room, and the node booted from it.
+      expect(statSync(join(stateDir, "nodes", "db-0", "disk.raw")).size).toBe(3 * 2 ** 30);
+      const table = JSON.parse(await capture("sfdisk", ["-J", join(stateDir, "nodes", "db-0", "disk.raw")])) as {
+        partitiontable: { partitions: { name: string; start: number; size: number }[] };
+      };
+      const state = table.partitiontable.partitions.at(-1)!;
+      expect(state.name).toBe("ooo-state");
+      expect((state.start + state.size) * 512).toBeGreaterThan(3 * 2 ** 30 - 2 ** 20);
 
       // --- status ---
       const status = await ooo(["status", stackFile, "--json"], { env: CLEAN_ENV });
