@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
-import yargs from "yargs";
+import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { buildImageCommand, elementInfoCommand } from "../builder/cli.ts";
+import { deployerCommands } from "../deployer/cli.ts";
 import { isOooError } from "../lib/errors.ts";
 import { promoteCommand, publishCommand, testImageCommand } from "../pipeline/cli.ts";
 import { storeCommand } from "../store/cli.ts";
@@ -25,6 +26,7 @@ async function main() {
     .command(storeCommand)
     .command(publishCommand)
     .command(promoteCommand)
+    .command(deployerCommands as unknown as CommandModule[])
     .demandCommand(1, "name a command; `ooo --help` lists them")
     .strict()
     .version(pkg.version)

@@ -31,7 +31,7 @@ export function parseYamlText(text: string, file: string) {
   if (doc.errors.length) {
     throw new InvalidInput(
       `${file} is not valid YAML`,
-      doc.errors.map((e) => ({ file, line: e.linePos?.[0]?.line, message: e.message.split("\n")[0]! })),
+      doc.errors.map((e) => ({ file, line: e.linePos?.[0]?.line ?? lineCounter.linePos(e.pos[0]).line, message: e.message.split("\n")[0]! })),
     );
   }
   const lineOf = (path: PropertyKey[]): number | undefined => {

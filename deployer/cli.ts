@@ -1,0 +1,171 @@
+import { resolve } from "node:path";
+import type { Argv, CommandModule } from "yargs";
+import { log, table } from "../lib/log.ts";
+import { deleteStack } from "./delete.ts";
+import { deploy, stateDirOf, type DeployReport } from "./deploy.ts";
+import { driverFor } from "./drivers/index.ts";
+import type { PowerTarget } from "./drivers/driver.ts";
+import { DeployFailed, NoState, UnknownNode } from "./errors.ts";
+import { lockStack } from "./lock.ts";
+import { serveMetadata } from "./metadata-service.ts";
+import { driverNode } from "./node-ops.ts";
+import { parseCounts, scaleStackFile } from "./scale.ts";
+import { ensureEmbeddedStore } from "./services.ts";
+import { loadStack } from "./stack.ts";
+import { StateDb } from "./state.ts";
+import { stackStatus, statusText } from "./status.ts";
+import { timelineTable } from "./timeline.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+/** The deployer's commands: deploy, status, scale, delete, power, store-env (and the metadata service daemon). */
+
+type StackArgs = { stack: string; "state-dir"?: string };
+
+const withStack = <T>(y: Argv<T>) =>
+  y
+    .positional("stack", { type: "string", demandOption: true, describe: "the stack file (YAML)" })
+    .option("state-dir", { type: "string", describe: "the stack's state folder (default .ooo/<stack name>/ beside the file)" }) as Argv<T & StackArgs>;
+
+function printReport(r: DeployReport, json?: boolean) {
+  const rows = r.outcomes.map((o) => [o.node, o.role, o.action, o.result, o.action === "none" ? "" : o.why, (o.error ?? "").split("\n")[0]!.slice(0, 60)]);
+  for (const name of r.removed) rows.push([name, "", "remove", "removed", "the stack no longer has it", ""]);
+  process.stderr.write(
+    `\n${table(["node", "role", "action", "result", "why", "error"], rows)}\n\n` +
+      (r.timelineFiles ? `${timelineTable(r.timeline)}\n\ntimeline chart: ${r.timelineFiles.html}\n        (JSON: ${r.timelineFiles.json})\n` : "nothing changed\n"),
+  );
+  if (json) process.stdout.write(JSON.stringify({ stack: r.stack.name, stateDir: r.stateDir, run: r.run, outcomes: r.outcomes, removed: r.removed, changed: r.changed, timeline: r.timeline, timelineFiles: r.timelineFiles }) + "\n");
+  const failed = r.outcomes.filter((o) => o.result === "failed");
+  if (failed.length) throw new DeployFailed(failed.map((f) => ({ node: f.node, error: f.error ?? "failed" })));
+}
+
+type DeployArgs = StackArgs & { json?: boolean; "image-cache"?: string };
+
+export const deployCommand: CommandModule<object, DeployArgs> = {
+  command: "deploy <stack>",
+  describe: "make the stack's nodes what the stack file says (create, retry, reconfigure; again = no change)",
+  builder: (y) =>
+    withStack(y)
+      .option("image-cache", { type: "string", describe: "folder of downloaded golden disks (default <state>/images)" })
+      .option("json", { type: "boolean", describe: "print the outcome and the timeline as JSON on stdout" })
+      .example("$0 deploy fixtures/stacks/demo.yaml", "") as unknown as Argv<DeployArgs>,
+  handler: async (argv) => {
+    const r = await deploy(argv.stack, { stateDir: argv["state-dir"], imageCache: argv["image-cache"] });
+    printReport(r, argv.json);
+  },
+};
+
+type ScaleArgs = DeployArgs & { counts: string[] };
+
+export const scaleCommand: CommandModule<object, ScaleArgs> = {
+  command: "scale <stack> <counts..>",
+  describe: "change roles' node counts in the stack file (ROLE=N …) and deploy",
+  builder: (y) =>
+    withStack(y)
+      .positional("counts", { type: "string", array: true, demandOption: true, describe: "ROLE=COUNT" })
+      .option("image-cache", { type: "string", describe: "folder of downloaded golden disks (default <state>/images)" })
+      .option("json", { type: "boolean", describe: "print the outcome as JSON on stdout" })
+      .example("$0 scale fixtures/stacks/demo.yaml web=3", "") as unknown as Argv<ScaleArgs>,
+  handler: async (argv) => {
+    const counts = parseCounts(argv.counts.map(String));
+    const before = await scaleStackFile(resolve(argv.stack), counts);
+    for (const [role, n] of Object.entries(counts)) log.info(`${role}: ${before[role]} → ${n} (written to ${argv.stack})`);
+    const r = await deploy(argv.stack, { stateDir: argv["state-dir"], imageCache: argv["image-cache"], command: "scale" });
+    printReport(r, argv.json);
+  },
+};
+
+export const statusCommand: CommandModule<object, StackArgs & { json?: boolean }> = {
+  command: "status <stack>",
+  describe: "show every node's state, power, image and metadata serial, and the stack's services",
+  builder: (y) => withStack(y).option("json", { type: "boolean", describe: "print JSON on stdout" }) as unknown as Argv<StackArgs & { json?: boolean }>,
+  handler: async (argv) => {
+    let stack;
+    try {
+      stack = loadStack(argv.stack);
+    } catch (e) {
+      log.warn(`the stack file does not load (${(e as Error).message.split("\n")[0]}); showing the state only`);
+    }
+    const s = await stackStatus(stateDirOf(argv.stack, argv["state-dir"]), stack);
+    if (argv.json) process.stdout.write(JSON.stringify(s, null, 2) + "\n");
+    else process.stdout.write(statusText(s) + "\n");
+  },
+};
+
+export const deleteCommand: CommandModule<object, StackArgs & { purge?: boolean }> = {
+  command: "delete <stack>",
+  describe: "power off and remove every node, stop the stack's services (--purge: also its state, caches and store)",
+  builder: (y) =>
+    withStack(y).option("purge", { type: "boolean", describe: "also remove the state folder: history, image cache, embedded store" }) as unknown as Argv<
+      StackArgs & { purge?: boolean }
+    >,
+  handler: async (argv) => {
+    const r = await deleteStack(stateDirOf(argv.stack, argv["state-dir"]), { purge: argv.purge });
+    process.stderr.write(
+      `removed ${r.removed.length ? r.removed.join(", ") : "no nodes"}; stopped ${r.stopped.length ? r.stopped.join(" and ") : "nothing (no service was running)"}${r.purged ? "; state folder removed" : ""}\n`,
+    );
+  },
+};
+
+type PowerArgs = StackArgs & { node: string; target: string };
+
+export const powerCommand: CommandModule<object, PowerArgs> = {
+  command: "power <stack> <node> <target>",
+  describe: "power a node on, off (pull the plug), soft-off (ACPI), reset or reboot",
+  builder: (y) =>
+    withStack(y)
+      .positional("node", { type: "string", demandOption: true })
+      .positional("target", { choices: ["on", "off", "soft-off", "reset", "reboot"], demandOption: true }) as unknown as Argv<PowerArgs>,
+  handler: async (argv) => {
+    const stateDir = stateDirOf(argv.stack, argv["state-dir"]);
+    if (!existsSync(join(stateDir, "state.db"))) throw new NoState(stateDir);
+    const db = StateDb.open(stateDir);
+    const unlock = lockStack(stateDir, `power ${argv.node} ${argv.target}`);
+    try {
+      const row = db.node(argv.node);
+      if (!row) throw new UnknownNode(argv.node, db.nodes().map((n) => n.name));
+      const driver = driverFor(row.driver);
+      await log.step(`${argv.node}: power ${argv.target}`, () => driver.setPower(driverNode(stateDir, row), argv.target as PowerTarget));
+      db.event(argv.node, argv.target === "on" ? "power-on" : `power-${argv.target}`, { by: "ooo power" });
+    } finally {
+      unlock();
+      db.close();
+    }
+  },
+};
+
+export const storeEnvCommand: CommandModule<object, StackArgs> = {
+  command: "store-env <stack>",
+  describe: "start the stack's embedded image store if needed and print how to publish to it (eval \"$(ooo store-env STACK)\")",
+  builder: (y) => withStack(y) as unknown as Argv<StackArgs>,
+  handler: async (argv) => {
+    const stack = loadStack(argv.stack);
+    if (stack.store.kind !== "embedded") {
+      process.stdout.write(`export OOO_STORE_URL=${stack.store.url}\n`);
+      return;
+    }
+    const stateDir = stateDirOf(argv.stack, argv["state-dir"]);
+    StateDb.open(stateDir).close();
+    const unlock = lockStack(stateDir, "store-env");
+    try {
+      const s = await ensureEmbeddedStore(stateDir);
+      process.stdout.write(`export OOO_STORE_URL=${s.url}\nexport OOO_STORE_TOKEN=${s.writeToken}\n`);
+    } finally {
+      unlock();
+    }
+  },
+};
+
+export const metadataServiceCommand: CommandModule<object, { "state-dir": string; port?: number }> = {
+  command: "metadata-service",
+  describe: false, // started by ooo deploy, detached; not for people
+  builder: (y) =>
+    y
+      .option("state-dir", { type: "string", demandOption: true })
+      .option("port", { type: "number", describe: "the port to try first" }) as unknown as Argv<{ "state-dir": string; port?: number }>,
+  handler: async (argv) => {
+    await serveMetadata(resolve(argv["state-dir"]), { preferredPort: argv.port });
+  },
+};
+
+export const deployerCommands = [deployCommand, statusCommand, scaleCommand, deleteCommand, powerCommand, storeEnvCommand, metadataServiceCommand];

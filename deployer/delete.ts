@@ -1,0 +1,56 @@
+import { rmSync } from "node:fs";
+import { log } from "../lib/log.ts";
+import { removeNode } from "./deploy.ts";
+import { NoState } from "./errors.ts";
+import { lockStack } from "./lock.ts";
+import { stopEmbeddedStore, stopMetadataService } from "./services.ts";
+import { StateDb } from "./state.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * `ooo delete STACK`: every node powered off and its disk, console and
+ * sockets removed; then the stack's daemons stopped (the metadata service,
+ * the embedded store). The state database stays, with the history and the
+ * timelines, and so do the image cache and the embedded store's images, so
+ * that deploying again is quick; `purge` removes the whole state folder.
+ */
+export interface DeleteReport {
+  removed: string[];
+  stopped: string[];
+  purged: boolean;
+}
+
+export async function deleteStack(stateDir: string, options: { purge?: boolean } = {}): Promise<DeleteReport> {
+  if (!existsSync(join(stateDir, "state.db"))) {
+    if (options.purge && existsSync(stateDir)) {
+      rmSync(stateDir, { recursive: true, force: true });
+      return { removed: [], stopped: [], purged: true };
+    }
+    throw new NoState(stateDir);
+  }
+  const db = StateDb.open(stateDir);
+  const unlock = lockStack(stateDir, "delete");
+  const run = db.startRun("delete");
+  const removed: string[] = [];
+  const stopped: string[] = [];
+  try {
+    const nodes = db.nodes();
+    await Promise.all(
+      nodes.map((n) =>
+        log.step(`remove ${n.name}`, async () => {
+          await removeNode(db, stateDir, n.name, run);
+          removed.push(n.name);
+        }),
+      ),
+    );
+    if (await stopMetadataService(stateDir)) stopped.push("metadata service");
+    if (await stopEmbeddedStore(stateDir)) stopped.push("embedded image store");
+    db.endRun(run, "ok");
+  } finally {
+    unlock();
+    db.close();
+  }
+  if (options.purge) rmSync(stateDir, { recursive: true, force: true });
+  return { removed, stopped, purged: Boolean(options.purge) };
+}

@@ -1,0 +1,235 @@
+import { existsSync, readFileSync } from "node:fs";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import { MissingRequirement, type Problem } from "../lib/errors.ts";
+import { log } from "../lib/log.ts";
+import type { PowerState } from "./drivers/driver.ts";
+import { driverFor } from "./drivers/index.ts";
+import { ImagesUnavailable, ImageUnavailable } from "./errors.ts";
+import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
+import { lockStack } from "./lock.ts";
+import { driverNode, metadataFor, powerOn, provision, redeliver, waitForSignal, type NodeContext } from "./node-ops.ts";
+import { nodesToRemove, planNode, type NodeAction, type PlannedNode } from "./plan.ts";
+import { ensureMetadataService, stopMetadataService, storeFor } from "./services.ts";
+import { loadStack, type Stack } from "./stack.ts";
+import { StateDb } from "./state.ts";
+import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
+
+/**
+ * `ooo deploy STACK`: converge. Everything that can be checked is checked
+ * before any machine is touched (the stack file, the host's requirements,
+ * every role's image in the store, disk sizes); then nodes the stack lost
+ * are removed, and every other node gets what it needs — a new machine, a
+ * retry, its metadata again, or nothing — concurrently, each waiting for
+ * its own completion signal. A node that fails does not stop the others.
+ * Running it again changes nothing; killed, it resumes.
+ */
+export interface DeployOptions {
+  /** The state folder (default: .ooo/<stack name>/ beside the stack file). */
+  stateDir?: string;
+  /** Where downloaded golden disks are kept (default: <state folder>/images). */
+  imageCache?: string;
+  /** The command, for the run record ("deploy", "scale"). */
+  command?: string;
+}
+
+export interface NodeOutcome {
+  node: string;
+  role: string;
+  action: NodeAction["kind"];
+  why: string;
+  result: "active" | "failed" | "unchanged";
+  error?: string;
+  drift?: { running: string; wanted: string };
+}
+
+export interface DeployReport {
+  stack: Stack;
+  stateDir: string;
+  run: number;
+  outcomes: NodeOutcome[];
+  removed: string[];
+  changed: boolean;
+  timeline: Timeline;
+  /** Written only when the run changed something. */
+  timelineFiles?: { json: string; html: string };
+}
+
+/** The stack's state folder: --state-dir, else .ooo/<name>/ beside the file (the name read leniently, so a broken file still finds it). */
+export function stateDirOf(stackFile: string, override?: string): string {
+  if (override) return resolve(override);
+  const file = resolve(stackFile);
+  let name = basename(file, extname(file));
+  try {
+    const doc = parseDocument(readFileSync(file, "utf8")).toJS() as { name?: unknown } | null;
+    if (typeof doc?.name === "string" && doc.name) name = doc.name;
+  } catch {}
+  return join(dirname(file), ".ooo", name);
+}
+
+async function checkDrivers(stack: Stack) {
+  const problems: Problem[] = [];
+  const used = new Set(stack.nodes.map((n) => n.pool));
+  for (const pool of used) {
+    const entry = stack.inventory[pool]!;
+    for (const p of await driverFor(entry.driver).check(entry as never)) problems.push({ ...p, message: `inventory ${pool}: ${p.message}` });
+  }
+  if (problems.length) throw new MissingRequirement(problems.map((p) => p.message).join("; "), "install what is named, or run `sh tools/ensure.sh`");
+}
+
+async function resolveImages(stack: Stack, ctx: Pick<NodeContext, "store">): Promise<Map<string, ResolvedImage>> {
+  const images = new Map<string, ResolvedImage>();
+  const problems: ImageUnavailable[] = [];
+  await Promise.all(
+    stack.roles
+      .filter((r) => r.count > 0)
+      .map(async (role) => {
+        try {
+          images.set(role.name, await resolveRoleImage(ctx.store.client, role.name, role.image));
+        } catch (e) {
+          if (e instanceof ImageUnavailable) problems.push(e);
+          else throw e;
+        }
+      }),
+  );
+  for (const node of stack.nodes) {
+    const image = images.get(node.role);
+    const disk = image?.disk.size;
+    if (image && disk && node.size.diskBytes !== undefined && node.size.diskBytes < disk)
+      problems.push(
+        new ImageUnavailable(node.role, image.ref, `node ${node.name}'s disk (${(node.size.diskBytes / 2 ** 30).toFixed(1)} GiB) is smaller than the image's (${(disk / 2 ** 30).toFixed(1)} GiB)`),
+      );
+  }
+  if (problems.length) throw new ImagesUnavailable(problems.sort((a, b) => a.role.localeCompare(b.role)));
+  return images;
+}
+
+export async function deploy(stackFile: string, options: DeployOptions = {}): Promise<DeployReport> {
+  const stack = loadStack(stackFile);
+  for (const w of stack.warnings) log.warn(`${w.file}:${w.line} ${w.path}: ${w.message}`);
+  await checkDrivers(stack);
+  const stateDir = stateDirOf(stack.file, options.stateDir);
+  const db = StateDb.open(stateDir);
+  const unlock = lockStack(stateDir, options.command ?? "deploy");
+  const run = db.startRun(options.command ?? "deploy");
+  let result = "failed";
+  try {
+    db.setInfo("stack.name", stack.name);
+    db.setInfo("stack.file", stack.file);
+    const store = await storeFor(stack, stateDir);
+    const ctxBase = { db, run, stateDir, store, cache: new ImageCache(options.imageCache ?? join(stateDir, "images")) };
+    const images = await log.step("resolve the roles' images", () => resolveImages(stack, ctxBase));
+    for (const [role, image] of images) log.info(`${role}: ${image.ref} → ${image.name} ${image.digest.slice(0, 19)}… (image ${image.id})`);
+
+    // Deletions that a killed command left half-done are finished first.
+    for (const row of db.nodes().filter((r) => r.state === "deleting")) await removeNode(db, stateDir, row.name, run);
+
+    const services = (await needServices(db, stack)) ? [await ensureMetadataService(stateDir), store.service] : [store.service];
+    const ctx: NodeContext = {
+      ...ctxBase,
+      services,
+      signalTimeoutSeconds: stack.signalTimeoutSeconds,
+      pollingIntervalSeconds: stack.pollingIntervalSeconds,
+    };
+
+    const plan: PlannedNode[] = [];
+    for (const spec of stack.nodes) {
+      const row = db.node(spec.name);
+      const image = images.get(spec.role)!;
+      const power: PowerState = row ? await driverFor(row.driver).powerState(driverNode(stateDir, row)) : "off";
+      const hash = metadataFor(ctx, spec, { name: row?.image_name ?? image.name, digest: row?.image_digest ?? image.digest }, 0).hash;
+      plan.push(planNode(spec, { row, power, configHash: hash, wantedDigest: image.digest, signal: row ? db.signal(spec.name, row.serial) : undefined }));
+    }
+    const remove = nodesToRemove(stack, db.nodes());
+    const todo = plan.filter((p) => p.action.kind !== "none");
+    for (const p of plan) {
+      const row = db.node(p.spec.name);
+      if (row && p.action.kind !== "create" && p.action.kind !== "rebuild" && JSON.stringify(row.size) !== JSON.stringify(p.spec.size))
+        log.warn(`${p.spec.name}'s size changed (${JSON.stringify(row.size)} → ${JSON.stringify(p.spec.size)}): it takes effect when the node is rebuilt`);
+    }
+    for (const p of plan.filter((p) => p.drift))
+      log.warn(`${p.spec.name} runs ${p.drift!.running.slice(0, 19)}…; role ${p.spec.role} now names ${p.drift!.wanted.slice(0, 19)}…: \`ooo upgrade\` moves it (deploy does not re-image running nodes)`);
+    if (!todo.length && !remove.length) log.info(`nothing to do: ${plan.length} node${plan.length === 1 ? "" : "s"} up to date`);
+    for (const p of todo) log.info(`${p.spec.name}: ${p.action.kind} (${p.action.why})`);
+
+    for (const row of remove) await log.step(`remove ${row.name} (the stack no longer has it)`, () => removeNode(db, stateDir, row.name, run));
+
+    const outcomes = await Promise.all(plan.map((p) => converge(ctx, p, images.get(p.spec.role)!, stack.inventory[p.spec.pool] ?? {})));
+    // Scaled to nothing: nobody polls the metadata service any more.
+    if (!db.nodes().length && (await stopMetadataService(stateDir))) log.info("no node left: the metadata service stopped");
+    const failed = outcomes.filter((o) => o.result === "failed");
+    result = failed.length ? `${failed.length} failed` : "ok";
+    db.endRun(run, result);
+    const changed = todo.length + remove.length > 0;
+    const timeline = buildTimeline(db, run, stack.name);
+    // A run that changed nothing keeps the last chart as latest.html.
+    const timelineFiles = changed ? await writeTimeline(timeline, join(stateDir, "timelines")) : undefined;
+    return { stack, stateDir, run, outcomes, removed: remove.map((r) => r.name), changed, timeline, timelineFiles };
+  } finally {
+    if (!db.run(run)?.ended_at) db.endRun(run, result);
+    unlock();
+    db.close();
+  }
+}
+
+/** The metadata service runs while the stack has (or is about to have) nodes. */
+async function needServices(db: StateDb, stack: Stack) {
+  return stack.nodes.length > 0 || db.nodes().length > 0;
+}
+
+async function converge(ctx: NodeContext, p: PlannedNode, image: ResolvedImage, pool: Record<string, unknown>): Promise<NodeOutcome> {
+  const { db, run } = ctx;
+  const base = { node: p.spec.name, role: p.spec.role, action: p.action.kind, why: p.action.why, drift: p.drift };
+  if (p.action.kind === "none") return { ...base, result: "unchanged" };
+  try {
+    switch (p.action.kind) {
+      case "create":
+        db.createNode({ ...p.spec, idx: p.spec.index, poolConfig: pool }, run);
+        await provision(ctx, p.spec, image);
+        await powerOn(ctx, p.spec.name);
+        break;
+      case "rebuild":
+        db.update(p.spec.name, { pool_config: pool });
+        await provision(ctx, p.spec, image);
+        await powerOn(ctx, p.spec.name);
+        break;
+      case "power-on":
+        await powerOn(ctx, p.spec.name);
+        break;
+      case "redeliver":
+        redeliver(ctx, p.spec, p.action.why);
+        break;
+      case "wait":
+        // Killed between powering the machine on and recording it: record it now, so that its signal counts.
+        if (db.node(p.spec.name)!.state === "powering-on") {
+          const now = Date.now();
+          db.transition(p.spec.name, "booting", { run, fields: { powered_on_at: now, waiting_since: now }, detail: { resumed: true } });
+        }
+        break;
+    }
+  } catch (e) {
+    const error = (e as Error).message;
+    if (db.node(p.spec.name)) db.transition(p.spec.name, "failed", { run, fields: { error }, detail: { why: "deploy step failed" } });
+    log.error(`${p.spec.name}: ${error}`);
+    return { ...base, result: "failed", error };
+  }
+  const done = await log.step(`${p.spec.name}: wait for its completion signal`, async () => {
+    const r = await waitForSignal(ctx, p.spec.name);
+    if (!r.ok) throw Object.assign(new Error(r.error.split("\n")[0]), { full: r.error });
+    return r;
+  }).catch((e: Error & { full?: string }) => ({ ok: false as const, error: e.full ?? e.message }));
+  return done.ok ? { ...base, result: "active" } : { ...base, result: "failed", error: done.error };
+}
+
+/** Power off and remove one node: driver first, then the record. */
+export async function removeNode(db: StateDb, stateDir: string, name: string, run?: number) {
+  const row = db.node(name);
+  if (!row) return;
+  if (row.state !== "deleting") db.transition(name, "deleting", { run });
+  await driverFor(row.driver).destroy(driverNode(stateDir, row));
+  db.deleteNode(name, run);
+}
+
+export function hasState(stateDir: string) {
+  return existsSync(join(stateDir, "state.db"));
+}

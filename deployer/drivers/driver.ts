@@ -1,0 +1,98 @@
+import type { z } from "zod";
+import type { Problem } from "../../lib/errors.ts";
+import type { ConfigDriveMetadata } from "../../wire/metadata.ts";
+
+/**
+ * A node driver: how the deployer reaches machines. It is small on purpose,
+ * at the grain of Ironic's REST API (deployer/drivers/README.md maps each
+ * call), so that a bare-metal driver can follow the qemu one:
+ *
+ *   check       → GET /v1/nodes/{id}/validate          (before anything is touched)
+ *   provision   → PATCH instance_info + PUT states/provision {"target":"active","configdrive":…}
+ *   power*      → GET /v1/nodes/{id} power_state, PUT states/power
+ *   destroy     → PUT states/provision {"target":"deleted"}
+ *
+ * A driver keeps what it needs about a node in the node's own folder
+ * (`DriverNode.dir`) so that any later process (`ooo status`, `ooo delete`,
+ * an upgrade) can act on the node without the one that created it.
+ */
+
+/** Sizes as the deployer normalised them from the stack file. */
+export interface NodeSize {
+  memoryMiB: number;
+  cpus: number;
+  /** Bytes; undefined = the image's own disk size. */
+  diskBytes?: number;
+}
+
+export interface DriverNode {
+  /** The node's name in the stack (role-index by default); unique in the stack. */
+  name: string;
+  /** A folder in the state folder that belongs to this node and its driver. */
+  dir: string;
+  size: NodeSize;
+  /** The node's inventory entry (the pool's settings, validated by the driver's schema). */
+  pool: Record<string, unknown>;
+}
+
+/** A service on the deployer's host that nodes must reach (metadata service, image store). */
+export interface HostService {
+  name: "metadata" | "store";
+  /** The host it listens on, as the deployer's host reaches it (127.0.0.1 for ooo's own daemons). */
+  host: string;
+  /** A file holding its TCP port. Read at every connection: a service may restart on another port. */
+  portFile: string;
+}
+
+/** A whole-disk image, downloaded and verified into the deployer's cache. */
+export interface DiskImage {
+  /** The image's content address (manifest digest). */
+  digest: string;
+  /** The raw disk in the local cache (sparse), already checked against `sha256`. */
+  path: string;
+  sha256: string;
+  /** Apparent size in bytes. */
+  size: number;
+  /** Where the same bytes can be fetched (a store blob URL), for drivers whose machines download it themselves. */
+  url: string;
+  /** The image's kernel in the cache, when the manifest has one (the qemu driver probes KVM with it). */
+  kernel?: string;
+}
+
+export type PowerState = "on" | "off";
+
+/**
+ * on: power on (a no-op when on) · off: pull the plug · soft-off: ask the OS
+ * to shut down, pull the plug after the timeout · reset: the reset button
+ * (stays on) · reboot: off then on.
+ */
+export type PowerTarget = "on" | "off" | "soft-off" | "reset" | "reboot";
+
+export interface ProvisionRequest {
+  image: DiskImage;
+  /** The node's first metadata; the driver writes it as a config drive in its own format. */
+  configDrive: ConfigDriveMetadata;
+  /** Services the node must reach once up (from `serviceUrl`). */
+  services: HostService[];
+}
+
+export interface NodeDriver<Pool extends Record<string, unknown> = Record<string, unknown>> {
+  /** The name a stack file's inventory uses (`driver: qemu`). */
+  readonly name: string;
+  /** What an inventory entry of this driver may hold; part of the stack file schema. */
+  readonly pool: z.ZodType<Pool>;
+  /** Host requirements and pool settings, checked before anything is touched: every problem at once. */
+  check(pool: Pool): Promise<Problem[]>;
+  /** The URL a node uses to reach a host service (the driver arranges the route; for qemu a guestfwd). */
+  serviceUrl(service: HostService["name"]): string;
+  /** Write the image and the config drive onto the node's disk. The node must be powered off; it stays off. */
+  provision(node: DriverNode, request: ProvisionRequest): Promise<void>;
+  powerState(node: DriverNode): Promise<PowerState>;
+  setPower(node: DriverNode, target: PowerTarget, options?: { timeoutSeconds?: number }): Promise<void>;
+  /** The file the node's serial console is logged to, if the driver has one (appended across boots). */
+  consoleLog(node: DriverNode): string | undefined;
+  /** Power off and remove everything the node had (disk, console, sockets). Idempotent. */
+  destroy(node: DriverNode): Promise<void>;
+  /** Facts for `ooo status` and for tests (pid, sockets …). */
+  describe(node: DriverNode): Promise<Record<string, string>>;
+}

@@ -1,0 +1,23 @@
+import { z } from "zod";
+import { UnknownDriver } from "../errors.ts";
+import type { NodeDriver } from "./driver.ts";
+import { qemuDriver, QemuPool } from "./qemu.ts";
+
+/**
+ * The node drivers ooo has, by the name a stack file's inventory uses. A new
+ * driver (ironic.ts) is one file behind NodeDriver plus one line here and
+ * one schema in InventoryEntry.
+ */
+export const DRIVERS: Record<string, NodeDriver<any>> = {
+  qemu: qemuDriver,
+};
+
+/** An inventory entry: the `driver` key picks the schema of the rest. */
+export const InventoryEntry = z.discriminatedUnion("driver", [QemuPool]);
+export type InventoryEntry = z.infer<typeof InventoryEntry>;
+
+export function driverFor(name: string): NodeDriver {
+  const driver = DRIVERS[name];
+  if (!driver) throw new UnknownDriver(name, Object.keys(DRIVERS));
+  return driver;
+}

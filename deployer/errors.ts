@@ -1,0 +1,106 @@
+import { OooError } from "../lib/errors.ts";
+
+/**
+ * The deployer's named errors: what went wrong and what the user needs to
+ * fix it. Only the CLI turns them into text and exit codes.
+ */
+
+/** Another `ooo deploy` (or delete, scale) holds the stack's lock. */
+export class StackBusy extends OooError {
+  readonly code = "stack-busy";
+  constructor(
+    readonly stateDir: string,
+    readonly holder: string,
+  ) {
+    super(`another ooo command is working on this stack (${holder})`, {
+      hint: `Wait for it to finish. If it is gone, its lock in ${stateDir} is released automatically.`,
+    });
+  }
+}
+
+/** A role's image reference found no image in the store. */
+export class ImageUnavailable extends OooError {
+  readonly code = "image-unavailable";
+  constructor(
+    readonly role: string,
+    readonly ref: string,
+    reason: string,
+  ) {
+    super(`role ${role}: image ${ref}: ${reason}`, { hint: "`ooo store list` shows what the store has; `ooo publish` puts a build there." });
+  }
+}
+
+/** Every image problem of a deploy, found before any node is touched. */
+export class ImagesUnavailable extends OooError {
+  readonly code = "images-unavailable";
+  constructor(readonly problems: ImageUnavailable[]) {
+    super(`nothing was powered on; the stack's images are not all usable:\n${problems.map((p) => `  - ${p.message}`).join("\n")}`, {
+      hint: problems[0]?.hint,
+    });
+  }
+}
+
+/** Downloaded bytes did not match the digest the manifest promised. */
+export class ImageCorrupt extends OooError {
+  readonly code = "image-corrupt";
+  constructor(what: string, expected: string, got: string) {
+    super(`${what}: expected sha256:${expected}, got sha256:${got}; the download was discarded`);
+  }
+}
+
+/** A node driver could not do what it was asked (start qemu, write a disk …). */
+export class DriverFailed extends OooError {
+  readonly code = "driver-failed";
+  constructor(
+    readonly node: string,
+    message: string,
+    options?: { cause?: unknown; hint?: string },
+  ) {
+    super(`${node}: ${message}`, options);
+  }
+}
+
+/** The stack names a driver ooo does not have. */
+export class UnknownDriver extends OooError {
+  readonly code = "unknown-driver";
+  constructor(name: string, known: string[]) {
+    super(`no node driver called ${name} (known: ${known.join(", ")})`);
+  }
+}
+
+/** The embedded store or the metadata service would not start. */
+export class ServiceFailed extends OooError {
+  readonly code = "service-failed";
+  constructor(service: string, reason: string, readonly logFile?: string) {
+    super(`${service} did not start: ${reason}${logFile ? ` (log: ${logFile})` : ""}`);
+  }
+}
+
+/** The deploy ended with nodes that failed; the others are up. */
+export class DeployFailed extends OooError {
+  readonly code = "deploy-failed";
+  constructor(readonly failed: { node: string; error: string }[]) {
+    super(
+      `${failed.length} node${failed.length === 1 ? "" : "s"} failed:\n${failed
+        .map((f) => `  - ${f.node}: ${f.error.split("\n").join("\n      ")}`)
+        .join("\n")}`,
+      { hint: "Fix the cause and run `ooo deploy` again: it retries only the failed nodes." },
+    );
+  }
+}
+
+/** `ooo status` or `delete` on a stack that was never deployed. */
+export class NoState extends OooError {
+  readonly code = "no-state";
+  constructor(stateDir: string) {
+    super(`this stack has no state in ${stateDir}: it was never deployed (or --state-dir points elsewhere)`);
+  }
+}
+
+/** A node named on the command line is not part of the stack. */
+export class UnknownNode extends OooError {
+  readonly code = "unknown-node";
+  constructor(node: string, known: string[]) {
+    super(`no node ${node} in this stack (nodes: ${known.join(", ") || "none"})`);
+  }
+}

@@ -1,0 +1,182 @@
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import type { Manifest } from "../wire/manifest.ts";
+import type { StoreClient } from "../store/client.ts";
+import { ImageNotFound, StoreRequestFailed } from "../store/errors.ts";
+import type { GlanceImage } from "../store/image.ts";
+import { resolveImage } from "../store/resolve.ts";
+import type { DiskImage } from "./drivers/driver.ts";
+import { ImageCorrupt, ImageUnavailable } from "./errors.ts";
+
+/**
+ * Images for nodes: a role's reference resolved against the store to one
+ * image (its manifest names the raw golden disk by sha256), and a local
+ * cache of those disks by digest, so that N nodes of one image download it
+ * once. A download streams from the store's blob, is hashed as it comes, is
+ * written sparse (zero blocks become holes) and gets its name only once its
+ * sha256 matches the manifest's: a cut or corrupt download leaves nothing.
+ */
+export interface ResolvedImage {
+  role: string;
+  ref: string;
+  id: string;
+  name: string;
+  digest: string;
+  manifest: Manifest;
+  disk: { sha256: string; size: number };
+  kernel?: { sha256: string; size: number };
+}
+
+/**
+ * Resolve a stack file's reference. NAME@X means tag X, as the issue and
+ * Heat users write it; when NAME has no tag X, X is tried as a version
+ * (the store's NAME@VERSION). Every other form is the store's resolver's.
+ */
+export async function findImage(client: StoreClient, ref: string): Promise<GlanceImage> {
+  const at = ref.indexOf("@");
+  if (at > 0 && !ref.slice(at + 1).startsWith("sha256:")) {
+    const [name, x] = [ref.slice(0, at), ref.slice(at + 1)];
+    for (const filter of [{ tag: x }, { ooo_version: x }])
+      for await (const image of client.listImages({ name, ...filter, status: "active", sort_key: "created_at", sort_dir: "desc", limit: 1 }, 1))
+        return image;
+    throw new ImageNotFound(ref);
+  }
+  return resolveImage(client, ref);
+}
+
+export async function resolveRoleImage(client: StoreClient, role: string, ref: string): Promise<ResolvedImage> {
+  let image: GlanceImage;
+  try {
+    image = await findImage(client, ref);
+  } catch (e) {
+    if (e instanceof ImageNotFound || (e instanceof StoreRequestFailed && e.status === 404))
+      throw new ImageUnavailable(role, ref, "no such image in the store (no tag, version or digest matches)");
+    throw e;
+  }
+  if (image.status !== "active") throw new ImageUnavailable(role, ref, `image ${image.id} is ${image.status}, not active`);
+  if (!image.ooo_manifest) throw new ImageUnavailable(role, ref, `image ${image.id} has no build manifest (was it published with ooo publish?)`);
+  const manifest = await client.getManifest(image.id);
+  const raw = manifest.artifacts.find((a) => a.type === "raw");
+  if (!raw) throw new ImageUnavailable(role, ref, `${manifest.name} ${manifest.digest} has no raw disk: build it with -t raw,tar and publish it again`);
+  const kernel = manifest.artifacts.find((a) => a.type === "vmlinuz");
+  return {
+    role,
+    ref,
+    id: image.id,
+    name: manifest.name,
+    digest: manifest.digest,
+    manifest,
+    disk: { sha256: raw.sha256, size: raw.size },
+    kernel: kernel && { sha256: kernel.sha256, size: kernel.size },
+  };
+}
+
+const BLOCK = 64 * 1024;
+const ZERO = Buffer.alloc(BLOCK);
+
+/**
+ * Stream a blob into `dest`: hashed, sparse, verified. Returns the bytes
+ * received. Gathers the stream into 1 MiB pieces before writing.
+ */
+async function downloadBlob(client: StoreClient, sha256: string, size: number, dest: string, onProgress?: (bytes: number) => void): Promise<void> {
+  const res = await client.request("GET", `/v2/ooo/blobs/sha256:${sha256}`);
+  const tmp = `${dest}.partial-${process.pid}`;
+  const fd = openSync(tmp, "w", 0o644);
+  let open = true;
+  const hash = createHash("sha256");
+  const piece = Buffer.allocUnsafe(1 << 20);
+  let used = 0;
+  let pos = 0;
+  const flush = () => {
+    for (let off = 0; off < used; off += BLOCK) {
+      const end = Math.min(off + BLOCK, used);
+      if (!piece.subarray(off, end).equals(ZERO.subarray(0, end - off))) writeSync(fd, piece, off, end - off, pos + off);
+    }
+    pos += used;
+    used = 0;
+    onProgress?.(pos);
+  };
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      hash.update(chunk);
+      let at = 0;
+      while (at < chunk.length) {
+        const n = Math.min(chunk.length - at, piece.length - used);
+        piece.set(chunk.subarray(at, at + n), used);
+        used += n;
+        at += n;
+        if (used === piece.length) flush();
+      }
+    }
+    flush();
+    ftruncateSync(fd, pos);
+    const got = hash.digest("hex");
+    if (pos !== size) throw new ImageCorrupt(`blob sha256:${sha256}`, `${sha256} (${size} bytes)`, `${got} (${pos} bytes)`);
+    if (got !== sha256) throw new ImageCorrupt(`blob sha256:${sha256}`, sha256, got);
+    closeSync(fd);
+    open = false;
+    renameSync(tmp, dest);
+  } catch (e) {
+    if (open) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** The deployer's cache of golden disks, by content: `<dir>/<sha256>.raw`. */
+export class ImageCache {
+  private readonly inFlight = new Map<string, Promise<void>>();
+
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  private path(sha256: string, ext: string) {
+    return join(this.dir, `${sha256}.${ext}`);
+  }
+
+  /** A verified file is remembered by its size and mtime; a changed file is fetched again. */
+  private isVerified(path: string): boolean {
+    const stamp = `${path}.verified`;
+    if (!existsSync(path) || !existsSync(stamp)) return false;
+    const st = statSync(path);
+    return readFileSync(stamp, "utf8") === `${st.size} ${st.mtimeMs}`;
+  }
+
+  has(image: ResolvedImage): boolean {
+    return this.isVerified(this.path(image.disk.sha256, "raw"));
+  }
+
+  private async fetch(client: StoreClient, sha256: string, size: number, path: string) {
+    if (this.isVerified(path)) return;
+    let p = this.inFlight.get(path);
+    if (!p) {
+      p = downloadBlob(client, sha256, size, path).then(() => {
+        const st = statSync(path);
+        writeFileSync(`${path}.verified`, `${st.size} ${st.mtimeMs}`);
+      });
+      this.inFlight.set(path, p);
+      p.finally(() => this.inFlight.delete(path)).catch(() => {});
+    }
+    await p;
+  }
+
+  /** The image's disk (and kernel), downloaded once however many nodes ask at the same time. */
+  async ensure(client: StoreClient, image: ResolvedImage): Promise<DiskImage> {
+    const disk = this.path(image.disk.sha256, "raw");
+    const kernel = image.kernel && this.path(image.kernel.sha256, "vmlinuz");
+    await Promise.all([
+      this.fetch(client, image.disk.sha256, image.disk.size, disk),
+      image.kernel && kernel ? this.fetch(client, image.kernel.sha256, image.kernel.size, kernel) : undefined,
+    ]);
+    return {
+      digest: image.digest,
+      path: disk,
+      sha256: image.disk.sha256,
+      size: image.disk.size,
+      url: `${client.url}/v2/ooo/blobs/sha256:${image.disk.sha256}`,
+      kernel,
+    };
+  }
+}

@@ -1,0 +1,186 @@
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { log } from "../lib/log.ts";
+import { publishAtomically } from "../lib/atomic.ts";
+import { Progress } from "../wire/progress.ts";
+import { CompletionSignal } from "../wire/signal.ts";
+import { STATE_DB, StateDb, type NodeRow } from "./state.ts";
+
+/**
+ * The metadata service: the deployer's Heat API as the node agents see it
+ * (wire/metadata.ts, wire/signal.ts). Bun.serve on loopback; nodes reach it
+ * only through their driver's forward (qemu: a guestfwd to 127.0.0.1).
+ *
+ *   GET  /v1/nodes/<node>/metadata   Bearer <node token>  → NodeMetadata, ETag; 304 on If-None-Match
+ *   POST /v1/nodes/<node>/signal     Bearer <node token>  → 204; the completion signal is recorded
+ *   POST /v1/nodes/<node>/progress   Bearer <node token>  → 204; recorded as an event (wire/progress.ts)
+ *   GET  /healthz                                         → who this is (for `ooo` to find its daemon)
+ *
+ * Every node has its own token and can read nothing else: a token opens
+ * exactly one node's URLs. Only the token's sha256 is kept in the state.
+ *
+ * Why a daemon: nodes keep polling (and signal after every metadata change
+ * or reboot) long after `ooo deploy` returns, so the service cannot live in
+ * that command. `ooo deploy` starts it detached (daemons.ts) when it is not
+ * running, it keeps no state of its own — everything is in the stack's
+ * state database, which `ooo` commands read and write alongside it — and
+ * `ooo delete` stops it when no node is left. It also stops by itself if its
+ * state folder disappears. Restarting it loses nothing: the nodes' forwards
+ * read its port file at every connection.
+ */
+export const PORT_FILE = "metadata.port";
+
+export function newToken(): string {
+  return randomBytes(24).toString("base64url");
+}
+
+export function tokenHash(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+/** The ETag of a node's metadata: its serial, and a hash so that a rewritten database cannot serve stale copies. */
+function etagOf(node: NodeRow): string {
+  return `"${node.serial}-${createHash("sha256").update(node.metadata ?? "").digest("hex").slice(0, 16)}"`;
+}
+
+const json = (status: number, body: unknown) => Response.json(body, { status });
+const problem = (status: number, message: string) => json(status, { error: { code: status, message } });
+
+/** A one-line account of a failed configuration run, for `ooo status` and the deploy's report. */
+export function failureText(signal: CompletionSignal): string {
+  const d = signal.data;
+  const head = d.failed_script ? `${d.failed_script} failed (exit ${d.deploy_status_code})` : signal.reason;
+  const tail = (d.output_tail ?? d.deploy_stderr.split("\n").slice(-10).join("\n")).trim();
+  return tail ? `${head}:\n${tail}` : head;
+}
+
+export interface MetadataServiceOptions {
+  db: StateDb;
+}
+
+export function metadataHandler({ db }: MetadataServiceOptions) {
+  const authorize = (req: Request, name: string): NodeRow | Response => {
+    const header = req.headers.get("authorization") ?? "";
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m) return problem(401, "send the node's token: Authorization: Bearer TOKEN");
+    const owner = db.db.query<{ name: string }, [string]>("SELECT name FROM nodes WHERE token_hash = ?").get(tokenHash(m[1]!));
+    if (!owner) return problem(401, "the token is not valid (the node may have been redeployed with a new one)");
+    if (owner.name !== name) return problem(403, "this token belongs to another node");
+    const node = db.node(name);
+    if (!node || node.state === "deleting") return problem(404, `no node ${name}`);
+    return node;
+  };
+
+  const getMetadata = (req: Request, name: string) => {
+    const node = authorize(req, name);
+    if (node instanceof Response) return node;
+    if (!node.metadata) return problem(404, `node ${name} has no metadata yet`);
+    const etag = etagOf(node);
+    if (req.headers.get("if-none-match") === etag) return new Response(null, { status: 304, headers: { etag } });
+    if (node.collected_serial !== node.serial) {
+      db.update(name, { collected_serial: node.serial });
+      db.event(name, "metadata-collected", { serial: node.serial });
+    }
+    return new Response(node.metadata, { headers: { "content-type": "application/json", etag, "cache-control": "no-store" } });
+  };
+
+  const postSignal = async (req: Request, name: string) => {
+    const node = authorize(req, name);
+    if (node instanceof Response) return node;
+    let body: unknown;
+    try {
+      body = await req.json();
+    } catch {
+      return problem(400, "the signal is not JSON");
+    }
+    const parsed = CompletionSignal.safeParse(body);
+    if (!parsed.success) return problem(400, `not a completion signal: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    const signal = parsed.data;
+    const serial = signal.metadata_serial ?? Number(/:(\d+)$/.exec(signal.id)?.[1] ?? node.serial);
+    const at = Date.now();
+    db.recordSignal({ node: name, serial, at, status: signal.status, reason: signal.reason, body: JSON.stringify(signal) });
+    const detail = {
+      serial,
+      status: signal.status,
+      reason: signal.reason,
+      ...(signal.data.failed_script ? { failed_script: signal.data.failed_script } : {}),
+      ...(signal.data.timings ? { timings: signal.data.timings } : {}),
+    };
+    // Like Heat's engine, a signal moves the node only while it waits for one (or to correct what a timeout decided).
+    const current = serial === node.serial && ["booting", "configuring", "active", "failed"].includes(node.state);
+    db.event(name, current ? "signalled" : "signal-ignored", current ? detail : { ...detail, why: `the node is ${node.state} at serial ${node.serial}` }, { at });
+    if (current) {
+      if (signal.status === "SUCCESS") {
+        if (node.state !== "active") db.transition(name, "active", { fields: { signalled_serial: serial, error: null }, detail: { serial }, at });
+        else db.update(name, { signalled_serial: serial });
+      } else db.transition(name, "failed", { fields: { error: failureText(signal) }, detail: { serial, reason: signal.reason }, at });
+    }
+    return new Response(null, { status: 204 });
+  };
+
+  /** Best effort, for people watching a long step (an upgrade): kept as events, moves nothing. */
+  const postProgress = async (req: Request, name: string) => {
+    const node = authorize(req, name);
+    if (node instanceof Response) return node;
+    const parsed = Progress.safeParse(await req.json().catch(() => undefined));
+    if (!parsed.success) return problem(400, "not a progress report (wire/progress.ts)");
+    const { phase, to, bytes_done, bytes_total, message, at } = parsed.data;
+    db.event(name, "progress", { phase, to, bytes_done, bytes_total, message, node_seconds: at });
+    return new Response(null, { status: 204 });
+  };
+
+  return async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    if (url.pathname === "/healthz" && req.method === "GET") return json(200, { service: "ooo-metadata", stateDir: db.dir, pid: process.pid });
+    const m = /^\/v1\/nodes\/([^/]+)\/(metadata|signal|progress)$/.exec(url.pathname);
+    if (!m) return problem(404, "not found");
+    const name = decodeURIComponent(m[1]!);
+    try {
+      if (m[2] === "metadata") return req.method === "GET" ? getMetadata(req, name) : problem(405, "GET only");
+      if (req.method !== "POST") return problem(405, "POST only");
+      return m[2] === "signal" ? await postSignal(req, name) : await postProgress(req, name);
+    } catch (e) {
+      log.error(`${req.method} ${url.pathname}: ${(e as Error).stack ?? e}`);
+      return problem(500, "internal error (see the metadata service log)");
+    }
+  };
+}
+
+/**
+ * Run the service for a state folder until SIGTERM/SIGINT, or until the
+ * folder's database is gone. Listens on 127.0.0.1 — on the port it had
+ * before when it is free — and publishes the port in PORT_FILE.
+ */
+export async function serveMetadata(stateDir: string, options: { preferredPort?: number; stop?: AbortSignal } = {}): Promise<void> {
+  const db = StateDb.open(stateDir, { create: false });
+  const handler = metadataHandler({ db });
+  const serve = (port: number) => Bun.serve({ hostname: "127.0.0.1", port, fetch: handler, maxRequestBodySize: 2 << 20, idleTimeout: 60 });
+  let server: ReturnType<typeof serve>;
+  try {
+    server = serve(options.preferredPort ?? 0);
+  } catch {
+    server = serve(0);
+  }
+  await publishAtomically(join(stateDir, PORT_FILE), async (p) => writeFileSync(p, `${server.port}\n`));
+  log.info(`ooo metadata service for ${stateDir} on 127.0.0.1:${server.port} (pid ${process.pid})`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      clearInterval(watch);
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      resolve();
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+    options.stop?.addEventListener("abort", stop, { once: true });
+    const watch = setInterval(() => {
+      if (!existsSync(join(stateDir, STATE_DB))) {
+        log.info("the state database is gone: stopping");
+        stop();
+      }
+    }, 5_000);
+  });
+  await server.stop(true);
+  db.close();
+}

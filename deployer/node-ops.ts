@@ -1,0 +1,246 @@
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { log } from "../lib/log.ts";
+import { READY_MARKER, ReadyReport } from "../wire/ready-report.ts";
+import type { DriverNode, HostService, NodeDriver } from "./drivers/driver.ts";
+import { driverFor } from "./drivers/index.ts";
+import type { ImageCache, ResolvedImage } from "./images.ts";
+import { newToken, tokenHash } from "./metadata-service.ts";
+import { configDrive, configHash, nodeMetadata, type Endpoints } from "./node-metadata.ts";
+import type { StackStore } from "./services.ts";
+import type { NodeSpec } from "./stack.ts";
+import type { NodeRow, StateDb } from "./state.ts";
+
+/**
+ * What the deployer does to one node: provision (image + config drive),
+ * power on, deliver metadata, and wait for the completion signal — each step
+ * a recorded transition, so a killed deploy resumes at the step it was in.
+ * Nodes run these concurrently; none waits for another.
+ */
+export interface NodeContext {
+  db: StateDb;
+  run: number;
+  stateDir: string;
+  cache: ImageCache;
+  store: StackStore;
+  services: HostService[];
+  signalTimeoutSeconds: number;
+  pollingIntervalSeconds: number;
+}
+
+export function driverNode(stateDir: string, row: Pick<NodeRow, "name" | "size" | "pool_config">): DriverNode {
+  return { name: row.name, dir: join(stateDir, "nodes", row.name), size: row.size, pool: row.pool_config };
+}
+
+export function endpointsFor(driver: NodeDriver, store: StackStore): Endpoints {
+  const storeUrl = new URL(store.url);
+  return {
+    metadataUrl: driver.serviceUrl("metadata"),
+    store: { url: driver.serviceUrl("store") + storeUrl.pathname.replace(/\/+$/, ""), ...(store.readToken ? { token: store.readToken } : {}) },
+  };
+}
+
+/** The metadata document and its fingerprint, for a node at a serial, on the image it runs. */
+export function metadataFor(ctx: NodeContext, spec: NodeSpec, image: { name: string; digest: string }, serial: number) {
+  const doc = nodeMetadata(spec, image, serial, endpointsFor(driverFor(spec.driver), ctx.store));
+  return { text: JSON.stringify(doc), hash: configHash(doc) };
+}
+
+const consoleSize = (file: string | undefined) => (file && existsSync(file) ? statSync(file).size : 0);
+
+/** Write the image and a config drive with a fresh token; the node ends powered off, state writing-image. */
+export async function provision(ctx: NodeContext, spec: NodeSpec, image: ResolvedImage): Promise<void> {
+  const { db, run } = ctx;
+  const row = db.node(spec.name)!;
+  const driver = driverFor(row.driver);
+  const node = driverNode(ctx.stateDir, row);
+  if ((await driver.powerState(node)) === "on") {
+    await driver.setPower(node, "off");
+    db.event(spec.name, "power-off", { why: "its disk is rewritten" }, { run });
+  }
+  const token = newToken();
+  const serial = row.serial + 1;
+  const md = metadataFor(ctx, spec, { name: image.name, digest: image.digest }, serial);
+  db.transition(spec.name, "writing-image", {
+    run,
+    fields: {
+      image_ref: image.ref,
+      image_name: image.name,
+      image_digest: image.digest,
+      token_hash: tokenHash(token),
+      serial,
+      metadata: md.text,
+      config_hash: md.hash,
+      size: spec.size,
+      collected_serial: null,
+      signalled_serial: null,
+      error: null,
+    },
+    detail: { image: image.digest },
+  });
+  const cached = ctx.cache.has(image);
+  db.event(spec.name, "image-fetch-start", { digest: image.digest, cached }, { run });
+  const disk = await log.step(`${spec.name}: ${cached ? "image in the cache" : `fetch ${image.name} (${(image.disk.size / 2 ** 30).toFixed(1)} GiB disk)`}`, () =>
+    ctx.cache.ensure(ctx.store.client, image),
+  );
+  db.event(spec.name, "image-fetch-end", { digest: image.digest, cached }, { run });
+  db.event(spec.name, "image-write-start", { bytes: disk.size }, { run });
+  const endpoints = endpointsFor(driver, ctx.store);
+  await log.step(`${spec.name}: write the image`, () =>
+    driver.provision(node, { image: disk, configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds), services: ctx.services }),
+  );
+  db.event(spec.name, "image-written", { bytes: disk.size }, { run });
+}
+
+/** Power the node on and note where its console starts; state booting. */
+export async function powerOn(ctx: NodeContext, name: string): Promise<void> {
+  const { db, run } = ctx;
+  const row = db.node(name)!;
+  const driver = driverFor(row.driver);
+  const node = driverNode(ctx.stateDir, row);
+  const offset = consoleSize(driver.consoleLog(node));
+  db.transition(name, "powering-on", { run, fields: { console_offset: offset } });
+  await driver.setPower(node, "on");
+  const now = Date.now();
+  db.event(name, "power-on", {}, { run, at: now });
+  db.transition(name, "booting", { run, fields: { powered_on_at: now, waiting_since: now } });
+}
+
+/** Give a running node its metadata again at the next serial (changed, or a retry); state configuring. */
+export function redeliver(ctx: NodeContext, spec: NodeSpec, why: string): void {
+  const { db, run } = ctx;
+  const row = db.node(spec.name)!;
+  const serial = row.serial + 1;
+  const md = metadataFor(ctx, spec, { name: row.image_name!, digest: row.image_digest! }, serial);
+  const now = Date.now();
+  db.transition(spec.name, "configuring", {
+    run,
+    fields: { serial, metadata: md.text, config_hash: md.hash, waiting_since: now, error: null },
+    detail: { serial, why },
+    at: now,
+  });
+  db.event(spec.name, "metadata-published", { serial, why }, { run, at: now });
+}
+
+/** The last lines of a console log (from `from`), without terminal escapes. */
+export function consoleTail(file: string | undefined, lines = 25, from = 0): string {
+  if (!file || !existsSync(file)) return "(no console log)";
+  const size = statSync(file).size;
+  const start = Math.min(size, Math.max(from, size - 64 * 1024));
+  const buf = Buffer.alloc(size - start);
+  const fd = openSync(file, "r");
+  try {
+    readSync(fd, buf, 0, buf.length, start);
+  } finally {
+    closeSync(fd);
+  }
+  const text = buf
+    .toString("utf8")
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "")
+    .replaceAll("\r", "");
+  const tail = text.trimEnd().split("\n").slice(-lines);
+  return tail.length && tail.some((l) => l.trim()) ? tail.join("\n") : "(the console is empty)";
+}
+
+/** Reads a console log as it grows and finds the ready line. */
+class ConsoleWatch {
+  private pos: number;
+  private carry = "";
+  constructor(
+    private readonly file: string | undefined,
+    from: number,
+  ) {
+    this.pos = from;
+  }
+  ready(): ReadyReport | undefined {
+    if (!this.file || !existsSync(this.file)) return undefined;
+    const size = statSync(this.file).size;
+    if (size <= this.pos) return undefined;
+    const buf = Buffer.alloc(Math.min(size - this.pos, 4 << 20));
+    const fd = openSync(this.file, "r");
+    try {
+      readSync(fd, buf, 0, buf.length, this.pos);
+    } finally {
+      closeSync(fd);
+    }
+    this.pos += buf.length;
+    const text = this.carry + buf.toString("utf8").replaceAll("\r", "");
+    const m = READY_MARKER.exec(text);
+    this.carry = text.slice(text.lastIndexOf("\n") + 1).slice(-8192);
+    if (!m) return undefined;
+    try {
+      return ReadyReport.parse(JSON.parse(m[1]!));
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** How long to look for the ready line once the node has signalled. */
+const READY_GRACE_MS = 60_000;
+
+export type WaitResult = { ok: true } | { ok: false; error: string };
+
+/**
+ * Wait until the node's completion signal for its current serial arrives
+ * (the metadata service records it and moves the node), noting the ready
+ * line on the console on the way. Fails the node when the deadline passes
+ * or its machine stops, with the console's tail in the error.
+ */
+export async function waitForSignal(ctx: NodeContext, name: string): Promise<WaitResult> {
+  const { db, run } = ctx;
+  const start = db.node(name)!;
+  const driver = driverFor(start.driver);
+  const node = driverNode(ctx.stateDir, start);
+  const consoleFile = driver.consoleLog(node);
+  // A resumed wait keeps the deadline it had.
+  const deadline = (start.waiting_since ?? Date.now()) + ctx.signalTimeoutSeconds * 1000;
+  const watch = new ConsoleWatch(consoleFile, start.console_offset ?? 0);
+  let booted = db.events({ node: name, since: start.powered_on_at ?? Date.now() }).some((e) => e.kind === "booted");
+  let lastPowerCheck = 0;
+  for (;;) {
+    const row = db.node(name);
+    if (!row) return { ok: false, error: "the node was deleted meanwhile" };
+    if (!booted && row.powered_on_at !== null) {
+      const report = watch.ready();
+      if (report) {
+        booted = true;
+        db.event(name, "booted", { uptime: report.uptime, slot: report.slot, failedUnits: report.failedUnits }, { run });
+        db.transition(name, "configuring", { run, onlyFrom: ["booting"] });
+        if (report.failedUnits.length) log.warn(`${name}: failed units at boot: ${report.failedUnits.join(", ")}`);
+      }
+    }
+    if (row.state === "active" && row.signalled_serial === row.serial) {
+      // The agents often signal before the node prints its ready line (that report waits for
+      // multi-user.target): give the timeline its boot phase, a little longer.
+      for (const until = Date.now() + READY_GRACE_MS; !booted && row.powered_on_at !== null && Date.now() < until; await Bun.sleep(250)) {
+        const report = watch.ready();
+        if (report) {
+          booted = true;
+          db.event(name, "booted", { uptime: report.uptime, slot: report.slot, failedUnits: report.failedUnits, afterSignal: true }, { run });
+        }
+      }
+      return { ok: true };
+    }
+    if (row.state === "failed") return { ok: false, error: row.error ?? "failed" };
+    const now = Date.now();
+    if (now - lastPowerCheck > 2_000) {
+      lastPowerCheck = now;
+      if ((await driver.powerState(node)) === "off") {
+        const error = `its machine stopped before it signalled; last console lines:\n${consoleTail(consoleFile, 25, row.console_offset ?? 0)}`;
+        db.transition(name, "failed", { run, fields: { error }, detail: { why: "powered off" }, onlyFrom: ["booting", "configuring"] });
+        return { ok: false, error };
+      }
+    }
+    if (now > deadline) {
+      const collected = row.collected_serial === row.serial;
+      const error =
+        `no completion signal within ${ctx.signalTimeoutSeconds}s (${booted ? "booted" : "no ready line on its console"}, ` +
+        `${collected ? "metadata collected" : "metadata never collected"}); last console lines:\n${consoleTail(consoleFile, 25, row.console_offset ?? 0)}`;
+      const moved = db.transition(name, "failed", { run, fields: { error }, detail: { why: "timeout" }, onlyFrom: ["booting", "configuring"] });
+      if (moved) return { ok: false, error };
+      continue; // a signal came in at the last moment
+    }
+    await Bun.sleep(250);
+  }
+}

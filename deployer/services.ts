@@ -1,0 +1,146 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { z } from "zod";
+import { UsageError } from "../lib/errors.ts";
+import { log } from "../lib/log.ts";
+import { StoreClient } from "../store/client.ts";
+import { CLI, daemonPid, freePort, readPort, startDaemon, stopDaemon, type Daemon } from "./daemons.ts";
+import type { HostService } from "./drivers/driver.ts";
+import { PORT_FILE } from "./metadata-service.ts";
+import type { Stack } from "./stack.ts";
+
+/**
+ * The host services a stack's nodes use, as detached daemons of the state
+ * folder: the metadata service (always), and the embedded image store
+ * (`store: {embedded: true}`). Each `ensure…` is idempotent: a running,
+ * answering daemon is left alone; a dead one is started again.
+ */
+
+// --- the metadata service ---
+
+export function metadataDaemon(stateDir: string): Daemon {
+  return {
+    name: "the metadata service",
+    pidFile: join(stateDir, "metadata.pid"),
+    logFile: join(stateDir, "metadata.log"),
+    match: ["metadata-service", stateDir],
+  };
+}
+
+async function answers(url: string, check: (body: unknown) => boolean = () => true): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    return r.ok && check(await r.json().catch(() => undefined));
+  } catch {
+    return false;
+  }
+}
+
+export async function ensureMetadataService(stateDir: string): Promise<HostService> {
+  const d = metadataDaemon(stateDir);
+  const portFile = join(stateDir, PORT_FILE);
+  const healthy = async (pid: number) =>
+    answers(`http://127.0.0.1:${readPort(portFile)}/healthz`, (b) => (b as { pid?: number; stateDir?: string })?.pid === pid);
+  const pid = daemonPid(d);
+  if (pid !== undefined && (await healthy(pid))) return { name: "metadata", host: "127.0.0.1", portFile };
+  if (pid !== undefined) await stopDaemon(d);
+  await log.step("start the metadata service", async () => {
+    const port = readPort(portFile);
+    const started = await startDaemon(d, [process.execPath, CLI, "metadata-service", "--state-dir", stateDir, ...(port ? ["--port", String(port)] : [])], {
+      ready: healthy,
+    });
+    log.info(`metadata service: 127.0.0.1:${readPort(portFile)} (pid ${started}, log ${d.logFile})`);
+  });
+  return { name: "metadata", host: "127.0.0.1", portFile };
+}
+
+export const stopMetadataService = (stateDir: string) => stopDaemon(metadataDaemon(stateDir));
+
+// --- the image store ---
+
+const Tokens = z.object({ write: z.string(), read: z.string() });
+
+export interface EmbeddedStore {
+  url: string;
+  writeToken: string;
+  readToken: string;
+  dir: string;
+}
+
+function embeddedPaths(stateDir: string) {
+  const dir = join(stateDir, "store");
+  return {
+    dir,
+    data: join(dir, "data"),
+    config: join(dir, "store.yaml"),
+    tokens: join(dir, "tokens.json"),
+    portFile: join(dir, "port"),
+    daemon: { name: "the embedded image store", pidFile: join(dir, "store.pid"), logFile: join(dir, "store.log"), match: ["store", join(dir, "store.yaml")] } as Daemon,
+  };
+}
+
+export async function ensureEmbeddedStore(stateDir: string): Promise<EmbeddedStore> {
+  const p = embeddedPaths(stateDir);
+  mkdirSync(p.data, { recursive: true, mode: 0o700 });
+  if (!existsSync(p.tokens))
+    writeFileSync(p.tokens, JSON.stringify({ write: randomBytes(24).toString("hex"), read: randomBytes(24).toString("hex") }) + "\n", { mode: 0o600 });
+  const tokens = Tokens.parse(JSON.parse(readFileSync(p.tokens, "utf8")));
+  const up = async (port: number | undefined) => port !== undefined && (await answers(`http://127.0.0.1:${port}/versions`));
+  const store = (port: number) => ({ url: `http://127.0.0.1:${port}`, writeToken: tokens.write, readToken: tokens.read, dir: p.dir });
+  const pid = daemonPid(p.daemon);
+  const port = readPort(p.portFile);
+  if (pid !== undefined && (await up(port))) return store(port!);
+  if (pid !== undefined) await stopDaemon(p.daemon);
+  return log.step("start the embedded image store", async () => {
+    const listen = freePort(port);
+    writeFileSync(p.config, stringify({ dir: p.data, listen: `127.0.0.1:${listen}` }));
+    writeFileSync(p.portFile, `${listen}\n`);
+    const started = await startDaemon(p.daemon, [process.execPath, CLI, "store", "serve", "--config", p.config], {
+      env: { OOO_STORE_WRITE_TOKEN: tokens.write, OOO_STORE_READ_TOKEN: tokens.read, OOO_STORE_URL: undefined, OOO_STORE_TOKEN: undefined },
+      ready: () => up(listen),
+    });
+    log.info(`image store: http://127.0.0.1:${listen} (pid ${started}, data ${p.data})`);
+    return store(listen);
+  });
+}
+
+export const stopEmbeddedStore = (stateDir: string) => stopDaemon(embeddedPaths(stateDir).daemon);
+
+/** The embedded store's daemon and port file, for `ooo status`. */
+export function embeddedStoreFiles(stateDir: string) {
+  const p = embeddedPaths(stateDir);
+  return { dir: p.dir, daemon: p.daemon, portFile: p.portFile, tokens: p.tokens };
+}
+
+/** The store a stack uses, with a read token, and how nodes reach it. */
+export interface StackStore {
+  client: StoreClient;
+  url: string;
+  readToken?: string;
+  service: HostService;
+}
+
+export async function storeFor(stack: Stack, stateDir: string): Promise<StackStore> {
+  if (stack.store.kind === "embedded") {
+    const s = await ensureEmbeddedStore(stateDir);
+    return {
+      client: new StoreClient({ url: s.url, token: s.readToken }),
+      url: s.url,
+      readToken: s.readToken,
+      service: { name: "store", host: "127.0.0.1", portFile: embeddedPaths(stateDir).portFile },
+    };
+  }
+  const token = stack.store.tokenFile ? readFileSync(stack.store.tokenFile, "utf8").split("\n")[0]!.trim() : process.env.OOO_STORE_TOKEN;
+  const url = new URL(stack.store.url);
+  if (url.protocol !== "http:") throw new UsageError(`store ${stack.store.url}: nodes reach stores over plain http only, for now`);
+  const portFile = join(stateDir, "store.port");
+  writeFileSync(portFile, `${url.port || 80}\n`);
+  return {
+    client: new StoreClient({ url: stack.store.url, token }),
+    url: stack.store.url,
+    readToken: token,
+    service: { name: "store", host: url.hostname, portFile },
+  };
+}

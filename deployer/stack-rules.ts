@@ -1,0 +1,149 @@
+import { existsSync } from "node:fs";
+import { z } from "zod";
+import { Deployment } from "../wire/metadata.ts";
+import type { PathProblem, Stack } from "./stack.ts";
+
+/**
+ * Cross-field rules of a stack file, each a small function that adds
+ * problems (errors, or warnings with level "warning") at a document path.
+ * They run on the normalized stack — also on the parts of a broken file
+ * that did parse, so one run shows every problem.
+ */
+type Rule = (stack: Stack, context: { named: boolean }) => PathProblem[];
+
+/** RFC 1123 host names: nodes are named after them (and see them as ooo.node). */
+const HOSTNAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Keys of node metadata that the deployer writes itself. */
+const RESERVED_KEYS = ["ooo", "os-collect-config"];
+
+const stackName: Rule = (stack, { named }) =>
+  named || HOSTNAME_RE.test(stack.name)
+    ? []
+    : [{ path: [], message: `the file name gives the stack no usable name (${stack.name}); add name: with lowercase letters, digits and '-'` }];
+
+const storeChoice: Rule = (stack) => {
+  const problems: PathProblem[] = [];
+  const s = stack.store;
+  if (s.kind === "url" && s.tokenFile && !existsSync(s.tokenFile))
+    problems.push({ path: ["store", "token_file"], message: `no such file: ${s.tokenFile}` });
+  return problems;
+};
+
+const storeExclusive = (raw: { embedded?: boolean; url?: string; token_file?: string } | undefined): PathProblem[] => {
+  if (!raw) return [];
+  if (raw.embedded && raw.url) return [{ path: ["store"], message: "either embedded: true or url, not both" }];
+  if (raw.token_file && !raw.url) return [{ path: ["store", "token_file"], message: "a token_file needs a url (the embedded store makes its own tokens)" }];
+  return [];
+};
+
+const rolePools: Rule = (stack) => {
+  const pools = Object.keys(stack.inventory);
+  const problems: PathProblem[] = [];
+  for (const role of stack.roles) {
+    if (role.pool === "" && pools.length > 1)
+      problems.push({ path: ["roles", role.name], message: `name its inventory: there are several entries (${pools.join(", ")})` });
+    else if (role.pool === "" && pools.length === 0)
+      problems.push({ path: ["inventory"], message: "is empty: roles need machines" });
+    else if (!stack.inventory[role.pool])
+      problems.push({ path: ["roles", role.name, "inventory"], message: `no inventory entry ${role.pool} (entries: ${pools.join(", ") || "none"})` });
+  }
+  return problems;
+};
+
+const nodeNames: Rule = (stack) => {
+  const problems: PathProblem[] = [];
+  const owner = new Map<string, string>();
+  for (const role of stack.roles) {
+    const where = ["roles", role.name, ...(role.nameFormat.includes("{") || role.nameFormat !== "{role}-{index}" ? ["name_format"] : [])];
+    if (role.count > 1 && !role.nameFormat.includes("{index}")) {
+      problems.push({ path: ["roles", role.name, "name_format"], message: `must contain {index}: the role has ${role.count} nodes` });
+      continue;
+    }
+    for (const node of stack.nodes.filter((n) => n.role === role.name)) {
+      if (!HOSTNAME_RE.test(node.name)) {
+        problems.push({ path: where, message: `node name ${node.name} is not a host name (lowercase letters, digits, '-', at most 63)` });
+        break;
+      }
+      const other = owner.get(node.name);
+      if (other !== undefined)
+        problems.push({
+          path: where,
+          message: `duplicate node name ${node.name}: ${other === role.name ? "twice in this role" : `also a node of role ${other}`}`,
+        });
+      else owner.set(node.name, role.name);
+    }
+  }
+  return problems;
+};
+
+const overridesNameNodes: Rule = (stack) =>
+  stack.roles.flatMap((role) => {
+    const names = new Set(stack.nodes.filter((n) => n.role === role.name).map((n) => n.name));
+    return Object.keys(role.overrides)
+      .filter((n) => !names.has(n))
+      .map((n) => ({
+        path: ["roles", role.name, "nodes", n],
+        message: `no node ${n} in role ${role.name} at count ${role.count} (kept for when the role grows)`,
+        level: "warning" as const,
+      }));
+  });
+
+const reservedMetadata: Rule = (stack) =>
+  stack.roles.flatMap((role) => [
+    ...RESERVED_KEYS.filter((k) => k in role.metadata).map((k) => ({
+      path: ["roles", role.name, "metadata", k],
+      message: "is written by the deployer; choose another key",
+    })),
+    ...Object.entries(role.overrides).flatMap(([node, o]) =>
+      RESERVED_KEYS.filter((k) => k in (o.metadata ?? {})).map((k) => ({
+        path: ["roles", role.name, "nodes", node, "metadata", k],
+        message: "is written by the deployer; choose another key",
+      })),
+    ),
+  ]);
+
+/** Heat-style software deployments must be what the agents accept (wire/metadata.ts), or the node would refuse its metadata. */
+const deployments: Rule = (stack) =>
+  stack.roles.flatMap((role) =>
+    [
+      { path: ["roles", role.name, "metadata"], metadata: role.metadata },
+      ...Object.entries(role.overrides).map(([node, o]) => ({ path: ["roles", role.name, "nodes", node, "metadata"], metadata: o.metadata ?? {} })),
+    ].flatMap(({ path, metadata }) => {
+      if (!("deployments" in metadata)) return [];
+      const r = z.array(Deployment).safeParse(metadata.deployments);
+      return r.success
+        ? []
+        : r.error.issues.map((i) => ({ path: [...path, "deployments", ...i.path.filter((p): p is string | number => typeof p !== "symbol")], message: i.message }));
+    }),
+  );
+
+const rollingUpdates: Rule = (stack) =>
+  stack.roles.flatMap((role) => {
+    const r = role.rollingUpdates;
+    const path = ["roles", role.name, "rolling_updates", "min_in_service"];
+    // rebuild-in-place takes a node out of service to update it; replace adds the new one first (the group grows, as Heat's).
+    const most = r.policy === "replace" ? role.count : role.count - 1;
+    if (role.count > 0 && r.minInService > most)
+      return [
+        {
+          path,
+          message: `${r.minInService} would leave no node free to update in a role of ${role.count} (${r.policy}: at most ${Math.max(most, 0)})`,
+        },
+      ];
+    return [];
+  });
+
+const poolCapacity: Rule = (stack) =>
+  Object.entries(stack.inventory).flatMap(([name, pool]) => {
+    const max = (pool as { max_nodes?: number }).max_nodes;
+    const used = stack.nodes.filter((n) => n.pool === name).length;
+    return max !== undefined && used > max
+      ? [{ path: ["inventory", name, "max_nodes"], message: `the roles want ${used} nodes from ${name}, which has room for ${max}` }]
+      : [];
+  });
+
+const RULES: Rule[] = [stackName, storeChoice, rolePools, nodeNames, overridesNameNodes, reservedMetadata, deployments, rollingUpdates, poolCapacity];
+
+export function stackRules(stack: Stack, context: { named: boolean; rawStore?: Parameters<typeof storeExclusive>[0] }): PathProblem[] {
+  return [...storeExclusive(context.rawStore), ...RULES.flatMap((rule) => rule(stack, context))];
+}

@@ -1,0 +1,146 @@
+import { z } from "zod";
+import { InventoryEntry } from "./drivers/index.ts";
+import { DURATION_RE, SIZE_RE } from "./units.ts";
+
+/**
+ * The stack file: what the cluster is, as data (the deployer's Heat
+ * template). One zod schema, documented inside; the JSON Schema generated
+ * from it is snapshot-tested (stack.test.ts) so docs and validation cannot
+ * drift. Keys are snake_case, as Heat's. `version` is there from day one: a
+ * new version gets a translate-forward step in stack.ts.
+ */
+export const STACK_VERSION = 1;
+
+const required = (what: string) => (issue: { input?: unknown }) =>
+  issue.input === undefined ? `is required: ${what}` : `must be ${what}`;
+
+export const LABEL_RE = /^[a-z][a-z0-9-]*$/;
+
+const Label = (what: string) =>
+  z
+    .string({ error: required(what) })
+    .regex(LABEL_RE, "lowercase letters, digits and '-', starting with a letter")
+    .max(40, "at most 40 characters");
+
+export const IMAGE_REF_RE = /^(?:sha256:[0-9a-f]{64}|[A-Za-z0-9][A-Za-z0-9._-]*(?:@sha256:[0-9a-f]{64}|[@:][A-Za-z0-9][A-Za-z0-9._+-]*)?)$/;
+
+export const ImageRefText = z
+  .string({ error: required("an image in the store: NAME@TAG, NAME:TAG, NAME@VERSION, NAME@sha256:…, sha256:…, NAME or an image id") })
+  .regex(IMAGE_REF_RE, "must be NAME@TAG, NAME:TAG, NAME@VERSION, NAME@sha256:HEX, sha256:HEX, NAME or an image id")
+  .describe(
+    "The image, from the store: NAME@TAG or NAME:TAG (a tag, e.g. node@stable), NAME@VERSION (when no such tag), NAME@sha256:HEX or sha256:HEX (a digest), NAME (the newest), or an image id",
+  );
+
+const SizeText = z.string().regex(SIZE_RE, "a size such as 768M, 2G or 8GiB");
+
+export const Size = z
+  .strictObject({
+    memory: z
+      .union([z.number().positive(), SizeText], { error: "must be MiB as a number, or a size such as 768M or 2G" })
+      .optional()
+      .describe("RAM: MiB as a number, or with a unit (768M, 2G); at least 256 MiB. Default 1024"),
+    cpus: z.int("must be a whole number").min(1, "must be ≥ 1").max(64, "must be ≤ 64").optional().describe("Virtual CPUs. Default 1"),
+    disk: z
+      .union([z.number().positive(), SizeText], { error: "must be GiB as a number, or a size such as 4G" })
+      .optional()
+      .describe("Disk: GiB as a number, or with a unit. Default: the image's own disk; a bigger disk grows the state partition"),
+  })
+  .describe("A node's size (its flavor)");
+
+const Duration = z.union([z.number().nonnegative(), z.string().regex(DURATION_RE, "a duration such as 30s, 2m or 1h")], {
+  error: "must be seconds as a number, or a duration such as 30s, 2m or 1h",
+});
+
+export const Metadata = z
+  .record(z.string(), z.unknown(), { error: "must be a mapping of keys to values" })
+  .describe("Configuration keys os-apply-config renders on the node ({{key.sub}} in templates); `deployments` as Heat's");
+
+export const RollingUpdates = z
+  .strictObject({
+    max_batch_size: z.int("must be a whole number").min(1, "must be ≥ 1").default(1).describe("Nodes updated at once"),
+    min_in_service: z
+      .int("must be a whole number")
+      .min(0, "must be ≥ 0")
+      .default(0)
+      .describe("Nodes of the role that stay in service (signalled, on their old or new image) while a batch updates"),
+    pause: Duration.default(0).describe("Wait between batches (seconds, or 30s, 2m …)"),
+    policy: z
+      .enum(["rebuild-in-place", "replace"])
+      .default("rebuild-in-place")
+      .describe(
+        "How an image change reaches a node: rebuild-in-place (the node takes over the new root itself; its state stays) or replace (a fresh node from the new image, the old one deleted)",
+      ),
+  })
+  .describe("How `ooo upgrade` moves this role to a new image (Heat's rolling_updates)");
+
+export const NodeOverride = z
+  .strictObject({
+    metadata: Metadata.optional().describe("Merged over the role's metadata (mappings merge key by key; other values replace)"),
+    size: Size.optional().describe("Replaces the role's size, field by field"),
+  })
+  .describe("Settings of one node of the role");
+
+export const Role = z
+  .strictObject({
+    count: z
+      .int({ error: (i) => (i.input === undefined ? "is required: how many nodes the role has" : "must be a whole number") })
+      .min(0, "must be ≥ 0")
+      .describe("How many nodes the role has"),
+    image: ImageRefText,
+    inventory: Label("the name of an inventory entry").optional().describe("Where its nodes come from (an inventory entry); optional when there is one"),
+    size: Size.optional(),
+    metadata: Metadata.optional(),
+    nodes: z
+      .record(z.string(), NodeOverride)
+      .optional()
+      .describe("Per-node settings, by node name (e.g. web-1)"),
+    name_format: z
+      .string()
+      .optional()
+      .describe("Node names: {role} and {index} (0, 1, …) are replaced. Default {role}-{index}"),
+    rolling_updates: RollingUpdates.optional(),
+  })
+  .describe("A group of identical nodes");
+
+export const StoreSettings = z
+  .strictObject({
+    embedded: z
+      .boolean()
+      .optional()
+      .describe("Run an image store in the state folder (127.0.0.1, tokens generated); `ooo store-env STACK` says how to publish to it"),
+    url: z.url("must be a URL such as http://127.0.0.1:9292").optional().describe("An image store to use (ooo store serve, or a Glance)"),
+    token_file: z
+      .string()
+      .optional()
+      .describe("A file (relative to the stack file) whose first line is a read token of that store; else OOO_STORE_TOKEN"),
+  })
+  .describe("Where images come from: `embedded: true` (the default), or `url` (+ `token_file`)");
+
+export const Settings = z
+  .strictObject({
+    signal_timeout: Duration.optional().describe("How long a node has from power-on (or a metadata change) to its completion signal. Default 10m"),
+    polling_interval: Duration.optional().describe("Longest pause between the node agents' metadata polls. Default 5s"),
+  })
+  .describe("How the deploy runs");
+
+export const StackFileV1 = z
+  .strictObject({
+    version: z
+      .literal(STACK_VERSION, { error: (i) => (i.input === undefined ? "is required: version: 1" : "must be 1 (the only stack file version)") })
+      .describe("Stack file format version"),
+    name: Label("a stack name").optional().describe("The stack's name. Default: the file's name without .yaml"),
+    description: z.string().optional(),
+    store: StoreSettings.optional(),
+    settings: Settings.optional(),
+    defaults: z.strictObject({ size: Size.optional() }).optional().describe("Defaults for every role"),
+    inventory: z
+      .record(Label("an inventory entry name"), InventoryEntry)
+      .optional()
+      .describe("Machines the stack may use, by name, each with its driver. Default: { local: { driver: qemu } }"),
+    roles: z.record(Label("a role name"), Role, { error: required("a mapping of role names to roles") }).describe("The roles, by name"),
+  })
+  .describe("An ooo stack file (ooo deploy STACK)");
+
+export type StackFileV1 = z.infer<typeof StackFileV1>;
+export type RoleV1 = z.infer<typeof Role>;
+export type SizeV1 = z.infer<typeof Size>;

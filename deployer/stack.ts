@@ -1,0 +1,259 @@
+import { readFileSync } from "node:fs";
+import { basename, dirname, extname, resolve } from "node:path";
+import type { z } from "zod";
+import { InvalidInput, type Problem } from "../lib/errors.ts";
+import { parseYamlText } from "../lib/validate.ts";
+import type { NodeSize } from "./drivers/driver.ts";
+import type { InventoryEntry } from "./drivers/index.ts";
+import { stackRules } from "./stack-rules.ts";
+import { InventoryEntry as InventoryEntrySchema } from "./drivers/index.ts";
+import { LABEL_RE, Role, StackFileV1, StoreSettings, Settings, Size, type SizeV1 } from "./stack-schema.ts";
+import { GiB, MiB, parseDuration, parseSize } from "./units.ts";
+
+/**
+ * Loading a stack file: parse (YAML, then the zod schema) → normalize
+ * (defaults, units, node names, merged metadata) → rules (cross-field
+ * checks, stack-rules.ts). Every problem is reported at once with its place
+ * (`stack.yaml:12 roles.web.count: must be ≥ 0`); schema problems do not
+ * hide rule problems in the parts that did parse.
+ */
+export { STACK_VERSION, StackFileV1 } from "./stack-schema.ts";
+export const StackFile = StackFileV1;
+
+export interface RollingUpdatePolicy {
+  maxBatchSize: number;
+  minInService: number;
+  pauseSeconds: number;
+  policy: "rebuild-in-place" | "replace";
+}
+
+export interface RoleSpec {
+  name: string;
+  count: number;
+  /** The image reference as written (resolved against the store at deploy time). */
+  image: string;
+  /** The inventory entry its nodes come from. */
+  pool: string;
+  metadata: Record<string, unknown>;
+  nameFormat: string;
+  rollingUpdates: RollingUpdatePolicy;
+  /** Per-node settings by node name, as written. */
+  overrides: Record<string, { metadata?: Record<string, unknown>; size?: SizeV1 }>;
+}
+
+export interface NodeSpec {
+  name: string;
+  role: string;
+  index: number;
+  pool: string;
+  driver: string;
+  size: NodeSize;
+  /** The role's metadata with the node's merged over it. */
+  metadata: Record<string, unknown>;
+}
+
+export type StoreChoice = { kind: "embedded" } | { kind: "url"; url: string; tokenFile?: string };
+
+export interface Stack {
+  file: string;
+  dir: string;
+  name: string;
+  description?: string;
+  store: StoreChoice;
+  signalTimeoutSeconds: number;
+  pollingIntervalSeconds: number;
+  inventory: Record<string, InventoryEntry>;
+  roles: RoleSpec[];
+  nodes: NodeSpec[];
+  warnings: Problem[];
+}
+
+export const DEFAULT_SIZE = { memoryMiB: 1024, cpus: 1 } as const;
+export const MIN_MEMORY_MIB = 256;
+export const DEFAULT_SIGNAL_TIMEOUT = 600;
+export const DEFAULT_POLLING_INTERVAL = 5;
+export const DEFAULT_NAME_FORMAT = "{role}-{index}";
+
+type Path = (string | number)[];
+/** A problem before it has a line: rules speak in document paths. */
+export interface PathProblem {
+  path: Path;
+  message: string;
+  level?: "error" | "warning";
+}
+
+/** Zod issues as problems; an unknown key is reported at the key itself. */
+function issueProblems(issues: z.core.$ZodIssue[]): PathProblem[] {
+  const out: PathProblem[] = [];
+  for (const issue of issues) {
+    const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) out.push({ path: [...path, key], message: `unknown key${knownKeysHint(path)}` });
+    } else if (issue.code === "invalid_key") {
+      out.push({ path, message: issue.issues[0]?.message ?? issue.message });
+    } else if (issue.code === "invalid_union" && "note" in issue && issue.note === "No matching discriminator") {
+      out.push({ path, message: `must be one of: ${(issue as { options?: unknown[] }).options?.join(", ")}` });
+    } else out.push({ path, message: issue.message });
+  }
+  return out;
+}
+
+function knownKeysHint(path: Path): string {
+  const shape = (s: { shape?: Record<string, unknown> }) => Object.keys(s.shape ?? {});
+  let keys: string[] = [];
+  if (path.length === 0) keys = shape(StackFileV1);
+  else if (path[0] === "roles" && path.length === 2) keys = shape(Role);
+  else if (path[0] === "store" && path.length === 1) keys = shape(StoreSettings);
+  else if (path[0] === "settings" && path.length === 1) keys = shape(Settings);
+  else if (path.at(-1) === "size") keys = shape(Size);
+  return keys.length ? ` (known: ${keys.join(", ")})` : "";
+}
+
+/** What parsed of an invalid file, so that rules can still look at it. */
+function salvage(value: unknown): StackFileV1 {
+  const v = (value && typeof value === "object" ? value : {}) as Record<string, unknown>;
+  const part = <T>(schema: z.ZodType<T>, x: unknown): T | undefined => {
+    const r = schema.safeParse(x);
+    return r.success ? r.data : undefined;
+  };
+  // Entries under a good key: parsed, or (keep = true) a placeholder so rules do not report them missing as well.
+  const entries = <T>(schema: z.ZodType<T>, x: unknown, keep?: T) =>
+    Object.fromEntries(
+      Object.entries(x && typeof x === "object" ? (x as Record<string, unknown>) : {})
+        .filter(([k]) => LABEL_RE.test(k))
+        .map(([k, e]) => [k, part(schema, e) ?? keep] as const)
+        .filter((e): e is readonly [string, T] => e[1] !== undefined),
+    );
+  return {
+    version: 1,
+    name: typeof v.name === "string" ? v.name : undefined,
+    store: part(StoreSettings, v.store),
+    settings: part(Settings, v.settings),
+    inventory: v.inventory === undefined ? undefined : entries(InventoryEntrySchema, v.inventory, { driver: "?" } as unknown as InventoryEntry),
+    roles: entries(Role, v.roles),
+  };
+}
+
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      v && b && typeof v === "object" && typeof b === "object" && !Array.isArray(v) && !Array.isArray(b)
+        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+export function nodeName(format: string, role: string, index: number): string {
+  return format.replaceAll("{role}", role).replaceAll("{index}", String(index));
+}
+
+function sizeOf(layers: (SizeV1 | undefined)[], place: Path[], problems: PathProblem[]): NodeSize {
+  const size: NodeSize = { ...DEFAULT_SIZE };
+  layers.forEach((layer, i) => {
+    if (!layer) return;
+    if (layer.memory !== undefined) {
+      const bytes = parseSize(layer.memory, MiB)!;
+      size.memoryMiB = Math.floor(bytes / MiB);
+      if (size.memoryMiB < MIN_MEMORY_MIB)
+        problems.push({ path: [...place[i]!, "memory"], message: `must be at least ${MIN_MEMORY_MIB} MiB (a Debian node does not boot in less)` });
+    }
+    if (layer.cpus !== undefined) size.cpus = layer.cpus;
+    if (layer.disk !== undefined) size.diskBytes = Math.floor(parseSize(layer.disk, GiB)! / MiB) * MiB;
+  });
+  return size;
+}
+
+function normalize(data: StackFileV1, file: string, problems: PathProblem[]): Stack {
+  const fileName = basename(file, extname(file));
+  const inventory: Record<string, InventoryEntry> = data.inventory ?? { local: { driver: "qemu", accel: "tcg" } };
+  const pools = Object.keys(inventory);
+  const store: StoreChoice = data.store?.url
+    ? { kind: "url", url: data.store.url, tokenFile: data.store.token_file && resolve(dirname(file), data.store.token_file) }
+    : { kind: "embedded" };
+  const roles: RoleSpec[] = [];
+  const nodes: NodeSpec[] = [];
+  for (const [name, role] of Object.entries(data.roles ?? {})) {
+    const pool = role.inventory ?? (pools.length === 1 ? pools[0]! : "");
+    const rolling = role.rolling_updates;
+    const spec: RoleSpec = {
+      name,
+      count: role.count,
+      image: role.image,
+      pool,
+      metadata: role.metadata ?? {},
+      nameFormat: role.name_format ?? DEFAULT_NAME_FORMAT,
+      rollingUpdates: {
+        maxBatchSize: rolling?.max_batch_size ?? 1,
+        minInService: rolling?.min_in_service ?? 0,
+        pauseSeconds: parseDuration(rolling?.pause ?? 0) ?? 0,
+        policy: rolling?.policy ?? "rebuild-in-place",
+      },
+      overrides: role.nodes ?? {},
+    };
+    roles.push(spec);
+    for (let index = 0; index < role.count; index++) {
+      const node = nodeName(spec.nameFormat, name, index);
+      const override = spec.overrides[node];
+      nodes.push({
+        name: node,
+        role: name,
+        index,
+        pool,
+        driver: inventory[pool]?.driver ?? "",
+        size: sizeOf(
+          [data.defaults?.size, role.size, override?.size],
+          [["defaults", "size"], ["roles", name, "size"], ["roles", name, "nodes", node, "size"]],
+          problems,
+        ),
+        metadata: deepMerge(spec.metadata, override?.metadata ?? {}),
+      });
+    }
+  }
+  return {
+    file,
+    dir: dirname(file),
+    name: data.name ?? fileName,
+    description: data.description,
+    store,
+    signalTimeoutSeconds: parseDuration(data.settings?.signal_timeout ?? DEFAULT_SIGNAL_TIMEOUT)!,
+    pollingIntervalSeconds: parseDuration(data.settings?.polling_interval ?? DEFAULT_POLLING_INTERVAL)!,
+    inventory,
+    roles,
+    nodes,
+    warnings: [],
+  };
+}
+
+/** Parse a stack file's text. Throws InvalidInput with every problem; warnings are on the result. */
+export function parseStack(text: string, file: string): Stack {
+  file = resolve(file);
+  const { value, lineOf } = parseYamlText(text, file);
+  const parsed = StackFileV1.safeParse(value);
+  const found: PathProblem[] = parsed.success ? [] : issueProblems(parsed.error.issues);
+  const data = parsed.success ? parsed.data : salvage(value);
+  const stack = normalize(data, file, found);
+  found.push(...stackRules(stack, { named: data.name !== undefined, rawStore: data.store }));
+  const place = (p: PathProblem): Problem => ({
+    file,
+    line: lineOf(p.path),
+    path: p.path.length ? p.path.map(String).join(".") : undefined,
+    message: p.message,
+  });
+  const errors = found.filter((p) => p.level !== "warning");
+  if (errors.length) throw new InvalidInput(`${file} is not a valid stack file`, errors.map(place));
+  stack.warnings = found.filter((p) => p.level === "warning").map(place);
+  return stack;
+}
+
+export function loadStack(file: string): Stack {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new InvalidInput(`cannot read the stack file`, [{ file, message: (e as Error).message }]);
+  }
+  return parseStack(text, file);
+}

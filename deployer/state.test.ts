@@ -1,0 +1,99 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BadTransition, StateDb, TRANSITIONS, type NodeState } from "./state.ts";
+
+const dirs: string[] = [];
+function fresh() {
+  const dir = mkdtempSync(join(tmpdir(), "ooo-state-test-"));
+  dirs.push(dir);
+  return { dir, db: StateDb.open(dir) };
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const NODE = { name: "web-0", role: "web", idx: 0, pool: "local", driver: "qemu", size: { memoryMiB: 1024, cpus: 1 } };
+
+describe("deployer state", () => {
+  test("a node's life: every transition recorded with its time, in order", () => {
+    const { db } = fresh();
+    const run = db.startRun("deploy");
+    db.createNode(NODE, run);
+    const path: NodeState[] = ["writing-image", "powering-on", "booting", "configuring", "active", "configuring", "active", "deleting"];
+    for (const to of path) db.transition("web-0", to, { run });
+    const events = db.events({ node: "web-0" });
+    expect(events.map((e) => `${e.from_state ?? ""}>${e.to_state}`)).toEqual([
+      ">new",
+      "new>writing-image",
+      "writing-image>powering-on",
+      "powering-on>booting",
+      "booting>configuring",
+      "configuring>active",
+      "active>configuring",
+      "configuring>active",
+      "active>deleting",
+    ]);
+    expect(events.every((e, i) => e.at >= (events[i - 1]?.at ?? 0) && e.run === run)).toBe(true);
+    db.deleteNode("web-0", run);
+    expect(db.node("web-0")).toBeUndefined();
+    expect(db.events({ node: "web-0" }).at(-1)!.kind).toBe("deleted");
+  });
+
+  test.each([
+    ["new", "active"],
+    ["new", "booting"],
+    ["writing-image", "active"],
+    ["active", "new"],
+    ["deleting", "active"],
+  ] as [NodeState, NodeState][])("refused: %s → %s", (from, to) => {
+    expect(TRANSITIONS[from]).not.toContain(to);
+    const { db } = fresh();
+    db.createNode(NODE);
+    db.db.query("UPDATE nodes SET state = ? WHERE name = 'web-0'").run(from);
+    expect(() => db.transition("web-0", to)).toThrow(BadTransition);
+    expect(db.node("web-0")!.state).toBe(from);
+  });
+
+  test("a failed node can be retried every way, and a late success signal makes it active", () => {
+    for (const to of ["writing-image", "powering-on", "configuring", "active", "deleting"] as NodeState[]) expect(TRANSITIONS.failed).toContain(to);
+  });
+
+  test("fields go with the transition, and survive closing (a killed deploy resumes from them)", () => {
+    const { dir, db } = fresh();
+    db.createNode(NODE);
+    db.transition("web-0", "writing-image", { fields: { image_digest: "sha256:aa", serial: 1, waiting_since: 123 }, detail: { why: "new node" } });
+    db.close();
+    const again = StateDb.open(dir);
+    const n = again.node("web-0")!;
+    expect(n.state).toBe("writing-image");
+    expect(n.image_digest).toBe("sha256:aa");
+    expect(n.serial).toBe(1);
+    expect(n.size).toEqual(NODE.size);
+    expect(again.events({ node: "web-0" }).at(-1)!.detail).toEqual({ why: "new node" });
+    again.close();
+  });
+
+  test("two processes at once (deploy and the metadata service): each sees the other's writes", () => {
+    const { dir, db } = fresh();
+    const other = StateDb.open(dir);
+    db.createNode(NODE);
+    other.recordSignal({ node: "web-0", serial: 1, status: "FAILURE", reason: "x failed", body: "{}" });
+    other.recordSignal({ node: "web-0", serial: 1, status: "SUCCESS", reason: "configured", body: "{}" });
+    expect(db.signal("web-0", 1)!.status).toBe("SUCCESS");
+    expect(db.signal("web-0", 2)).toBeUndefined();
+    other.close();
+  });
+
+  test("runs and stack facts", () => {
+    const { db } = fresh();
+    const id = db.startRun("deploy");
+    expect(db.lastRun("deploy")!.id).toBe(id);
+    db.endRun(id, "ok");
+    expect(db.run(id)!.result).toBe("ok");
+    db.setInfo("stack", "demo");
+    db.setInfo("stack", "demo2");
+    expect(db.info("stack")).toBe("demo2");
+  });
+});

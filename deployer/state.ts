@@ -1,0 +1,338 @@
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { OooError } from "../lib/errors.ts";
+import type { NodeSize } from "./drivers/driver.ts";
+
+/**
+ * The deployer's state: one SQLite database (bun:sqlite) per stack, in its
+ * state folder. Nodes with their state and what was written to them, every
+ * transition and event with a timestamp, the completion signals, and the
+ * runs of ooo commands. Two processes use it at once — `ooo deploy` and the
+ * metadata service daemon — so it runs in WAL mode with a busy timeout, and
+ * every state change is one transaction (read, check, write, record).
+ *
+ * A command killed in the middle leaves each node in the state of its last
+ * finished step; the next `ooo deploy` resumes from there.
+ */
+export type NodeState = "new" | "writing-image" | "powering-on" | "booting" | "configuring" | "active" | "failed" | "deleting";
+
+/**
+ * Where a node may go from each state (Ironic's provision states, folded):
+ * new → writing-image → powering-on → booting → configuring → active; any
+ * step may fail; a failed node is retried (re-imaged, or given its metadata
+ * again); an active node is reconfigured (new metadata), rebuilt, or deleted.
+ * The signal may come before the ready line (the agents run before the
+ * report does), so booting → active is allowed.
+ */
+export const TRANSITIONS: Record<NodeState, readonly NodeState[]> = {
+  new: ["writing-image", "deleting"],
+  "writing-image": ["writing-image", "powering-on", "failed", "deleting"],
+  "powering-on": ["powering-on", "booting", "writing-image", "failed", "deleting"],
+  booting: ["booting", "configuring", "active", "powering-on", "writing-image", "failed", "deleting"],
+  configuring: ["configuring", "active", "powering-on", "writing-image", "failed", "deleting"],
+  active: ["configuring", "powering-on", "writing-image", "failed", "deleting"],
+  failed: ["failed", "writing-image", "powering-on", "configuring", "active", "deleting"],
+  deleting: ["deleting"],
+};
+
+export class BadTransition extends OooError {
+  readonly code = "bad-transition";
+  constructor(node: string, from: NodeState, to: NodeState) {
+    super(`node ${node} cannot go from ${from} to ${to}; this is a bug in ooo`);
+  }
+}
+
+export interface NodeRow {
+  name: string;
+  role: string;
+  idx: number;
+  pool: string;
+  /** The inventory entry's settings when the node was made (a node outlives its entry in the stack file). */
+  pool_config: Record<string, unknown>;
+  driver: string;
+  state: NodeState;
+  size: NodeSize;
+  image_ref: string | null;
+  image_name: string | null;
+  image_digest: string | null;
+  token_hash: string | null;
+  serial: number;
+  /** The node metadata served (wire/metadata.ts NodeMetadata), JSON. */
+  metadata: string | null;
+  /** Hash of what the stack says about the node's configuration, to see changes. */
+  config_hash: string | null;
+  collected_serial: number | null;
+  signalled_serial: number | null;
+  powered_on_at: number | null;
+  console_offset: number | null;
+  /** When the current wait for a signal began (power-on, or the metadata change). */
+  waiting_since: number | null;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface EventRow {
+  id: number;
+  at: number;
+  node: string;
+  run: number | null;
+  kind: string;
+  from_state: NodeState | null;
+  to_state: NodeState | null;
+  detail: Record<string, unknown> | null;
+}
+
+export interface SignalRow {
+  node: string;
+  serial: number;
+  at: number;
+  status: "SUCCESS" | "FAILURE";
+  reason: string;
+  body: string;
+}
+
+export interface RunRow {
+  id: number;
+  command: string;
+  pid: number;
+  started_at: number;
+  ended_at: number | null;
+  result: string | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  pool TEXT NOT NULL,
+  pool_config TEXT NOT NULL DEFAULT '{}',
+  driver TEXT NOT NULL,
+  state TEXT NOT NULL,
+  size TEXT NOT NULL,
+  image_ref TEXT, image_name TEXT, image_digest TEXT,
+  token_hash TEXT,
+  serial INTEGER NOT NULL DEFAULT 0,
+  metadata TEXT,
+  config_hash TEXT,
+  collected_serial INTEGER,
+  signalled_serial INTEGER,
+  powered_on_at INTEGER,
+  console_offset INTEGER,
+  waiting_since INTEGER,
+  error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  run INTEGER,
+  kind TEXT NOT NULL,
+  from_state TEXT,
+  to_state TEXT,
+  detail TEXT
+);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE TABLE IF NOT EXISTS signals (
+  node TEXT NOT NULL,
+  serial INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (node, serial)
+);
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  command TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  ended_at INTEGER,
+  result TEXT
+);
+`;
+const SCHEMA_VERSION = "1";
+
+type Row = Record<string, unknown>;
+const toNode = (r: Row): NodeRow => ({
+  ...(r as unknown as NodeRow),
+  size: JSON.parse(r.size as string) as NodeSize,
+  pool_config: JSON.parse(r.pool_config as string) as Record<string, unknown>,
+});
+const COLUMN_JSON = new Set(["size", "pool_config"]);
+const toEvent = (r: Row): EventRow => ({ ...(r as unknown as EventRow), detail: r.detail ? (JSON.parse(r.detail as string) as Record<string, unknown>) : null });
+
+export const STATE_DB = "state.db";
+
+export class StateDb {
+  private constructor(
+    readonly db: Database,
+    readonly dir: string,
+  ) {}
+
+  static open(dir: string, options: { create?: boolean } = {}): StateDb {
+    if (options.create !== false) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const db = new Database(join(dir, STATE_DB), { create: options.create !== false, strict: true });
+    db.exec("PRAGMA busy_timeout = 10000");
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
+    db.exec(SCHEMA);
+    const version = db.query<{ value: string }, []>("SELECT value FROM info WHERE key = 'schema'").get();
+    if (!version) db.query("INSERT INTO info (key, value) VALUES ('schema', ?)").run(SCHEMA_VERSION);
+    else if (version.value !== SCHEMA_VERSION) throw new Error(`state database schema ${version.value}, this ooo knows ${SCHEMA_VERSION}`);
+    return new StateDb(db, dir);
+  }
+
+  close() {
+    this.db.close();
+  }
+
+  // --- stack facts (name, file, store endpoint …) ---
+
+  info(key: string): string | undefined {
+    return this.db.query<{ value: string }, [string]>("SELECT value FROM info WHERE key = ?").get(key)?.value;
+  }
+
+  setInfo(key: string, value: string) {
+    this.db.query("INSERT INTO info (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(key, value);
+  }
+
+  // --- runs ---
+
+  startRun(command: string): number {
+    return Number(this.db.query("INSERT INTO runs (command, pid, started_at) VALUES (?, ?, ?)").run(command, process.pid, Date.now()).lastInsertRowid);
+  }
+
+  endRun(id: number, result: string) {
+    this.db.query("UPDATE runs SET ended_at = ?, result = ? WHERE id = ?").run(Date.now(), result, id);
+  }
+
+  run(id: number): RunRow | undefined {
+    return this.db.query<RunRow, [number]>("SELECT * FROM runs WHERE id = ?").get(id) ?? undefined;
+  }
+
+  lastRun(command?: string): RunRow | undefined {
+    return (
+      (command
+        ? this.db.query<RunRow, [string]>("SELECT * FROM runs WHERE command = ? ORDER BY id DESC LIMIT 1").get(command)
+        : this.db.query<RunRow, []>("SELECT * FROM runs ORDER BY id DESC LIMIT 1").get()) ?? undefined
+    );
+  }
+
+  // --- nodes ---
+
+  nodes(): NodeRow[] {
+    return this.db.query<Row, []>("SELECT * FROM nodes ORDER BY role, idx, name").all().map(toNode);
+  }
+
+  node(name: string): NodeRow | undefined {
+    const r = this.db.query<Row, [string]>("SELECT * FROM nodes WHERE name = ?").get(name);
+    return r ? toNode(r) : undefined;
+  }
+
+  createNode(
+    n: { name: string; role: string; idx: number; pool: string; poolConfig?: Record<string, unknown>; driver: string; size: NodeSize },
+    run?: number,
+  ): NodeRow {
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.db
+        .query(
+          "INSERT INTO nodes (name, role, idx, pool, pool_config, driver, state, size, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?)",
+        )
+        .run(n.name, n.role, n.idx, n.pool, JSON.stringify(n.poolConfig ?? {}), n.driver, JSON.stringify(n.size), now, now);
+      this.insertEvent(n.name, "transition", { run, from: null, to: "new" });
+    })();
+    return this.node(n.name)!;
+  }
+
+  /** Set fields of a node (not its state: see transition). */
+  update(name: string, fields: Partial<Omit<NodeRow, "name" | "state" | "created_at">>) {
+    const entries = Object.entries(fields).map(([k, v]) => [k, COLUMN_JSON.has(k) ? JSON.stringify(v) : v] as const);
+    if (!entries.length) return;
+    const sets = entries.map(([k]) => `${k} = ?`).join(", ");
+    this.db.query(`UPDATE nodes SET ${sets}, updated_at = ? WHERE name = ?`).run(...(entries.map(([, v]) => v) as never[]), Date.now(), name);
+  }
+
+  /**
+   * Move a node to a new state, checked against TRANSITIONS, with its
+   * fields, recording the transition — all in one transaction. Returns the
+   * state it left.
+   */
+  transition(
+    name: string,
+    to: NodeState,
+    options: {
+      run?: number;
+      fields?: Partial<Omit<NodeRow, "name" | "state" | "created_at">>;
+      detail?: Record<string, unknown>;
+      at?: number;
+      /** Move only from one of these states (another process may have moved the node meanwhile); else do nothing and return undefined. */
+      onlyFrom?: NodeState[];
+    } = {},
+  ): NodeState | undefined {
+    return this.db.transaction(() => {
+      const node = this.node(name);
+      if (!node) throw new Error(`no node ${name} in the state database`);
+      if (options.onlyFrom && !options.onlyFrom.includes(node.state)) return undefined;
+      if (!TRANSITIONS[node.state].includes(to)) throw new BadTransition(name, node.state, to);
+      this.update(name, options.fields ?? {});
+      this.db.query("UPDATE nodes SET state = ?, updated_at = ? WHERE name = ?").run(to, Date.now(), name);
+      this.insertEvent(name, "transition", { run: options.run, from: node.state, to, detail: options.detail, at: options.at });
+      return node.state;
+    })();
+  }
+
+  deleteNode(name: string, run?: number) {
+    this.db.transaction(() => {
+      this.db.query("DELETE FROM nodes WHERE name = ?").run(name);
+      this.db.query("DELETE FROM signals WHERE node = ?").run(name);
+      this.insertEvent(name, "deleted", { run });
+    })();
+  }
+
+  // --- events ---
+
+  event(node: string, kind: string, detail?: Record<string, unknown>, options: { run?: number; at?: number } = {}) {
+    this.insertEvent(node, kind, { ...options, detail });
+  }
+
+  private insertEvent(
+    node: string,
+    kind: string,
+    o: { run?: number; from?: NodeState | null; to?: NodeState; detail?: Record<string, unknown>; at?: number },
+  ) {
+    this.db
+      .query("INSERT INTO events (at, node, run, kind, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .run(o.at ?? Date.now(), node, o.run ?? null, kind, o.from ?? null, o.to ?? null, o.detail ? JSON.stringify(o.detail) : null);
+  }
+
+  events(options: { since?: number; until?: number; node?: string } = {}): EventRow[] {
+    return this.db
+      .query<Row, [number, number, string | null, string | null]>(
+        "SELECT * FROM events WHERE at >= ? AND at <= ? AND (? IS NULL OR node = ?) ORDER BY at, id",
+      )
+      .all(options.since ?? 0, options.until ?? Number.MAX_SAFE_INTEGER, options.node ?? null, options.node ?? null)
+      .map(toEvent);
+  }
+
+  // --- signals ---
+
+  /** Keep a signal; a repeated (node, serial) replaces the earlier one, as Heat's repeated signal id does. */
+  recordSignal(s: Omit<SignalRow, "at"> & { at?: number }) {
+    this.db
+      .query(
+        "INSERT INTO signals (node, serial, at, status, reason, body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node, serial) DO UPDATE SET at = excluded.at, status = excluded.status, reason = excluded.reason, body = excluded.body",
+      )
+      .run(s.node, s.serial, s.at ?? Date.now(), s.status, s.reason, s.body);
+  }
+
+  signal(node: string, serial: number): SignalRow | undefined {
+    return this.db.query<SignalRow, [string, number]>("SELECT * FROM signals WHERE node = ? AND serial = ?").get(node, serial) ?? undefined;
+  }
+}
