@@ -5,6 +5,7 @@ import { execa } from "execa";
 import { z } from "zod";
 import type { Problem } from "../../lib/errors.ts";
 import { Qmp } from "../../lib/qemu/qmp.ts";
+import { machineArgs } from "../../lib/qemu/machine.ts";
 import { chooseAccel } from "../../lib/qemu/accel.ts";
 import { makeConfigDrive } from "../config-drive.ts";
 import { DriverFailed } from "../errors.ts";
@@ -130,29 +131,21 @@ async function powerOn(node: DriverNode) {
   const pool = QemuPool.parse(node.pool);
   const accel = await chooseAccel(pool.accel, spec.probeKernel && existsSync(spec.probeKernel) ? spec.probeKernel : undefined);
   rmSync(f.qmp, { force: true });
-  const net = [
-    "user,id=net0,restrict=on",
-    ...spec.services.map((s) => `guestfwd=tcp:${GUEST_IP[s.name]}:80-cmd:${f.forward(s.name)}`),
-  ].join(",");
   const args = [
-    "-name", node.name,
-    "-accel", accel,
-    "-cpu", accel === "kvm" ? "host" : "max",
-    "-m", String(spec.memoryMiB),
-    "-smp", String(spec.cpus),
-    "-display", "none",
-    "-no-user-config",
-    "-nodefaults",
+    ...machineArgs({
+      name: node.name,
+      accel,
+      memoryMiB: spec.memoryMiB,
+      cpus: spec.cpus,
+      guestForwards: spec.services.map((s) => ({ ip: GUEST_IP[s.name], port: 80, command: f.forward(s.name) })),
+    }),
     "-drive", `file=${f.disk},format=raw,if=none,id=disk0,cache=writeback,discard=unmap`,
     "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
     "-drive", `file=${f.configDrive},format=raw,if=none,id=config2,readonly=on`,
     "-device", "virtio-blk-pci,drive=config2",
-    "-netdev", net,
-    "-device", "virtio-net-pci,netdev=net0",
     "-chardev", `file,id=console,path=${f.console},append=on`,
     "-serial", "chardev:console",
     "-qmp", `unix:${f.qmp},server=on,wait=off`,
-    "-device", "virtio-rng-pci",
     "-pidfile", f.pid,
     "-daemonize",
   ];

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { execa, type ResultPromise } from "execa";
 import type { Accel } from "./accel.ts";
 import { DebugChannel } from "./channel.ts";
+import { machineArgs } from "./machine.ts";
 import { Qmp } from "./qmp.ts";
 
 /**
@@ -76,32 +77,24 @@ export class Vm {
     mkdirSync(options.dir, { recursive: true });
     const qmpPath = join(options.dir, "qmp.sock");
     const dbgPath = join(options.dir, "debug.sock");
-    const net = [
-      "user,id=net0,restrict=on",
-      ...(options.guestForwards ?? []).map((f) => `guestfwd=tcp:${f.ip}:${f.port}-cmd:${f.command}`),
-      ...(options.hostForwards ?? []).map((f) => `hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`),
-    ].join(",");
     const args = [
-      "-name", options.name,
-      "-accel", options.accel,
-      "-cpu", options.accel === "kvm" ? "host" : "max",
-      "-m", String(options.memoryMiB ?? 1024),
-      "-smp", String(options.cpus ?? 1),
-      "-display", "none",
-      "-no-user-config",
-      "-nodefaults",
+      ...machineArgs({
+        name: options.name,
+        accel: options.accel,
+        memoryMiB: options.memoryMiB ?? 1024,
+        cpus: options.cpus ?? 1,
+        guestForwards: options.guestForwards,
+        hostForwards: options.hostForwards,
+      }),
       "-drive", `file=${options.disk.file},format=${options.disk.format},if=virtio,cache=unsafe,discard=unmap`,
       ...(options.extraDisks ?? []).flatMap((d) => [
         "-drive",
         `file=${d.file},format=${d.format},if=virtio,cache=unsafe${d.readOnly ? ",readonly=on" : ""}`,
       ]),
-      "-netdev", net,
-      "-device", "virtio-net-pci,netdev=net0",
       "-chardev", "stdio,id=console,signal=off",
       "-serial", "chardev:console",
       ...(options.debugChannel ? ["-chardev", `socket,id=dbg,path=${dbgPath},server=on,wait=off`, "-serial", "chardev:dbg"] : []),
       "-qmp", `unix:${qmpPath},server=on,wait=off`,
-      "-device", "virtio-rng-pci",
       ...(options.kernel ? ["-kernel", options.kernel.vmlinuz, "-initrd", options.kernel.initrd, "-append", options.kernel.append] : []),
       ...(options.extraArgs ?? []),
     ];
