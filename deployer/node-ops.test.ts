@@ -24,6 +24,7 @@ const fake: NodeDriver = {
   consoleLog: () => consoleFile,
   destroy: async () => {},
   describe: async () => ({}),
+  endpoint: () => undefined,
 };
 DRIVERS.fake = fake;
 

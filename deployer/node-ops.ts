@@ -87,7 +87,7 @@ export async function provision(ctx: NodeContext, spec: NodeSpec, image: Resolve
   db.event(spec.name, "image-write-start", { bytes: disk.size }, { run });
   const endpoints = endpointsFor(driver, ctx.store);
   await log.step(`${spec.name}: write the image`, () =>
-    driver.provision(node, { image: disk, configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds), services: ctx.services }),
+    driver.provision(node, { image: disk, configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds), services: ctx.services, expose: spec.expose }),
   );
   db.event(spec.name, "image-written", { bytes: disk.size }, { run });
 }

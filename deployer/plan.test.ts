@@ -3,7 +3,7 @@ import { planNode, type NodeFacts } from "./plan.ts";
 import type { NodeSpec } from "./stack.ts";
 import type { NodeRow, NodeState } from "./state.ts";
 
-const SPEC: NodeSpec = { name: "web-0", role: "web", index: 0, pool: "local", driver: "qemu", size: { memoryMiB: 1024, cpus: 1 }, metadata: {} };
+const SPEC: NodeSpec = { name: "web-0", role: "web", index: 0, pool: "local", driver: "qemu", size: { memoryMiB: 1024, cpus: 1 }, metadata: {}, expose: [] };
 
 function row(state: NodeState, more: Partial<NodeRow> = {}): NodeRow {
   return {

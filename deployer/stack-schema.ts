@@ -99,6 +99,10 @@ export const Role = z
       .optional()
       .describe("Node names: {role} and {index} (0, 1, …) are replaced. Default {role}-{index}"),
     rolling_updates: RollingUpdates.optional(),
+    expose: z
+      .array(z.int("must be a whole number").min(1, "must be a TCP port").max(65535, "must be a TCP port"))
+      .optional()
+      .describe("TCP ports of the role's service, reachable from the host (qemu: each forwarded to a free port on 127.0.0.1; `ooo status` shows where)"),
   })
   .describe("A group of identical nodes");
 

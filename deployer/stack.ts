@@ -50,6 +50,8 @@ export interface NodeSpec {
   size: NodeSize;
   /** The role's metadata with the node's merged over it. */
   metadata: Record<string, unknown>;
+  /** Guest TCP ports to reach from the host (the role's `expose`). */
+  expose: number[];
 }
 
 export type StoreChoice = { kind: "embedded" } | { kind: "url"; url: string; tokenFile?: string };
@@ -209,6 +211,7 @@ function normalize(data: StackFileV1, file: string, problems: PathProblem[]): St
           problems,
         ),
         metadata: deepMerge(spec.metadata, override?.metadata ?? {}),
+        expose: role.expose ?? [],
       });
     }
   }

@@ -74,6 +74,8 @@ export interface ProvisionRequest {
   configDrive: ConfigDriveMetadata;
   /** Services the node must reach once up (from `serviceUrl`). */
   services: HostService[];
+  /** Guest TCP ports to make reachable from the host. */
+  expose?: number[];
 }
 
 export interface NodeDriver<Pool extends Record<string, unknown> = Record<string, unknown>> {
@@ -95,4 +97,6 @@ export interface NodeDriver<Pool extends Record<string, unknown> = Record<string
   destroy(node: DriverNode): Promise<void>;
   /** Facts for `ooo status` and for tests (pid, sockets …). */
   describe(node: DriverNode): Promise<Record<string, string>>;
+  /** Where the host reaches a guest TCP port the role exposes (host:port), if it does. */
+  endpoint(node: DriverNode, guestPort: number): string | undefined;
 }

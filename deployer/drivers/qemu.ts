@@ -50,6 +50,7 @@ const VmSpec = z.object({
   cpus: z.number(),
   services: z.array(z.object({ name: z.enum(["metadata", "store"]), host: z.string(), portFile: z.string() })),
   probeKernel: z.string().optional(),
+  hostForwards: z.array(z.object({ hostPort: z.number(), guestPort: z.number() })).default([]),
 });
 
 const files = (node: DriverNode) => ({
@@ -110,6 +111,19 @@ async function qmpCommand(node: DriverNode, command: string): Promise<void> {
   }
 }
 
+function readSpec(node: DriverNode) {
+  const file = files(node).spec;
+  return existsSync(file) ? VmSpec.safeParse(JSON.parse(readFileSync(file, "utf8"))).data : undefined;
+}
+
+/** A TCP port nothing listens on now (the kernel picks it). */
+function freePort(): number {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = server.port;
+  server.stop(true);
+  return port;
+}
+
 function shellQuote(s: string) {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
@@ -138,6 +152,7 @@ async function powerOn(node: DriverNode) {
       memoryMiB: spec.memoryMiB,
       cpus: spec.cpus,
       guestForwards: spec.services.map((s) => ({ ip: GUEST_IP[s.name], port: 80, command: f.forward(s.name) })),
+      hostForwards: spec.hostForwards,
     }),
     "-drive", `file=${f.disk},format=raw,if=none,id=disk0,cache=writeback,discard=unmap`,
     "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
@@ -206,7 +221,12 @@ export const qemuDriver: NodeDriver<QemuPool> = {
       await writeDisk(request.image.path, tmpDisk, node.size.diskBytes);
       await makeConfigDrive(tmpDrive, request.configDrive);
       for (const s of request.services) writeForward(f.forward(s.name), s);
-      const spec = { memoryMiB: node.size.memoryMiB, cpus: node.size.cpus, services: request.services, probeKernel: request.image.kernel };
+      // Exposed ports keep their host port across rebuilds, so what a user noted stays true.
+      const before = existsSync(f.spec) ? VmSpec.safeParse(JSON.parse(readFileSync(f.spec, "utf8"))).data?.hostForwards ?? [] : [];
+      const hostForwards = [];
+      for (const guestPort of request.expose ?? [])
+        hostForwards.push({ guestPort, hostPort: before.find((b) => b.guestPort === guestPort)?.hostPort ?? freePort() });
+      const spec = { memoryMiB: node.size.memoryMiB, cpus: node.size.cpus, services: request.services, probeKernel: request.image.kernel, hostForwards };
       writeFileSync(f.spec, JSON.stringify(spec, null, 2) + "\n");
       renameSync(tmpDisk, f.disk);
       renameSync(tmpDrive, f.configDrive);
@@ -259,6 +279,12 @@ export const qemuDriver: NodeDriver<QemuPool> = {
     if (pid !== undefined) out.pid = String(pid);
     if (existsSync(f.disk)) out.disk = `${f.disk} (${(statSync(f.disk).blocks * 512 / 2 ** 20).toFixed(0)} MiB used)`;
     if (pid !== undefined) out.qmp = f.qmp;
+    for (const fwd of readSpec(node)?.hostForwards ?? []) out[`port ${fwd.guestPort}`] = `127.0.0.1:${fwd.hostPort}`;
     return out;
+  },
+
+  endpoint(node, guestPort) {
+    const fwd = readSpec(node)?.hostForwards.find((h) => h.guestPort === guestPort);
+    return fwd ? `127.0.0.1:${fwd.hostPort}` : undefined;
   },
 };
