@@ -82,7 +82,7 @@ roles:
   });
 
   test.each([
-    ["unknown role key", `version: 1\nroles:\n  web:\n    count: 1\n    image: node@stable\n    imagee: x\n`, [`${FILE}:6 roles.web.imagee: unknown key (known: count, image, inventory, size, metadata, nodes, name_format, rolling_updates)`]],
+    ["unknown role key", `version: 1\nroles:\n  web:\n    count: 1\n    image: node@stable\n    imagee: x\n`, [`${FILE}:6 roles.web.imagee: unknown key (known: count, image, inventory, size, metadata, nodes, name_format, rolling_updates, expose)`]],
     ["missing image", `version: 1\nroles:\n  web:\n    count: 1\n`, [`${FILE}:3 roles.web.image: is required: an image in the store: NAME@TAG, NAME:TAG, NAME@VERSION, NAME@sha256:…, sha256:…, NAME or an image id`]],
     ["count below 0", `version: 1\nroles:\n  web:\n    count: -1\n    image: node@stable\n`, [`${FILE}:4 roles.web.count: must be ≥ 0`]],
     ["count not a number", `version: 1\nroles:\n  web:\n    count: two\n    image: node@stable\n`, [`${FILE}:4 roles.web.count: must be a whole number`]],
@@ -147,7 +147,7 @@ roles:
 `;
     expect(problems(text)).toEqual([
       `${FILE}:4 roles.a.count: must be ≥ 0`,
-      `${FILE}:14 roles.c.bogus: unknown key (known: count, image, inventory, size, metadata, nodes, name_format, rolling_updates)`,
+      `${FILE}:14 roles.c.bogus: unknown key (known: count, image, inventory, size, metadata, nodes, name_format, rolling_updates, expose)`,
       `${FILE}:15 roles.d.image: is required: an image in the store: NAME@TAG, NAME:TAG, NAME@VERSION, NAME@sha256:…, sha256:…, NAME or an image id`,
     ]);
     // c did not parse, so it takes no part in the duplicate check; fix it and the rule speaks.
