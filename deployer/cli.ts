@@ -5,7 +5,8 @@ import { deleteStack } from "./delete.ts";
 import { deploy, stateDirOf, type DeployReport } from "./deploy.ts";
 import { driverFor } from "./drivers/index.ts";
 import type { PowerTarget } from "./drivers/driver.ts";
-import { DeployFailed, NoState, UnknownNode } from "./errors.ts";
+import { DeployFailed, NoState, UnknownNode, UpgradeFailed } from "./errors.ts";
+import { upgrade, upgradeTable, type UpgradeReport } from "./upgrade.ts";
 import { lockStack } from "./lock.ts";
 import { serveMetadata } from "./metadata-service.ts";
 import { driverNode } from "./node-ops.ts";
@@ -168,4 +169,43 @@ export const metadataServiceCommand: CommandModule<object, { "state-dir": string
   },
 };
 
-export const deployerCommands = [deployCommand, statusCommand, scaleCommand, deleteCommand, powerCommand, storeEnvCommand, metadataServiceCommand];
+function printUpgrade(r: UpgradeReport, json?: boolean) {
+  process.stderr.write(
+    `\n${upgradeTable(r)}\n\n${timelineTable(r.timeline)}\n` +
+      (r.timelineFiles ? `\ntimeline chart: ${r.timelineFiles.html}\n        (JSON: ${r.timelineFiles.json})\n` : ""),
+  );
+  if (json) process.stdout.write(JSON.stringify({ stack: r.stack, stateDir: r.stateDir, run: r.run, nodes: r.nodes, stoppedAt: r.stoppedAt, timeline: r.timeline, timelineFiles: r.timelineFiles }) + "\n");
+  const bad = r.nodes.filter((n) => n.result === "failed" || n.result === "rolled-back");
+  if (bad.length) throw new UpgradeFailed(bad.map((n) => `${n.node}: ${n.result}${n.reason ? `: ${n.reason}` : ""}`));
+}
+
+export const upgradeCommand: CommandModule<object, StackArgs & { json?: boolean }> = {
+  command: "upgrade <stack>",
+  describe: "move every node to the image its role now names, in place, batch by batch (rolling_updates)",
+  builder: (y) =>
+    withStack(y)
+      .option("json", { type: "boolean", describe: "print the outcome and the timeline as JSON on stdout" })
+      .example("$0 upgrade fixtures/stacks/demo.yaml", "after changing a role's image in the file") as unknown as Argv<StackArgs & { json?: boolean }>,
+  handler: async (argv) => {
+    const r = await upgrade(argv.stack, { stateDir: argv["state-dir"], onProgress: (line) => log.info(line) });
+    printUpgrade(r, argv.json);
+  },
+};
+
+type TakeoverArgs = StackArgs & { node: string; image: string; json?: boolean };
+
+export const takeoverCommand: CommandModule<object, TakeoverArgs> = {
+  command: "takeover <stack> <node>",
+  describe: "move one node to an image in place (the original's takeovernode), whatever its role names",
+  builder: (y) =>
+    withStack(y)
+      .positional("node", { type: "string", demandOption: true })
+      .option("image", { type: "string", demandOption: true, describe: "the image: NAME@TAG, NAME@VERSION, sha256:…" })
+      .option("json", { type: "boolean", describe: "print the outcome as JSON on stdout" }) as unknown as Argv<TakeoverArgs>,
+  handler: async (argv) => {
+    const r = await upgrade(argv.stack, { stateDir: argv["state-dir"], nodes: [argv.node], image: argv.image, onProgress: (line) => log.info(line) });
+    printUpgrade(r, argv.json);
+  },
+};
+
+export const deployerCommands = [deployCommand, statusCommand, scaleCommand, deleteCommand, powerCommand, upgradeCommand, takeoverCommand, storeEnvCommand, metadataServiceCommand];

@@ -67,7 +67,7 @@ export function stateDirOf(stackFile: string, override?: string): string {
   return join(dirname(file), ".ooo", name);
 }
 
-async function checkDrivers(stack: Stack) {
+export async function checkDrivers(stack: Stack) {
   const problems: Problem[] = [];
   const used = new Set(stack.nodes.map((n) => n.pool));
   for (const pool of used) {
@@ -77,7 +77,7 @@ async function checkDrivers(stack: Stack) {
   if (problems.length) throw new MissingRequirement(problems.map((p) => p.message).join("; "), "install what is named, or run `sh tools/ensure.sh`");
 }
 
-async function resolveImages(stack: Stack, ctx: Pick<NodeContext, "store">): Promise<Map<string, ResolvedImage>> {
+export async function resolveImages(stack: Stack, ctx: Pick<NodeContext, "store">, options: { requireDisk?: (role: string) => boolean } = {}): Promise<Map<string, ResolvedImage>> {
   const images = new Map<string, ResolvedImage>();
   const problems: ImageUnavailable[] = [];
   await Promise.all(
@@ -85,7 +85,7 @@ async function resolveImages(stack: Stack, ctx: Pick<NodeContext, "store">): Pro
       .filter((r) => r.count > 0)
       .map(async (role) => {
         try {
-          images.set(role.name, await resolveRoleImage(ctx.store.client, role.name, role.image));
+          images.set(role.name, await resolveRoleImage(ctx.store.client, role.name, role.image, { requireDisk: options.requireDisk?.(role.name) ?? true }));
         } catch (e) {
           if (e instanceof ImageUnavailable) problems.push(e);
           else throw e;

@@ -104,3 +104,24 @@ export class UnknownNode extends OooError {
     super(`no node ${node} in this stack (nodes: ${known.join(", ") || "none"})`);
   }
 }
+
+export class NothingToUpgrade extends OooError {
+  readonly code = "nothing-to-upgrade";
+  constructor(what: string) {
+    super(`nothing to upgrade: ${what} has no deployed node`, { hint: "Deploy the stack first (ooo deploy STACK)." });
+  }
+}
+
+export class UpgradeImpossible extends OooError {
+  readonly code = "upgrade-impossible";
+  constructor(detail: string) {
+    super(`cannot upgrade: ${detail}`, { hint: "Lower min_in_service, or add nodes to the role." });
+  }
+}
+
+export class UpgradeFailed extends OooError {
+  readonly code = "upgrade-failed";
+  constructor(readonly nodes: string[]) {
+    super(`${nodes.length} node${nodes.length === 1 ? "" : "s"} did not upgrade:\n${nodes.map((n) => `  - ${n}`).join("\n")}`);
+  }
+}

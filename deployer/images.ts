@@ -45,7 +45,7 @@ export async function findImage(client: StoreClient, ref: string): Promise<Glanc
   return resolveImage(client, ref);
 }
 
-export async function resolveRoleImage(client: StoreClient, role: string, ref: string): Promise<ResolvedImage> {
+export async function resolveRoleImage(client: StoreClient, role: string, ref: string, options: { requireDisk?: boolean } = {}): Promise<ResolvedImage> {
   let image: GlanceImage;
   try {
     image = await findImage(client, ref);
@@ -58,7 +58,8 @@ export async function resolveRoleImage(client: StoreClient, role: string, ref: s
   if (!image.ooo_manifest) throw new ImageUnavailable(role, ref, `image ${image.id} has no build manifest (was it published with ooo publish?)`);
   const manifest = await client.getManifest(image.id);
   const raw = manifest.artifacts.find((a) => a.type === "raw");
-  if (!raw) throw new ImageUnavailable(role, ref, `${manifest.name} ${manifest.digest} has no raw disk: build it with -t raw,tar and publish it again`);
+  if (!raw && options.requireDisk !== false)
+    throw new ImageUnavailable(role, ref, `${manifest.name} ${manifest.digest} has no raw disk: build it with -t raw,tar and publish it again`);
   const kernel = manifest.artifacts.find((a) => a.type === "vmlinuz");
   return {
     role,
@@ -67,7 +68,7 @@ export async function resolveRoleImage(client: StoreClient, role: string, ref: s
     name: manifest.name,
     digest: manifest.digest,
     manifest,
-    disk: { sha256: raw.sha256, size: raw.size },
+    disk: raw ? { sha256: raw.sha256, size: raw.size } : { sha256: "", size: 0 },
     kernel: kernel && { sha256: kernel.sha256, size: kernel.size },
   };
 }

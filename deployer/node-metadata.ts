@@ -33,7 +33,7 @@ export function configDrive(node: string, token: string, endpoints: Endpoints, p
 /** The document GET /v1/nodes/<node>/metadata serves at `serial`. */
 export function nodeMetadata(
   spec: Pick<NodeSpec, "name" | "role" | "metadata">,
-  image: { name: string; digest: string },
+  image: { name: string; digest: string; attempt?: number },
   serial: number,
   endpoints: Endpoints,
 ): NodeMetadata {

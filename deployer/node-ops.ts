@@ -41,7 +41,7 @@ export function endpointsFor(driver: NodeDriver, store: StackStore): Endpoints {
 }
 
 /** The metadata document and its fingerprint, for a node at a serial, on the image it runs. */
-export function metadataFor(ctx: NodeContext, spec: NodeSpec, image: { name: string; digest: string }, serial: number) {
+export function metadataFor(ctx: NodeContext, spec: NodeSpec, image: { name: string; digest: string; attempt?: number }, serial: number) {
   const doc = nodeMetadata(spec, image, serial, endpointsFor(driverFor(spec.driver), ctx.store));
   return { text: JSON.stringify(doc), hash: configHash(doc) };
 }

@@ -10,8 +10,17 @@ import type { EventRow, RunRow, StateDb } from "./state.ts";
  * table, written as JSON (for machines, and for the upgrade phases of
  * issue 7 to join) and as an HTML page with an SVG Gantt chart.
  */
-export type Phase = "image fetch" | "image write" | "boot" | "metadata wait" | "configure";
-export type MarkKind = "power-on" | "booted" | "metadata published" | "metadata collected" | "signalled" | "failed";
+export type Phase = "image fetch" | "image write" | "boot" | "metadata wait" | "configure" | "upgrade fetch" | "upgrade write";
+export type MarkKind =
+  | "power-on"
+  | "booted"
+  | "metadata published"
+  | "metadata collected"
+  | "signalled"
+  | "failed"
+  | "upgrade start"
+  | "upgraded"
+  | "rolled back";
 
 export interface Span {
   phase: Phase;
@@ -56,6 +65,8 @@ export const PHASE_COLOURS: Record<Phase, string> = {
   boot: "#fd8d3c",
   "metadata wait": "#bcbddc",
   configure: "#31a354",
+  "upgrade fetch": "#c6dbef",
+  "upgrade write": "#6baed6",
 };
 
 export const MARK_COLOURS: Record<MarkKind, string> = {
@@ -65,6 +76,9 @@ export const MARK_COLOURS: Record<MarkKind, string> = {
   "metadata collected": "#54278f",
   signalled: "#006d2c",
   failed: "#c00",
+  "upgrade start": "#08519c",
+  upgraded: "#006d2c",
+  "rolled back": "#a50f15",
 };
 
 const r1 = (n: number) => Math.round(n * 10) / 10;
@@ -83,6 +97,7 @@ export function nodeTimeline(node: string, events: EventRow[], t0: number, t1: n
     spans.push({ phase, start: s(o.start), end: s(at), ...((note ?? o.note) ? { note: note ?? o.note } : {}) });
   };
   let result: NodeTimeline["result"] = "unchanged";
+  let upgrading = false;
   let first: number | undefined;
   let working: number | undefined;
   for (const e of events) {
@@ -107,8 +122,43 @@ export function nodeTimeline(node: string, events: EventRow[], t0: number, t1: n
         result = "in progress";
         break;
       case "booted":
-        marks.push({ kind: "booted", at: s(e.at), note: `uptime ${d.uptime}s` });
+        marks.push({ kind: "booted", at: s(e.at), note: d.uptime === undefined ? undefined : `uptime ${d.uptime}s` });
         end("boot", e.at);
+        // After an upgrade's reboot the agents configure the new root straight away.
+        if (upgrading) begin("configure", e.at, "new root");
+        break;
+      case "upgrade-start":
+        upgrading = true;
+        first ??= e.at;
+        marks.push({ kind: "upgrade start", at: s(e.at), note: `to ${String(d.to ?? "").slice(7, 19)}` });
+        begin("upgrade fetch", e.at);
+        result = "in progress";
+        break;
+      case "progress":
+        if (!upgrading) break;
+        if (d.phase === "writing") {
+          end("upgrade fetch", e.at);
+          begin("upgrade write", e.at);
+        } else if (d.phase === "rebooting" || d.phase === "switching") {
+          end("upgrade fetch", e.at);
+          end("upgrade write", e.at);
+          if (!open.has("boot")) begin("boot", e.at, "reboot into the new root");
+        }
+        break;
+      case "upgrade-done":
+        upgrading = false;
+        marks.push({ kind: "upgraded", at: s(e.at) });
+        for (const phase of [...open.keys()]) end(phase, e.at);
+        result = "active";
+        working = e.at;
+        break;
+      case "upgrade-rolled-back":
+      case "upgrade-failed":
+        upgrading = false;
+        marks.push({ kind: e.kind === "upgrade-failed" ? "failed" : "rolled back", at: s(e.at), note: String(d.reason ?? "").split("\n")[0] || undefined });
+        for (const phase of [...open.keys()]) end(phase, e.at, e.kind === "upgrade-failed" ? "failed" : "rolled back");
+        result = "failed";
+        working = undefined;
         break;
       case "metadata-published":
         marks.push({ kind: "metadata published", at: s(e.at), note: `serial ${d.serial}` });
@@ -193,6 +243,21 @@ export function timelineTable(t: Timeline): string {
     const x = n.spans.find((s) => s.phase === phase);
     return x ? `${(x.end - x.start).toFixed(1)}${x.open ? "+" : ""}` : "-";
   };
+  if (t.command === "upgrade" || t.command === "takeover")
+    return table(
+      ["node", "result", "upgrade @", "fetch s", "write s", "reboot s", "configure s", "done @", "upgrade→working s"],
+      t.nodes.map((n) => [
+        n.node,
+        n.result,
+        at(n, "upgrade start"),
+        span(n, "upgrade fetch"),
+        span(n, "upgrade write"),
+        span(n, "boot"),
+        span(n, "configure"),
+        n.marks.some((m) => m.kind === "upgraded") ? at(n, "upgraded") : at(n, "rolled back"),
+        n.seconds === undefined ? "-" : n.seconds.toFixed(1),
+      ]),
+    );
   return table(
     ["node", "result", "fetch s", "write s", "power-on @", "ready @", "collected @", "signalled @", "power-off→working s"],
     t.nodes.map((n) => [

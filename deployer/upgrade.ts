@@ -1,0 +1,321 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { log, table } from "../lib/log.ts";
+import { CompletionSignal, type UpgradeOutcome } from "../wire/signal.ts";
+import { checkDrivers, resolveImages, stateDirOf } from "./deploy.ts";
+import { driverFor } from "./drivers/index.ts";
+import { NothingToUpgrade, UpgradeImpossible, UnknownNode } from "./errors.ts";
+import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
+import { lockStack } from "./lock.ts";
+import { driverNode, metadataFor, powerOn, provision, waitForSignal, type NodeContext } from "./node-ops.ts";
+import { ensureMetadataService, storeFor } from "./services.ts";
+import { loadStack, type NodeSpec, type RoleSpec } from "./stack.ts";
+import { StateDb, type NodeRow } from "./state.ts";
+import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
+
+/**
+ * `ooo upgrade STACK` (and `ooo takeover NODE --image REF`): move nodes to
+ * the image their role now names, the way the original design had it — the
+ * deployer only changes the image in each node's metadata; the node fetches
+ * the new root into its inactive slot, boots it on trial, and marks it good
+ * once configured (agents/takeover). The deployer watches: progress reports,
+ * the new ready line, the completion signal that names the new root — or
+ * the rollback, with its reason. A node that says nothing in time is reset,
+ * which ends its trial boot and brings its old root back.
+ *
+ * Roles move in batches as Heat's rolling_updates: at most max_batch_size
+ * nodes at once, never fewer than min_in_service of the role left serving,
+ * highest index first, `pause` between batches; the first failed batch
+ * stops the upgrade (its nodes roll back, the rest keep their image). A role
+ * with policy `replace` gets fresh nodes from the new image instead (the
+ * original's "simple version"; state is not kept).
+ */
+export interface UpgradeOptions {
+  stateDir?: string;
+  imageCache?: string;
+  /** Only these nodes (takeover). */
+  nodes?: string[];
+  /** The image for those nodes, instead of their role's (takeover). */
+  image?: string;
+  /** Called on every change of a node's progress, for the CLI to print. */
+  onProgress?: (line: string) => void;
+}
+
+export type UpgradeResult = "upgraded" | "rolled-back" | "failed" | "replaced" | "skipped";
+
+export interface NodeUpgrade {
+  node: string;
+  role: string;
+  from?: string;
+  to: string;
+  result: UpgradeResult;
+  reason?: string;
+  bytesFetched?: number;
+  imageBytes?: number;
+  seconds: number;
+  method?: string;
+  batch: number;
+}
+
+export interface UpgradeReport {
+  stack: string;
+  stateDir: string;
+  run: number;
+  nodes: NodeUpgrade[];
+  stoppedAt?: { role: string; batch: number };
+  timeline: Timeline;
+  timelineFiles?: { json: string; html: string };
+}
+
+/**
+ * Batches of one role, Heat's way: highest index first; as many at once as
+ * max_batch_size allows while `count - batch ≥ min_in_service`.
+ */
+export function batchesFor(nodes: string[], count: number, rolling: RoleSpec["rollingUpdates"]): string[][] {
+  const size = Math.min(rolling.maxBatchSize, count - rolling.minInService);
+  if (size < 1 && nodes.length)
+    throw new UpgradeImpossible(
+      `min_in_service ${rolling.minInService} of ${count} node${count === 1 ? "" : "s"} leaves none to upgrade at a time`,
+    );
+  const out: string[][] = [];
+  for (let i = 0; i < nodes.length; i += size) out.push(nodes.slice(i, i + size));
+  return out;
+}
+
+const short = (d?: string | null) => (d ? d.replace(/^sha256:/, "").slice(0, 12) : "-");
+
+export async function upgrade(stackFile: string, options: UpgradeOptions = {}): Promise<UpgradeReport> {
+  const stack = loadStack(stackFile);
+  await checkDrivers(stack);
+  const stateDir = stateDirOf(stack.file, options.stateDir);
+  const db = StateDb.open(stateDir);
+  const unlock = lockStack(stateDir, options.image ? "takeover" : "upgrade");
+  const run = db.startRun(options.image ? "takeover" : "upgrade");
+  let result = "failed";
+  try {
+    const store = await storeFor(stack, stateDir);
+    const cache = new ImageCache(options.imageCache ?? join(stateDir, "images"));
+    const policyOf = (role: string) => stack.roles.find((r) => r.name === role)!.rollingUpdates.policy;
+    const images = options.image ? new Map<string, ResolvedImage>() : await log.step("resolve the roles' images", () =>
+      resolveImages(stack, { store }, { requireDisk: (role) => policyOf(role) === "replace" }),
+    );
+    if (options.nodes) for (const n of options.nodes) if (!db.node(n)) throw new UnknownNode(n, db.nodes().map((r) => r.name));
+    const services = [await ensureMetadataService(stateDir), store.service];
+    const ctx: NodeContext = { db, run, stateDir, store, cache, services, signalTimeoutSeconds: stack.signalTimeoutSeconds, pollingIntervalSeconds: stack.pollingIntervalSeconds };
+
+    const report: NodeUpgrade[] = [];
+    let stoppedAt: UpgradeReport["stoppedAt"];
+    roles: for (const role of stack.roles) {
+      const rows = db
+        .nodes()
+        .filter((r) => r.role === role.name && (!options.nodes || options.nodes.includes(r.name)))
+        .sort((a, b) => b.idx - a.idx);
+      if (!rows.length) continue;
+      const image = options.image
+        ? await resolveRoleImage(store.client, role.name, options.image, { requireDisk: role.rollingUpdates.policy === "replace" })
+        : images.get(role.name);
+      if (!image) continue;
+      const todo = rows.filter((r) => r.image_digest !== image.digest);
+      for (const r of rows.filter((r) => r.image_digest === image.digest))
+        report.push({ node: r.name, role: role.name, from: r.image_digest ?? undefined, to: image.digest, result: "skipped", reason: "already runs it", seconds: 0, batch: 0 });
+      if (!todo.length) continue;
+      const count = db.nodes().filter((r) => r.role === role.name).length;
+      const batches = batchesFor(todo.map((r) => r.name), count, role.rollingUpdates);
+      log.info(
+        `${role.name}: ${todo.length} node${todo.length === 1 ? "" : "s"} to ${image.name} ${short(image.digest)} (${role.rollingUpdates.policy}), ` +
+          `${batches.length} batch${batches.length === 1 ? "" : "es"} of at most ${batches[0]!.length}, ${role.rollingUpdates.minInService} kept in service`,
+      );
+      for (const [i, batch] of batches.entries()) {
+        if (i > 0 && role.rollingUpdates.pauseSeconds > 0) {
+          log.info(`${role.name}: pause ${role.rollingUpdates.pauseSeconds}s before the next batch`);
+          await Bun.sleep(role.rollingUpdates.pauseSeconds * 1000);
+        }
+        const outcomes = await log.step(`${role.name}: batch ${i + 1}/${batches.length}: ${batch.join(", ")}`, () =>
+          Promise.all(
+            batch.map((name) => {
+              const spec = stack.nodes.find((n) => n.name === name) ?? specOfRow(db.node(name)!);
+              return role.rollingUpdates.policy === "replace" ? replaceNode(ctx, spec, image, i + 1) : upgradeNode(ctx, spec, image, i + 1, options.onProgress);
+            }),
+          ),
+        );
+        report.push(...outcomes);
+        if (outcomes.some((o) => o.result === "failed" || o.result === "rolled-back")) {
+          stoppedAt = { role: role.name, batch: i + 1 };
+          log.error(`${role.name}: batch ${i + 1} did not upgrade; stopping (the other nodes keep their image)`);
+          break roles;
+        }
+      }
+    }
+    if (!report.length) throw new NothingToUpgrade(options.nodes ? `nodes ${options.nodes.join(", ")}` : `stack ${stack.name}`);
+    const bad = report.filter((r) => r.result === "failed" || r.result === "rolled-back");
+    result = bad.length ? `${bad.length} not upgraded` : "ok";
+    db.endRun(run, result);
+    const timeline = buildTimeline(db, run, stack.name);
+    const changed = report.some((r) => r.result !== "skipped");
+    const timelineFiles = changed ? await writeTimeline(timeline, join(stateDir, "timelines")) : undefined;
+    return { stack: stack.name, stateDir, run, nodes: report, stoppedAt, timeline, timelineFiles };
+  } finally {
+    if (!db.run(run)?.ended_at) db.endRun(run, result);
+    unlock();
+    db.close();
+  }
+}
+
+/** A node the stack file no longer lists (takeover of a leftover): its spec from its record. */
+function specOfRow(row: NodeRow): NodeSpec {
+  return { name: row.name, role: row.role, index: row.idx, pool: "", driver: row.driver, size: row.size, metadata: {}, expose: [] };
+}
+
+/** `replace`: a fresh node from the new image; the old one (and its state) goes. */
+async function replaceNode(ctx: NodeContext, spec: NodeSpec, image: ResolvedImage, batch: number): Promise<NodeUpgrade> {
+  const t0 = Date.now();
+  const from = ctx.db.node(spec.name)?.image_digest ?? undefined;
+  ctx.db.event(spec.name, "upgrade-start", { from, to: image.digest, policy: "replace", batch }, { run: ctx.run });
+  try {
+    const row = ctx.db.node(spec.name)!;
+    await driverFor(row.driver).destroy(driverNode(ctx.stateDir, row));
+    await provision(ctx, spec, image);
+    await powerOn(ctx, spec.name);
+    const r = await waitForSignal(ctx, spec.name);
+    if (!r.ok) throw new Error(r.error);
+    ctx.db.event(spec.name, "upgrade-done", { to: image.digest, policy: "replace" }, { run: ctx.run });
+    return { node: spec.name, role: spec.role, from, to: image.digest, result: "replaced", seconds: (Date.now() - t0) / 1000, batch };
+  } catch (e) {
+    const reason = (e as Error).message;
+    ctx.db.event(spec.name, "upgrade-failed", { to: image.digest, reason }, { run: ctx.run });
+    return { node: spec.name, role: spec.role, from, to: image.digest, result: "failed", reason, seconds: (Date.now() - t0) / 1000, batch };
+  }
+}
+
+/** What the node's latest signal for `serial` says of the upgrade, if it says something final. */
+export function judgeSignal(
+  signal: CompletionSignal,
+  from: string | undefined,
+  to: string,
+): { final: true; result: "upgraded" | "rolled-back" | "failed"; outcome?: UpgradeOutcome; reason?: string } | { final: false; note: string } {
+  const state = signal.data.node_state;
+  const up = signal.data.upgrade;
+  if (signal.status === "SUCCESS" && state?.digest === to && state.good) return { final: true, result: "upgraded", outcome: up };
+  if (up?.result === "rolled-back" && up.to === to) return { final: true, result: "rolled-back", outcome: up, reason: up.reason };
+  if (up?.result === "failed" && up.to === to) {
+    // Failed on the new root (its trial): it is on its way back to the old one.
+    if (state?.digest === to) return { final: false, note: `the new root failed (${up.reason ?? "?"}); rolling back` };
+    return { final: true, result: "failed", outcome: up, reason: up.reason };
+  }
+  if (signal.status === "FAILURE" && state?.digest === from)
+    return { final: true, result: "failed", reason: `${signal.data.failed_script ?? "configuration"} failed on the old root: ${signal.reason}` };
+  return { final: false, note: signal.reason };
+}
+
+/** rebuild-in-place: tell the node its new image, then watch it take it over. */
+async function upgradeNode(ctx: NodeContext, spec: NodeSpec, image: ResolvedImage, batch: number, onProgress?: (line: string) => void): Promise<NodeUpgrade> {
+  const { db, run } = ctx;
+  const t0 = Date.now();
+  const row = db.node(spec.name)!;
+  const from = row.image_digest ?? undefined;
+  // Every `ooo upgrade` to an image is a new attempt: a node that rolled back from it tries again.
+  const attempt = db.events({ node: spec.name }).filter((e) => e.kind === "upgrade-start" && e.detail?.to === image.digest).length;
+  const serial = row.serial + 1;
+  const md = metadataFor(ctx, spec, { name: image.name, digest: image.digest, attempt }, serial);
+  const driver = driverFor(row.driver);
+  const node = driverNode(ctx.stateDir, row);
+  const consoleFile = driver.consoleLog(node);
+  const base = { node: spec.name, role: spec.role, from, to: image.digest, batch };
+  db.transition(spec.name, "configuring", {
+    run,
+    fields: { serial, metadata: md.text, config_hash: md.hash, waiting_since: t0, error: null },
+    detail: { serial, why: `upgrade to ${image.digest}` },
+    at: t0,
+  });
+  db.event(spec.name, "upgrade-start", { from, to: image.digest, attempt, serial, batch }, { run, at: t0 });
+  db.event(spec.name, "metadata-published", { serial, why: "upgrade" }, { run, at: t0 });
+
+  const timeout = ctx.signalTimeoutSeconds * 1000;
+  let deadline = t0 + timeout;
+  let reset = false;
+  let lastNote = "";
+  let seenProgress = 0;
+  const readyCount = (text: string) => (text.match(/OOO-READY /g) ?? []).length;
+  const consoleText = () => {
+    try {
+      return consoleFile ? readFileSync(consoleFile, "utf8") : "";
+    } catch {
+      return "";
+    }
+  };
+  const readyBefore = readyCount(consoleText());
+  let booted = false;
+  for (;;) {
+    // Progress reports (from the node's takeover) and the ready line of its next boot.
+    const progress = db.events({ node: spec.name, since: t0 }).filter((e) => e.kind === "progress");
+    for (const p of progress.slice(seenProgress)) {
+      const d = p.detail ?? {};
+      const done = typeof d.bytes_done === "number" ? ` ${(d.bytes_done / 2 ** 20).toFixed(1)}/${((d.bytes_total as number) / 2 ** 20).toFixed(0)} MiB` : "";
+      onProgress?.(`${spec.name}: ${d.phase}${done} (${((p.at - t0) / 1000).toFixed(0)}s)${d.message ? ` — ${d.message}` : ""}`);
+    }
+    seenProgress = progress.length;
+    if (!booted && readyCount(consoleText()) > readyBefore) {
+      booted = true;
+      db.event(spec.name, "booted", { upgrade: true }, { run });
+      onProgress?.(`${spec.name}: booted again (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
+    }
+    const sig = db.signal(spec.name, serial);
+    if (sig) {
+      const parsed = CompletionSignal.safeParse(JSON.parse(sig.body));
+      if (parsed.success) {
+        const verdict = judgeSignal(parsed.data, from, image.digest);
+        if (verdict.final) {
+          const seconds = (Date.now() - t0) / 1000;
+          const out: NodeUpgrade = {
+            ...base,
+            result: verdict.result,
+            reason: verdict.reason,
+            bytesFetched: verdict.outcome?.bytes_fetched,
+            imageBytes: verdict.outcome?.image_bytes,
+            method: verdict.outcome?.method,
+            seconds,
+          };
+          if (verdict.result === "upgraded") {
+            db.update(spec.name, { image_digest: image.digest, image_name: image.name, image_ref: image.ref });
+            db.event(spec.name, "upgrade-done", { to: image.digest, bytes_fetched: out.bytesFetched, method: out.method }, { run });
+          } else db.event(spec.name, verdict.result === "rolled-back" ? "upgrade-rolled-back" : "upgrade-failed", { to: image.digest, reason: out.reason }, { run });
+          onProgress?.(`${spec.name}: ${verdict.result}${out.reason ? `: ${out.reason.split("\n")[0]}` : ""} (${seconds.toFixed(0)}s)`);
+          return out;
+        }
+        if (verdict.note !== lastNote) {
+          lastNote = verdict.note;
+          onProgress?.(`${spec.name}: ${verdict.note.split("\n")[0]}`);
+        }
+      }
+    }
+    if (Date.now() > deadline) {
+      if (reset) {
+        const reason = `no signal within ${ctx.signalTimeoutSeconds}s, and none after a reset either`;
+        db.event(spec.name, "upgrade-failed", { to: image.digest, reason }, { run });
+        db.transition(spec.name, "failed", { run, fields: { error: reason }, detail: { why: "upgrade timeout" } });
+        return { ...base, result: "failed", reason, seconds: (Date.now() - t0) / 1000 };
+      }
+      // A trial boot that hangs never marks itself good: the reset ends it, and the old root comes back.
+      reset = true;
+      deadline = Date.now() + timeout;
+      onProgress?.(`${spec.name}: no signal within ${ctx.signalTimeoutSeconds}s; resetting it (a hung trial boot falls back to the old root)`);
+      db.event(spec.name, "upgrade-reset", { why: `no signal within ${ctx.signalTimeoutSeconds}s` }, { run });
+      await driver.setPower(node, "reset").catch((e: Error) => log.warn(`${spec.name}: reset failed: ${e.message}`));
+    }
+    await Bun.sleep(500);
+  }
+}
+
+export function upgradeTable(r: UpgradeReport): string {
+  return table(
+    ["node", "old digest", "new digest", "MiB fetched", "seconds", "result"],
+    r.nodes.map((n) => [
+      n.node,
+      short(n.from),
+      short(n.to),
+      n.bytesFetched === undefined ? "-" : (n.bytesFetched / 2 ** 20).toFixed(2),
+      Number(n.seconds.toFixed(1)),
+      n.result + (n.reason ? `: ${n.reason.split("\n")[0]}` : "") + (n.method && n.result === "upgraded" ? ` (${n.method})` : ""),
+    ]),
+  );
+}
