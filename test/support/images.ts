@@ -21,6 +21,14 @@ export const TEST_IMAGES = {
   node: { elements: ["debian-minimal", "ooo-node", "demo-state", "agent-demo"], types: ["raw", "tar"] },
   /** The next version of the node: one more package. Its root is what an in-place upgrade installs. */
   "node-v2": { elements: ["debian-minimal", "ooo-node", "demo-state", "agent-demo"], types: ["tar"], packages: ["less"], output: "node" },
+  /**
+   * A node with a real stateful service (redis), three versions of one image
+   * "kv": v2 has one more package; v3 cannot be configured. In-place
+   * upgrades need only the tar; `replace` needs v2's disk too.
+   */
+  "kv-v1": { elements: ["debian-minimal", "ooo-node", "redis"], types: ["raw", "tar"], output: "kv" },
+  "kv-v2": { elements: ["debian-minimal", "ooo-node", "redis"], types: ["raw", "tar"], packages: ["less"], output: "kv" },
+  "kv-v3": { elements: ["debian-minimal", "ooo-node", "redis", "broken-configure"], types: ["tar"], packages: ["less"], output: "kv" },
   /** The tiny static base, no kernel. */
   tiny: { elements: ["busybox-base"], types: ["tar"] },
   /**
