@@ -1,0 +1,122 @@
+#!/usr/bin/env bun
+/**
+ * In-place upgrades, measured (issue 7), on qemu nodes under this machine's
+ * accelerator (TCG here), from the "kv" test images (debian-minimal ooo-node
+ * redis; v2 has one more package):
+ *
+ *   1. one node, rebuild-in-place: bytes fetched for v1 → v2 against the full
+ *      image (target ≤ 10%), and seconds from `ooo upgrade` to the node
+ *      signalling on v2 (target < 30 s);
+ *   2. one node, policy replace (a fresh node from v2): seconds likewise;
+ *   3. three nodes rolling, one at a time with two in service: seconds.
+ *
+ *   bun bench/upgrade.ts
+ *
+ * Prints a table, then as its last line one JSON object of the figures.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { execa } from "execa";
+import { parseDocument } from "yaml";
+import { table } from "../lib/log.ts";
+import { buildTestImage } from "../test/support/images.ts";
+
+const repo = resolve(import.meta.dir, "..");
+const dir = mkdtempSync(join(tmpdir(), "ooo-bench-upgrade-"));
+const env = { ...process.env, NO_COLOR: "1", OOO_STORE_URL: "", OOO_STORE_TOKEN: "" } as Record<string, string>;
+const load = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+
+async function ooo(args: string[], extraEnv: Record<string, string> = {}) {
+  const r = await execa("bun", [join(repo, "cli/ooo.ts"), ...args], { env: { ...env, ...extraEnv }, reject: false, all: true });
+  return { code: r.exitCode ?? -1, stdout: String(r.stdout), all: String(r.all) };
+}
+
+function stackFile(name: string, edit: (d: ReturnType<typeof parseDocument>) => void) {
+  const doc = parseDocument(readFileSync(join(repo, "fixtures/stacks/kv.yaml"), "utf8"));
+  doc.set("name", name);
+  edit(doc);
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, doc.toString());
+  return file;
+}
+
+interface UpgradeJson {
+  nodes: { node: string; result: string; bytesFetched?: number; imageBytes?: number; seconds: number }[];
+}
+
+/** Deploy v1, move the tag to v2, time `ooo upgrade` end to end. */
+async function scenario(file: string, images: { v1: string; v2: string }) {
+  const storeEnv = Object.fromEntries([...(await ooo(["store-env", file])).stdout.matchAll(/export (\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+  for (const [base, version] of [[images.v1, "1"], [images.v2, "2"]] as const) {
+    const r = await ooo(["publish", base, "--image-version", version], storeEnv);
+    if (r.code !== 0) throw new Error(`publish failed:\n${r.all}`);
+  }
+  await ooo(["promote", "kv", "1", "--tag", "live"], storeEnv);
+  const d = await ooo(["deploy", file]);
+  if (d.code !== 0) throw new Error(`deploy failed:\n${d.all}`);
+  await ooo(["promote", "kv", "2", "--tag", "live"], storeEnv);
+  const t0 = performance.now();
+  const u = await ooo(["upgrade", file, "--json"]);
+  const seconds = (performance.now() - t0) / 1000;
+  await ooo(["delete", file, "--purge"]);
+  if (u.code !== 0) throw new Error(`upgrade failed:\n${u.all}`);
+  const report = JSON.parse(u.stdout.trim().split("\n").at(-1)!) as UpgradeJson;
+  return { seconds, report };
+}
+
+const loadBefore = load();
+try {
+  process.stderr.write("building (or reusing) the kv test images v1 and v2 …\n");
+  const [v1, v2] = await Promise.all([buildTestImage("kv-v1"), buildTestImage("kv-v2")]);
+  const images = { v1: v1.base, v2: v2.base };
+
+  const one = await scenario(
+    stackFile("bench-one", (d) => {
+      d.setIn(["roles", "cache", "count"], 1);
+      d.setIn(["roles", "cache", "rolling_updates", "min_in_service"], 0);
+    }),
+    images,
+  );
+  const replace = await scenario(
+    stackFile("bench-replace", (d) => {
+      d.setIn(["roles", "cache", "count"], 1);
+      d.setIn(["roles", "cache", "rolling_updates", "min_in_service"], 0);
+      d.setIn(["roles", "cache", "rolling_updates", "policy"], "replace");
+    }),
+    images,
+  );
+  const rolling = await scenario(stackFile("bench-rolling", () => {}), images);
+
+  const node = one.report.nodes[0]!;
+  const figures = {
+    bench: "upgrade",
+    accel: "tcg",
+    bytes_fetched: node.bytesFetched ?? 0,
+    image_bytes: node.imageBytes ?? 0,
+    fetched_share: Number(((node.bytesFetched ?? 0) / (node.imageBytes || 1)).toFixed(4)),
+    upgrade_seconds: Number(one.seconds.toFixed(1)),
+    replace_seconds: Number(replace.seconds.toFixed(1)),
+    rolling_seconds: Number(rolling.seconds.toFixed(1)),
+    rolling_nodes: rolling.report.nodes.length,
+    target_fetched_share_max: 0.1,
+    target_upgrade_seconds_max: 30,
+    loadavg_1m_before: loadBefore,
+    loadavg_1m_after: load(),
+  };
+  console.log(
+    table(
+      ["measure", "value", "target"],
+      [
+        ["bytes fetched v1 → v2 (one package)", `${(figures.bytes_fetched / 2 ** 20).toFixed(2)} MiB of ${(figures.image_bytes / 2 ** 20).toFixed(0)} MiB (${(figures.fetched_share * 100).toFixed(2)}%)`, "≤ 10%"],
+        ["ooo upgrade → signalled on v2, 1 node (in place)", `${figures.upgrade_seconds} s`, "< 30 s"],
+        ["ooo upgrade → signalled on v2, 1 node (replace)", `${figures.replace_seconds} s`, ""],
+        ["rolling upgrade, 3 nodes, one at a time", `${figures.rolling_seconds} s`, ""],
+      ],
+    ),
+  );
+  console.log(`load average: ${loadBefore} before, ${figures.loadavg_1m_after} after`);
+  console.log(JSON.stringify(figures));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
