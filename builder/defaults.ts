@@ -3,7 +3,7 @@
  * main job (README, `npm run build-image`).
  */
 export const DEFAULT_IMAGE = {
-  elements: ["debian-minimal", "ooo-node"],
+  elements: ["debian-minimal", "ooo-node", "redis"],
   output: "out/default",
   types: ["raw", "tar"],
 };
