@@ -41,10 +41,10 @@ const USAGE = `usage: ooo-agent AGENT [ARGS...]   (or call it as os-collect-conf
   mark-good | trial-failed | trial-watchdog | slots    the root slots (see takeover --help)
 `;
 
-export async function runAgent(agent: AgentName, args: string[]): Promise<number> {
-  log.addSink(agentSink(agent, { file: agent === "os-apply-config" && process.geteuid?.() === 0 ? "/var/log/os-apply-config.log" : undefined }));
+/** Run one command and turn what it throws into the originals' exit codes and messages. */
+async function guarded(run: () => Promise<number>): Promise<number> {
   try {
-    return await AGENTS[agent](args);
+    return await run();
   } catch (e) {
     if (e instanceof HelpRequested) {
       process.stdout.write(e.text);
@@ -65,20 +65,14 @@ export async function runAgent(agent: AgentName, args: string[]): Promise<number
   }
 }
 
+export async function runAgent(agent: AgentName, args: string[]): Promise<number> {
+  log.addSink(agentSink(agent, { file: agent === "os-apply-config" && process.geteuid?.() === 0 ? "/var/log/os-apply-config.log" : undefined }));
+  return guarded(() => AGENTS[agent](args));
+}
+
 async function runTakeover(command: string, args: string[]): Promise<number> {
   log.addSink(agentSink("ooo-agent", {}));
-  try {
-    return await takeoverMain(command, args);
-  } catch (e) {
-    if (isOooError(e)) {
-      log.error(e.message);
-      if (e.hint) log.error(`hint: ${e.hint}`);
-      return e.exitCode;
-    }
-    log.error(`internal error: this is a bug in ooo-agent, please report it with the command and its log.`);
-    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    return 70;
-  }
+  return guarded(() => takeoverMain(command, args));
 }
 
 async function main(): Promise<number> {

@@ -1,4 +1,5 @@
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import { connectWhenReady } from "./unix-socket.ts";
 
 /**
  * Host side of the debug-channel element's command channel on the guest's
@@ -24,20 +25,7 @@ export class DebugChannel {
   }
 
   static async connect(path: string, timeoutMs = 10_000): Promise<DebugChannel> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        const socket = await new Promise<Socket>((resolve, reject) => {
-          const s = connect(path);
-          s.once("connect", () => resolve(s));
-          s.once("error", reject);
-        });
-        return new DebugChannel(socket);
-      } catch (e) {
-        if (Date.now() > deadline) throw new Error(`debug channel ${path} did not answer: ${(e as Error).message}`);
-        await Bun.sleep(50);
-      }
-    }
+    return new DebugChannel(await connectWhenReady(path, "debug channel", timeoutMs));
   }
 
   private changed(timeoutMs: number): Promise<void> {

@@ -1,4 +1,5 @@
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import { connectWhenReady } from "./unix-socket.ts";
 
 /**
  * A minimal QMP client (QEMU Machine Protocol: JSON lines over a unix
@@ -27,23 +28,10 @@ export class Qmp {
   }
 
   static async connect(path: string, timeoutMs = 10_000): Promise<Qmp> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        const socket = await new Promise<Socket>((resolve, reject) => {
-          const s = connect(path);
-          s.once("connect", () => resolve(s));
-          s.once("error", reject);
-        });
-        const qmp = new Qmp(socket);
-        await qmp.next(); // greeting
-        await qmp.command("qmp_capabilities");
-        return qmp;
-      } catch (e) {
-        if (Date.now() > deadline) throw new Error(`QMP socket ${path} did not answer: ${(e as Error).message}`);
-        await Bun.sleep(50);
-      }
-    }
+    const qmp = new Qmp(await connectWhenReady(path, "QMP socket", timeoutMs));
+    await qmp.next(); // greeting
+    await qmp.command("qmp_capabilities");
+    return qmp;
   }
 
   private next(): Promise<Record<string, unknown>> {
