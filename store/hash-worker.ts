@@ -39,6 +39,8 @@ const SYNC_FILE_RANGE_WRITE = 2;
 const SEEK_CUR = 1;
 const WRITEBACK_EVERY = 32 << 20;
 const READ_BYTES = 1 << 20;
+/** Longest wait before looking again for what the writer added. */
+const MAX_IDLE_MS = 16;
 /** Reads per turn before other jobs get theirs. */
 const READS_PER_TURN = 8;
 
@@ -57,6 +59,10 @@ interface FollowJob {
   size?: number;
   writeback: boolean;
   synced: number;
+  /** Milliseconds of the last wait for the writer (0: it was ahead). */
+  idle: number;
+  /** The wait for the writer in progress, cut short when it is done. */
+  waiting?: { timer: ReturnType<typeof setTimeout>; buffer: Buffer };
 }
 
 const jobs = new Map<number, RingJob | FollowJob>();
@@ -89,6 +95,7 @@ function follow(id: number, buffer: Buffer) {
       const want = Math.min(buffer.length, written - job.at);
       const n = want > 0 ? readSync(job.fd, buffer, 0, want, job.at) : 0;
       if (n > 0) {
+        job.idle = 0;
         job.hash.update(buffer.subarray(0, n));
         job.at += n;
         if (job.writeback && job.at - job.synced >= WRITEBACK_EVERY) {
@@ -104,8 +111,10 @@ function follow(id: number, buffer: Buffer) {
         answer({ job: id, digest: job.hash.digest("hex") });
         return;
       }
-      // Caught up with the writer: look again shortly.
-      setTimeout(() => follow(id, buffer), 1);
+      // Caught up with the writer: look again shortly, less often while a
+      // slow sender keeps it waiting.
+      job.idle = Math.min(MAX_IDLE_MS, job.idle * 2 || 1);
+      job.waiting = { timer: setTimeout(() => ((job.waiting = undefined), follow(id, buffer)), job.idle), buffer };
       return;
     }
     setImmediate(() => follow(id, buffer));
@@ -130,12 +139,21 @@ self.onmessage = (event: MessageEvent<ToHashWorker>) => {
         break;
       }
       case "follow":
-        jobs.set(m.job, { kind: "follow", hash: createHash(m.algorithm), fd: m.fd, at: m.from, writeback: m.writeback, synced: m.from });
+        jobs.set(m.job, { kind: "follow", hash: createHash(m.algorithm), fd: m.fd, at: m.from, writeback: m.writeback, synced: m.from, idle: 0 });
         follow(m.job, buffers.pop() ?? Buffer.allocUnsafe(READ_BYTES));
         break;
       case "end": {
         const job = jobs.get(m.job);
-        if (job?.kind === "follow") job.size = m.size; // its loop answers once it has read that far
+        if (job?.kind === "follow") {
+          // Its loop answers once it has read that far; no need to wait for the next look.
+          job.size = m.size;
+          const waiting = job.waiting;
+          if (waiting) {
+            clearTimeout(waiting.timer);
+            job.waiting = undefined;
+            follow(m.job, waiting.buffer);
+          }
+        }
         else if (job) {
           jobs.delete(m.job);
           answer({ job: m.job, digest: job.hash.digest("hex") });
