@@ -58,7 +58,7 @@ export async function ingest(
   const sink = (block: Uint8Array) => (writing = writing.then(() => writer.write(block)));
   let size = 0;
   try {
-    let digests: (string | undefined)[];
+    let digests: (string | undefined)[] | undefined;
     if (local) {
       size = await local.writeAll(source as ReadableStream<Uint8Array>);
       checkSize(size);
@@ -75,7 +75,7 @@ export async function ingest(
           await writer.write(piece);
         }
       }
-      digests = ring ? [] : [sha!.digest("hex"), md5Here?.digest("hex")];
+      if (!ring) digests = [sha!.digest("hex"), md5Here?.digest("hex")];
     }
     if (options.declaredSize !== undefined && size !== options.declaredSize)
       throw new BadRequest(`Image size mismatch: declared ${options.declaredSize} bytes, got ${size}`);
@@ -87,8 +87,7 @@ export async function ingest(
     if (follow) digests = await follow.digest(size);
     else if (ring) digests = await ring.digest(sink);
     await writing;
-    const hex = digests![0]!;
-    const md5 = digests![1];
+    const [hex, md5] = digests! as [string, string | undefined];
     if (options.expect !== undefined && hex !== options.expect)
       throw new DigestMismatch("uploaded data", `sha256:${options.expect}`, `sha256:${hex}`);
     const existed = (await backend.stat(hex)) === size;

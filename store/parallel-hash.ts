@@ -160,6 +160,10 @@ export class FileHash {
   }
 }
 
+/**
+ * Hash a stream that does not go to a local file: each piece is copied into
+ * the shared ring, and each full block goes to the sink and to the workers.
+ */
 export class ParallelHash {
   private readonly job = nextJob++;
   private readonly ring = idleRings.pop() ?? new SharedArrayBuffer(SLOTS * BLOCK_BYTES);
