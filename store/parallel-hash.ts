@@ -42,7 +42,7 @@ class HashThread {
   private readonly listeners = new Map<number, Listener>();
 
   constructor(readonly algorithm: string) {
-    this.worker = new Worker(new URL("./hash-worker.ts", import.meta.url).href);
+    this.worker = new Worker(workerPath());
     this.worker.onmessage = (event: MessageEvent<FromHashWorker>) => {
       const m = event.data;
       const listener = this.listeners.get(m.job);
@@ -74,6 +74,18 @@ class HashThread {
   post(message: ToHashWorker) {
     this.worker.postMessage(message);
   }
+}
+
+/**
+ * Where the worker's code is. In a standalone executable (the agent, built
+ * with store/hash-worker.ts as a second entry point) it is embedded under
+ * its path from the repository root, and a URL relative to this module (now
+ * inside the bundle) would not find it: the worker failed to load and a
+ * download waited for it forever.
+ */
+function workerPath(): string {
+  // import.meta.url will not tell: with --bytecode it is the build's source path.
+  return Bun.main.startsWith("/$bunfs/") ? "./store/hash-worker.ts" : new URL("./hash-worker.ts", import.meta.url).href;
 }
 
 const threads = new Map<string, HashThread>();
