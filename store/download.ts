@@ -1,13 +1,11 @@
 import { getHashes } from "node:crypto";
-import { closeSync, constants, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fsyncDir } from "../lib/atomic.ts";
-import { blocks } from "./blocks.ts";
 import type { StoreClient } from "./client.ts";
 import { CorruptDownload, StoreRequestFailed } from "./errors.ts";
-import { FileWriter } from "./file-writer.ts";
 import type { GlanceImage } from "./image.ts";
-import { ParallelHash } from "./parallel-hash.ts";
+import { FileHash } from "./parallel-hash.ts";
 
 /**
  * Download an image's data whole, resuming with Range after a cut
@@ -42,31 +40,24 @@ export async function downloadImage(
   const check = verifier(image);
   const partial = join(dirname(out), `.${basename(out)}.${(image.os_hash_value ?? image.checksum ?? image.id).slice(0, 16)}.partial`);
   // Without a hash on the record, md5 still serves for a Content-MD5 header.
-  // The hash runs on another core while this one receives and writes.
   const algo = check?.algo ?? "md5";
-  let hash = new ParallelHash([algo]);
   let contentMd5: string | undefined;
 
-  // Resume: the bytes already here count, and go through the hash again.
   let have = existsSync(partial) ? statSync(partial).size : 0;
   if (image.size !== null && image.size !== undefined && have > image.size) {
     rmSync(partial);
     have = 0;
   }
   const resumedFrom = have;
-  const fd = openSync(partial, constants.O_RDWR | constants.O_CREAT, 0o644);
-  const file = new FileWriter(fd, have);
+  // The body goes to the file natively (Bun.write, appending), and a worker
+  // thread hashes the file right behind it, from the page cache — the bytes
+  // already there (a resumed download) first — and starts the disk's
+  // writeback as it goes, so the final fsync is short.
+  const fd = openSync(partial, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o644);
+  let hash = new FileHash(fd, [algo], { writeback: true });
   let received = 0;
   let requests = 0;
   try {
-    if (have) {
-      for (let at = 0; at < have; ) {
-        const buf = Buffer.allocUnsafe(4 << 20);
-        const n = readSync(fd, buf, 0, Math.min(buf.length, have - at), at);
-        hash.update(buf.subarray(0, n));
-        at += n;
-      }
-    }
     for (let attempt = 0; ; attempt++) {
       if (image.size !== null && image.size !== undefined && have === image.size && have > 0) break;
       requests++;
@@ -75,19 +66,22 @@ export async function downloadImage(
         if (res.status === 204) throw new StoreRequestFailed("GET", `/v2/images/${image.id}/file`, 204, `Image ${image.id} has no data.`);
         if (have && res.status === 200) {
           // The server ignored the Range: start over.
-          closeSync(openSync(partial, "w"));
+          await hash.cancel();
+          ftruncateSync(fd, 0);
           have = 0;
-          file.offset = 0;
-          hash.cancel();
-          hash = new ParallelHash([algo]);
+          hash = new FileHash(fd, [algo], { writeback: true });
         }
         contentMd5 = res.headers.get("Content-MD5") ?? contentMd5;
-        for await (const block of blocks(res.body ?? [])) {
-          file.write(block);
-          have += block.length;
-          received += block.length;
-          hash.update(block); // last: it may move the block to the worker
+        const before = have;
+        let written: number;
+        try {
+          written = await Bun.write(Bun.file(fd), res);
+        } finally {
+          // What landed counts, also when the connection was cut.
+          have = fstatSync(fd).size;
+          received += have - before;
         }
+        if (have !== before + written) throw new Error(`Bun.write did not append to ${partial}: ${before} + ${written} bytes, the file has ${have}`);
         break;
       } catch (e) {
         if (e instanceof StoreRequestFailed || attempt >= retries) throw e;
@@ -95,7 +89,7 @@ export async function downloadImage(
       }
     }
     const expected = check ?? (contentMd5 ? { algo: "md5", expected: contentMd5 } : undefined);
-    const [actual] = await hash.digest();
+    const [actual] = await hash.digest(have);
     if (expected && actual !== expected.expected) {
       rmSync(partial, { force: true });
       throw new CorruptDownload(`image ${image.id}`, `${expected.algo}:${expected.expected}`, `${expected.algo}:${actual}`);
@@ -104,6 +98,8 @@ export async function downloadImage(
       throw new CorruptDownload(`image ${image.id}`, `${image.size} bytes`, `${have} bytes`);
     fsyncSync(fd);
   } finally {
+    // No worker may still read the fd when it is closed (its number could be reused).
+    await hash.cancel();
     closeSync(fd);
   }
   renameSync(partial, out);

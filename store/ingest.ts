@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import type { BlobBackend } from "./backends/types.ts";
 import { BadRequest, DigestMismatch, TooLarge } from "./errors.ts";
-import { blocks } from "./blocks.ts";
-import { ParallelHash } from "./parallel-hash.ts";
+import { FileHash, ParallelHash } from "./parallel-hash.ts";
 
 /**
  * Stream bytes into the backend while hashing them, and give them their
@@ -20,7 +19,7 @@ export interface IngestOptions {
   allowEmpty?: boolean;
   /** Also compute md5 (Glance's `checksum`); only image data needs it. */
   md5?: boolean;
-  /** Image data, hundreds of MiB: hash on the worker thread. */
+  /** Image data, hundreds of MiB: hash on worker threads while receiving. */
   large?: boolean;
 }
 
@@ -38,24 +37,45 @@ export async function ingest(
   options: IngestOptions = {},
 ): Promise<Ingested> {
   const writer = await backend.writer();
-  // Image data is big: its hashes run on a worker while this thread
-  // receives and writes. Chunks and documents are small: hashing them here
-  // beats a round trip to the worker.
-  const worker = options.large ? new ParallelHash(options.md5 ? ["sha256", "md5"] : ["sha256"]) : undefined;
-  const sha = worker ? undefined : createHash("sha256");
-  const md5Here = !worker && options.md5 ? createHash("md5") : undefined;
-  let size = 0;
+  const algorithms = options.md5 ? ["sha256", "md5"] : ["sha256"];
   const max = options.maxSize ?? Number.MAX_SAFE_INTEGER;
+  const checkSize = (size: number) => {
+    if (size > max) throw new TooLarge(`Image exceeds the storage quota: more than ${max} bytes`);
+    if (options.declaredSize !== undefined && size > options.declaredSize)
+      throw new BadRequest(`Image size mismatch: more than the declared ${options.declaredSize} bytes`);
+  };
+  // Image data is big: worker threads hash it (sha256 and md5 each on its
+  // own core) while this thread receives. A request body bound for a local
+  // file goes there natively (Bun.write) and the workers read it back
+  // behind the writer; other backends get it through a shared ring of
+  // blocks, each written in the background. Chunks and documents are small:
+  // hashing them here beats a round trip to a worker.
+  const local = options.large && source instanceof ReadableStream ? writer.local : undefined;
+  const follow = local ? new FileHash(local.fd, algorithms, { writeback: true }) : undefined;
+  const ring = options.large && !local ? new ParallelHash(algorithms) : undefined;
+  // The backend's writes, one after another (BlobWriter takes one at a time).
+  let writing: Promise<void> = Promise.resolve();
+  const sink = (block: Uint8Array) => (writing = writing.then(() => writer.write(block)));
+  let size = 0;
   try {
-    for await (const piece of blocks(source)) {
-      size += piece.length;
-      if (size > max) throw new TooLarge(`Image exceeds the storage quota: more than ${max} bytes`);
-      if (options.declaredSize !== undefined && size > options.declaredSize)
-        throw new BadRequest(`Image size mismatch: more than the declared ${options.declaredSize} bytes`);
-      sha?.update(piece);
-      md5Here?.update(piece);
-      await writer.write(piece);
-      worker?.update(piece); // last: it may move the block to the worker
+    let digests: (string | undefined)[] | undefined;
+    if (local) {
+      size = await local.writeAll(source as ReadableStream<Uint8Array>);
+      checkSize(size);
+    } else {
+      const sha = ring ? undefined : createHash("sha256");
+      const md5Here = !ring && options.md5 ? createHash("md5") : undefined;
+      for await (const piece of source) {
+        size += piece.length;
+        checkSize(size);
+        if (ring) await ring.update(piece, sink);
+        else {
+          sha!.update(piece);
+          md5Here?.update(piece);
+          await writer.write(piece);
+        }
+      }
+      if (!ring) digests = [sha!.digest("hex"), md5Here?.digest("hex")];
     }
     if (options.declaredSize !== undefined && size !== options.declaredSize)
       throw new BadRequest(`Image size mismatch: declared ${options.declaredSize} bytes, got ${size}`);
@@ -64,9 +84,10 @@ export async function ingest(
         "Refusing an empty upload (0 bytes): a client without a TTY may have sent its empty stdin",
         { hint: "Send the header x-ooo-allow-empty: true, or set allowEmptyUploads in the store config." },
       );
-    const digests = worker ? await worker.digest() : [sha!.digest("hex"), md5Here?.digest("hex")];
-    const hex = digests[0]!;
-    const md5 = digests[1];
+    if (follow) digests = await follow.digest(size);
+    else if (ring) digests = await ring.digest(sink);
+    await writing;
+    const [hex, md5] = digests! as [string, string | undefined];
     if (options.expect !== undefined && hex !== options.expect)
       throw new DigestMismatch("uploaded data", `sha256:${options.expect}`, `sha256:${hex}`);
     const existed = (await backend.stat(hex)) === size;
@@ -74,7 +95,10 @@ export async function ingest(
     else await writer.commit(hex);
     return { hex, size, md5, existed };
   } catch (e) {
-    worker?.cancel();
+    // Nothing may still read or write the blob's file when it is dropped.
+    await follow?.cancel();
+    await ring?.cancel();
+    await writing.catch(() => {});
     await writer.abort().catch(() => {});
     throw e;
   }

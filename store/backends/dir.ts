@@ -1,5 +1,5 @@
 import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fsyncDir, stageFile } from "../../lib/atomic.ts";
 import { BlobNotFound } from "../errors.ts";
@@ -60,9 +60,11 @@ export class DirBackend implements BlobBackend {
     let used = 0;
     let size = 0;
     const file = new FileWriter(staged.fd);
-    const drain = () => {
-      file.write(block.subarray(0, used));
+    const drain = async () => {
+      if (!used) return;
+      const n = used;
       used = 0;
+      await file.write(block.subarray(0, n));
     };
     const root = this.root;
     const pending = (file: string | undefined, dir: string) => {
@@ -75,15 +77,27 @@ export class DirBackend implements BlobBackend {
       get size() {
         return size;
       },
+      local: {
+        fd: staged.fd,
+        async writeAll(stream) {
+          if (size > 0) throw new Error("writeAll() on a blob writer already written to");
+          const n = await Bun.write(Bun.file(staged.fd), new Response(stream));
+          // Bun.write must have written from the start and kept the fd open.
+          if (fstatSync(staged.fd).size !== n) throw new Error(`Bun.write reported ${n} bytes, the file has ${fstatSync(staged.fd).size}`);
+          size = n;
+          file.offset = n;
+          return n;
+        },
+      },
       async write(data) {
         size += data.length;
-        if (used + data.length > BLOCK) drain();
+        if (used + data.length > BLOCK) await drain();
         if (data.length >= BLOCK) return file.write(data);
         block.set(data, used);
         used += data.length;
       },
       async commit(hex) {
-        drain();
+        await drain();
         const dir = join(root, hex.slice(0, 2));
         if (mkdirSync(dir, { recursive: true })) pending(undefined, root); // a new fan-out folder
         // Small blobs (chunks) become durable at the store's flush(), one
@@ -94,6 +108,7 @@ export class DirBackend implements BlobBackend {
         pending(synced ? undefined : join(dir, hex), dir);
       },
       async abort() {
+        await file.settled();
         staged.discard();
       },
     };

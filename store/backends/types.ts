@@ -30,10 +30,22 @@ export interface BlobBackend {
 }
 
 export interface BlobWriter {
-  /** Once this resolves the caller may reuse or give away `data`: keep a copy if needed. */
+  /**
+   * Once this resolves the caller may reuse or give away `data`: keep a copy
+   * if needed. Calls come one at a time: the caller waits for each write
+   * before the next, and before commit or abort.
+   */
   write(data: Uint8Array): Promise<void>;
   /** Bytes written so far. */
   readonly size: number;
+  /**
+   * Offered by backends that write a local file: instead of write() calls,
+   * the caller may hand over a whole stream, written natively (Bun.write)
+   * without passing through JavaScript, and read the bytes back at `fd` as
+   * they land (to hash them). Only on a writer nothing was written to yet;
+   * resolves with the bytes written.
+   */
+  readonly local?: { fd: number; writeAll(stream: ReadableStream<Uint8Array>): Promise<number> };
   /** Name the written bytes `hex` (the caller has verified they hash to it). */
   commit(hex: string): Promise<void>;
   /** Forget the written bytes; nothing of them remains. */

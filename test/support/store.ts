@@ -25,6 +25,8 @@ export interface TestStore {
   reader: StoreClient;
   /** Where the server's output goes. */
   log: string;
+  /** The server's process id (it changes with restart()). */
+  readonly pid: number | undefined;
   /** SIGKILL the server (a crash). */
   kill(): Promise<void>;
   /** Start it again on the same directory and port. */
@@ -86,6 +88,9 @@ export async function startStore(
     dir: config.dir,
     config,
     log,
+    get pid() {
+      return proc?.pid;
+    },
     client: new StoreClient({ url, token: WRITE_TOKEN }),
     reader: new StoreClient({ url, token: READ_TOKEN }),
     kill,
