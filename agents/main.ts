@@ -2,12 +2,9 @@
 import { basename } from "node:path";
 import { isOooError, UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
-import { applyMain } from "./apply/cli.ts";
 import { HelpRequested } from "./args.ts";
-import { collectMain } from "./collect/cli.ts";
 import { agentSink, type AgentName } from "./log.ts";
-import { refreshMain } from "./refresh/cli.ts";
-import { TAKEOVER_COMMANDS, takeoverMain } from "./takeover/cli.ts";
+import { TAKEOVER_COMMANDS } from "./takeover/commands.ts";
 
 /**
  * ooo-agent: the three node agents in one executable (`bun build --compile`
@@ -16,11 +13,17 @@ import { TAKEOVER_COMMANDS, takeoverMain } from "./takeover/cli.ts";
  * os-collect-config, os-apply-config and os-refresh-config — or by its first
  * argument: `ooo-agent os-apply-config --help`.
  */
-const AGENTS: Record<AgentName, (argv: string[]) => Promise<number>> = {
-  "os-collect-config": collectMain,
-  "os-apply-config": applyMain,
-  "os-refresh-config": refreshMain,
+/**
+ * Each agent's code is loaded only when it runs: evaluating all of them (zod
+ * schemas, the store client) at every start costs a second per call in an
+ * emulated guest, and os-refresh-config alone starts the binary five times.
+ */
+const AGENTS: Record<AgentName, () => Promise<(argv: string[]) => Promise<number>>> = {
+  "os-collect-config": async () => (await import("./collect/cli.ts")).collectMain,
+  "os-apply-config": async () => (await import("./apply/cli.ts")).applyMain,
+  "os-refresh-config": async () => (await import("./refresh/cli.ts")).refreshMain,
 };
+
 
 const isAgent = (name: string | undefined): name is AgentName => name !== undefined && name in AGENTS;
 
@@ -67,12 +70,12 @@ async function guarded(run: () => Promise<number>): Promise<number> {
 
 export async function runAgent(agent: AgentName, args: string[]): Promise<number> {
   log.addSink(agentSink(agent, { file: agent === "os-apply-config" && process.geteuid?.() === 0 ? "/var/log/os-apply-config.log" : undefined }));
-  return guarded(() => AGENTS[agent](args));
+  return guarded(async () => (await AGENTS[agent]())(args));
 }
 
 async function runTakeover(command: string, args: string[]): Promise<number> {
   log.addSink(agentSink("ooo-agent", {}));
-  return guarded(() => takeoverMain(command, args));
+  return guarded(async () => (await import("./takeover/cli.ts")).takeoverMain(command, args));
 }
 
 async function main(): Promise<number> {

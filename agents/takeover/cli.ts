@@ -1,14 +1,10 @@
 
-import { UsageError } from "../../lib/errors.ts";
+import { isOooError, UsageError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
-import { parseWith } from "../../lib/validate.ts";
-import { NodeMetadata } from "../../wire/metadata.ts";
-import { appliedMetadata, tokenFromCollectConfig } from "../refresh/signal.ts";
-import { toPlain } from "../pyjson/value.ts";
 import { BootPartition } from "./boot-partition.ts";
 import { slotState, SLOTS } from "./bootenv.ts";
 import { findNodeDisk, NotAnOooDisk } from "./disk.ts";
-import { takeover, TakeoverFailed, writeUpgradeReport } from "./takeover.ts";
+import { writeUpgradeReport } from "./reports.ts";
 import { markGood, trialFailed } from "./trial.ts";
 
 const USAGE = `usage: ooo-agent takeover [--no-reboot]     install the metadata's image into the inactive root slot and reboot into it
@@ -29,7 +25,7 @@ export async function takeoverMain(command: string, args: string[]): Promise<num
       return 0;
     }
     // A failed takeover is reported in the signal (upgrade.json); the node goes on configuring the root it runs.
-    if (e instanceof TakeoverFailed) {
+    if (isOooError(e) && e.code === "takeover-failed") {
       log.error(`takeover failed: ${e.message}; this node keeps running its current root`);
       return 0;
     }
@@ -50,6 +46,14 @@ export async function takeoverMain(command: string, args: string[]): Promise<num
 async function dispatch(command: string, args: string[]): Promise<number> {
   switch (command) {
     case "takeover": {
+      // Loaded here only: the metadata schema, the refresh agent's helpers and the store client are the takeover's alone.
+      const [{ parseWith }, { NodeMetadata }, { appliedMetadata, tokenFromCollectConfig }, { toPlain }, { takeover }] = await Promise.all([
+        import("../../lib/validate.ts"),
+        import("../../wire/metadata.ts"),
+        import("../refresh/signal.ts"),
+        import("../pyjson/value.ts"),
+        import("./takeover.ts"),
+      ]);
       const plain = toPlain(appliedMetadata()) as Record<string, unknown>;
       if (!plain || typeof plain !== "object" || !("ooo" in plain)) {
         log.info("takeover: the metadata has no ooo block (no image named); nothing to do");
@@ -99,4 +103,4 @@ async function dispatch(command: string, args: string[]): Promise<number> {
   }
 }
 
-export const TAKEOVER_COMMANDS = ["takeover", "mark-good", "trial-failed", "trial-watchdog", "slots"] as const;
+export { TAKEOVER_COMMANDS } from "./commands.ts";

@@ -16,6 +16,7 @@ import { BootPartition } from "./boot-partition.ts";
 import { other, setOrder, setSlot, slotState, type Slot } from "./bootenv.ts";
 import { decide } from "./decide.ts";
 import { findNodeDisk, type NodeDisk } from "./disk.ts";
+import { writeNodeState, writeUpgradeReport } from "./reports.ts";
 
 /**
  * takeovernode, done on the node itself as the original design wanted, and
@@ -29,9 +30,6 @@ import { findNodeDisk, type NodeDisk } from "./disk.ts";
  * bootloader falls back to the old root.
  */
 
-/** Files the run leaves for os-refresh-config's completion signal (agents/refresh/signal.ts). */
-export const UPGRADE_REPORT = "/run/ooo/upgrade.json";
-export const NODE_STATE = "/run/ooo/node-state.json";
 const ACTIVE_ROOT = "/run/ooo/active-root";
 const NEW_ROOT = "/run/ooo/new-root";
 const STAGING = "/run/ooo/takeover";
@@ -47,19 +45,6 @@ export interface TakeoverContext {
   reboot: boolean;
 }
 
-function writeJson(path: string, value: unknown) {
-  mkdirSync(join(path, ".."), { recursive: true });
-  writeFileSync(path, JSON.stringify(value, null, 2) + "\n");
-}
-
-export function writeUpgradeReport(outcome: UpgradeOutcome) {
-  writeJson(UPGRADE_REPORT, outcome);
-}
-
-export function writeNodeState(disk: NodeDisk, env: Map<string, string>) {
-  const here = slotState(env, disk.booted);
-  writeJson(NODE_STATE, { slot: disk.booted, digest: here.digest, trial: disk.trial && !here.ok, good: here.ok });
-}
 
 /** Report progress to the metadata service; never fails the takeover. */
 function progressReporter(ctx: TakeoverContext, to: string, started: number) {

@@ -3,7 +3,7 @@ import { run } from "../../lib/run.ts";
 import { BootPartition } from "./boot-partition.ts";
 import { other, setOrder, setSlot, slotState } from "./bootenv.ts";
 import { findNodeDisk } from "./disk.ts";
-import { writeNodeState, writeUpgradeReport } from "./takeover.ts";
+import { writeNodeState, writeUpgradeReport } from "./reports.ts";
 
 /**
  * The end of a trial boot, one way or the other.
