@@ -13,6 +13,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
+import { DEFAULT_IMAGE } from "../builder/defaults.ts";
 import { table } from "../lib/log.ts";
 import { chooseAccel } from "../lib/qemu/accel.ts";
 import { Vm } from "../lib/qemu/vm.ts";
@@ -38,7 +39,7 @@ async function build(name: string, elements: string[]) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 process.stderr.write("building the default image and the reference root (cached after the first time)...\n");
-const image = await build("default", ["debian-minimal", "ooo-node"]);
+const image = await build("default", DEFAULT_IMAGE.elements);
 const reference = await build("reference", ["debian-minimal"]);
 const accel = await chooseAccel(flag("accel", "tcg") as "auto" | "tcg" | "kvm", image.kernel?.vmlinuz);
 

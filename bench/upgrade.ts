@@ -10,13 +10,18 @@
  *   2. one node, policy replace (a fresh node from v2): seconds likewise;
  *   3. three nodes rolling, one at a time with two in service: seconds.
  *
- *   bun bench/upgrade.ts
+ *   bun bench/upgrade.ts [--cpus N]
+ *
+ * Nodes share the host's cores without overcommit unless --cpus says
+ * otherwise (as bench/deploy.ts): the one-node scenarios get 2 vCPUs here,
+ * the three rolling nodes 1 each. Under TCG a vCPU is a host thread, and the
+ * takeover's reader, hasher and tar writer run side by side given two.
  *
  * Prints a table, then as its last line one JSON object of the figures.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { availableParallelism, tmpdir } from "node:os";
+import { basename, join, resolve } from "node:path";
 import { execa } from "execa";
 import { parseDocument } from "yaml";
 import { table } from "../lib/log.ts";
@@ -25,6 +30,8 @@ import { buildTestImage } from "../test/support/images.ts";
 const repo = resolve(import.meta.dir, "..");
 const dir = mkdtempSync(join(tmpdir(), "ooo-bench-upgrade-"));
 const env = { ...process.env, NO_COLOR: "1", OOO_STORE_URL: "", OOO_STORE_TOKEN: "" } as Record<string, string>;
+const cpusFlag = process.argv.includes("--cpus") ? Number(process.argv[process.argv.indexOf("--cpus") + 1]) : undefined;
+const cpusFor = (nodes: number) => cpusFlag ?? Math.max(1, Math.floor(availableParallelism() / nodes));
 const load = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 
 async function ooo(args: string[], extraEnv: Record<string, string> = {}) {
@@ -62,6 +69,7 @@ async function scenario(file: string, images: { v1: string; v2: string }) {
   await ooo(["delete", file, "--purge"]);
   if (u.code !== 0) throw new Error(`upgrade failed:\n${u.all}`);
   const report = JSON.parse(u.stdout.trim().split("\n").at(-1)!) as UpgradeJson;
+  process.stderr.write(`${basename(file, ".yaml")}: ooo upgrade took ${seconds.toFixed(1)} s (${report.nodes.map((n) => `${n.node} ${n.result}`).join(", ")})\n`);
   return { seconds, report };
 }
 
@@ -75,6 +83,7 @@ try {
     stackFile("bench-one", (d) => {
       d.setIn(["roles", "cache", "count"], 1);
       d.setIn(["roles", "cache", "rolling_updates", "min_in_service"], 0);
+      d.setIn(["defaults", "size", "cpus"], cpusFor(1));
     }),
     images,
   );
@@ -83,10 +92,11 @@ try {
       d.setIn(["roles", "cache", "count"], 1);
       d.setIn(["roles", "cache", "rolling_updates", "min_in_service"], 0);
       d.setIn(["roles", "cache", "rolling_updates", "policy"], "replace");
+      d.setIn(["defaults", "size", "cpus"], cpusFor(1));
     }),
     images,
   );
-  const rolling = await scenario(stackFile("bench-rolling", () => {}), images);
+  const rolling = await scenario(stackFile("bench-rolling", (d) => d.setIn(["defaults", "size", "cpus"], cpusFor(3))), images);
 
   const node = one.report.nodes[0]!;
   const figures = {
@@ -99,6 +109,7 @@ try {
     replace_seconds: Number(replace.seconds.toFixed(1)),
     rolling_seconds: Number(rolling.seconds.toFixed(1)),
     rolling_nodes: rolling.report.nodes.length,
+    cpus: { one_node: cpusFor(1), rolling: cpusFor(3) },
     target_fetched_share_max: 0.1,
     target_upgrade_seconds_max: 30,
     loadavg_1m_before: loadBefore,
