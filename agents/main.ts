@@ -12,8 +12,7 @@ import { TAKEOVER_COMMANDS } from "./takeover/commands.ts";
  * the name it was called by — the elements install symlinks
  * os-collect-config, os-apply-config and os-refresh-config — or by its first
  * argument: `ooo-agent os-apply-config --help`.
- */
-/**
+ *
  * Each agent's code is loaded only when it runs: evaluating all of them (zod
  * schemas, the store client) at every start costs a second per call in an
  * emulated guest, and os-refresh-config alone starts the binary five times.
@@ -23,7 +22,6 @@ const AGENTS: Record<AgentName, () => Promise<(argv: string[]) => Promise<number
   "os-apply-config": async () => (await import("./apply/cli.ts")).applyMain,
   "os-refresh-config": async () => (await import("./refresh/cli.ts")).refreshMain,
 };
-
 
 const isAgent = (name: string | undefined): name is AgentName => name !== undefined && name in AGENTS;
 

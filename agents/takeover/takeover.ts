@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { OooError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
@@ -11,7 +11,6 @@ import { planStream, streamInto } from "./stream-install.ts";
 import { resolveImage } from "../../store/resolve.ts";
 import type { NodeMetadata } from "../../wire/metadata.ts";
 import { Progress, progressUrl, type Progress as ProgressT } from "../../wire/progress.ts";
-import type { UpgradeOutcome } from "../../wire/signal.ts";
 import { BootPartition } from "./boot-partition.ts";
 import { other, setOrder, setSlot, slotState, type Slot } from "./bootenv.ts";
 import { decide } from "./decide.ts";
@@ -44,7 +43,6 @@ export interface TakeoverContext {
   /** Reboot when the new root is ready (false: leave it armed, for tests and operators). */
   reboot: boolean;
 }
-
 
 /** Report progress to the metadata service; never fails the takeover. */
 function progressReporter(ctx: TakeoverContext, to: string, started: number) {
