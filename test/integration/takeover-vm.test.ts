@@ -1,10 +1,14 @@
 import { describe, expect, test } from "bun:test";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { makeConfigDrive } from "../../deployer/config-drive.ts";
+import { encodeHeader, END_OF_ARCHIVE, padding } from "../../lib/tar/encode.ts";
 import { Vm } from "../../lib/qemu/vm.ts";
 import { findImage, overlayDisk, removeRunDir, tempRunDir } from "../../pipeline/boot.ts";
 import { publish } from "../../pipeline/publish.ts";
 import { READY_MARKER, ReadyReport } from "../../wire/ready-report.ts";
+import { chunkOffsets } from "../../wire/chunk-index.ts";
 import { CompletionSignal } from "../../wire/signal.ts";
 import { buildTestImage } from "../support/images.ts";
 import { redis } from "../support/redis.ts";
@@ -20,13 +24,16 @@ import { READ_TOKEN, startStore } from "../support/store.ts";
  *   3. right after it armed the new slot,  4. during the new root's trial boot.
  * After every cut it must boot a complete root (old or new) with its data
  * unchanged, and carry on by itself until v2 runs and is marked good.
+ * Before that, bad input: an image the store does not have, one too big
+ * for the slot, and v2 with its new chunks corrupted in the store. Each must fail before the switch,
+ * be reported with its reason, and leave the node on v1 with its data.
  */
 const METADATA_IP = "10.0.2.100";
 const STORE_IP = "10.0.2.101";
 const TOKEN = "power-cut-secret";
 
-describe("in-place upgrade: power cuts", () => {
-  test("a cut while fetching, while writing, after the switch and during the trial boot: data kept, v2 reached", async () => {
+describe("in-place upgrade on one node: bad input, then power cuts", () => {
+  test("a missing image, a root too big for its slot and corrupt chunks are refused with v1 kept; cuts while fetching, writing, after the switch and in the trial boot: data kept, v2 reached", async () => {
     requireCommand("qemu-system-x86_64", "socat");
     const [v1, v2] = await Promise.all([buildTestImage("kv-v1"), buildTestImage("kv-v2")]);
     const store = await startStore();
@@ -74,8 +81,7 @@ describe("in-place upgrade: power cuts", () => {
     };
     let vm: Vm | undefined;
     try {
-      await publish({ client: store.client, output: v1.base });
-      await publish({ client: store.client, output: v2.base });
+      const published = [await publish({ client: store.client, output: v1.base }), await publish({ client: store.client, output: v2.base })];
       const drive = join(runDir, "config-drive.img");
       await makeConfigDrive(drive, {
         "os-collect-config": { collectors: ["config-drive", "heat"], polling_interval: 3, heat: { metadata_url: `http://${METADATA_IP}`, node: "n1", token: TOKEN } },
@@ -118,9 +124,50 @@ describe("in-place upgrade: power cuts", () => {
       expect(await redis(endpoint, "SET precious kept")).toBe("+OK");
       // The data must be on disk before any cut: appendfsync always.
 
-      // Now the metadata names v2.
-      wanted = v2.manifest.digest;
+      const failedUpgrade = async (what: string) => {
+        const seen = signals.length;
+        const s = await until(`the signal after ${what}`, 900, () => signals.slice(seen).find((x) => x.data.upgrade?.result === "failed"));
+        expect(s.data.node_state).toMatchObject({ slot: "A", digest: v1.manifest.digest, good: true });
+        await dataKept();
+        return s.data.upgrade!.reason ?? "";
+      };
+      // Bad input 1: an image the store does not have.
+      wanted = `sha256:${"0".repeat(64)}`;
       serial = 2;
+      expect(await failedUpgrade("a missing image")).toContain("is not in the store");
+      // Bad input 2: a real image whose root does not fit the slot: v2's tree plus a 256 MiB file.
+      const big = await oversizedBuild(v2.base, join(runDir, "big"), 256 * 2 ** 20);
+      await publish({ client: store.client, output: big.base });
+      wanted = big.digest;
+      serial = 3;
+      expect(await failedUpgrade("a root too big for the slot")).toContain("does not fit root slot B");
+      // Bad input 3: v2 with its new chunks corrupted where the store keeps them — in the image's data
+      // blob, which Range downloads read (bits flipped in place, size unchanged).
+      const [index1, index2] = await Promise.all(published.map((p) => store.client.getChunkIndex(p.image.id)));
+      const held = new Set(index1!.chunks.map(([id]) => id));
+      const dataBlob = join(store.dir, "blobs", "sha256", v2.manifest.digest.slice(7, 9), v2.manifest.digest.slice(7));
+      const fresh = chunkOffsets(index2!).filter((c) => !held.has(c.id));
+      expect(fresh.length).toBeGreaterThan(0);
+      const flip = () => {
+        const fd = openSync(dataBlob, "r+");
+        try {
+          for (const c of fresh) {
+            const bytes = Buffer.alloc(Math.min(c.size, 64));
+            readSync(fd, bytes, 0, bytes.length, c.offset);
+            writeSync(fd, bytes.map((b) => b ^ 0xff), 0, bytes.length, c.offset);
+          }
+        } finally {
+          closeSync(fd);
+        }
+      };
+      flip();
+      wanted = v2.manifest.digest;
+      serial = 4;
+      expect(await failedUpgrade("corrupt chunks")).toContain("Corrupt image download");
+      flip(); // and back
+
+      // Now the metadata names v2 again, and the store holds it intact.
+      serial = 5;
 
       // 1. Cut while fetching; 2. while writing: the old root boots, data intact, the node starts over.
       for (const phase of ["fetching", "writing"]) {
@@ -158,4 +205,42 @@ async function freePort(): Promise<number> {
   const port = s.port;
   s.stop(true);
   return port;
+}
+
+/**
+ * A build output (manifest and canonical-format tar) of `base`'s root plus
+ * one file of `extra` zero bytes: an image too big for the slots of `base`'s
+ * disk. Zeros chunk to almost nothing, so publishing it is quick.
+ */
+async function oversizedBuild(base: string, out: string, extra: number): Promise<{ base: string; digest: string }> {
+  const manifest = JSON.parse(readFileSync(`${base}.manifest.json`, "utf8"));
+  const tar = join(dirname(base), manifest.artifacts.find((a: { type: string }) => a.type === "tar").file);
+  const tarOut = `${out}.tar`;
+  const hash = createHash("sha256");
+  const sink = Bun.file(tarOut).writer();
+  const put = (b: Uint8Array) => {
+    hash.update(b);
+    sink.write(b);
+  };
+  const size = statSync(tar).size;
+  let done = 0;
+  // Everything but the end-of-archive blocks, then the new entry, then the end again.
+  for await (const chunk of Bun.file(tar).slice(0, size - END_OF_ARCHIVE.length).stream()) {
+    put(chunk);
+    done += chunk.length;
+  }
+  expect(done).toBe(size - END_OF_ARCHIVE.length);
+  put(encodeHeader({ path: "./var/ooo-ballast", type: "file", mode: 0o644, uid: 0, gid: 0, size: extra, mtime: manifest.sourceDateEpoch }));
+  const zeros = new Uint8Array(2 ** 20);
+  for (let left = extra; left > 0; left -= zeros.length) put(zeros.subarray(0, Math.min(left, zeros.length)));
+  put(padding(extra));
+  put(END_OF_ARCHIVE);
+  await sink.end();
+  const sha256 = hash.digest("hex");
+  const digest = `sha256:${sha256}`;
+  writeFileSync(
+    `${out}.manifest.json`,
+    JSON.stringify({ ...manifest, digest, artifacts: [{ type: "tar", file: basename(tarOut), sha256, size: statSync(tarOut).size }] }, null, 2),
+  );
+  return { base: out, digest };
 }
