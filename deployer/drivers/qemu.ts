@@ -8,6 +8,7 @@ import { Qmp } from "../../lib/qemu/qmp.ts";
 import { machineArgs } from "../../lib/qemu/machine.ts";
 import { chooseAccel } from "../../lib/qemu/accel.ts";
 import { makeConfigDrive } from "../config-drive.ts";
+import { freePort } from "../daemons.ts";
 import { DriverFailed } from "../errors.ts";
 import type { DriverNode, HostService, NodeDriver, PowerState, PowerTarget, ProvisionRequest } from "./driver.ts";
 import { writeDisk } from "./qemu-disk.ts";
@@ -116,14 +117,6 @@ function readSpec(node: DriverNode) {
   return existsSync(file) ? VmSpec.safeParse(JSON.parse(readFileSync(file, "utf8"))).data : undefined;
 }
 
-/** A TCP port nothing listens on now (the kernel picks it). */
-function freePort(): number {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
-}
-
 function shellQuote(s: string) {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
@@ -222,7 +215,7 @@ export const qemuDriver: NodeDriver<QemuPool> = {
       await makeConfigDrive(tmpDrive, request.configDrive);
       for (const s of request.services) writeForward(f.forward(s.name), s);
       // Exposed ports keep their host port across rebuilds, so what a user noted stays true.
-      const before = existsSync(f.spec) ? VmSpec.safeParse(JSON.parse(readFileSync(f.spec, "utf8"))).data?.hostForwards ?? [] : [];
+      const before = readSpec(node)?.hostForwards ?? [];
       const hostForwards = [];
       for (const guestPort of request.expose ?? [])
         hostForwards.push({ guestPort, hostPort: before.find((b) => b.guestPort === guestPort)?.hostPort ?? freePort() });

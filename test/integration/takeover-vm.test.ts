@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { makeConfigDrive } from "../../deployer/config-drive.ts";
+import { freePort } from "../../deployer/daemons.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding } from "../../lib/tar/encode.ts";
 import { Vm } from "../../lib/qemu/vm.ts";
 import { findImage, overlayDisk, removeRunDir, tempRunDir } from "../../pipeline/boot.ts";
@@ -88,7 +89,7 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
       });
       const image = findImage(v1.base);
       const disk = await overlayDisk(image, runDir);
-      const redisPort = await freePort();
+      const redisPort = freePort();
       const endpoint = `127.0.0.1:${redisPort}`;
       let boots = 0;
       const powerOn = async () => {
@@ -199,13 +200,6 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
     }
   }, 60 * 60_000);
 });
-
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
 
 /**
  * A build output (manifest and canonical-format tar) of `base`'s root plus

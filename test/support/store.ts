@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import type { StoreConfig } from "../../store/config.ts";
 import { StoreClient } from "../../store/client.ts";
+import { freePort } from "../../deployer/daemons.ts";
 
 /**
  * `ooo store serve` as a child process, as it runs for real: tests talk to
@@ -35,18 +36,11 @@ export interface TestStore {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-
 export async function startStore(
   options: { backend?: StoreConfig["backend"]; allowEmptyUploads?: boolean; md5Checksums?: boolean } = {},
 ): Promise<TestStore> {
   const dir = mkdtempSync(join(tmpdir(), "ooo-store-test-"));
-  const port = await freePort();
+  const port = freePort();
   const config = {
     dir: join(dir, "store"),
     listen: `127.0.0.1:${port}`,

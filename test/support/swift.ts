@@ -3,6 +3,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireCommand } from "./require.ts";
+import { freePort } from "../../deployer/daemons.ts";
 
 /**
  * A one-node OpenStack Swift on loopback for tests: rings with one replica
@@ -30,13 +31,6 @@ const PROGRAMS = [
   "swift-object-server",
   "memcached",
 ];
-
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
 
 const user = () => process.env.USER ?? (process.getuid?.() === 0 ? "root" : "nobody");
 
@@ -125,7 +119,7 @@ export async function startSwift(): Promise<TestSwift> {
   const dir = mkdtempSync(join(tmpdir(), "ooo-swift-"));
   mkdirSync(join(dir, "srv", "sdb1"), { recursive: true });
   mkdirSync(join(dir, "cache"), { recursive: true });
-  const ports = { proxy: await freePort(), account: await freePort(), container: await freePort(), object: await freePort(), memcache: await freePort() };
+  const ports = { proxy: freePort(), account: freePort(), container: freePort(), object: freePort(), memcache: freePort() };
   writeFileSync(
     join(dir, "swift.conf"),
     "[swift-hash]\nswift_hash_path_suffix = ooo-test\nswift_hash_path_prefix = ooo-test\n\n[storage-policy:0]\nname = Policy-0\ndefault = yes\n",
