@@ -163,3 +163,10 @@ export class SignalFailed extends OooError {
     });
   }
 }
+
+// ---- takeover -------------------------------------------------------------
+
+/** An in-place upgrade stopped before the switch; the node keeps its current root. */
+export class TakeoverFailed extends OooError {
+  readonly code = "takeover-failed";
+}

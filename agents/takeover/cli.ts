@@ -1,9 +1,10 @@
 
-import { isOooError, UsageError } from "../../lib/errors.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
 import { BootPartition } from "./boot-partition.ts";
 import { slotState, SLOTS } from "./bootenv.ts";
 import { findNodeDisk, NotAnOooDisk } from "./disk.ts";
+import { TakeoverFailed } from "../errors.ts";
 import { writeUpgradeReport } from "./reports.ts";
 import { markGood, trialFailed } from "./trial.ts";
 
@@ -25,7 +26,7 @@ export async function takeoverMain(command: string, args: string[]): Promise<num
       return 0;
     }
     // A failed takeover is reported in the signal (upgrade.json); the node goes on configuring the root it runs.
-    if (isOooError(e) && e.code === "takeover-failed") {
+    if (e instanceof TakeoverFailed) {
       log.error(`takeover failed: ${e.message}; this node keeps running its current root`);
       return 0;
     }

@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { OooError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
 import { capture, run } from "../../lib/run.ts";
 import { StoreClient } from "../../store/client.ts";
@@ -15,6 +14,7 @@ import { BootPartition } from "./boot-partition.ts";
 import { other, setOrder, setSlot, slotState, type Slot } from "./bootenv.ts";
 import { decide } from "./decide.ts";
 import { findNodeDisk, type NodeDisk } from "./disk.ts";
+import { TakeoverFailed } from "../errors.ts";
 import { writeNodeState, writeUpgradeReport } from "./reports.ts";
 
 /**
@@ -32,10 +32,6 @@ import { writeNodeState, writeUpgradeReport } from "./reports.ts";
 const ACTIVE_ROOT = "/run/ooo/active-root";
 const NEW_ROOT = "/run/ooo/new-root";
 const STAGING = "/run/ooo/takeover";
-
-export class TakeoverFailed extends OooError {
-  readonly code = "takeover-failed";
-}
 
 export interface TakeoverContext {
   metadata: NodeMetadata;
