@@ -6,7 +6,7 @@ import { deploy, stateDirOf, type DeployReport } from "./deploy.ts";
 import { driverFor } from "./drivers/index.ts";
 import type { PowerTarget } from "./drivers/driver.ts";
 import { DeployFailed, NoState, UnknownNode, UpgradeFailed } from "./errors.ts";
-import { upgrade, upgradeTable, type UpgradeReport } from "./upgrade.ts";
+import { notUpgraded, upgrade, upgradeTable, type UpgradeReport } from "./upgrade.ts";
 import { lockStack } from "./lock.ts";
 import { serveMetadata } from "./metadata-service.ts";
 import { driverNode } from "./node-ops.ts";
@@ -175,7 +175,7 @@ function printUpgrade(r: UpgradeReport, json?: boolean) {
       (r.timelineFiles ? `\ntimeline chart: ${r.timelineFiles.html}\n        (JSON: ${r.timelineFiles.json})\n` : ""),
   );
   if (json) process.stdout.write(JSON.stringify({ stack: r.stack, stateDir: r.stateDir, run: r.run, nodes: r.nodes, stoppedAt: r.stoppedAt, timeline: r.timeline, timelineFiles: r.timelineFiles }) + "\n");
-  const bad = r.nodes.filter((n) => n.result === "failed" || n.result === "rolled-back");
+  const bad = r.nodes.filter(notUpgraded);
   if (bad.length) throw new UpgradeFailed(bad.map((n) => `${n.node}: ${n.result}${n.reason ? `: ${n.reason}` : ""}`));
 }
 

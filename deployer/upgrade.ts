@@ -57,6 +57,9 @@ export interface NodeUpgrade {
   batch: number;
 }
 
+/** The node stayed on (or went back to) its old image: the outcomes that stop a rolling upgrade. */
+export const notUpgraded = (n: Pick<NodeUpgrade, "result">) => n.result === "failed" || n.result === "rolled-back";
+
 export interface UpgradeReport {
   stack: string;
   stateDir: string;
@@ -139,7 +142,7 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
           ),
         );
         report.push(...outcomes);
-        if (outcomes.some((o) => o.result === "failed" || o.result === "rolled-back")) {
+        if (outcomes.some(notUpgraded)) {
           stoppedAt = { role: role.name, batch: i + 1 };
           log.error(`${role.name}: batch ${i + 1} did not upgrade; stopping (the other nodes keep their image)`);
           break roles;
@@ -147,7 +150,7 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
       }
     }
     if (!report.length) throw new NothingToUpgrade(options.nodes ? `nodes ${options.nodes.join(", ")}` : `stack ${stack.name}`);
-    const bad = report.filter((r) => r.result === "failed" || r.result === "rolled-back");
+    const bad = report.filter(notUpgraded);
     result = bad.length ? `${bad.length} not upgraded` : "ok";
     db.endRun(run, result);
     const timeline = buildTimeline(db, run, stack.name);
