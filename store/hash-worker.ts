@@ -1,6 +1,7 @@
 import { dlopen, FFIType } from "bun:ffi";
 import { createHash, type Hash } from "node:crypto";
 import { readSync } from "node:fs";
+import { Writeback } from "./writeback.ts";
 
 /**
  * A thread behind store/parallel-hash.ts: one hash algorithm, any number of
@@ -32,12 +33,9 @@ export type FromHashWorker =
   | { job: number; cancelled: true };
 
 const libc = dlopen("libc.so.6", {
-  sync_file_range: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.u32], returns: FFIType.i32 },
   lseek: { args: [FFIType.i32, FFIType.i64, FFIType.i32], returns: FFIType.i64_fast },
 });
-const SYNC_FILE_RANGE_WRITE = 2;
 const SEEK_CUR = 1;
-const WRITEBACK_EVERY = 32 << 20;
 const READ_BYTES = 1 << 20;
 /** Longest wait before looking again for what the writer added. */
 const MAX_IDLE_MS = 16;
@@ -57,8 +55,7 @@ interface FollowJob {
   at: number;
   /** The final size, once the writer is done. */
   size?: number;
-  writeback: boolean;
-  synced: number;
+  writeback?: Writeback;
   /** Milliseconds of the last wait for the writer (0: it was ahead). */
   idle: number;
   /** The wait for the writer in progress, cut short when it is done. */
@@ -98,10 +95,7 @@ function follow(id: number, buffer: Buffer) {
         job.idle = 0;
         job.hash.update(buffer.subarray(0, n));
         job.at += n;
-        if (job.writeback && job.at - job.synced >= WRITEBACK_EVERY) {
-          libc.symbols.sync_file_range(job.fd, job.synced, job.at - job.synced, SYNC_FILE_RANGE_WRITE);
-          job.synced = job.at;
-        }
+        job.writeback?.reached(job.at);
         continue;
       }
       if (job.size !== undefined) {
@@ -139,7 +133,7 @@ self.onmessage = (event: MessageEvent<ToHashWorker>) => {
         break;
       }
       case "follow":
-        jobs.set(m.job, { kind: "follow", hash: createHash(m.algorithm), fd: m.fd, at: m.from, writeback: m.writeback, synced: m.from, idle: 0 });
+        jobs.set(m.job, { kind: "follow", hash: createHash(m.algorithm), fd: m.fd, at: m.from, writeback: m.writeback ? new Writeback(m.fd, m.from) : undefined, idle: 0 });
         follow(m.job, buffers.pop() ?? Buffer.allocUnsafe(READ_BYTES));
         break;
       case "end": {
