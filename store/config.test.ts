@@ -12,7 +12,7 @@ describe("store config", () => {
     expect(() => loadStoreConfig({ flags: { dir: "/s" }, env: {} })).toThrow(UsageError);
     const c = loadStoreConfig({ flags: { dir: "/s", readTokens: [T] }, env: { OOO_STORE_WRITE_TOKEN: `${T}w,${T}x` } });
     expect(c.tokens).toEqual({ write: [`${T}w`, `${T}x`], read: [T] });
-    expect(c).toMatchObject({ listen: "127.0.0.1:9292", backend: { type: "dir" }, allowEmptyUploads: false });
+    expect(c).toMatchObject({ listen: "127.0.0.1:9292", backend: { type: "dir" }, allowEmptyUploads: false, md5Checksums: false });
   });
 
   test("short tokens and bad listen addresses are refused", () => {

@@ -49,9 +49,9 @@ export const StoreConfig = z.object({
   allowEmptyUploads: z.boolean().default(false).describe("Accept 0-byte image uploads without x-ooo-allow-empty"),
   md5Checksums: z
     .boolean()
-    .default(true)
+    .default(false)
     .describe(
-      "Fill Glance's md5 `checksum` on upload. Clients verify by os_hash_value (sha256) first. md5 is what limits upload speed: it runs on one core at ~730 MB/s, about half the speed of cp+fsync (bench/store.ts)",
+      "Also fill Glance's legacy md5 `checksum` on upload, for clients older than python-glanceclient 2.13 that verify only by md5. Off by default as in Glance since Victoria (which deprecated it and stopped filling it): clients verify by os_hash_value (sha256). md5 runs on one core at ~730 MB/s and halves upload speed (bench/store.ts)",
     ),
   imageSizeCap: z.number().int().positive().default(TIB).describe("Largest image in bytes (Glance's image_size_cap)"),
 });

@@ -28,7 +28,7 @@ export interface StoreOptions {
   dir: string;
   backend: BlobBackend;
   allowEmptyUploads?: boolean;
-  /** Fill Glance's md5 `checksum` (default true). */
+  /** Also fill Glance's legacy md5 `checksum` (default false, as Glance since Victoria). */
   md5Checksums?: boolean;
   /** Glance's image_size_cap (default 1 TiB). */
   imageSizeCap?: number;
@@ -73,7 +73,7 @@ export class Store {
     options: StoreOptions,
   ) {
     this.allowEmptyUploads = options.allowEmptyUploads ?? false;
-    this.md5Checksums = options.md5Checksums ?? true;
+    this.md5Checksums = options.md5Checksums ?? false;
     this.imageSizeCap = options.imageSizeCap ?? TIB;
   }
 

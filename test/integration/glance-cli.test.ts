@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireCommand } from "../support/require.ts";
@@ -67,6 +67,18 @@ describe("the glance CLI against ooo store serve", () => {
     const dl = await glance(["image-download", id, "--file", out], { token: READ_TOKEN });
     expect(dl.code).toBe(0);
     expect(Buffer.compare(readFileSync(out), data)).toBe(0);
+
+    // No md5 by default, as in Glance since Victoria: the CLI verifies by
+    // os_hash_value, and a flipped byte in the stored blob fails the download.
+    const sha = field(created.out, "os_hash_value")!;
+    expect(["", "None"]).toContain(field(created.out, "checksum") ?? "");
+    const blob = join(s.dir, "blobs", "sha256", sha.slice(0, 2), sha);
+    const fd = openSync(blob, "r+");
+    writeSync(fd, Buffer.from([data[1000]! ^ 0xff]), 0, 1, 1000);
+    closeSync(fd);
+    const bad = await glance(["image-download", id, "--file", join(home, "corrupt.raw")], { token: READ_TOKEN });
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/corrupt|hash|checksum/i);
   }, 60_000);
 
   test("image-tag-update, image-update (name and properties), image-tag-delete, image-delete", async () => {

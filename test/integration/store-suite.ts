@@ -49,7 +49,8 @@ export function storeSuite(name: string, backend: () => StoreConfig["backend"]) 
     let s: TestStore;
     let work: string;
     beforeAll(async () => {
-      s = await startStore({ backend: backend() });
+      // With Glance's legacy md5 checksum on, so that path is tested too; glance-cli.test.ts runs the default.
+      s = await startStore({ backend: backend(), md5Checksums: true });
       work = mkdtempSync(join(tmpdir(), "ooo-store-work-"));
     }, 30_000);
     afterAll(async () => {

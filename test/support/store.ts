@@ -46,7 +46,8 @@ export async function startStore(
     listen: `127.0.0.1:${port}`,
     backend: options.backend ?? { type: "dir" as const },
     allowEmptyUploads: options.allowEmptyUploads ?? false,
-    md5Checksums: options.md5Checksums ?? true,
+    // Unset: the store's own default (no md5), as a user's config would.
+    ...(options.md5Checksums === undefined ? {} : { md5Checksums: options.md5Checksums }),
   };
   const configFile = join(dir, "store.yaml");
   writeFileSync(configFile, stringify(config));
