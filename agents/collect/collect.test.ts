@@ -168,6 +168,50 @@ describe("collector lists", () => {
   });
 });
 
+describe("first boot: collector settings from the collected data", () => {
+  function metadataService(tag: string) {
+    const requests: string[] = [];
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: (req) => {
+        requests.push(`${new URL(req.url).pathname} ${req.headers.get("authorization")}`);
+        const ooo = { version: 1, node: "web-0", role: "web", serial: 1, image: { name: "web", digest: `sha256:${"1".repeat(64)}` }, signal_url: "http://127.0.0.1:9/x" };
+        return Response.json({ served_by: tag, ooo });
+      },
+    });
+    servers.push(server);
+    return { url: `http://127.0.0.1:${server.port}`, requests };
+  }
+
+  test("a listed collector the config leaves unconfigured is configured from os-collect-config and polled before the one command run", async () => {
+    const service = metadataService("drive");
+    local("drive", { "os-collect-config": { heat: { metadata_url: service.url, node: "web-0", token: "node-token-1234", timeout: 5, unknown_key: "x" } } });
+    expect(await poll("local", "heat")).toBe(0);
+    expect(calls()).toEqual([`${work}/cache/drive.json:${work}/cache/heat.json`]);
+    expect(service.requests).toEqual(["/v1/nodes/web-0/metadata Bearer node-token-1234"]);
+    expect(readFileSync(join(work, "cache/heat.json"), "utf8")).toContain('"served_by": "drive"');
+  });
+
+  test("settings from the config file or the command line win over collected ones", async () => {
+    const collected = metadataService("drive");
+    const configured = metadataService("flag");
+    local("drive", { "os-collect-config": { heat: { metadata_url: collected.url, node: "web-0" } } });
+    expect(await poll("local", "heat", "--heat-metadata-url", configured.url, "--heat-node", "web-0")).toBe(0);
+    expect(collected.requests).toEqual([]);
+    expect(configured.requests.length).toBe(1);
+    expect(calls().length).toBe(1);
+  });
+
+  test("a collector that is not listed is not configured from the data", async () => {
+    const service = metadataService("drive");
+    local("drive", { "os-collect-config": { heat: { metadata_url: service.url, node: "web-0" } } });
+    expect(await poll("local")).toBe(0);
+    expect(service.requests).toEqual([]);
+    expect(calls()).toEqual([`${work}/cache/drive.json`]);
+  });
+});
+
 describe("printing", () => {
   test("without a command, the collected data is printed as one JSON object and nothing is stored", async () => {
     writeFileSync(join(work, "local", "a"), '{"v": 1.0}', { mode: 0o644 });

@@ -6,6 +6,7 @@ import { pyDumps } from "../pyjson/dumps.ts";
 import type { PyDict } from "../pyjson/value.ts";
 import { nodeToken } from "../collectors/heat.ts";
 import { debug } from "../log.ts";
+import { bootstrapGroups } from "./bootstrap.ts";
 import { Cache } from "./cache.ts";
 import { collectAll, newPollState } from "./collect.ts";
 import type { CollectConfig } from "./config.ts";
@@ -100,8 +101,15 @@ export async function pollLoop(config: CollectConfig, signals: LoopSignals): Pro
   let sleep = s.min_polling_interval;
   for (;;) {
     // Not a log.step: a poll every few seconds must not fill the journal; changes and problems are logged.
-    const poll = await collectAll(config, cache, state, signals.stop);
+    let poll = await collectAll(config, cache, state, signals.stop);
     if (signals.stop.aborted) return exit;
+    const bootstrapped = bootstrapGroups(config, poll.outputs);
+    if (bootstrapped) {
+      config = bootstrapped.config;
+      log.info(`Source [${bootstrapped.configured.join("], [")}] configured from the collected os-collect-config settings: polling again before running the command`);
+      poll = await collectAll(config, cache, state, signals.stop);
+      if (signals.stop.aborted) return exit;
+    }
     if (!storeAndRun) {
       const merged: PyDict = new Map();
       for (const [name, content] of poll.outputs) merged.set(name, content);

@@ -1,28 +1,33 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { capture, run } from "../../lib/run.ts";
+import { run } from "../../lib/run.ts";
 import { Lock } from "../refresh/lock.ts";
 import { parseEnv, renderEnv, type BootEnv, type Slot } from "./bootenv.ts";
 import { SlotRecord } from "./records.ts";
 
 /**
  * The boot partition (ext2: grub.cfg, the environment block, ooo's slot
- * records), mounted read-write only while we change it. Every change is a
- * new file, fsynced, renamed over the old one, and the folder fsynced: a
- * power cut leaves the old content or the new, never half of each.
+ * records). Mounted read-only once and left so: every configuration run
+ * reads it (mark-good, takeover) and should not pay a mount and an unmount
+ * each time, two processes under emulation. It is remounted read-write
+ * (sync) only while we change it. Every change is a new file, fsynced,
+ * renamed over the old one, and the folder fsynced: a power cut leaves the
+ * old content or the new, never half of each.
  */
 const MOUNT = "/run/ooo/boot";
 const LOCK = "/run/ooo/boot.lock";
 
 export class BootPartition {
+  /** Remounted read-write by this handle (to be made read-only again on close). */
+  private writable = false;
+
   private constructor(
     readonly device: string,
     readonly dir: string,
     private readonly lock: Lock,
-    private readonly mountedHere: boolean,
   ) {}
 
-  /** Mount (or reuse a mount of) the boot partition, holding the boot lock. */
+  /** Mount the boot partition read-only (or reuse the mount), holding the boot lock. */
   static async open(device: string): Promise<BootPartition> {
     mkdirSync(MOUNT, { recursive: true });
     let lock: Lock | undefined;
@@ -34,17 +39,32 @@ export class BootPartition {
         await Bun.sleep(100);
       }
     }
-    const mounted = (await capture("findmnt", ["-n", "-o", "SOURCE", MOUNT]).catch(() => "")).trim();
-    if (!mounted) await run("mount", ["-t", "ext2", "-o", "rw,sync", device, MOUNT], { what: `mounting the boot partition ${device}`, echo: false });
-    return new BootPartition(device, MOUNT, lock, !mounted);
+    try {
+      if (!isMountPoint(MOUNT)) await run("mount", ["-t", "ext2", "-o", "ro", device, MOUNT], { what: `mounting the boot partition ${device}`, echo: false });
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+    return new BootPartition(device, MOUNT, lock);
   }
 
   async close() {
-    if (this.mountedHere) await run("umount", [MOUNT], { what: "unmounting the boot partition", echo: false }).catch(() => {});
-    this.lock.release();
+    try {
+      if (this.writable) await run("mount", ["-o", "remount,ro", MOUNT], { what: "making the boot partition read-only again", echo: false });
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  private makeWritable() {
+    if (this.writable) return;
+    const r = Bun.spawnSync(["mount", "-o", "remount,rw,sync", MOUNT], { stdout: "ignore", stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`remounting the boot partition ${this.device} read-write failed: ${r.stderr.toString().trim()}`);
+    this.writable = true;
   }
 
   private replace(path: string, content: string | Buffer) {
+    this.makeWritable();
     mkdirSync(dirname(path), { recursive: true });
     const tmp = `${path}.new`;
     const fd = openSync(tmp, "w", 0o644);
@@ -86,4 +106,12 @@ export class BootPartition {
   writeRecord(slot: Slot, record: SlotRecord) {
     this.replace(join(this.dir, "ooo", `slot-${slot}.json`), JSON.stringify(SlotRecord.parse(record), null, 2) + "\n");
   }
+}
+
+/** Whether something is mounted on `dir` (from /proc/self/mountinfo: no findmnt process). */
+function isMountPoint(dir: string): boolean {
+  // Field 5 is the mount point, with spaces and the like escaped as \ooo.
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .some((line) => line.split(" ")[4] === dir);
 }
