@@ -12,8 +12,10 @@ import { CompletionSignal } from "../../wire/signal.ts";
  * the image's os-collect-config as its systemd unit would. A labelled
  * config drive (a loop device) gives the first metadata, which renders
  * /etc/os-collect-config.conf through the element's template; the collector
- * reloads, polls the metadata service on 127.0.0.1 with the node's token,
- * os-refresh-config renders the files and the completion signal arrives.
+ * takes the same settings from it at once and polls the metadata service on
+ * 127.0.0.1 with the node's token in that first cycle, so one
+ * os-refresh-config run renders the files (the conf included) and the
+ * completion signal arrives.
  * (The VM test boots the same image under qemu.)
  */
 const REPO = resolve(import.meta.dir, "../..");
@@ -127,5 +129,7 @@ describe("agent elements in a Debian root", () => {
     expect(readFileSync(conf, "utf8")).toContain("[heat]\nmetadata_url = http://127.0.0.1:");
     expect(statSync(conf).mode & 0o777).toBe(0o600);
     expect(existsSync(committed)).toBe(true);
+    // One configuration run on first boot, already with the service's metadata.
+    expect(`${stdout}\n${stderr}`.match(/Executing os-refresh-config/g)?.length, `${stdout}\n${stderr}`).toBe(1);
   }, 60_000);
 });
