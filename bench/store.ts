@@ -13,7 +13,11 @@
  *    bounds it: one md5 stream runs on one core at ~730 MB/s, slower than
  *    cp+fsync of a cached file (~1 GB/s here).
  * 2. Download: the client's verified, durable download (store/download.ts)
- *    against the same copy. Target ≥ 80%.
+ *    against the same copy. Target ≥ 80%. Beside it, the same GET by
+ *    reference clients in the same run: `curl -o` + sync (no verification)
+ *    and Debian's glance CLI `image-download` (verifies by os_hash_value):
+ *    a network download costs two kernel copies (receive, write) where cp
+ *    needs one, so these say what an HTTP client achieves here.
  * 3. Upgrade: publish debian-minimal, then debian-minimal -p less; fetch the
  *    second seeded from the first (as an old tar, and as an unpacked root
  *    directory, which is how a node seeds from its running root). Bytes
@@ -36,7 +40,7 @@ import { fetchImage } from "../store/fetch.ts";
 import { resolveImage } from "../store/resolve.ts";
 import { tmpdir } from "node:os";
 import { buildTestImage } from "../test/support/images.ts";
-import { startStore } from "../test/support/store.ts";
+import { READ_TOKEN, startStore } from "../test/support/store.ts";
 
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 5;
 /** Throughput on a shared machine depends on who else runs: say how busy it was. */
@@ -82,6 +86,10 @@ try {
   const up: number[] = [];
   const upMd5: number[] = [];
   const down: number[] = [];
+  const curl: number[] = [];
+  const glance: number[] = [];
+  const glanceHome = join(scratch, "glance-home");
+  mkdirSync(glanceHome);
   const cpu = { up: [] as number[], upMd5: [] as number[], down: [] as number[] };
   const forget = (s: typeof store, hex: string) => rmSync(join(s.dir, "blobs", "sha256", hex.slice(0, 2), hex), { force: true });
   for (let i = 0; i < runs; i++) {
@@ -94,6 +102,18 @@ try {
     const shown = await store.client.getImage(img.id);
     const out = join(scratch, "downloaded.tar");
     down.push(await timed(() => downloadImage(store.reader, shown, out), cpu.down, store.pid));
+    rmSync(out, { force: true });
+    const fileUrl = `${store.url}/v2/images/${img.id}/file`;
+    curl.push(await timed(() => execFileSync("sh", ["-c", `curl -sf -H "X-Auth-Token: $1" -o "$2" "$3" && sync "$2"`, "sh", READ_TOKEN, out, fileUrl])));
+    rmSync(out, { force: true });
+    glance.push(
+      await timed(() =>
+        execFileSync("glance", ["--os-image-url", store.url, "--os-auth-token", READ_TOKEN, "image-download", img.id, "--file", out], {
+          env: { ...process.env, HOME: glanceHome, OS_AUTH_URL: "", OS_USERNAME: "", OS_PASSWORD: "" },
+          stdio: ["ignore", "ignore", "pipe"],
+        }),
+      ),
+    );
     rmSync(out, { force: true });
     // The next upload must store the bytes again, not find them stored.
     forget(store, shown.os_hash_value!);
@@ -108,6 +128,8 @@ try {
   const uploadRate = rate(median(up));
   const uploadMd5Rate = rate(median(upMd5));
   const downloadRate = rate(median(down));
+  const curlRate = rate(median(curl));
+  const glanceRate = rate(median(glance));
 
   // 3: an upgrade by one package.
   const first = await publish({ client: store.client, output: images.base });
@@ -143,6 +165,8 @@ try {
           ["upload (PUT …/file, verified, durable)", f2(median(up)), f1(uploadRate), f1((100 * uploadRate) / copyRate), "≥ 80", f2(median(cpu.up)), f1((100 * median(cp)) / Math.min(...up))],
           ["upload, legacy md5 on (md5Checksums)", f2(median(upMd5)), f1(uploadMd5Rate), f1((100 * uploadMd5Rate) / copyRate), "", f2(median(cpu.upMd5)), f1((100 * median(cp)) / Math.min(...upMd5))],
           ["download (verified, durable)", f2(median(down)), f1(downloadRate), f1((100 * downloadRate) / copyRate), "≥ 80", f2(median(cpu.down)), f1((100 * median(cp)) / Math.min(...down))],
+          ["  reference: curl -o + sync (not verified)", f2(median(curl)), f1(curlRate), f1((100 * curlRate) / copyRate), "", "", f1((100 * median(cp)) / Math.min(...curl))],
+          ["  reference: glance image-download", f2(median(glance)), f1(glanceRate), f1((100 * glanceRate) / copyRate), "", "", f1((100 * median(cp)) / Math.min(...glance))],
         ],
       ) +
       "\n\n" +
@@ -171,8 +195,12 @@ try {
     uploadMd5MiBps: f1(uploadMd5Rate),
     uploadMd5PctOfCopy: f1((100 * uploadMd5Rate) / copyRate),
     downloadPctOfCopy: f1((100 * downloadRate) / copyRate),
+    curlDownloadPctOfCopy: f1((100 * curlRate) / copyRate),
+    glanceDownloadPctOfCopy: f1((100 * glanceRate) / copyRate),
+    downloadVsCurl: f2(median(curl) / median(down)),
+    downloadVsGlance: f2(median(glance) / median(down)),
     cpuSeconds: { upload: f2(median(cpu.up)), uploadMd5: f2(median(cpu.upMd5)), download: f2(median(cpu.down)) },
-    seconds: { copy: cp.map(f2), upload: up.map(f2), uploadMd5: upMd5.map(f2), download: down.map(f2) },
+    seconds: { copy: cp.map(f2), upload: up.map(f2), uploadMd5: upMd5.map(f2), download: down.map(f2), curl: curl.map(f2), glance: glance.map(f2) },
     upgradeImageBytes: newSize,
     upgradeFetchedBytesSeedTar: fetchedTar,
     upgradeFetchedPctSeedTar: f2(pct(fetchedTar)),
