@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { log } from "../../lib/log.ts";
 import { run } from "../../lib/run.ts";
 import { Lock } from "../refresh/lock.ts";
 import { parseEnv, renderEnv, type BootEnv, type Slot } from "./bootenv.ts";
@@ -50,7 +51,11 @@ export class BootPartition {
 
   async close() {
     try {
-      if (this.writable) await run("mount", ["-o", "remount,ro", MOUNT], { what: "making the boot partition read-only again", echo: false });
+      // The changes are durable already (sync mount, fsync, rename): staying read-write is untidy, not unsafe.
+      if (this.writable)
+        await run("mount", ["-o", "remount,ro", MOUNT], { what: "making the boot partition read-only again", echo: false }).catch((e: Error) =>
+          log.warn(`${e.message}; it stays mounted read-write (sync) until the next change or reboot`),
+        );
     } finally {
       this.lock.release();
     }
