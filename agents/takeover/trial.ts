@@ -62,6 +62,10 @@ export async function trialFailed(reason: string, options: { rebootAfterSeconds:
     setOrder(env, other(disk.booted));
     boot.writeEnv(env);
     if (record) boot.writeRecord(disk.booted, { ...record, status: "failed", reason });
+    // The FAILURE signal of this run must say it comes from the new root on
+    // trial (mark-good, which writes this otherwise, never ran): the deployer
+    // then waits for the rollback instead of calling the upgrade failed.
+    writeNodeState(disk, env);
     writeUpgradeReport({ from: record?.from, to: here.digest ?? record?.digest ?? "unknown", result: "failed", reason: `${reason}; rolling back to slot ${other(disk.booted)}` });
     log.error(`trial boot of slot ${disk.booted} failed (${reason}); rolling back to slot ${other(disk.booted)}`);
   } finally {
