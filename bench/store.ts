@@ -27,7 +27,8 @@
  * (every run's seconds too). The machine is often shared: the load average
  * and the CPU seconds of each transfer say how much of the wall time is the
  * store's own.
- * Needs root (the builder) on a Debian machine; images are built once and
+ * Needs root (the builder) on a Debian machine, curl and the glance CLI
+ * (python3-glanceclient); images are built once and
  * shared with the tests (test/support/images.ts, .cache/test-images/).
  */
 import { execFileSync } from "node:child_process";
@@ -40,6 +41,7 @@ import { fetchImage } from "../store/fetch.ts";
 import { resolveImage } from "../store/resolve.ts";
 import { tmpdir } from "node:os";
 import { buildTestImage } from "../test/support/images.ts";
+import { requireCommand } from "../test/support/require.ts";
 import { READ_TOKEN, startStore } from "../test/support/store.ts";
 
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 5;
@@ -70,6 +72,8 @@ async function timed(fn: () => Promise<unknown> | unknown, cpu?: number[], serve
   return seconds;
 }
 
+// The reference clients, named before minutes of building.
+requireCommand("curl", "glance");
 process.stderr.write("building (or reusing) debian-minimal and debian-minimal -p less …\n");
 const images = { base: (await buildTestImage("debian")).base, less: (await buildTestImage("debian-less")).base };
 const tar = `${images.base}.tar`;

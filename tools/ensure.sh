@@ -45,6 +45,8 @@ need disk-image-create python3-diskimage-builder
 need debootstrap debootstrap
 need os-apply-config python3-os-apply-config
 need glance python3-glanceclient
+# bench/store.ts compares downloads with curl as a reference client.
+need curl curl
 # The image store's Swift backend is tested against a one-node Swift on
 # loopback (test/support/swift.ts); tempauth keeps its tokens in memcached.
 need swift-proxy-server swift-proxy
