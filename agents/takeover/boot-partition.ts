@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import { log } from "../../lib/log.ts";
 import { run } from "../../lib/run.ts";
 import { Lock } from "../refresh/lock.ts";
+import { isMountPoint } from "./mounts.ts";
 import { parseEnv, renderEnv, type BootEnv, type Slot } from "./bootenv.ts";
 import { SlotRecord } from "./records.ts";
 
@@ -111,12 +112,4 @@ export class BootPartition {
   writeRecord(slot: Slot, record: SlotRecord) {
     this.replace(join(this.dir, "ooo", `slot-${slot}.json`), JSON.stringify(SlotRecord.parse(record), null, 2) + "\n");
   }
-}
-
-/** Whether something is mounted on `dir` (from /proc/self/mountinfo: no findmnt process). */
-function isMountPoint(dir: string): boolean {
-  // Field 5 is the mount point, with spaces and the like escaped as \ooo.
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .some((line) => line.split(" ")[4] === dir);
 }

@@ -14,6 +14,7 @@ import { BootPartition } from "./boot-partition.ts";
 import { other, setOrder, setSlot, slotState, type Slot } from "./bootenv.ts";
 import { decide } from "./decide.ts";
 import { findNodeDisk, type NodeDisk } from "./disk.ts";
+import { isMountPoint } from "./mounts.ts";
 import { TakeoverFailed } from "../errors.ts";
 import { writeNodeState, writeUpgradeReport } from "./reports.ts";
 
@@ -58,8 +59,7 @@ function progressReporter(ctx: TakeoverContext, to: string, started: number) {
 }
 
 async function ensureUnmounted(path: string) {
-  const mounted = (await capture("findmnt", ["-n", "-o", "SOURCE", path]).catch(() => "")).trim();
-  if (mounted) await run("umount", [path], { echo: false, what: `unmounting ${path}` });
+  if (isMountPoint(path)) await run("umount", [path], { echo: false, what: `unmounting ${path}` });
 }
 
 function memAvailable(): number {
