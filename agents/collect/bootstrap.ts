@@ -1,5 +1,5 @@
 import { COLLECTORS } from "../collectors/index.ts";
-import type { Output } from "../collectors/types.ts";
+import { settingKey, type Output } from "../collectors/types.ts";
 import { isDict, type PyValue } from "../pyjson/value.ts";
 import type { CollectConfig } from "./config.ts";
 
@@ -25,7 +25,7 @@ export function bootstrapGroups(config: CollectConfig, outputs: Output[]): { con
     const collector = COLLECTORS.get(name);
     const given = wanted.get(name);
     if (!collector || !isDict(given) || Object.keys(config.groups.get(name) ?? {}).length > 0) continue;
-    const known = new Set(collector.options.map((o) => o.name.replaceAll("-", "_")));
+    const known = new Set(collector.options.map(settingKey));
     const settings: Record<string, string[]> = {};
     for (const [key, value] of given) {
       const text = scalarText(value);

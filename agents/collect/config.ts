@@ -5,6 +5,7 @@ import { z } from "zod";
 import { parseWith } from "../../lib/validate.ts";
 import { parseArgs, type OptionSpec, type ParserSpec } from "../args.ts";
 import { COLLECTORS, DEFAULT_COLLECTORS, UNSUPPORTED_COLLECTORS } from "../collectors/index.ts";
+import { settingKey } from "../collectors/types.ts";
 import { UnknownCollectors } from "../errors.ts";
 import { parseIni, type IniData } from "./ini.ts";
 
@@ -62,7 +63,7 @@ function parserSpec(): ParserSpec {
   const groupOptions: OptionSpec[] = [];
   for (const c of COLLECTORS.values()) {
     for (const o of c.options) {
-      groupOptions.push({ flags: [`--${c.name}-${o.name}`], dest: `group:${c.name}:${o.name.replaceAll("-", "_")}`, kind: o.kind, help: `[${c.name}] ${o.help}` });
+      groupOptions.push({ flags: [`--${c.name}-${o.name}`], dest: `group:${c.name}:${settingKey(o)}`, kind: o.kind, help: `[${c.name}] ${o.help}` });
     }
   }
   return {

@@ -16,6 +16,9 @@ export interface CollectorOption {
 /** What collect() produced: output name (the cache file's NAME.json) and its content. */
 export type Output = [name: string, content: PyValue];
 
+/** The option's key among a collector's settings (`metadata-url` → `metadata_url`), as in its config section. */
+export const settingKey = (option: CollectorOption) => option.name.replaceAll("-", "_");
+
 export interface CollectContext {
   /** This collector's settings: config-file key (underscored) → values, in order. */
   settings: Record<string, string[]>;
