@@ -196,7 +196,7 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
     report.alreadyPublished = true;
   } else {
     const index: ChunkIndex = await log.step(`cut ${tar.file} into chunks`, () =>
-      indexStream(openSeed(tar.path, { sourceDateEpoch: manifest.sourceDateEpoch }).stream(), info.chunker),
+      indexStream(openSeed(tar.path, { sourceDateEpoch: manifest.sourceDateEpoch }).stream(), info.chunker, undefined, { entries: true }),
     );
     if (index.digest !== manifest.digest) throw new PublishFailed(`${tar.file} changed: it no longer has the manifest's digest`);
     report.chunks.total = new Set(index.chunks.map(([id]) => id)).size;

@@ -6,6 +6,8 @@ import { blobBytes } from "./blobs.ts";
 import { BadRequest, Conflict, DigestMismatch, NotFound } from "./errors.ts";
 import type { ImageRecord } from "./image.ts";
 import { ingest } from "./ingest.ts";
+import { entryTuples } from "./indexer.ts";
+import { EntryIndexer, NotATarStream } from "../lib/tar/entries.ts";
 import type { Store } from "./store.ts";
 
 /**
@@ -68,6 +70,37 @@ async function* assemble(store: Store, index: ChunkIndex): AsyncGenerator<Uint8A
   }
 }
 
+/**
+ * Checks an index's tar entries against the data as it streams past: a node
+ * trusts them to tell which files differ between two images, so the store
+ * keeps none it has not recomputed.
+ */
+function entryCheck(index: ChunkIndex) {
+  const indexer = index.entries ? new EntryIndexer() : undefined;
+  return {
+    tap(bytes: Uint8Array) {
+      try {
+        indexer?.push(bytes);
+      } catch (e) {
+        if (e instanceof NotATarStream) throw new BadRequest(`The chunk index lists tar entries, but the data is not a tar this store reads: ${e.message}`);
+        throw e;
+      }
+    },
+    verify() {
+      if (!indexer) return;
+      const actual = entryTuples(indexer.finish());
+      const claimed = index.entries!;
+      const at = actual.findIndex((e, i) => JSON.stringify(e) !== JSON.stringify(claimed[i]));
+      if (at >= 0 || actual.length !== claimed.length) {
+        const i = at >= 0 ? at : Math.min(actual.length, claimed.length);
+        throw new BadRequest(
+          `The chunk index's tar entries do not match the data at entry ${i} (${JSON.stringify(claimed[i]?.[0] ?? actual[i]?.[0])})`,
+        );
+      }
+    },
+  };
+}
+
 /** Store the index itself as a blob; returns its digest. */
 async function storeIndexBlob(store: Store, text: string) {
   const blob = await ingest(store.backend, [Buffer.from(text)], { maxSize: MAX_INDEX_BYTES });
@@ -85,8 +118,15 @@ async function attachToQueued(store: Store, r: ImageRecord, index: ChunkIndex, t
   await store.beginSaving(r.id);
   let data;
   let indexDigest;
+  const entries = entryCheck(index);
+  async function* checked() {
+    for await (const bytes of assemble(store, index)) {
+      entries.tap(bytes);
+      yield bytes;
+    }
+  }
   try {
-    data = await ingest(store.backend, assemble(store, index), {
+    data = await ingest(store.backend, checked(), {
       expect: index.digest.slice(7),
       declaredSize: index.size,
       maxSize: store.imageSizeCap,
@@ -94,6 +134,7 @@ async function attachToQueued(store: Store, r: ImageRecord, index: ChunkIndex, t
       md5: store.md5Checksums,
       large: true,
     });
+    entries.verify();
     indexDigest = await storeIndexBlob(store, text);
     await store.backend.flush();
   } catch (e) {
@@ -127,9 +168,11 @@ async function attachToActive(store: Store, r: ImageRecord, index: ChunkIndex, t
   };
   const missing = new Set(await missingChunks(store, index));
   const writes = new Set<Promise<unknown>>();
+  const entries = entryCheck(index);
   try {
     for (const [id, size] of index.chunks) {
       const bytes = await take(size);
+      entries.tap(bytes);
       const hex = createHash("sha256").update(bytes).digest("hex");
       if (hex !== id) throw new DigestMismatch(`chunk at this place of the index`, `sha256:${id}`, `sha256:${hex}`);
       if (!missing.delete(id)) continue;
@@ -139,6 +182,7 @@ async function attachToActive(store: Store, r: ImageRecord, index: ChunkIndex, t
       if (writes.size >= READ_AHEAD) await Promise.race(writes);
     }
     await Promise.all(writes);
+    entries.verify();
   } finally {
     await reader.cancel().catch(() => {});
   }

@@ -10,6 +10,14 @@ import { z } from "zod";
  * cut its seed exactly as the publisher cut the image, see lib/chunking.ts),
  * then one `[sha256, size]` pair per chunk in stream order. Offsets are the
  * running sum of sizes; a chunk that occurs twice is listed twice.
+ *
+ * When the stream is a canonical root tar, `entries` lists its tar entries
+ * the same way (lib/tar/entries.ts): `[path, bytes, sha256]`, and for a hard
+ * link the path it links to as a fourth element. A node compares the entries
+ * of the image it runs with those of the next one to learn which files
+ * change, and patches a copy of its root with just those
+ * (agents/takeover/patch-install.ts). The store checks them against the data
+ * like the chunks.
  */
 const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 in lowercase hex");
 
@@ -32,12 +40,22 @@ export const ChunkIndexV1 = z
     chunks: z
       .array(z.tuple([Sha256Hex, z.number().int().positive()]))
       .describe("[sha256 of the chunk, its size in bytes], in stream order"),
+    entries: z
+      .array(z.tuple([z.string().min(1), z.number().int().positive(), Sha256Hex]).rest(z.string()))
+      .optional()
+      .describe("[path, bytes, sha256 of the entry's bytes, hard link target?] per tar entry, in stream order"),
   })
   .superRefine((index, ctx) => {
     let sum = 0;
     for (const [, size] of index.chunks) sum += size;
     if (sum !== index.size) {
       ctx.addIssue({ code: "custom", path: ["chunks"], message: `chunk sizes add up to ${sum}, not size ${index.size}` });
+    }
+    if (index.entries) {
+      let bytes = 0;
+      for (const [, length] of index.entries) bytes += length;
+      // The end-of-archive blocks follow the last entry.
+      if (bytes > index.size - 1024) ctx.addIssue({ code: "custom", path: ["entries"], message: `entries add up to ${bytes} bytes, more than the stream before its end blocks` });
     }
     const tooBig = index.chunks.findIndex(([, size]) => size > index.chunker.max);
     if (tooBig >= 0) ctx.addIssue({ code: "custom", path: ["chunks", tooBig], message: "chunk larger than chunker.max" });
@@ -47,6 +65,18 @@ export type ChunkIndex = z.infer<typeof ChunkIndexV1>;
 
 /** Parse any known chunk index version, translating older ones forward. */
 export const ChunkIndex = ChunkIndexV1;
+
+export type IndexEntry = NonNullable<ChunkIndex["entries"]>[number];
+
+/** Each tar entry with its offset in the stream. */
+export function entryOffsets(index: ChunkIndex): { path: string; offset: number; length: number; sha256: string; hardlinkTo?: string }[] {
+  let offset = 0;
+  return (index.entries ?? []).map(([path, length, sha256, hardlinkTo]) => {
+    const at = offset;
+    offset += length;
+    return { path, offset: at, length, sha256, ...(hardlinkTo !== undefined ? { hardlinkTo } : {}) };
+  });
+}
 
 /** Each chunk with its offset in the stream. */
 export function chunkOffsets(index: ChunkIndex): { id: string; offset: number; size: number }[] {

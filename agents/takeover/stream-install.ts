@@ -1,6 +1,6 @@
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chunkOffsets, type ChunkIndex } from "../../wire/chunk-index.ts";
+import { tarExtract } from "./tar-extract.ts";
 
 /**
  * Install a new root as one stream, without staging it: the node knows the
@@ -140,21 +140,7 @@ export async function streamInto(options: {
   onProgress?: (bytes: number) => void;
 }): Promise<StreamResult> {
   const { plan, fetched } = options;
-  const tar = spawn("tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", "-", "-C", options.target], {
-    stdio: ["pipe", "ignore", "pipe"],
-  });
-  let tarError = "";
-  tar.stderr.on("data", (d: Buffer) => (tarError = (tarError + d.toString()).slice(-4000)));
-  const exited = new Promise<number>((resolve) => tar.on("close", (code) => resolve(code ?? 1)));
-  let pipeError: Error | undefined;
-  tar.stdin.on("error", (e) => (pipeError = e));
-  const write = (data: Uint8Array) =>
-    new Promise<void>((resolve, reject) => {
-      if (pipeError) return reject(pipeError);
-      if (tar.stdin.write(data)) resolve();
-      else tar.stdin.once("drain", resolve);
-    });
-
+  const tar = tarExtract(options.target);
   const hash = createHash("sha256");
   const reader = new ForwardReader(options.oldStream);
   const cache = new Map<string, Uint8Array>();
@@ -169,18 +155,19 @@ export async function streamInto(options: {
       if (!data || data.length !== e.size) throw new Error(`internal: no data for chunk ${e.id} (${e.source.kind})`);
       if (plan.keep.has(e.id) && !cache.has(e.id)) cache.set(e.id, data);
       hash.update(data);
-      await write(data);
+      await tar.write(data);
       bytes += data.length;
       if (bytes - lastReport > 32 << 20) {
         lastReport = bytes;
         options.onProgress?.(bytes);
       }
     }
+  } catch (e) {
+    tar.abort();
+    throw e;
   } finally {
-    tar.stdin.end();
     await reader.close();
   }
-  const code = await exited;
-  if (code !== 0) throw new Error(`tar failed writing the new root (exit ${code}): ${tarError.trim().split("\n").slice(-5).join("; ")}`);
+  await tar.end();
   return { digest: `sha256:${hash.digest("hex")}`, bytes };
 }

@@ -1,0 +1,35 @@
+import { spawn } from "node:child_process";
+
+/**
+ * `tar -x` into a new root, fed from memory: the one way both install paths
+ * (stream-install.ts, patch-install.ts) write files, so that modes, numeric
+ * owners, xattrs and mtimes land exactly as the canonical stream says.
+ */
+export function tarExtract(target: string, extraArgs: string[] = []) {
+  const tar = spawn("tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", ...extraArgs, "-xpf", "-", "-C", target], {
+    stdio: ["pipe", "ignore", "pipe"],
+  });
+  let tarError = "";
+  tar.stderr.on("data", (d: Buffer) => (tarError = (tarError + d.toString()).slice(-4000)));
+  const exited = new Promise<number>((resolve) => tar.on("close", (code) => resolve(code ?? 1)));
+  let pipeError: Error | undefined;
+  tar.stdin.on("error", (e) => (pipeError = e));
+  return {
+    write: (data: Uint8Array) =>
+      new Promise<void>((resolve, reject) => {
+        if (pipeError) return reject(pipeError);
+        if (tar.stdin.write(data)) resolve();
+        else tar.stdin.once("drain", resolve);
+      }),
+    /** Close the input; throws if tar failed. */
+    async end() {
+      tar.stdin.end();
+      const code = await exited;
+      if (code !== 0) throw new Error(`tar failed writing the new root (exit ${code}): ${tarError.trim().split("\n").slice(-5).join("; ")}`);
+    },
+    /** Close the input after a failure of ours; tar's own exit no longer matters. */
+    abort() {
+      tar.stdin.end();
+    },
+  };
+}
