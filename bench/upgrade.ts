@@ -10,7 +10,10 @@
  *   2. one node, policy replace (a fresh node from v2): seconds likewise;
  *   3. three nodes rolling, one at a time with two in service: seconds.
  *
- *   bun bench/upgrade.ts [--cpus N]
+ *   bun bench/upgrade.ts [--cpus N] [--only one,replace,rolling] [--verbose]
+ *
+ * --only runs just the named scenarios (to iterate on one); the JSON then
+ * holds null for the others; --verbose shows each `ooo upgrade`'s own output.
  *
  * Nodes share the host's cores without overcommit unless --cpus says
  * otherwise (as bench/deploy.ts): the one-node scenarios get 2 vCPUs here,
@@ -32,6 +35,9 @@ const dir = mkdtempSync(join(tmpdir(), "ooo-bench-upgrade-"));
 const env = { ...process.env, NO_COLOR: "1", OOO_STORE_URL: "", OOO_STORE_TOKEN: "" } as Record<string, string>;
 const cpusFlag = process.argv.includes("--cpus") ? Number(process.argv[process.argv.indexOf("--cpus") + 1]) : undefined;
 const cpusFor = (nodes: number) => cpusFlag ?? Math.max(1, Math.floor(availableParallelism() / nodes));
+const only = process.argv.includes("--only") ? new Set(process.argv[process.argv.indexOf("--only") + 1]!.split(",")) : undefined;
+const verbose = process.argv.includes("--verbose");
+const wanted = (name: string) => !only || only.has(name);
 const load = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 
 async function ooo(args: string[], extraEnv: Record<string, string> = {}) {
@@ -66,6 +72,7 @@ async function scenario(file: string, images: { v1: string; v2: string }) {
   const t0 = performance.now();
   const u = await ooo(["upgrade", file, "--json"]);
   const seconds = (performance.now() - t0) / 1000;
+  if (verbose) process.stderr.write(u.all + "\n");
   await ooo(["delete", file, "--purge"]);
   if (u.code !== 0) throw new Error(`upgrade failed:\n${u.all}`);
   const report = JSON.parse(u.stdout.trim().split("\n").at(-1)!) as UpgradeJson;
@@ -79,15 +86,15 @@ try {
   const [v1, v2] = await Promise.all([buildTestImage("kv-v1"), buildTestImage("kv-v2")]);
   const images = { v1: v1.base, v2: v2.base };
 
-  const one = await scenario(
+  const one = wanted("one") ? await scenario(
     stackFile("bench-one", (d) => {
       d.setIn(["roles", "cache", "count"], 1);
       d.setIn(["roles", "cache", "rolling_updates", "min_in_service"], 0);
       d.setIn(["defaults", "size", "cpus"], cpusFor(1));
     }),
     images,
-  );
-  const replace = await scenario(
+  ) : undefined;
+  const replace = wanted("replace") ? await scenario(
     stackFile("bench-replace", (d) => {
       d.setIn(["roles", "cache", "count"], 1);
       d.setIn(["roles", "cache", "rolling_updates", "min_in_service"], 0);
@@ -95,20 +102,21 @@ try {
       d.setIn(["defaults", "size", "cpus"], cpusFor(1));
     }),
     images,
-  );
-  const rolling = await scenario(stackFile("bench-rolling", (d) => d.setIn(["defaults", "size", "cpus"], cpusFor(3))), images);
+  ) : undefined;
+  const rolling = wanted("rolling") ? await scenario(stackFile("bench-rolling", (d) => d.setIn(["defaults", "size", "cpus"], cpusFor(3))), images) : undefined;
 
-  const node = one.report.nodes[0]!;
+  const node = one?.report.nodes[0] ?? { bytesFetched: 0, imageBytes: 0 };
+  const secs = (r?: { seconds: number }) => (r ? Number(r.seconds.toFixed(1)) : null);
   const figures = {
     bench: "upgrade",
     accel: "tcg",
     bytes_fetched: node.bytesFetched ?? 0,
     image_bytes: node.imageBytes ?? 0,
     fetched_share: Number(((node.bytesFetched ?? 0) / (node.imageBytes || 1)).toFixed(4)),
-    upgrade_seconds: Number(one.seconds.toFixed(1)),
-    replace_seconds: Number(replace.seconds.toFixed(1)),
-    rolling_seconds: Number(rolling.seconds.toFixed(1)),
-    rolling_nodes: rolling.report.nodes.length,
+    upgrade_seconds: secs(one),
+    replace_seconds: secs(replace),
+    rolling_seconds: secs(rolling),
+    rolling_nodes: rolling?.report.nodes.length ?? 0,
     cpus: { one_node: cpusFor(1), rolling: cpusFor(3) },
     target_fetched_share_max: 0.1,
     target_upgrade_seconds_max: 30,

@@ -44,9 +44,9 @@ export const UpgradeOutcome = z
     image_bytes: z.number().int().nonnegative().optional(),
     seconds: z.number().nonnegative().optional().describe("From the start of the takeover to the new root's first good run"),
     method: z
-      .enum(["streamed", "staged", "switch"])
+      .enum(["patched", "streamed", "staged", "switch"])
       .optional()
-      .describe("streamed: built from the running root and missing chunks in one pass; staged: fetched into memory first; switch: the other slot still held it"),
+      .describe("patched: a copy of the running root with the changed files replaced; streamed: built from the running root and missing chunks in one pass; staged: fetched into memory first; switch: the other slot still held it"),
     note: z.string().optional().describe("Why the slower method was used, when it was"),
   })
   .describe("Outcome of the takeover of an image");

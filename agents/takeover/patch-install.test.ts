@@ -112,7 +112,7 @@ describe("patched install", () => {
     const [o, n] = await Promise.all([indexTree(old), indexTree(neu)]);
     const plan = planPatch(n.index, o.index);
     const fetched = new Map([...plan.chunks].map((c) => [c.id, Buffer.from(n.chunks.get(c.id)!)]));
-    for (const data of fetched.values()) data[data.length >> 1] ^= 0xff;
+    for (const data of fetched.values()) data.writeUInt8(data.readUInt8(data.length >> 1) ^ 0xff, data.length >> 1);
     const target = join(work, "patched-bad");
     Bun.spawnSync(["cp", "-a", old, target]);
     expect(applyPatch({ plan, fetched, root: target })).rejects.toThrow(/sha256/);

@@ -17,7 +17,7 @@ export const SlotRecord = z.object({
   startedAt: z.number().describe("Unix time (s) the takeover started"),
   bytesFetched: z.number().int().nonnegative().optional(),
   imageBytes: z.number().int().nonnegative().optional(),
-  method: z.enum(["streamed", "staged"]).optional(),
+  method: z.enum(["patched", "streamed", "staged"]).optional(),
   note: z.string().optional(),
 });
 

@@ -7,6 +7,7 @@ import { fetchImage, fetchRun, missingRuns } from "../../store/fetch.ts";
 import type { GlanceImage } from "../../store/image.ts";
 import { canonicalTar } from "../../lib/tar/canonical.ts";
 import { planStream, streamInto } from "./stream-install.ts";
+import { applyPatch, planPatch } from "./patch-install.ts";
 import { resolveImage } from "../../store/resolve.ts";
 import type { NodeMetadata } from "../../wire/metadata.ts";
 import { Progress, progressUrl, type Progress as ProgressT } from "../../wire/progress.ts";
@@ -159,21 +160,32 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
     await boot.close();
   }
 
-  // 2. Write it: as one stream from the running root and the few missing
-  //    chunks when the store knows the running image's chunk index; else by
+  // 2. Write it, the cheapest way the store allows: as a patched copy of the
+  //    running root when it lists both images' tar entries; else as one
+  //    stream from the running root and the few missing chunks; else by
   //    fetching into a staging tmpfs with the running root as the seed.
   let fetched = 0;
-  let how: "streamed" | "staged" = "staged";
-  let note: string | undefined = from ? undefined : "the running image is unknown";
-  const streamed = from ? await writeStreamed({ client, disk, target, image, from, imageBytes, report }).catch((e: Error) => {
-    note = `could not install as one stream: ${e.message}`;
-    log.warn(`takeover: ${note}; staging the image instead`);
-    return undefined;
-  }) : undefined;
-  if (streamed !== undefined) {
+  let how: "patched" | "streamed" | "staged" = "staged";
+  const notes: string[] = from ? [] : ["the running image is unknown"];
+  const attempt = async (method: "patched" | "streamed", write: () => Promise<number>) => {
+    if (!from) return undefined;
+    return write().catch((e: Error) => {
+      notes.push(`could not install ${method}: ${e.message}`);
+      log.warn(`takeover: ${notes.at(-1)}; trying the next way`);
+      return undefined;
+    });
+  };
+  const args = { client, disk, target, image, from: from!, imageBytes, report };
+  const patched = await attempt("patched", () => writePatched(args));
+  const streamed = patched === undefined ? await attempt("streamed", () => writeStreamed(args)) : undefined;
+  if (patched !== undefined) {
+    fetched = patched;
+    how = "patched";
+  } else if (streamed !== undefined) {
     fetched = streamed;
     how = "streamed";
   } else fetched = await writeStaged({ client, disk, target, image, imageBytes, sourceDateEpoch: manifest?.sourceDateEpoch, report, fail });
+  const note = notes.length ? notes.join("; ") : undefined;
   log.info(`takeover: slot ${target} written (${how}), ${fetched} bytes fetched of ${imageBytes}`);
 
   // 4. Arm the slot for one trial boot, first in the order.
@@ -216,6 +228,53 @@ async function finishNewSlot() {
   } finally {
     await ensureUnmounted(NEW_ROOT);
   }
+}
+
+/** The new root as a patched copy of the running one (patch-install.ts). Returns bytes fetched; throws if it cannot. */
+async function writePatched(o: { client: StoreClient; disk: NodeDisk; target: Slot; image: GlanceImage; from: string; imageBytes: number; report: Report }): Promise<number> {
+  const current = await resolveImage(o.client, o.from);
+  const [wanted, have] = await Promise.all([o.client.getChunkIndex(o.image.id), o.client.getChunkIndex(current.id)]);
+  if (o.image.ooo_digest && wanted.digest !== o.image.ooo_digest) throw new Error(`the chunk index is of ${wanted.digest}, not ${o.image.ooo_digest}`);
+  const plan = planPatch(wanted, have);
+  const planned = plan.chunks.reduce((a, c) => a + c.size, 0);
+  if (planned > Math.max(256 * 2 ** 20, memAvailable() / 4)) throw new Error(`${planned} bytes of changed files: too many to hold in memory`);
+  const source = o.disk.slots[o.disk.booted];
+  const dest = o.disk.slots[o.target];
+  const [sourceBytes, destBytes] = await Promise.all([blockDeviceSize(source), blockDeviceSize(dest)]);
+  if (destBytes < sourceBytes) throw new Error(`slot ${o.target} is smaller than the running slot: it cannot hold a copy of it`);
+
+  await o.report("fetching", { bytes_done: 0, bytes_total: o.imageBytes });
+  const want = new Set(plan.chunks.map((c) => c.id));
+  const fetched = new Map<string, Uint8Array>();
+  let bytes = 0;
+  for (const r of missingRuns(wanted, (id) => want.has(id) && !fetched.has(id), 16 << 20)) {
+    await fetchRun(o.client, o.image.id, r, 5, (id, data) => {
+      fetched.set(id, data);
+      bytes += data.length;
+    });
+    await o.report("fetching", { bytes_done: bytes, bytes_total: o.imageBytes });
+  }
+  await o.report("writing", {
+    bytes_done: bytes,
+    bytes_total: o.imageBytes,
+    message: `a copy of slot ${o.disk.booted}, then ${plan.extract.length} changed and ${plan.remove.length} removed entries (${plan.kept} kept)`,
+  });
+  // Direct I/O: the blocks go device to device by DMA, not through the
+  // page cache and the (emulated, here) CPU. The running root is mounted
+  // read-only, so its blocks are a consistent filesystem.
+  await run("dd", [`if=${source}`, `of=${dest}`, "bs=4M", "iflag=direct", "oflag=direct", "conv=fsync", "status=none"], {
+    echo: false,
+    what: `copying slot ${o.disk.booted} into slot ${o.target}`,
+  });
+  mkdirSync(NEW_ROOT, { recursive: true });
+  await ensureUnmounted(NEW_ROOT);
+  await run("mount", [dest, NEW_ROOT], { echo: false, what: `mounting the copy in slot ${o.target}` });
+  try {
+    await applyPatch({ plan, fetched, root: NEW_ROOT });
+  } finally {
+    await finishNewSlot();
+  }
+  return bytes;
 }
 
 /** The new root as one stream (stream-install.ts). Returns bytes fetched; throws if it cannot or the digest differs. */

@@ -147,7 +147,7 @@ async function powerOn(node: DriverNode) {
       guestForwards: spec.services.map((s) => ({ ip: GUEST_IP[s.name], port: 80, command: f.forward(s.name) })),
       hostForwards: spec.hostForwards,
     }),
-    "-drive", `file=${f.disk},format=raw,if=none,id=disk0,cache=writeback,discard=unmap`,
+    "-drive", `file=${f.disk},format=raw,if=none,id=disk0,cache=writeback,discard=unmap,detect-zeroes=unmap`,
     "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
     "-drive", `file=${f.configDrive},format=raw,if=none,id=config2,readonly=on`,
     "-device", "virtio-blk-pci,drive=config2",

@@ -118,7 +118,7 @@ describe("ooo upgrade on qemu nodes", () => {
         expect(n.from).toBe(v1.manifest.digest);
         expect(n.to).toBe(v2.manifest.digest);
         expect(n.bytesFetched! / n.imageBytes!).toBeLessThan(0.1);
-        expect(n.method).toBe("streamed");
+        expect(n.method).toBe("patched");
       }
       process.stderr.write(`poller: ${polled.rounds} rounds, at least ${polled.fewest} of 3 nodes answered at every moment\n`);
       expect(polled.rounds).toBeGreaterThan(20);
