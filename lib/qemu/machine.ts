@@ -28,6 +28,15 @@ export interface MachineOptions {
  */
 const TCG_CPU = "max,-erms,-fsrm";
 
+/**
+ * TCG's translation cache: 256 MiB, not qemu 7.2's 1 GiB default. With the
+ * default, a node booted to ready in 16.8 s and, after a reset in the same
+ * qemu (every reboot: an upgrade's switch to the new slot), in 22-26 s; with
+ * 128-256 MiB both took 14.6-15.2 s here (a smaller cache stays warm in the
+ * host's caches and TLB). Three nodes also hold 2.3 GiB less between them.
+ */
+const TCG_ACCEL = "tcg,tb-size=256";
+
 export function machineArgs(o: MachineOptions): string[] {
   const net = [
     "user,id=net0,restrict=on",
@@ -36,7 +45,7 @@ export function machineArgs(o: MachineOptions): string[] {
   ].join(",");
   return [
     "-name", o.name,
-    "-accel", o.accel,
+    "-accel", o.accel === "tcg" ? TCG_ACCEL : o.accel,
     "-cpu", o.accel === "kvm" ? "host" : TCG_CPU,
     "-m", String(o.memoryMiB),
     "-smp", String(o.cpus),
