@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import { log } from "../../lib/log.ts";
 import { capture, run } from "../../lib/run.ts";
 import { StoreClient } from "../../store/client.ts";
 import { fetchImage, fetchRun, missingRuns } from "../../store/fetch.ts";
 import type { GlanceImage } from "../../store/image.ts";
+import type { ChunkIndex } from "../../wire/chunk-index.ts";
 import { canonicalTar } from "../../lib/tar/canonical.ts";
 import { planStream, streamInto } from "./stream-install.ts";
 import { applyPatch, planPatch } from "./patch-install.ts";
@@ -68,7 +69,10 @@ function memAvailable(): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+/** From sysfs, not `blockdev`: under emulation every process started costs a tenth of a second or more. */
 async function blockDeviceSize(dev: string): Promise<number> {
+  const sectors = Number(readFileSync(`/sys/class/block/${basename(realpathSync(dev))}/size`, "utf8").trim());
+  if (Number.isFinite(sectors) && sectors > 0) return sectors * 512;
   return Number((await capture("blockdev", ["--getsize64", dev])).trim());
 }
 
@@ -81,10 +85,12 @@ export async function takeover(ctx: TakeoverContext): Promise<string> {
   const disk = findNodeDisk();
   const boot = await BootPartition.open(disk.boot);
   let decision;
+  let running: string | undefined;
   try {
     const env = boot.readEnv();
     writeNodeState(disk, env);
     const target = other(disk.booted);
+    running = slotState(env, disk.booted).digest;
     decision = decide({ booted: disk.booted, env, record: boot.readRecord(target), wanted });
     log.info(`takeover: slot ${disk.booted} runs ${slotState(env, disk.booted).digest ?? "an unknown image"}; wanted ${wanted.digest}: ${decision.action}`);
     if (decision.action === "none") return "none";
@@ -114,23 +120,15 @@ export async function takeover(ctx: TakeoverContext): Promise<string> {
     if (ctx.reboot) await rebootNow();
     return decision.action;
   }
-  await installInto(ctx, disk, decision.target, wanted);
+  await installInto(ctx, disk, decision.target, wanted, running);
   if (ctx.reboot) await rebootNow();
   return "takeover";
 }
 
-async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, wanted: { digest: string; attempt: number }) {
+async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, wanted: { digest: string; attempt: number }, from: string | undefined) {
   const started = performance.now();
   const report = progressReporter(ctx, wanted.digest, started);
   const store = ctx.metadata.ooo.store;
-  const from = await (async () => {
-    const boot = await BootPartition.open(disk.boot);
-    try {
-      return slotState(boot.readEnv(), disk.booted).digest;
-    } finally {
-      await boot.close();
-    }
-  })();
   const fail = async (message: string, hint?: string): Promise<never> => {
     await report("failed", { message });
     writeUpgradeReport({ from, to: wanted.digest, result: "failed", reason: message });
@@ -140,7 +138,15 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
 
   await report("checking");
   const client = new StoreClient({ url: store.url, token: store.token });
+  // Every request a round trip from an emulated CPU: ask what can be asked at once.
+  const currentP = from ? resolveImage(client, from) : Promise.reject(new Error("the running image is unknown"));
+  currentP.catch(() => {});
   const image = await resolveImage(client, wanted.digest).catch((e: Error) => fail(`image ${wanted.digest} is not in the store: ${e.message}`));
+  const indexes = currentP.then(async (current) => {
+    const [next, running] = await Promise.all([client.getChunkIndex(image.id), client.getChunkIndex(current.id)]);
+    return { next, running };
+  });
+  indexes.catch(() => {});
   const manifest = await client.getManifest(image.id).catch(() => undefined);
   const imageBytes = image.size ?? manifest?.sizes.rootBytes ?? 0;
   const slotBytes = await blockDeviceSize(disk.slots[target]);
@@ -176,7 +182,7 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
     });
   };
   const args = { client, disk, target, image, from: from!, imageBytes, report };
-  const patched = await attempt("patched", () => writePatched(args));
+  const patched = await attempt("patched", () => writePatched({ ...args, indexes }));
   const streamed = patched === undefined ? await attempt("streamed", () => writeStreamed(args)) : undefined;
   if (patched !== undefined) {
     fetched = patched;
@@ -231,9 +237,16 @@ async function finishNewSlot() {
 }
 
 /** The new root as a patched copy of the running one (patch-install.ts). Returns bytes fetched; throws if it cannot. */
-async function writePatched(o: { client: StoreClient; disk: NodeDisk; target: Slot; image: GlanceImage; from: string; imageBytes: number; report: Report }): Promise<number> {
-  const current = await resolveImage(o.client, o.from);
-  const [wanted, have] = await Promise.all([o.client.getChunkIndex(o.image.id), o.client.getChunkIndex(current.id)]);
+async function writePatched(o: {
+  client: StoreClient;
+  disk: NodeDisk;
+  target: Slot;
+  image: GlanceImage;
+  imageBytes: number;
+  report: Report;
+  indexes: Promise<{ next: ChunkIndex; running: ChunkIndex }>;
+}): Promise<number> {
+  const { next: wanted, running: have } = await o.indexes;
   if (o.image.ooo_digest && wanted.digest !== o.image.ooo_digest) throw new Error(`the chunk index is of ${wanted.digest}, not ${o.image.ooo_digest}`);
   const plan = planPatch(wanted, have);
   const planned = plan.chunks.reduce((a, c) => a + c.size, 0);
