@@ -154,55 +154,58 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
   if (imageBytes > slotBytes * 0.85)
     return fail(`the new root (${(imageBytes / 2 ** 20).toFixed(0)} MiB) does not fit root slot ${target} (${(slotBytes / 2 ** 20).toFixed(0)} MiB)`);
 
-  // One hold of the boot partition from disarming the slot to arming it:
-  // each remount is a process and a flush, seconds under emulation.
+  // 1. The target slot stops being bootable before a single byte of it changes.
   const boot = await BootPartition.open(disk.boot);
-  let fetched = 0;
   try {
-    // 1. The target slot stops being bootable before a single byte of it changes.
     const env = boot.readEnv();
     setSlot(env, target, { ok: false, try: false, digest: "" });
     setOrder(env, disk.booted);
     boot.writeEnv(env);
     boot.writeRecord(target, { digest: wanted.digest, attempt: wanted.attempt, from, status: "writing", unexplained: 0, startedAt: Date.now() / 1000, imageBytes });
-
-    // 2. Write it, the cheapest way the store allows: as a patched copy of the
-    //    running root when it lists both images' tar entries; else as one
-    //    stream from the running root and the few missing chunks; else by
-    //    fetching into a staging tmpfs with the running root as the seed.
-    let how: "patched" | "streamed" | "staged" = "staged";
-    const notes: string[] = from ? [] : ["the running image is unknown"];
-    const attempt = async (method: "patched" | "streamed", write: () => Promise<number>) => {
-      if (!from) return undefined;
-      return write().catch((e: Error) => {
-        notes.push(`could not install ${method}: ${e.message}`);
-        log.warn(`takeover: ${notes.at(-1)}; trying the next way`);
-        return undefined;
-      });
-    };
-    const args = { client, disk, target, image, from: from!, imageBytes, report };
-    const patched = await attempt("patched", () => writePatched({ ...args, indexes }));
-    const streamed = patched === undefined ? await attempt("streamed", () => writeStreamed(args)) : undefined;
-    if (patched !== undefined) {
-      fetched = patched;
-      how = "patched";
-    } else if (streamed !== undefined) {
-      fetched = streamed;
-      how = "streamed";
-    } else fetched = await writeStaged({ client, disk, target, image, imageBytes, sourceDateEpoch: manifest?.sourceDateEpoch, report, fail });
-    const note = notes.length ? notes.join("; ") : undefined;
-    log.info(`takeover: slot ${target} written (${how}), ${fetched} bytes fetched of ${imageBytes}`);
-
-    // 4. Arm the slot for one trial boot, first in the order.
-    await report("switching", { bytes_done: fetched, bytes_total: imageBytes });
-    const armed = boot.readEnv();
-    setSlot(armed, target, { ok: false, try: true, digest: wanted.digest });
-    setOrder(armed, target);
-    boot.writeEnv(armed);
-    const rec = boot.readRecord(target)!;
-    boot.writeRecord(target, { ...rec, status: "trial", bytesFetched: fetched, method: how, note });
   } finally {
     await boot.close();
+  }
+
+  // 2. Write it, the cheapest way the store allows: as a patched copy of the
+  //    running root when it lists both images' tar entries; else as one
+  //    stream from the running root and the few missing chunks; else by
+  //    fetching into a staging tmpfs with the running root as the seed.
+  let fetched = 0;
+  let how: "patched" | "streamed" | "staged" = "staged";
+  const notes: string[] = from ? [] : ["the running image is unknown"];
+  const attempt = async (method: "patched" | "streamed", write: () => Promise<number>) => {
+    if (!from) return undefined;
+    return write().catch((e: Error) => {
+      notes.push(`could not install ${method}: ${e.message}`);
+      log.warn(`takeover: ${notes.at(-1)}; trying the next way`);
+      return undefined;
+    });
+  };
+  const args = { client, disk, target, image, from: from!, imageBytes, report };
+  const patched = await attempt("patched", () => writePatched({ ...args, indexes }));
+  const streamed = patched === undefined ? await attempt("streamed", () => writeStreamed(args)) : undefined;
+  if (patched !== undefined) {
+    fetched = patched;
+    how = "patched";
+  } else if (streamed !== undefined) {
+    fetched = streamed;
+    how = "streamed";
+  } else fetched = await writeStaged({ client, disk, target, image, imageBytes, sourceDateEpoch: manifest?.sourceDateEpoch, report, fail });
+  const note = notes.length ? notes.join("; ") : undefined;
+  log.info(`takeover: slot ${target} written (${how}), ${fetched} bytes fetched of ${imageBytes}`);
+
+  // 4. Arm the slot for one trial boot, first in the order.
+  await report("switching", { bytes_done: fetched, bytes_total: imageBytes });
+  const boot2 = await BootPartition.open(disk.boot);
+  try {
+    const env = boot2.readEnv();
+    setSlot(env, target, { ok: false, try: true, digest: wanted.digest });
+    setOrder(env, target);
+    boot2.writeEnv(env);
+    const rec = boot2.readRecord(target)!;
+    boot2.writeRecord(target, { ...rec, status: "trial", bytesFetched: fetched, method: how, note });
+  } finally {
+    await boot2.close();
   }
   await report("rebooting", { bytes_done: fetched, bytes_total: imageBytes, message: `slot ${target} armed for a trial boot` });
 }
@@ -253,36 +256,28 @@ async function writePatched(o: {
   const [sourceBytes, destBytes] = await Promise.all([blockDeviceSize(source), blockDeviceSize(dest)]);
   if (destBytes < sourceBytes) throw new Error(`slot ${o.target} is smaller than the running slot: it cannot hold a copy of it`);
 
-  // Direct I/O: the blocks go device to device by DMA, not through the
-  // page cache and the (emulated, here) CPU. The running root is mounted
-  // read-only, so its blocks are a consistent filesystem. The copy runs
-  // while the changed entries are fetched.
-  const copy = run("dd", [`if=${source}`, `of=${dest}`, "bs=4M", "iflag=direct", "oflag=direct", "conv=fsync", "status=none"], {
-    echo: false,
-    what: `copying slot ${o.disk.booted} into slot ${o.target}`,
-  });
-  copy.catch(() => {});
   await o.report("fetching", { bytes_done: 0, bytes_total: o.imageBytes });
   const want = new Set(plan.chunks.map((c) => c.id));
   const fetched = new Map<string, Uint8Array>();
   let bytes = 0;
-  try {
-    for (const r of missingRuns(wanted, (id) => want.has(id) && !fetched.has(id), 16 << 20)) {
-      await fetchRun(o.client, o.image.id, r, 5, (id, data) => {
-        fetched.set(id, data);
-        bytes += data.length;
-      });
-      await o.report("fetching", { bytes_done: bytes, bytes_total: o.imageBytes });
-    }
-  } finally {
-    // Never leave dd writing the slot behind a failure: the next way starts on it at once.
-    await copy.catch(() => {});
+  for (const r of missingRuns(wanted, (id) => want.has(id) && !fetched.has(id), 16 << 20)) {
+    await fetchRun(o.client, o.image.id, r, 5, (id, data) => {
+      fetched.set(id, data);
+      bytes += data.length;
+    });
+    await o.report("fetching", { bytes_done: bytes, bytes_total: o.imageBytes });
   }
-  await copy;
   await o.report("writing", {
     bytes_done: bytes,
     bytes_total: o.imageBytes,
     message: `a copy of slot ${o.disk.booted}, then ${plan.extract.length} changed and ${plan.remove.length} removed entries (${plan.kept} kept)`,
+  });
+  // Direct I/O: the blocks go device to device by DMA, not through the
+  // page cache and the (emulated, here) CPU. The running root is mounted
+  // read-only, so its blocks are a consistent filesystem.
+  await run("dd", [`if=${source}`, `of=${dest}`, "bs=4M", "iflag=direct", "oflag=direct", "conv=fsync", "status=none"], {
+    echo: false,
+    what: `copying slot ${o.disk.booted} into slot ${o.target}`,
   });
   mkdirSync(NEW_ROOT, { recursive: true });
   await ensureUnmounted(NEW_ROOT);
