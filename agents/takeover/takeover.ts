@@ -92,18 +92,18 @@ export async function takeover(ctx: TakeoverContext): Promise<string> {
     const target = other(disk.booted);
     running = slotState(env, disk.booted).digest;
     decision = decide({ booted: disk.booted, env, record: boot.readRecord(target), wanted });
-    log.info(`takeover: slot ${disk.booted} runs ${slotState(env, disk.booted).digest ?? "an unknown image"}; wanted ${wanted.digest}: ${decision.action}`);
+    log.info(`takeover: slot ${disk.booted} runs ${running ?? "an unknown image"}; wanted ${wanted.digest}: ${decision.action}`);
     if (decision.action === "none") return "none";
     const record = boot.readRecord(target)!;
     if (decision.action === "rolled-back") {
       if (decision.unexplained !== undefined) boot.writeRecord(target, { ...record, status: "failed", unexplained: decision.unexplained, reason: decision.reason });
-      writeUpgradeReport({ from: slotState(env, disk.booted).digest, to: wanted.digest, result: "rolled-back", reason: decision.reason });
+      writeUpgradeReport({ from: running, to: wanted.digest, result: "rolled-back", reason: decision.reason });
       return "rolled-back";
     }
     if (decision.action === "switch") {
       setOrder(env, target);
       boot.writeEnv(env);
-      writeUpgradeReport({ from: slotState(env, disk.booted).digest, to: wanted.digest, result: "upgraded", bytes_fetched: 0, method: "switch" });
+      writeUpgradeReport({ from: running, to: wanted.digest, result: "upgraded", bytes_fetched: 0, method: "switch" });
       log.info(`takeover: slot ${target} still holds ${wanted.digest} (known good); switching to it`);
     }
     if (decision.action === "rearm") {
@@ -142,9 +142,9 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
   const currentP = from ? resolveImage(client, from) : Promise.reject(new Error("the running image is unknown"));
   currentP.catch(() => {});
   const image = await resolveImage(client, wanted.digest).catch((e: Error) => fail(`image ${wanted.digest} is not in the store: ${e.message}`));
-  const indexes = currentP.then(async (current) => {
+  const indexes: Indexes = currentP.then(async (current) => {
     const [next, running] = await Promise.all([client.getChunkIndex(image.id), client.getChunkIndex(current.id)]);
-    return { next, running };
+    return { next, running, current };
   });
   indexes.catch(() => {});
   const manifest = await client.getManifest(image.id).catch(() => undefined);
@@ -181,8 +181,8 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
       return undefined;
     });
   };
-  const args = { client, disk, target, image, from: from!, imageBytes, report };
-  const patched = await attempt("patched", () => writePatched({ ...args, indexes }));
+  const args = { client, disk, target, image, imageBytes, report, indexes };
+  const patched = await attempt("patched", () => writePatched(args));
   const streamed = patched === undefined ? await attempt("streamed", () => writeStreamed(args)) : undefined;
   if (patched !== undefined) {
     fetched = patched;
@@ -218,6 +218,8 @@ async function rebootNow(): Promise<never> {
 }
 
 type Report = ReturnType<typeof progressReporter>;
+/** The chunk indexes of the new image and of the running one, asked for once for every way of writing. */
+type Indexes = Promise<{ next: ChunkIndex; running: ChunkIndex; current: GlanceImage }>;
 
 async function mountNewSlot(device: string, label: string) {
   await run("mkfs.ext4", ["-q", "-F", "-L", label, "-m", "0", device], { echo: false, what: `making the filesystem of ${device}` });
@@ -244,7 +246,7 @@ async function writePatched(o: {
   image: GlanceImage;
   imageBytes: number;
   report: Report;
-  indexes: Promise<{ next: ChunkIndex; running: ChunkIndex }>;
+  indexes: Indexes;
 }): Promise<number> {
   const { next: wanted, running: have } = await o.indexes;
   if (o.image.ooo_digest && wanted.digest !== o.image.ooo_digest) throw new Error(`the chunk index is of ${wanted.digest}, not ${o.image.ooo_digest}`);
@@ -291,13 +293,9 @@ async function writePatched(o: {
 }
 
 /** The new root as one stream (stream-install.ts). Returns bytes fetched; throws if it cannot or the digest differs. */
-async function writeStreamed(o: { client: StoreClient; disk: NodeDisk; target: Slot; image: GlanceImage; from: string; imageBytes: number; report: Report }): Promise<number> {
-  const current = await resolveImage(o.client, o.from);
-  const [wanted, have, currentManifest] = await Promise.all([
-    o.client.getChunkIndex(o.image.id),
-    o.client.getChunkIndex(current.id),
-    o.client.getManifest(current.id).catch(() => undefined),
-  ]);
+async function writeStreamed(o: { client: StoreClient; disk: NodeDisk; target: Slot; image: GlanceImage; imageBytes: number; report: Report; indexes: Indexes }): Promise<number> {
+  const { next: wanted, running: have, current } = await o.indexes;
+  const currentManifest = await o.client.getManifest(current.id).catch(() => undefined);
   const plan = planStream(wanted, have);
   const missingBytes = [...plan.fetch.values()].reduce((a, b) => a + b, 0);
   if (missingBytes > Math.max(256 * 2 ** 20, memAvailable() / 4)) throw new Error(`${missingBytes} bytes are missing: too many to hold in memory`);

@@ -160,10 +160,3 @@ export class EntryIndexer {
     return this.entries;
   }
 }
-
-/** Index a whole stream. */
-export async function streamEntries(stream: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<StreamEntry[]> {
-  const indexer = new EntryIndexer();
-  for await (const b of stream) indexer.push(b);
-  return indexer.finish();
-}
