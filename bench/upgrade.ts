@@ -10,10 +10,12 @@
  *   2. one node, policy replace (a fresh node from v2): seconds likewise;
  *   3. three nodes rolling, one at a time with two in service: seconds.
  *
- *   bun bench/upgrade.ts [--cpus N] [--only one,replace,rolling] [--verbose]
+ *   bun bench/upgrade.ts [--cpus N] [--only one,replace,rolling] [--verbose] [--keep]
  *
  * --only runs just the named scenarios (to iterate on one); the JSON then
- * holds null for the others; --verbose shows each `ooo upgrade`'s own output.
+ * holds null for the others; --verbose shows each `ooo upgrade`'s own output;
+ * --keep leaves the stacks' state (console logs, timelines) in place and
+ * says where, to read what a node did.
  *
  * Nodes share the host's cores without overcommit unless --cpus says
  * otherwise (as bench/deploy.ts): the one-node scenarios get 2 vCPUs here,
@@ -37,6 +39,7 @@ const cpusFlag = process.argv.includes("--cpus") ? Number(process.argv[process.a
 const cpusFor = (nodes: number) => cpusFlag ?? Math.max(1, Math.floor(availableParallelism() / nodes));
 const only = process.argv.includes("--only") ? new Set(process.argv[process.argv.indexOf("--only") + 1]!.split(",")) : undefined;
 const verbose = process.argv.includes("--verbose");
+const keep = process.argv.includes("--keep");
 const wanted = (name: string) => !only || only.has(name);
 const load = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 
@@ -73,7 +76,7 @@ async function scenario(file: string, images: { v1: string; v2: string }) {
   const u = await ooo(["upgrade", file, "--json"]);
   const seconds = (performance.now() - t0) / 1000;
   if (verbose) process.stderr.write(u.all + "\n");
-  await ooo(["delete", file, "--purge"]);
+  await ooo(["delete", file, ...(keep ? [] : ["--purge"])]);
   if (u.code !== 0) throw new Error(`upgrade failed:\n${u.all}`);
   const report = JSON.parse(u.stdout.trim().split("\n").at(-1)!) as UpgradeJson;
   process.stderr.write(`${basename(file, ".yaml")}: ooo upgrade took ${seconds.toFixed(1)} s (${report.nodes.map((n) => `${n.node} ${n.result}`).join(", ")})\n`);
@@ -137,5 +140,6 @@ try {
   console.log(`load average: ${loadBefore} before, ${figures.loadavg_1m_after} after`);
   console.log(JSON.stringify(figures));
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  if (keep) process.stderr.write(`kept: ${dir}\n`);
+  else rmSync(dir, { recursive: true, force: true });
 }
