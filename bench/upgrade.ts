@@ -24,7 +24,7 @@
  *
  * Prints a table, then as its last line one JSON object of the figures.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { execa } from "execa";
@@ -76,6 +76,9 @@ async function scenario(file: string, images: { v1: string; v2: string }) {
   const u = await ooo(["upgrade", file, "--json"]);
   const seconds = (performance.now() - t0) / 1000;
   if (verbose) process.stderr.write(u.all + "\n");
+  // `ooo delete` removes the nodes' folders: their console logs go aside first.
+  if (keep)
+    cpSync(join(dir, ".ooo", basename(file, ".yaml"), "nodes"), join(dir, `${basename(file, ".yaml")}-nodes`), { recursive: true, filter: (p) => !/\.(raw|img|sock)$/.test(p) });
   await ooo(["delete", file, ...(keep ? [] : ["--purge"])]);
   if (u.code !== 0) throw new Error(`upgrade failed:\n${u.all}`);
   const report = JSON.parse(u.stdout.trim().split("\n").at(-1)!) as UpgradeJson;

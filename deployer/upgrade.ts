@@ -54,6 +54,8 @@ export interface NodeUpgrade {
   imageBytes?: number;
   seconds: number;
   method?: string;
+  /** kexec or reboot: how the node started the new root. */
+  restart?: string;
   batch: number;
 }
 
@@ -276,11 +278,12 @@ async function upgradeNode(ctx: NodeContext, spec: NodeSpec, image: ResolvedImag
             bytesFetched: verdict.outcome?.bytes_fetched,
             imageBytes: verdict.outcome?.image_bytes,
             method: verdict.outcome?.method,
+            restart: verdict.outcome?.restart,
             seconds,
           };
           if (verdict.result === "upgraded") {
             db.update(spec.name, { image_digest: image.digest, image_name: image.name, image_ref: image.ref });
-            db.event(spec.name, "upgrade-done", { to: image.digest, bytes_fetched: out.bytesFetched, method: out.method }, { run });
+            db.event(spec.name, "upgrade-done", { to: image.digest, bytes_fetched: out.bytesFetched, method: out.method, restart: out.restart }, { run });
           } else db.event(spec.name, verdict.result === "rolled-back" ? "upgrade-rolled-back" : "upgrade-failed", { to: image.digest, reason: out.reason }, { run });
           onProgress?.(`${spec.name}: ${verdict.result}${out.reason ? `: ${out.reason.split("\n")[0]}` : ""} (${seconds.toFixed(0)}s)`);
           return out;
@@ -318,7 +321,7 @@ export function upgradeTable(r: UpgradeReport): string {
       short(n.to),
       n.bytesFetched === undefined ? "-" : (n.bytesFetched / 2 ** 20).toFixed(2),
       Number(n.seconds.toFixed(1)),
-      n.result + (n.reason ? `: ${n.reason.split("\n")[0]}` : "") + (n.method && n.result === "upgraded" ? ` (${n.method})` : ""),
+      n.result + (n.reason ? `: ${n.reason.split("\n")[0]}` : "") + (n.method && n.result === "upgraded" ? ` (${[n.method, n.restart].filter(Boolean).join(", ")})` : ""),
     ]),
   );
 }

@@ -48,6 +48,10 @@ export const UpgradeOutcome = z
       .optional()
       .describe("patched: a copy of the running root with the changed files replaced; streamed: built from the running root and missing chunks in one pass; staged: fetched into memory first; switch: the other slot still held it"),
     note: z.string().optional().describe("Why the slower method was used, when it was"),
+    restart: z
+      .enum(["kexec", "reboot"])
+      .optional()
+      .describe("kexec: the new root's kernel was started by the running one; reboot: through the firmware and the bootloader"),
   })
   .describe("Outcome of the takeover of an image");
 

@@ -53,3 +53,21 @@ export function setSlot(env: BootEnv, slot: Slot, state: Partial<SlotState>): vo
 export function setOrder(env: BootEnv, first: Slot): void {
   env.set("ORDER", `${first} ${other(first)}`);
 }
+
+/**
+ * The slot GRUB's script (builder/disk/grub.ts) boots from `env`: the
+ * first in ORDER that is good, or else on trial, using up its try as
+ * GRUB's save_env does. Changes `env` as GRUB would change the block.
+ */
+export function grubChoice(env: BootEnv): { slot: Slot; trial: boolean } | undefined {
+  for (const s of (env.get("ORDER") ?? "A B").split(/\s+/)) {
+    if (s !== "A" && s !== "B") continue;
+    const state = slotState(env, s);
+    if (state.ok) return { slot: s, trial: false };
+    if (state.try) {
+      setSlot(env, s, { try: false });
+      return { slot: s, trial: true };
+    }
+  }
+  return undefined;
+}

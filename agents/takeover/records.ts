@@ -18,6 +18,7 @@ export const SlotRecord = z.object({
   bytesFetched: z.number().int().nonnegative().optional(),
   imageBytes: z.number().int().nonnegative().optional(),
   method: z.enum(["patched", "streamed", "staged"]).optional(),
+  restart: z.enum(["kexec", "reboot"]).optional().describe("How the node started the new root"),
   note: z.string().optional(),
 });
 

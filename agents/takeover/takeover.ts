@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { log } from "../../lib/log.ts";
 import { capture, run } from "../../lib/run.ts";
@@ -13,7 +13,8 @@ import { resolveImage } from "../../store/resolve.ts";
 import type { NodeMetadata } from "../../wire/metadata.ts";
 import { Progress, progressUrl, type Progress as ProgressT } from "../../wire/progress.ts";
 import { BootPartition } from "./boot-partition.ts";
-import { other, setOrder, setSlot, slotState, type Slot } from "./bootenv.ts";
+import { grubChoice, other, setOrder, setSlot, slotState, type BootEnv, type Slot } from "./bootenv.ts";
+import { insideRoot, kexecCmdline, loadKexecKernel, loadKexecKernelInBackground, sameContent, unloadKexecKernel, type KexecResult } from "./kexec.ts";
 import { decide } from "./decide.ts";
 import { findNodeDisk, type NodeDisk } from "./disk.ts";
 import { isMountPoint } from "./mounts.ts";
@@ -117,15 +118,21 @@ export async function takeover(ctx: TakeoverContext): Promise<string> {
     await boot.close();
   }
   if (decision.action === "rearm" || decision.action === "switch") {
-    if (ctx.reboot) await rebootNow();
+    if (ctx.reboot) await restartInto(disk, decision.target);
     return decision.action;
   }
-  await installInto(ctx, disk, decision.target, wanted, running);
-  if (ctx.reboot) await rebootNow();
+  const installed = await installInto(ctx, disk, decision.target, wanted, running);
+  if (ctx.reboot) await restartInto(disk, decision.target, installed);
   return "takeover";
 }
 
-async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, wanted: { digest: string; attempt: number }, from: string | undefined) {
+async function installInto(
+  ctx: TakeoverContext,
+  disk: NodeDisk,
+  target: Slot,
+  wanted: { digest: string; attempt: number },
+  from: string | undefined,
+): Promise<Installed> {
   const started = performance.now();
   const report = progressReporter(ctx, wanted.digest, started);
   const store = ctx.metadata.ooo.store;
@@ -166,6 +173,36 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
     await boot.close();
   }
 
+  // A new image seldom brings a new kernel: load the running one for kexec
+  // now, on a thread, while the slot is written (finishNewSlot checks that
+  // the new root holds the same files).
+  const preload = ctx.reboot ? preloadRunningKernel(disk, target) : undefined;
+  try {
+    return await writeAndArm({ disk, target, wanted, from, image, imageBytes, report, indexes, client, manifest, preload, fail });
+  } catch (e) {
+    if (preload) {
+      await preload.result;
+      unloadKexecKernel();
+    }
+    throw e;
+  }
+}
+
+async function writeAndArm(o: {
+  disk: NodeDisk;
+  target: Slot;
+  wanted: { digest: string; attempt: number };
+  from: string | undefined;
+  image: GlanceImage;
+  imageBytes: number;
+  report: Report;
+  indexes: Indexes;
+  client: StoreClient;
+  manifest: { sourceDateEpoch?: number } | undefined;
+  preload: KernelPreload | undefined;
+  fail: (message: string, hint?: string) => Promise<never>;
+}): Promise<Installed> {
+  const { disk, target, wanted, from, image, imageBytes, report, indexes, client, manifest, preload, fail } = o;
   // 2. Write it, the cheapest way the store allows: as a patched copy of the
   //    running root when it lists both images' tar entries; else as one
   //    stream from the running root and the few missing chunks; else by
@@ -181,7 +218,7 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
       return undefined;
     });
   };
-  const args = { client, disk, target, image, imageBytes, report, indexes };
+  const args = { client, disk, target, image, imageBytes, report, indexes, preload };
   const patched = await attempt("patched", () => writePatched(args));
   const streamed = patched === undefined ? await attempt("streamed", () => writeStreamed(args)) : undefined;
   if (patched !== undefined) {
@@ -190,7 +227,7 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
   } else if (streamed !== undefined) {
     fetched = streamed;
     how = "streamed";
-  } else fetched = await writeStaged({ client, disk, target, image, imageBytes, sourceDateEpoch: manifest?.sourceDateEpoch, report, fail });
+  } else fetched = await writeStaged({ client, disk, target, image, imageBytes, sourceDateEpoch: manifest?.sourceDateEpoch, report, fail, preload });
   const note = notes.length ? notes.join("; ") : undefined;
   log.info(`takeover: slot ${target} written (${how}), ${fetched} bytes fetched of ${imageBytes}`);
 
@@ -207,15 +244,135 @@ async function installInto(ctx: TakeoverContext, disk: NodeDisk, target: Slot, w
   } finally {
     await boot2.close();
   }
-  await report("rebooting", { bytes_done: fetched, bytes_total: imageBytes, message: `slot ${target} armed for a trial boot` });
+  return {
+    preload,
+    // After the try is used up (restartInto): a power cut on the host's word "rebooting" then lands where one in the restart would.
+    announce: (how) => report("rebooting", { bytes_done: fetched, bytes_total: imageBytes, message: `slot ${target} armed for a trial boot; ${how === "kexec" ? "starting it with kexec" : "rebooting into it"}` }),
+  };
 }
 
-async function rebootNow(): Promise<never> {
-  log.info("takeover: rebooting into the new root");
+/** A slot written and armed: the kernel being loaded for it, and how to say the restart begins. */
+interface Installed {
+  preload?: KernelPreload;
+  announce: (how: "kexec" | "reboot") => Promise<void>;
+}
+
+/**
+ * Start the slot the boot environment now picks. kexec when its kernel
+ * loads: the same kernel and command line GRUB would boot, without the
+ * firmware and the bootloader (seconds under emulation, tens of seconds on
+ * servers with long POSTs). The try is used up before, as GRUB does it, so
+ * a power cut or a hang from here on lands in the old root just as after
+ * a reboot. Anything that stops kexec ends in the plain reboot.
+ */
+async function restartInto(disk: NodeDisk, target: Slot, installed?: Installed): Promise<never> {
+  const kexec = await prepareKexec(disk, target, installed?.preload).catch((e: Error) => ({ loaded: false as const, reason: e.message }));
+  await installed?.announce(kexec.loaded ? "kexec" : "reboot");
+  if (kexec.loaded) {
+    log.info(`takeover: starting slot ${target} with kexec`);
+    // On the console where GRUB would say "ooo: booting slot …": operators (and tests) see which root comes next.
+    writeKmsg(`ooo: kexec into slot ${target} trial=${kexec.trial ? 1 : 0}`);
+    const started = await run("systemctl", ["kexec"], { echo: false, what: "kexec" }).then(
+      () => true,
+      (e: Error) => (log.warn(`takeover: ${e.message}; rebooting instead`), false),
+    );
+    if (started) for (;;) await Bun.sleep(60_000);
+    unloadKexecKernel();
+    await noteReboot(disk, target, kexec.before).catch((e: Error) => log.warn(`takeover: ${e.message}`));
+  } else {
+    log.info(`takeover: rebooting into slot ${target} (no kexec: ${kexec.reason})`);
+    await noteReboot(disk, target).catch((e: Error) => log.warn(`takeover: ${e.message}`));
+  }
   await run("systemctl", ["reboot"], { echo: false, what: "rebooting" }).catch(() => run("reboot", ["-f"], { echo: false }));
   // systemd stops us during shutdown; never report success before that.
   for (;;) await Bun.sleep(60_000);
 }
+
+/** Load the kernel GRUB would boot next (it must be `target`'s), unless it is loaded already, and use up its try. */
+async function prepareKexec(disk: NodeDisk, target: Slot, preload?: KernelPreload): Promise<{ loaded: true; before: BootEnv; trial: boolean } | { loaded: false; reason: string }> {
+  const boot = await BootPartition.open(disk.boot);
+  try {
+    const env = boot.readEnv();
+    const before = new Map(env);
+    const choice = grubChoice(env);
+    if (choice?.slot !== target) return { loaded: false, reason: `the boot environment picks slot ${choice?.slot ?? "none"}, not ${target}` };
+    const extra = (env.get("EXTRA_CMDLINE") ?? "").split(/\s+/).filter(Boolean);
+    const running = readFileSync("/proc/cmdline", "utf8");
+    if (extra.some((w) => !running.split(/\s+/).includes(w))) return { loaded: false, reason: "EXTRA_CMDLINE changed since this boot" };
+    let loaded: KexecResult;
+    if (preload?.inNewRoot && preload.slot === target && choice.trial) loaded = await preload.result;
+    else {
+      // One load at a time (the kernel answers EBUSY to a second): the preload ends first.
+      await preload?.result;
+      const cmdline = kexecCmdline(running, { partuuid: partuuidOf(disk.slots[target]), slot: target, trial: choice.trial });
+      mkdirSync(NEW_ROOT, { recursive: true });
+      await ensureUnmounted(NEW_ROOT);
+      await run("mount", ["-o", "ro", disk.slots[target], NEW_ROOT], { echo: false, what: `mounting slot ${target}` });
+      try {
+        loaded = loadKexecKernel({ kernel: insideRoot(NEW_ROOT, "vmlinuz"), initrd: insideRoot(NEW_ROOT, "initrd.img"), cmdline });
+      } finally {
+        await ensureUnmounted(NEW_ROOT);
+      }
+    }
+    if (!loaded.loaded) return loaded;
+    const record = boot.readRecord(target);
+    if (record?.status === "trial") boot.writeRecord(target, { ...record, restart: "kexec" });
+    boot.writeEnv(env);
+    return { loaded: true, before, trial: choice.trial };
+  } finally {
+    await boot.close();
+  }
+}
+
+/** The slot's record says it was started by a reboot; `env` puts back the block as it was before a kexec that did not happen. */
+async function noteReboot(disk: NodeDisk, target: Slot, env?: BootEnv) {
+  const boot = await BootPartition.open(disk.boot);
+  try {
+    if (env) boot.writeEnv(env);
+    const record = boot.readRecord(target);
+    if (record?.status === "trial") boot.writeRecord(target, { ...record, restart: "reboot" });
+  } finally {
+    await boot.close();
+  }
+}
+
+/** A line in the kernel log, at a level the console shows even with `quiet`. */
+function writeKmsg(line: string) {
+  try {
+    writeFileSync("/dev/kmsg", `<2>${line}\n`);
+  } catch {}
+}
+
+/** The running root's kernel and initrd, being loaded for kexec into `slot` on trial. */
+interface KernelPreload {
+  kernel: string;
+  initrd: string;
+  slot: Slot;
+  result: Promise<KexecResult>;
+  /** Set by finishNewSlot: whether the new root boots these very files. */
+  inNewRoot?: boolean;
+}
+
+function preloadRunningKernel(disk: NodeDisk, slot: Slot): KernelPreload | undefined {
+  try {
+    const kernel = insideRoot("/", "vmlinuz");
+    const initrd = insideRoot("/", "initrd.img");
+    const cmdline = kexecCmdline(readFileSync("/proc/cmdline", "utf8"), { partuuid: partuuidOf(disk.slots[slot]), slot, trial: true });
+    return { kernel, initrd, slot, result: loadKexecKernelInBackground({ kernel, initrd, cmdline }) };
+  } catch (e) {
+    log.warn(`takeover: not loading the running kernel for kexec ahead: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+/** The partition UUID of `device`, as /dev/disk/by-partuuid names it (root=PARTUUID=…). */
+function partuuidOf(device: string): string {
+  const dir = "/dev/disk/by-partuuid";
+  const want = realpathSync(device);
+  for (const name of readdirSync(dir)) if (realpathSync(join(dir, name)) === want) return name;
+  throw new Error(`${device} has no partition UUID in ${dir}`);
+}
+
 
 type Report = ReturnType<typeof progressReporter>;
 /** The chunk indexes of the new image and of the running one, asked for once for every way of writing. */
@@ -228,10 +385,12 @@ async function mountNewSlot(device: string, label: string) {
   await run("mount", [device, NEW_ROOT], { echo: false, what: `mounting ${device}` });
 }
 
-async function finishNewSlot() {
+async function finishNewSlot(preload: KernelPreload | undefined) {
   try {
     if (!existsSync(join(NEW_ROOT, "vmlinuz")) || !statSync(join(NEW_ROOT, "vmlinuz")).size)
       throw new TakeoverFailed("the new root has no /vmlinuz: it cannot boot from a slot");
+    if (preload)
+      preload.inNewRoot = sameContent(preload.kernel, insideRoot(NEW_ROOT, "vmlinuz")) && sameContent(preload.initrd, insideRoot(NEW_ROOT, "initrd.img"));
     await run("sync", ["-f", join(NEW_ROOT, "vmlinuz")], { echo: false });
   } finally {
     await ensureUnmounted(NEW_ROOT);
@@ -247,6 +406,7 @@ async function writePatched(o: {
   imageBytes: number;
   report: Report;
   indexes: Indexes;
+  preload?: KernelPreload;
 }): Promise<number> {
   const { next: wanted, running: have } = await o.indexes;
   if (o.image.ooo_digest && wanted.digest !== o.image.ooo_digest) throw new Error(`the chunk index is of ${wanted.digest}, not ${o.image.ooo_digest}`);
@@ -287,13 +447,22 @@ async function writePatched(o: {
   try {
     await applyPatch({ plan, fetched, root: NEW_ROOT });
   } finally {
-    await finishNewSlot();
+    await finishNewSlot(o.preload);
   }
   return bytes;
 }
 
 /** The new root as one stream (stream-install.ts). Returns bytes fetched; throws if it cannot or the digest differs. */
-async function writeStreamed(o: { client: StoreClient; disk: NodeDisk; target: Slot; image: GlanceImage; imageBytes: number; report: Report; indexes: Indexes }): Promise<number> {
+async function writeStreamed(o: {
+  client: StoreClient;
+  disk: NodeDisk;
+  target: Slot;
+  image: GlanceImage;
+  imageBytes: number;
+  report: Report;
+  indexes: Indexes;
+  preload?: KernelPreload;
+}): Promise<number> {
   const { next: wanted, running: have, current } = await o.indexes;
   const currentManifest = await o.client.getManifest(current.id).catch(() => undefined);
   const plan = planStream(wanted, have);
@@ -324,7 +493,7 @@ async function writeStreamed(o: { client: StoreClient; disk: NodeDisk; target: S
     if (result.digest !== wanted.digest) throw new Error(`the streamed root is ${result.digest}, not ${wanted.digest}`);
   } finally {
     await ensureUnmounted(ACTIVE_ROOT).catch(() => {});
-    await finishNewSlot();
+    await finishNewSlot(o.preload);
   }
   return bytes;
 }
@@ -339,6 +508,7 @@ async function writeStaged(o: {
   sourceDateEpoch?: number;
   report: Report;
   fail: (message: string, hint?: string) => Promise<never>;
+  preload?: KernelPreload;
 }): Promise<number> {
   if (memAvailable() < o.imageBytes + 64 * 2 ** 20)
     return o.fail(`not enough memory to stage the new root: it needs ${(o.imageBytes / 2 ** 20).toFixed(0)} MiB, ${(memAvailable() / 2 ** 20).toFixed(0)} MiB are available`);
@@ -365,7 +535,7 @@ async function writeStaged(o: {
     try {
       await run("tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", staged, "-C", NEW_ROOT], { what: `writing the new root into slot ${o.target}` });
     } finally {
-      await finishNewSlot();
+      await finishNewSlot(o.preload);
     }
     return result.fetched;
   } finally {

@@ -41,6 +41,7 @@ export async function markGood(): Promise<void> {
         seconds: Number((Date.now() / 1000 - record.startedAt).toFixed(1)),
         ...(record.method ? { method: record.method } : {}),
         ...(record.note ? { note: record.note } : {}),
+        ...(record.restart ? { restart: record.restart } : {}),
       });
     }
     writeNodeState({ ...disk, trial: false }, env);

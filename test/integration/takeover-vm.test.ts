@@ -24,7 +24,9 @@ import { READ_TOKEN, startStore } from "../support/store.ts";
  *   1. while it fetches,  2. while it writes the new slot,
  *   3. right after it armed the new slot,  4. during the new root's trial boot.
  * After every cut it must boot a complete root (old or new) with its data
- * unchanged, and carry on by itself until v2 runs and is marked good.
+ * unchanged and carry on by itself: after 1 and 2 it starts over, after 3
+ * it tries the new root again, and after 4 (the second trial without a
+ * word) it reports the request rolled back; asked again, it reaches v2.
  * Before that, bad input: an image the store does not have, one too big
  * for the slot, and v2 with its new chunks corrupted in the store. Each must fail before the switch,
  * be reported with its reason, and leave the node on v1 with its data.
@@ -43,6 +45,7 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
     const progress: { phase: string }[] = [];
     let wanted = v1.manifest.digest;
     let serial = 1;
+    let attempt = 0;
     const server = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
@@ -56,7 +59,7 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
               node: "n1",
               role: "kv",
               serial,
-              image: { name: "kv", digest: wanted },
+              image: { name: "kv", digest: wanted, attempt },
               signal_url: `http://${METADATA_IP}/v1/nodes/n1/signal`,
               store: { url: `http://${STORE_IP}`, token: READ_TOKEN },
             },
@@ -177,20 +180,31 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
         expect((await ready()).slot).toBe("A");
         await dataKept();
       }
-      // 3. Cut right after the switch: the bootloader tries the new root...
+      // 3. Cut right after the switch, the trial's try used up and the restart under way (the node
+      //    says "rebooting" then): the old root boots, data intact, and the node tries the new root
+      //    again, by kexec (v1 and v2 share their kernel)...
       await cutAt("rebooting");
       await powerOn();
-      await vm!.waitFor(/ooo: booting slot B from \S+ trial=1/, 300_000);
-      // 4. ...and a cut during that trial boot, before it was marked good, brings the old root back.
+      expect((await ready()).slot).toBe("A");
+      await dataKept();
+      await vm!.waitFor(/ooo: kexec into slot B trial=1/, 600_000);
+      // 4. ...and a cut in that trial boot, before it was marked good, brings the old root back again.
       await vm!.kill();
       await powerOn();
       expect((await ready()).slot).toBe("A");
       await dataKept();
-      // It finishes the job by itself: v2 runs, marked good, data kept.
+      // Two trial boots without a word: the node gives this request up and says so.
+      const gaveUp = await until("the rolled-back signal", 900, () => signals.find((s) => s.data.upgrade?.result === "rolled-back"));
+      expect(gaveUp.data.upgrade?.reason).toContain("did not come up 2 times");
+      expect(gaveUp.data.node_state).toMatchObject({ slot: "A", digest: v1.manifest.digest, good: true });
+      // Running the upgrade again (a new attempt) finishes the job: v2 runs, marked good, data kept.
+      attempt = 1;
+      serial = 6;
       const done = await until("the upgraded signal", 1200, () =>
         signals.find((s) => s.status === "SUCCESS" && s.data.node_state?.digest === v2.manifest.digest && s.data.node_state.good),
       );
       expect(done.data.upgrade?.result).toBe("upgraded");
+      expect(done.data.upgrade?.restart).toBe("kexec");
       await dataKept();
     } finally {
       await vm?.kill();

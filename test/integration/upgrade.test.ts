@@ -35,7 +35,7 @@ afterAll(async () => {
 });
 
 interface UpgradeJson {
-  nodes: { node: string; from?: string; to: string; result: string; reason?: string; bytesFetched?: number; imageBytes?: number; seconds: number; method?: string }[];
+  nodes: { node: string; from?: string; to: string; result: string; reason?: string; bytesFetched?: number; imageBytes?: number; seconds: number; method?: string; restart?: string }[];
   stoppedAt?: { role: string; batch: number };
 }
 
@@ -119,6 +119,8 @@ describe("ooo upgrade on qemu nodes", () => {
         expect(n.to).toBe(v2.manifest.digest);
         expect(n.bytesFetched! / n.imageBytes!).toBeLessThan(0.1);
         expect(n.method).toBe("patched");
+        // The same kernel in both images: started by the running one, no firmware or GRUB.
+        expect(n.restart).toBe("kexec");
       }
       process.stderr.write(`poller: ${polled.rounds} rounds, at least ${polled.fewest} of 3 nodes answered at every moment\n`);
       expect(polled.rounds).toBeGreaterThan(20);
