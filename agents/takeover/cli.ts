@@ -1,4 +1,5 @@
-
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { UsageError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
 import { BootPartition } from "./boot-partition.ts";
@@ -8,7 +9,12 @@ import { TakeoverFailed } from "../errors.ts";
 import { writeUpgradeReport } from "./reports.ts";
 import { markGood, trialFailed } from "./trial.ts";
 
-const USAGE = `usage: ooo-agent takeover [--no-reboot]     install the metadata's image into the inactive root slot and reboot into it
+/** Left by `takeover --before-configure` when it had to wait for the configuration: post-configure.d takes over then. */
+const TAKEOVER_DEFERRED = "/run/ooo/takeover-deferred";
+
+const USAGE = `usage: ooo-agent takeover [--no-reboot] [--before-configure]
+                                           install the metadata's image into the inactive root slot and reboot into it;
+                                           --before-configure: wait (leaving ${TAKEOVER_DEFERRED}) if the booted slot is not marked good
        ooo-agent mark-good                 the booted root slot is good: boot it from now on
        ooo-agent trial-failed [REASON]     a trial boot failed: fall back to the other slot (error.d)
        ooo-agent trial-watchdog SECONDS    the trial's time is up: fail it unless it was marked good
@@ -63,7 +69,13 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       const metadata = parseWith(NodeMetadata, plain, "the node's metadata (OS_CONFIG_FILES)");
       // Phase scripts do not get OOO_SIGNAL_TOKEN (os-refresh-config keeps it from them); root reads it from the collector's config.
       const token = process.env.OOO_SIGNAL_TOKEN ?? tokenFromCollectConfig();
-      const action = await takeover({ metadata, token, reboot: !args.includes("--no-reboot") });
+      const beforeConfigure = args.includes("--before-configure");
+      rmSync(TAKEOVER_DEFERRED, { force: true });
+      const action = await takeover({ metadata, token, reboot: !args.includes("--no-reboot"), beforeConfigure });
+      if (action === "deferred") {
+        mkdirSync(dirname(TAKEOVER_DEFERRED), { recursive: true });
+        writeFileSync(TAKEOVER_DEFERRED, "");
+      }
       log.info(`takeover: ${action}`);
       return 0;
     }

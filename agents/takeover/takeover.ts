@@ -42,6 +42,12 @@ export interface TakeoverContext {
   token?: string;
   /** Reboot when the new root is ready (false: leave it armed, for tests and operators). */
   reboot: boolean;
+  /**
+   * Run before the configuration (pre-configure.d): a root about to be
+   * replaced need not be configured first, but one not yet marked good
+   * must be, before its only fallback is overwritten: "deferred".
+   */
+  beforeConfigure?: boolean;
 }
 
 /** Report progress to the metadata service; never fails the takeover. */
@@ -92,6 +98,10 @@ export async function takeover(ctx: TakeoverContext): Promise<string> {
     writeNodeState(disk, env);
     const target = other(disk.booted);
     running = slotState(env, disk.booted).digest;
+    if (ctx.beforeConfigure && running !== wanted.digest && !slotState(env, disk.booted).ok) {
+      log.info(`takeover: slot ${disk.booted} is not marked good yet; the takeover waits until this root is configured`);
+      return "deferred";
+    }
     decision = decide({ booted: disk.booted, env, record: boot.readRecord(target), wanted });
     log.info(`takeover: slot ${disk.booted} runs ${running ?? "an unknown image"}; wanted ${wanted.digest}: ${decision.action}`);
     if (decision.action === "none") return "none";
@@ -174,13 +184,13 @@ async function installInto(
   }
 
   // A new image seldom brings a new kernel: load the running one for kexec
-  // now, on a thread, while the slot is written (finishNewSlot checks that
-  // the new root holds the same files).
+  // on a thread while the slot is written (finishNewSlot checks that the
+  // new root holds the same files).
   const preload = ctx.reboot ? preloadRunningKernel(disk, target) : undefined;
   try {
     return await writeAndArm({ disk, target, wanted, from, image, imageBytes, report, indexes, client, manifest, preload, fail });
   } catch (e) {
-    if (preload) {
+    if (preload?.result) {
       await preload.result;
       unloadKexecKernel();
     }
@@ -300,7 +310,7 @@ async function prepareKexec(disk: NodeDisk, target: Slot, preload?: KernelPreloa
     const running = readFileSync("/proc/cmdline", "utf8");
     if (extra.some((w) => !running.split(/\s+/).includes(w))) return { loaded: false, reason: "EXTRA_CMDLINE changed since this boot" };
     let loaded: KexecResult;
-    if (preload?.inNewRoot && preload.slot === target && choice.trial) loaded = await preload.result;
+    if (preload?.result && preload.inNewRoot && preload.slot === target && choice.trial) loaded = await preload.result;
     else {
       // One load at a time (the kernel answers EBUSY to a second): the preload ends first.
       await preload?.result;
@@ -343,12 +353,14 @@ function writeKmsg(line: string) {
   } catch {}
 }
 
-/** The running root's kernel and initrd, being loaded for kexec into `slot` on trial. */
+/** The running root's kernel and initrd, to be loaded for kexec into `slot` on trial. */
 interface KernelPreload {
   kernel: string;
   initrd: string;
+  cmdline: string;
   slot: Slot;
-  result: Promise<KexecResult>;
+  /** Started by startPreload. */
+  result?: Promise<KexecResult>;
   /** Set by finishNewSlot: whether the new root boots these very files. */
   inNewRoot?: boolean;
 }
@@ -358,11 +370,20 @@ function preloadRunningKernel(disk: NodeDisk, slot: Slot): KernelPreload | undef
     const kernel = insideRoot("/", "vmlinuz");
     const initrd = insideRoot("/", "initrd.img");
     const cmdline = kexecCmdline(readFileSync("/proc/cmdline", "utf8"), { partuuid: partuuidOf(disk.slots[slot]), slot, trial: true });
-    return { kernel, initrd, slot, result: loadKexecKernelInBackground({ kernel, initrd, cmdline }) };
+    return { kernel, initrd, cmdline, slot };
   } catch (e) {
     log.warn(`takeover: not loading the running kernel for kexec ahead: ${(e as Error).message}`);
     return undefined;
   }
+}
+
+/**
+ * When the slot's writing begins: the kernel's hashing of what it loads
+ * takes a vCPU for seconds under emulation, and the fetch before needs
+ * both (the writing is mostly the disk's).
+ */
+function startPreload(preload: KernelPreload | undefined) {
+  if (preload) preload.result ??= loadKexecKernelInBackground({ kernel: preload.kernel, initrd: preload.initrd, cmdline: preload.cmdline });
 }
 
 /** The partition UUID of `device`, as /dev/disk/by-partuuid names it (root=PARTUUID=…). */
@@ -429,6 +450,7 @@ async function writePatched(o: {
     });
     await o.report("fetching", { bytes_done: bytes, bytes_total: o.imageBytes });
   }
+  startPreload(o.preload);
   await o.report("writing", {
     bytes_done: bytes,
     bytes_total: o.imageBytes,
@@ -478,6 +500,7 @@ async function writeStreamed(o: {
     });
     await o.report("fetching", { bytes_done: bytes, bytes_total: o.imageBytes });
   }
+  startPreload(o.preload);
   await o.report("writing", { bytes_done: bytes, bytes_total: o.imageBytes, message: `${plan.reused} bytes from the running root` });
   mkdirSync(ACTIVE_ROOT, { recursive: true });
   await ensureUnmounted(ACTIVE_ROOT);
@@ -530,6 +553,7 @@ async function writeStaged(o: {
       onProgress: (r) => void o.report("fetching", { bytes_done: r.fetched, bytes_total: o.imageBytes }),
     }).catch((e: Error) => o.fail(`fetching ${o.image.ooo_digest ?? o.image.id} failed: ${e.message}`));
     await ensureUnmounted(ACTIVE_ROOT);
+    startPreload(o.preload);
     await o.report("writing", { bytes_done: result.fetched, bytes_total: o.imageBytes });
     await mountNewSlot(o.disk.slots[o.target], "ooo-root");
     try {
