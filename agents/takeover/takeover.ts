@@ -27,7 +27,8 @@ import { writeNodeState, writeUpgradeReport } from "./reports.ts";
  * as the chunks the node lacks (its running root is the seed), verified
  * against the image digest, written as a fresh filesystem; only then does
  * the boot environment arm the slot for one trial boot, and the node
- * reboots. The state partition is never touched. A power cut before the
+ * restarts into it (kexec, else a reboot). The state partition is never
+ * touched. A power cut before the
  * switch leaves the old root booting and the next run starts over; after
  * it, the trial boot either gets marked good (mark-good.ts) or the
  * bootloader falls back to the old root.
@@ -393,7 +394,6 @@ function partuuidOf(device: string): string {
   for (const name of readdirSync(dir)) if (realpathSync(join(dir, name)) === want) return name;
   throw new Error(`${device} has no partition UUID in ${dir}`);
 }
-
 
 type Report = ReturnType<typeof progressReporter>;
 /** The chunk indexes of the new image and of the running one, asked for once for every way of writing. */
