@@ -283,9 +283,11 @@ async function restartInto(disk: NodeDisk, target: Slot, installed?: Installed):
     log.info(`takeover: starting slot ${target} with kexec`);
     // On the console where GRUB would say "ooo: booting slot …": operators (and tests) see which root comes next.
     writeKmsg(`ooo: kexec into slot ${target} trial=${kexec.trial ? 1 : 0}`);
-    const started = await run("systemctl", ["kexec"], { echo: false, what: "kexec" }).then(
+    // --no-block: systemctl returns once the job is queued, before the shutdown stops this service
+    // (and kills systemctl with it, which looked like a failure: the kernel was unloaded under systemd's feet).
+    const started = await run("systemctl", ["--no-block", "kexec"], { echo: false, what: "kexec" }).then(
       () => true,
-      (e: Error) => (log.warn(`takeover: ${e.message}; rebooting instead`), false),
+      (e: Error) => shuttingDown() || (log.warn(`takeover: ${e.message}; rebooting instead`), false),
     );
     if (started) for (;;) await Bun.sleep(60_000);
     unloadKexecKernel();
@@ -345,6 +347,12 @@ async function noteReboot(disk: NodeDisk, target: Slot, env?: BootEnv) {
   } finally {
     await boot.close();
   }
+}
+
+/** Whether systemd is shutting down (then a kexec or a reboot is under way: nothing to fall back to). */
+function shuttingDown(): boolean {
+  const r = Bun.spawnSync(["systemctl", "is-system-running"], { stdout: "pipe", stderr: "ignore" });
+  return r.stdout.toString().trim() === "stopping";
 }
 
 /** A line in the kernel log, at a level the console shows even with `quiet`. */
