@@ -129,7 +129,9 @@ export async function takeover(ctx: TakeoverContext): Promise<string> {
     await boot.close();
   }
   if (decision.action === "rearm" || decision.action === "switch") {
-    if (ctx.reboot) await restartInto(disk, decision.target);
+    const report = progressReporter(ctx, wanted.digest, performance.now());
+    const message = decision.action === "rearm" ? `slot ${decision.target} armed for a trial boot again` : `back to slot ${decision.target}`;
+    if (ctx.reboot) await restartInto(disk, decision.target, { announce: (how) => report("rebooting", { message: `${message}; ${how === "kexec" ? "starting it with kexec" : "rebooting into it"}` }) });
     return decision.action;
   }
   const installed = await installInto(ctx, disk, decision.target, wanted, running);
