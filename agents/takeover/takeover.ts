@@ -428,8 +428,8 @@ async function finishNewSlot(preload: KernelPreload | undefined) {
   }
 }
 
-/** The new root as a patched copy of the running one (patch-install.ts). Returns bytes fetched; throws if it cannot. */
-async function writePatched(o: {
+/** What the two ways of writing from the running root need. */
+interface SlotWrite {
   client: StoreClient;
   disk: NodeDisk;
   target: Slot;
@@ -438,7 +438,10 @@ async function writePatched(o: {
   report: Report;
   indexes: Indexes;
   preload?: KernelPreload;
-}): Promise<number> {
+}
+
+/** The new root as a patched copy of the running one (patch-install.ts). Returns bytes fetched; throws if it cannot. */
+async function writePatched(o: SlotWrite): Promise<number> {
   const { next: wanted, running: have } = await o.indexes;
   if (o.image.ooo_digest && wanted.digest !== o.image.ooo_digest) throw new Error(`the chunk index is of ${wanted.digest}, not ${o.image.ooo_digest}`);
   const plan = planPatch(wanted, have);
@@ -485,16 +488,7 @@ async function writePatched(o: {
 }
 
 /** The new root as one stream (stream-install.ts). Returns bytes fetched; throws if it cannot or the digest differs. */
-async function writeStreamed(o: {
-  client: StoreClient;
-  disk: NodeDisk;
-  target: Slot;
-  image: GlanceImage;
-  imageBytes: number;
-  report: Report;
-  indexes: Indexes;
-  preload?: KernelPreload;
-}): Promise<number> {
+async function writeStreamed(o: SlotWrite): Promise<number> {
   const { next: wanted, running: have, current } = await o.indexes;
   const currentManifest = await o.client.getManifest(current.id).catch(() => undefined);
   const plan = planStream(wanted, have);
