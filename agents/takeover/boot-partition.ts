@@ -1,9 +1,8 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { log } from "../../lib/log.ts";
-import { run } from "../../lib/run.ts";
 import { Lock } from "../refresh/lock.ts";
-import { isMountPoint } from "./mounts.ts";
+import { isMountPoint, mountFs, remount } from "./mounts.ts";
 import { parseEnv, renderEnv, type BootEnv, type Slot } from "./bootenv.ts";
 import { SlotRecord } from "./records.ts";
 
@@ -11,7 +10,7 @@ import { SlotRecord } from "./records.ts";
  * The boot partition (ext2: grub.cfg, the environment block, ooo's slot
  * records). Mounted read-only once and left so: every configuration run
  * reads it (mark-good, takeover) and should not pay a mount and an unmount
- * each time, two processes under emulation. It is remounted read-write
+ * each time. It is remounted read-write
  * (sync) only while we change it. Every change is a new file, fsynced,
  * renamed over the old one, and the folder fsynced: a power cut leaves the
  * old content or the new, never half of each.
@@ -42,7 +41,7 @@ export class BootPartition {
       }
     }
     try {
-      if (!isMountPoint(MOUNT)) await run("mount", ["-t", "ext2", "-o", "ro", device, MOUNT], { what: `mounting the boot partition ${device}`, echo: false });
+      if (!isMountPoint(MOUNT)) mountFs(device, MOUNT, "ext2", { readOnly: true });
     } catch (e) {
       lock.release();
       throw e;
@@ -53,10 +52,13 @@ export class BootPartition {
   async close() {
     try {
       // The changes are durable already (sync mount, fsync, rename): staying read-write is untidy, not unsafe.
-      if (this.writable)
-        await run("mount", ["-o", "remount,ro", MOUNT], { what: "making the boot partition read-only again", echo: false }).catch((e: Error) =>
-          log.warn(`${e.message}; it stays mounted read-write (sync) until the next change or reboot`),
-        );
+      if (this.writable) {
+        try {
+          remount(MOUNT, { readOnly: true });
+        } catch (e) {
+          log.warn(`${(e as Error).message}; the boot partition stays mounted read-write (sync) until the next change or reboot`);
+        }
+      }
     } finally {
       this.lock.release();
     }
@@ -64,8 +66,7 @@ export class BootPartition {
 
   private makeWritable() {
     if (this.writable) return;
-    const r = Bun.spawnSync(["mount", "-o", "remount,rw,sync", MOUNT], { stdout: "ignore", stderr: "pipe" });
-    if (r.exitCode !== 0) throw new Error(`remounting the boot partition ${this.device} read-write failed: ${r.stderr.toString().trim()}`);
+    remount(MOUNT, { sync: true });
     this.writable = true;
   }
 

@@ -17,7 +17,7 @@ import { grubChoice, other, setOrder, setSlot, slotState, type BootEnv, type Slo
 import { insideRoot, kexecCmdline, loadKexecKernel, loadKexecKernelInBackground, sameContent, unloadKexecKernel, type KexecResult } from "./kexec.ts";
 import { decide } from "./decide.ts";
 import { findNodeDisk, type NodeDisk } from "./disk.ts";
-import { isMountPoint } from "./mounts.ts";
+import { isMountPoint, mountFs, syncFilesystemOf, unmount } from "./mounts.ts";
 import { TakeoverFailed } from "../errors.ts";
 import { writeNodeState, writeUpgradeReport } from "./reports.ts";
 
@@ -69,7 +69,7 @@ function progressReporter(ctx: TakeoverContext, to: string, started: number) {
 }
 
 async function ensureUnmounted(path: string) {
-  if (isMountPoint(path)) await run("umount", [path], { echo: false, what: `unmounting ${path}` });
+  if (isMountPoint(path)) unmount(path);
 }
 
 function memAvailable(): number {
@@ -322,7 +322,7 @@ async function prepareKexec(disk: NodeDisk, target: Slot, preload?: KernelPreloa
       const cmdline = kexecCmdline(running, { partuuid: partuuidOf(disk.slots[target]), slot: target, trial: choice.trial });
       mkdirSync(NEW_ROOT, { recursive: true });
       await ensureUnmounted(NEW_ROOT);
-      await run("mount", ["-o", "ro", disk.slots[target], NEW_ROOT], { echo: false, what: `mounting slot ${target}` });
+      mountFs(disk.slots[target], NEW_ROOT, "ext4", { readOnly: true });
       try {
         loaded = loadKexecKernel({ kernel: insideRoot(NEW_ROOT, "vmlinuz"), initrd: insideRoot(NEW_ROOT, "initrd.img"), cmdline });
       } finally {
@@ -413,7 +413,7 @@ async function mountNewSlot(device: string, label: string) {
   await run("mkfs.ext4", ["-q", "-F", "-L", label, "-m", "0", device], { echo: false, what: `making the filesystem of ${device}` });
   mkdirSync(NEW_ROOT, { recursive: true });
   await ensureUnmounted(NEW_ROOT);
-  await run("mount", [device, NEW_ROOT], { echo: false, what: `mounting ${device}` });
+  mountFs(device, NEW_ROOT, "ext4");
 }
 
 async function finishNewSlot(preload: KernelPreload | undefined) {
@@ -422,7 +422,7 @@ async function finishNewSlot(preload: KernelPreload | undefined) {
       throw new TakeoverFailed("the new root has no /vmlinuz: it cannot boot from a slot");
     if (preload)
       preload.inNewRoot = sameContent(preload.kernel, insideRoot(NEW_ROOT, "vmlinuz")) && sameContent(preload.initrd, insideRoot(NEW_ROOT, "initrd.img"));
-    await run("sync", ["-f", join(NEW_ROOT, "vmlinuz")], { echo: false });
+    syncFilesystemOf(join(NEW_ROOT, "vmlinuz"));
   } finally {
     await ensureUnmounted(NEW_ROOT);
   }
@@ -478,7 +478,7 @@ async function writePatched(o: SlotWrite): Promise<number> {
   });
   mkdirSync(NEW_ROOT, { recursive: true });
   await ensureUnmounted(NEW_ROOT);
-  await run("mount", [dest, NEW_ROOT], { echo: false, what: `mounting the copy in slot ${o.target}` });
+  mountFs(dest, NEW_ROOT, "ext4");
   try {
     await applyPatch({ plan, fetched, root: NEW_ROOT });
   } finally {
@@ -510,7 +510,7 @@ async function writeStreamed(o: SlotWrite): Promise<number> {
   await ensureUnmounted(ACTIVE_ROOT);
   await mountNewSlot(o.disk.slots[o.target], "ooo-root");
   try {
-    await run("mount", ["-o", "ro", o.disk.slots[o.disk.booted], ACTIVE_ROOT], { echo: false, what: "mounting the running root read-only" });
+    mountFs(o.disk.slots[o.disk.booted], ACTIVE_ROOT, "ext4", { readOnly: true });
     const result = await streamInto({
       plan,
       fetched,
@@ -546,7 +546,7 @@ async function writeStaged(o: {
   mkdirSync(ACTIVE_ROOT, { recursive: true });
   await ensureUnmounted(ACTIVE_ROOT);
   try {
-    await run("mount", ["-o", "ro", o.disk.slots[o.disk.booted], ACTIVE_ROOT], { echo: false, what: "mounting the running root read-only" });
+    mountFs(o.disk.slots[o.disk.booted], ACTIVE_ROOT, "ext4", { readOnly: true });
     await o.report("fetching", { bytes_done: 0, bytes_total: o.imageBytes });
     const result = await fetchImage({
       client: o.client,
