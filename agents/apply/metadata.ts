@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
+import { log } from "../../lib/log.ts";
 import { MetadataError, SubhashError } from "../errors.ts";
 import { parseJson } from "../pyjson/parse.ts";
-import { deepCopy, isDict, type PyDict, type PyValue } from "../pyjson/value.ts";
+import { deepCopy, isDict, isList, type PyDict, type PyValue } from "../pyjson/value.ts";
 
 /** Read before the given files, always (os-apply-config's --fallback-metadata default). */
 export const FALLBACK_METADATA = [
@@ -61,4 +62,27 @@ export function subhash(metadata: PyDict, keys: string | undefined): PyDict {
     h = next;
   }
   return h;
+}
+
+/** The metadata this run applied: OS_CONFIG_FILES, else os-collect-config's os_config_files.json. */
+export function appliedMetadata(env = process.env): PyDict {
+  let files: string[] = [];
+  if (env.OS_CONFIG_FILES !== undefined) files = env.OS_CONFIG_FILES.split(":");
+  else {
+    const list = env.OS_CONFIG_FILES_PATH ?? "/var/lib/os-collect-config/os_config_files.json";
+    try {
+      if (existsSync(list)) {
+        const v = parseJson(readFileSync(list, "utf8"));
+        if (isList(v)) files = v.map(String);
+      }
+    } catch {
+      files = [];
+    }
+  }
+  try {
+    return collectMetadata(files);
+  } catch (e) {
+    log.warn(`cannot read the applied metadata: ${(e as Error).message}`);
+    return new Map();
+  }
 }

@@ -5,7 +5,8 @@ import { parseArgs, type ParserSpec } from "../args.ts";
 import { setLogLevel } from "../log.ts";
 import { Lock } from "./lock.ts";
 import { defaultBaseDir, PHASES, refresh } from "./refresh.ts";
-import { appliedMetadata, buildSignal, sendSignal, signalTarget } from "./signal.ts";
+import { appliedMetadata } from "../apply/metadata.ts";
+import { buildSignal, sendSignal, signalTarget } from "./signal.ts";
 
 const spec: ParserSpec = {
   prog: "os-refresh-config",

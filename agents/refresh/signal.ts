@@ -1,16 +1,14 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { log } from "../../lib/log.ts";
 import { parseWith } from "../../lib/validate.ts";
 import { authorization } from "../../wire/metadata.ts";
 import { CompletionSignal, SIGNAL_VERSION } from "../../wire/signal.ts";
-import { collectMetadata } from "../apply/metadata.ts";
 import { nodeToken } from "../collectors/heat.ts";
 import { defaultConfigFiles, readConfigFiles } from "../collect/config.ts";
 import { SignalFailed } from "../errors.ts";
 import { debug } from "../log.ts";
-import { parseJson } from "../pyjson/parse.ts";
-import { isDict, isList, type PyDict } from "../pyjson/value.ts";
+import { isDict, type PyDict } from "../pyjson/value.ts";
 import type { RefreshOutcome } from "./refresh.ts";
 
 /**
@@ -28,29 +26,6 @@ export interface SignalTarget {
   token?: string;
   node: string;
   serial?: number;
-}
-
-/** The metadata this run applied: OS_CONFIG_FILES, else os-collect-config's os_config_files.json. */
-export function appliedMetadata(env = process.env): PyDict {
-  let files: string[] = [];
-  if (env.OS_CONFIG_FILES !== undefined) files = env.OS_CONFIG_FILES.split(":");
-  else {
-    const list = env.OS_CONFIG_FILES_PATH ?? "/var/lib/os-collect-config/os_config_files.json";
-    try {
-      if (existsSync(list)) {
-        const v = parseJson(readFileSync(list, "utf8"));
-        if (isList(v)) files = v.map(String);
-      }
-    } catch {
-      files = [];
-    }
-  }
-  try {
-    return collectMetadata(files);
-  } catch (e) {
-    log.warn(`cannot read the applied metadata for the signal: ${(e as Error).message}`);
-    return new Map();
-  }
 }
 
 export function tokenFromCollectConfig(): string | undefined {

@@ -7,6 +7,9 @@ import { slotState, SLOTS } from "./bootenv.ts";
 import { findNodeDisk, NotAnOooDisk } from "./disk.ts";
 import { TakeoverFailed } from "../errors.ts";
 import { writeUpgradeReport } from "./reports.ts";
+import { appliedMetadata } from "../apply/metadata.ts";
+import { toPlain } from "../pyjson/value.ts";
+import { checkBooted, namedDigest } from "./check.ts";
 import { markGood, trialFailed } from "./trial.ts";
 
 /** Left by `takeover --before-configure` when it had to wait for the configuration: post-configure.d takes over then. */
@@ -53,25 +56,29 @@ export async function takeoverMain(command: string, args: string[]): Promise<num
 async function dispatch(command: string, args: string[]): Promise<number> {
   switch (command) {
     case "takeover": {
-      // Loaded here only: the metadata schema, the refresh agent's helpers and the store client are the takeover's alone.
-      const [{ parseWith }, { NodeMetadata }, { appliedMetadata, tokenFromCollectConfig }, { toPlain }, { takeover }] = await Promise.all([
-        import("../../lib/validate.ts"),
-        import("../../wire/metadata.ts"),
-        import("../refresh/signal.ts"),
-        import("../pyjson/value.ts"),
-        import("./takeover.ts"),
-      ]);
-      const plain = toPlain(appliedMetadata()) as Record<string, unknown>;
-      if (!plain || typeof plain !== "object" || !("ooo" in plain)) {
+      const beforeConfigure = args.includes("--before-configure");
+      rmSync(TAKEOVER_DEFERRED, { force: true });
+      const applied = appliedMetadata();
+      const named = namedDigest(applied);
+      if (named === null) {
         log.info("takeover: the metadata has no ooo block (no image named); nothing to do");
         return 0;
       }
-      const metadata = parseWith(NodeMetadata, plain, "the node's metadata (OS_CONFIG_FILES)");
-      // Phase scripts do not get OOO_SIGNAL_TOKEN (os-refresh-config keeps it from them); root reads it from the collector's config.
-      const token = process.env.OOO_SIGNAL_TOKEN ?? tokenFromCollectConfig();
-      const beforeConfigure = args.includes("--before-configure");
-      rmSync(TAKEOVER_DEFERRED, { force: true });
-      const action = await takeover({ metadata, token, reboot: !args.includes("--no-reboot"), beforeConfigure });
+      // Nearly every run ends here (the slot runs the image named), before
+      // the store client and the metadata schema are even loaded.
+      let action: string | undefined = named === undefined ? undefined : await checkBooted(named, { beforeConfigure });
+      if (action === undefined) {
+        const [{ parseWith }, { NodeMetadata }, { tokenFromCollectConfig }, { takeover }] = await Promise.all([
+          import("../../lib/validate.ts"),
+          import("../../wire/metadata.ts"),
+          import("../refresh/signal.ts"),
+          import("./takeover.ts"),
+        ]);
+        const metadata = parseWith(NodeMetadata, toPlain(applied), "the node's metadata (OS_CONFIG_FILES)");
+        // Phase scripts do not get OOO_SIGNAL_TOKEN (os-refresh-config keeps it from them); root reads it from the collector's config.
+        const token = process.env.OOO_SIGNAL_TOKEN ?? tokenFromCollectConfig();
+        action = await takeover({ metadata, token, reboot: !args.includes("--no-reboot"), beforeConfigure });
+      }
       if (action === "deferred") {
         mkdirSync(dirname(TAKEOVER_DEFERRED), { recursive: true });
         writeFileSync(TAKEOVER_DEFERRED, "");

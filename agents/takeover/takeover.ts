@@ -15,11 +15,12 @@ import { Progress, progressUrl, type Progress as ProgressT } from "../../wire/pr
 import { BootPartition } from "./boot-partition.ts";
 import { grubChoice, other, setOrder, setSlot, slotState, type BootEnv, type Slot } from "./bootenv.ts";
 import { insideRoot, kexecCmdline, loadKexecKernel, loadKexecKernelInBackground, sameContent, unloadKexecKernel, type KexecResult } from "./kexec.ts";
+import { checkBooted } from "./check.ts";
 import { decide } from "./decide.ts";
 import { findNodeDisk, type NodeDisk } from "./disk.ts";
 import { isMountPoint, mountFs, syncFilesystemOf, unmount } from "./mounts.ts";
 import { TakeoverFailed } from "../errors.ts";
-import { writeNodeState, writeUpgradeReport } from "./reports.ts";
+import { writeUpgradeReport } from "./reports.ts";
 
 /**
  * takeovernode, done on the node itself as the original design wanted, and
@@ -90,19 +91,16 @@ async function blockDeviceSize(dev: string): Promise<number> {
  */
 export async function takeover(ctx: TakeoverContext): Promise<string> {
   const wanted = { digest: ctx.metadata.ooo.image.digest, attempt: ctx.metadata.ooo.image.attempt ?? 0 };
+  const early = await checkBooted(wanted.digest, { beforeConfigure: ctx.beforeConfigure });
+  if (early) return early;
   const disk = findNodeDisk();
   const boot = await BootPartition.open(disk.boot);
   let decision;
   let running: string | undefined;
   try {
     const env = boot.readEnv();
-    writeNodeState(disk, env);
     const target = other(disk.booted);
     running = slotState(env, disk.booted).digest;
-    if (ctx.beforeConfigure && running !== wanted.digest && !slotState(env, disk.booted).ok) {
-      log.info(`takeover: slot ${disk.booted} is not marked good yet; the takeover waits until this root is configured`);
-      return "deferred";
-    }
     decision = decide({ booted: disk.booted, env, record: boot.readRecord(target), wanted });
     log.info(`takeover: slot ${disk.booted} runs ${running ?? "an unknown image"}; wanted ${wanted.digest}: ${decision.action}`);
     if (decision.action === "none") return "none";

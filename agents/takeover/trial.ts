@@ -1,5 +1,4 @@
 import { log } from "../../lib/log.ts";
-import { run } from "../../lib/run.ts";
 import { BootPartition } from "./boot-partition.ts";
 import { other, setOrder, setSlot, slotState } from "./bootenv.ts";
 import { findNodeDisk } from "./disk.ts";
@@ -72,7 +71,9 @@ export async function trialFailed(reason: string, options: { rebootAfterSeconds:
   } finally {
     await boot.close();
   }
-  // Later, so that the FAILURE signal of this run goes out first.
+  // Later, so that the FAILURE signal of this run goes out first. (The
+  // process runner is loaded here only: mark-good, at every run, needs none.)
+  const { run } = await import("../../lib/run.ts");
   await run("systemd-run", ["--on-active", String(options.rebootAfterSeconds), "--unit", "ooo-rollback-reboot", "systemctl", "reboot"], {
     echo: false,
     what: "scheduling the rollback reboot",
