@@ -228,14 +228,21 @@ describe("config-drive", () => {
     }
   });
 
-  test("the drive is found by label, mounted read-only for the read, and read once per run", async () => {
+  test("the drive is found by label, mounted read-only for the read, and found and read once per run", async () => {
     const saved = { ...driveSystem };
     const mounts: string[] = [];
+    let blkids = 0;
+    // It must exist: a drive whose device node is gone is looked for again.
+    const fakeDevice = join(work, "fake0");
+    writeFileSync(fakeDevice, "");
     const drive = join(work, "drive");
     mkdirSync(join(drive, "ooo"), { recursive: true });
     writeFileSync(join(drive, "ooo/metadata.json"), '{"k": "v"}');
     Object.assign(driveSystem, {
-      blkid: async () => "DEVNAME=/dev/fake0\nLABEL=config-2\nTYPE=iso9660\n",
+      blkid: async () => {
+        blkids++;
+        return `DEVNAME=${fakeDevice}\nLABEL=config-2\nTYPE=iso9660\n`;
+      },
       mounts: () => "",
       mount: async (dev: string, dir: string) => {
         mounts.push(dev);
@@ -248,7 +255,8 @@ describe("config-drive", () => {
       const memo = {};
       expect(show(await configDrive.collect(ctx({}, memo)))).toEqual([["config-drive", '{"k": "v"}']]);
       expect(show(await configDrive.collect(ctx({}, memo)))).toEqual([["config-drive", '{"k": "v"}']]);
-      expect(mounts).toEqual(["/dev/fake0"]);
+      expect(mounts).toEqual([fakeDevice]);
+      expect(blkids).toBe(1);
     } finally {
       Object.assign(driveSystem, saved);
     }

@@ -54,7 +54,7 @@ export const ec2: Collector = {
     }
     const drive = await findDrive("config-2", ctx.signal).catch(() => undefined);
     if (drive?.devname) {
-      const md = await readFromDrive(drive.devname, "ec2/latest/meta-data.json", "ec2", ctx.signal).catch(() => undefined);
+      const md = await readFromDrive(drive.devname, "ec2/latest/meta-data.json", "ec2", ctx.signal, drive.type).catch(() => undefined);
       if (md !== undefined && truthy(md)) return [["ec2", md]];
     }
     const base = setting(ctx, "metadata_url") ?? EC2_METADATA_URL;

@@ -2,7 +2,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { dirname, join } from "node:path";
 import { log } from "../../lib/log.ts";
 import { Lock } from "../refresh/lock.ts";
-import { isMountPoint, mountFs, remount } from "./mounts.ts";
+import { isMountPoint, mountFs, remount } from "../mounts.ts";
 import { parseEnv, renderEnv, type BootEnv, type Slot } from "./bootenv.ts";
 import { SlotRecord } from "./records.ts";
 

@@ -18,7 +18,7 @@ import { insideRoot, kexecCmdline, loadKexecKernel, loadKexecKernelInBackground,
 import { checkBooted } from "./check.ts";
 import { decide } from "./decide.ts";
 import { findNodeDisk, type NodeDisk } from "./disk.ts";
-import { isMountPoint, mountFs, syncFilesystemOf, unmount } from "./mounts.ts";
+import { isMountPoint, mountFs, syncFilesystemOf, unmount } from "../mounts.ts";
 import { TakeoverFailed } from "../errors.ts";
 import { writeUpgradeReport } from "./reports.ts";
 

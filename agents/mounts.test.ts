@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { requireRoot } from "../../test/support/require.ts";
+import { requireRoot } from "../test/support/require.ts";
 import { isMountPoint, mountFs, remount, syncFilesystemOf, unmount } from "./mounts.ts";
 
 /** The super options and per-mount options of the mount on `dir`, from mountinfo. */

@@ -5,10 +5,10 @@ import { constants } from "node:os";
 /**
  * Mounts by the syscalls themselves (bun:ffi into libc), not by mount,
  * umount and sync processes: the takeover and mark-good change the boot
- * partition and the slots a dozen times per upgrade, and under emulation
- * each process costs about 0.1 s of a node's CPU, in every configuration
- * run. Our mounts carry no options beyond these flags, so nothing that
- * mount(8) would merge from the mount table is lost.
+ * partition and the slots a dozen times per upgrade, the collector mounts
+ * the config drive at every start, and under emulation each process costs
+ * a node about 0.1 s of CPU. Our mounts carry no options beyond these
+ * flags, so nothing that mount(8) would merge from the mount table is lost.
  */
 const MS_RDONLY = 1;
 const MS_SYNCHRONOUS = 16;
@@ -58,8 +58,11 @@ export function remount(dir: string, mode: MountMode) {
     throw new Error(`remounting ${dir} ${mode.readOnly ? "read-only" : "read-write"} failed: ${lastError()}`);
 }
 
-export function unmount(dir: string) {
-  if (libc.symbols.umount2(cstring(dir), 0) !== 0) throw new Error(`unmounting ${dir} failed: ${lastError()}`);
+const MNT_DETACH = 2;
+
+/** `lazy`: detach now, and let the kernel finish once nothing uses it (umount -l). */
+export function unmount(dir: string, options: { lazy?: boolean } = {}) {
+  if (libc.symbols.umount2(cstring(dir), options.lazy ? MNT_DETACH : 0) !== 0) throw new Error(`unmounting ${dir} failed: ${lastError()}`);
 }
 
 /** Write out everything dirty of the filesystem that holds `path` (sync -f). */
