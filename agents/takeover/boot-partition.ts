@@ -10,8 +10,8 @@ import { SlotRecord } from "./records.ts";
  * The boot partition (ext2: grub.cfg, the environment block, ooo's slot
  * records). Mounted read-only once and left so: every configuration run
  * reads it (mark-good, takeover) and should not pay a mount and an unmount
- * each time. It is remounted read-write
- * (sync) only while we change it. Every change is a new file, fsynced,
+ * each time. It is remounted read-write (sync) only while we change it
+ * (by syscall: agents/mounts.ts). Every change is a new file, fsynced,
  * renamed over the old one, and the folder fsynced: a power cut leaves the
  * old content or the new, never half of each.
  */
