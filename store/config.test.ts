@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidInput, UsageError } from "../lib/errors.ts";
@@ -21,17 +21,22 @@ describe("store config", () => {
   });
 
   test("a YAML file selects the swift backend; its key may come from the environment", () => {
-    const file = join(mkdtempSync(join(tmpdir(), "ooo-config-")), "store.yaml");
-    writeFileSync(file, `dir: /srv/store\nbackend:\n  type: swift\n  authUrl: http://127.0.0.1:8080/auth/v1.0\n  user: "ooo:store"\n`);
-    expect(() => loadStoreConfig({ file, env: { OOO_STORE_WRITE_TOKEN: T } })).toThrow(UsageError);
-    const c = loadStoreConfig({ file, env: { OOO_STORE_WRITE_TOKEN: T, OOO_SWIFT_KEY: "k" } });
-    expect(c.backend).toEqual({
-      type: "swift",
-      authUrl: "http://127.0.0.1:8080/auth/v1.0",
-      user: "ooo:store",
-      key: "k",
-      container: "ooo-images",
-      segmentBytes: 64 << 20,
-    });
+    const dir = mkdtempSync(join(tmpdir(), "ooo-config-"));
+    try {
+      const file = join(dir, "store.yaml");
+      writeFileSync(file, `dir: /srv/store\nbackend:\n  type: swift\n  authUrl: http://127.0.0.1:8080/auth/v1.0\n  user: "ooo:store"\n`);
+      expect(() => loadStoreConfig({ file, env: { OOO_STORE_WRITE_TOKEN: T } })).toThrow(UsageError);
+      const c = loadStoreConfig({ file, env: { OOO_STORE_WRITE_TOKEN: T, OOO_SWIFT_KEY: "k" } });
+      expect(c.backend).toEqual({
+        type: "swift",
+        authUrl: "http://127.0.0.1:8080/auth/v1.0",
+        user: "ooo:store",
+        key: "k",
+        container: "ooo-images",
+        segmentBytes: 64 << 20,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,8 +41,9 @@ beforeEach(() => {
   honourRange = true;
   ranges.length = 0;
   dir = mkdtempSync(join(tmpdir(), "ooo-download-"));
-  return () => rmSync(dir, { recursive: true, force: true });
 });
+// Not a function returned from beforeEach: bun test ignores that, and every run left three folders in /tmp.
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
  * The error a promise rejects with. Not `expect(p).rejects`: under bun test
