@@ -77,7 +77,7 @@ async function dispatch(command: string, args: string[]): Promise<number> {
         const metadata = parseWith(NodeMetadata, toPlain(applied), "the node's metadata (OS_CONFIG_FILES)");
         // Phase scripts do not get OOO_SIGNAL_TOKEN (os-refresh-config keeps it from them); root reads it from the collector's config.
         const token = process.env.OOO_SIGNAL_TOKEN ?? tokenFromCollectConfig();
-        action = await takeover({ metadata, token, reboot: !args.includes("--no-reboot"), beforeConfigure });
+        action = await takeover({ metadata, token, reboot: !args.includes("--no-reboot"), beforeConfigure, checked: named !== undefined });
       }
       if (action === "deferred") {
         mkdirSync(dirname(TAKEOVER_DEFERRED), { recursive: true });

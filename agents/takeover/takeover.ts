@@ -50,6 +50,8 @@ export interface TakeoverContext {
    * must be, before its only fallback is overwritten: "deferred".
    */
   beforeConfigure?: boolean;
+  /** The caller has asked checkBooted (check.ts) already, and it left the decision to us: not again. */
+  checked?: boolean;
 }
 
 /** Report progress to the metadata service; never fails the takeover. */
@@ -91,7 +93,7 @@ async function blockDeviceSize(dev: string): Promise<number> {
  */
 export async function takeover(ctx: TakeoverContext): Promise<string> {
   const wanted = { digest: ctx.metadata.ooo.image.digest, attempt: ctx.metadata.ooo.image.attempt ?? 0 };
-  const early = await checkBooted(wanted.digest, { beforeConfigure: ctx.beforeConfigure });
+  const early = ctx.checked ? undefined : await checkBooted(wanted.digest, { beforeConfigure: ctx.beforeConfigure });
   if (early) return early;
   const disk = findNodeDisk();
   const boot = await BootPartition.open(disk.boot);
