@@ -1,6 +1,6 @@
-import { dlopen, FFIType, read } from "bun:ffi";
+import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { constants } from "node:os";
+import { describeErrno } from "../lib/errno.ts";
 
 /**
  * Mounts by the syscalls themselves (bun:ffi into libc), not by mount,
@@ -18,18 +18,9 @@ const libc = dlopen("libc.so.6", {
   mount: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
   umount2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
 });
 
 const cstring = (s: string) => Buffer.from(`${s}\0`);
-
-/** "EBUSY (errno 16)", for messages that name what failed. */
-function lastError(): string {
-  const p = libc.symbols.__errno_location();
-  const errno = p ? read.i32(p, 0) : 0;
-  const name = Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? "unknown error";
-  return `${name} (errno ${errno})`;
-}
 
 /** Whether something is mounted on `dir` (from /proc/self/mountinfo: no findmnt process). */
 export function isMountPoint(dir: string): boolean {
@@ -49,27 +40,27 @@ const flagsOf = (mode: MountMode) => (mode.readOnly ? MS_RDONLY : 0) | (mode.syn
 
 export function mountFs(device: string, dir: string, fstype: string, mode: MountMode = {}) {
   if (libc.symbols.mount(cstring(device), cstring(dir), cstring(fstype), flagsOf(mode), null) !== 0)
-    throw new Error(`mounting ${device} (${fstype}) on ${dir} failed: ${lastError()}`);
+    throw new Error(`mounting ${device} (${fstype}) on ${dir} failed: ${describeErrno()}`);
 }
 
 /** Change a mount between read-only and read-write (sync or not) in place. */
 export function remount(dir: string, mode: MountMode) {
   if (libc.symbols.mount(null, cstring(dir), null, MS_REMOUNT | flagsOf(mode), null) !== 0)
-    throw new Error(`remounting ${dir} ${mode.readOnly ? "read-only" : "read-write"} failed: ${lastError()}`);
+    throw new Error(`remounting ${dir} ${mode.readOnly ? "read-only" : "read-write"} failed: ${describeErrno()}`);
 }
 
 const MNT_DETACH = 2;
 
 /** `lazy`: detach now, and let the kernel finish once nothing uses it (umount -l). */
 export function unmount(dir: string, options: { lazy?: boolean } = {}) {
-  if (libc.symbols.umount2(cstring(dir), options.lazy ? MNT_DETACH : 0) !== 0) throw new Error(`unmounting ${dir} failed: ${lastError()}`);
+  if (libc.symbols.umount2(cstring(dir), options.lazy ? MNT_DETACH : 0) !== 0) throw new Error(`unmounting ${dir} failed: ${describeErrno()}`);
 }
 
 /** Write out everything dirty of the filesystem that holds `path` (sync -f). */
 export function syncFilesystemOf(path: string) {
   const fd = openSync(path, "r");
   try {
-    if (libc.symbols.syncfs(fd) !== 0) throw new Error(`syncing the filesystem of ${path} failed: ${lastError()}`);
+    if (libc.symbols.syncfs(fd) !== 0) throw new Error(`syncing the filesystem of ${path} failed: ${describeErrno()}`);
   } finally {
     closeSync(fd);
   }

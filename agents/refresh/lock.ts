@@ -1,5 +1,6 @@
-import { dlopen, FFIType, read } from "bun:ffi";
+import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
+import { lastErrno } from "../../lib/errno.ts";
 import { LockHeld } from "../errors.ts";
 
 /**
@@ -15,13 +16,7 @@ const LOCK_UN = 8;
 
 const libc = dlopen("libc.so.6", {
   flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
 });
-
-function errno(): number {
-  const p = libc.symbols.__errno_location();
-  return p ? read.i32(p, 0) : 0;
-}
 
 export class Lock {
   private constructor(
@@ -33,7 +28,7 @@ export class Lock {
   static acquire(path: string): Lock {
     const fd = openSync(path, "a", 0o644);
     if (libc.symbols.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
-      const e = errno();
+      const e = lastErrno();
       closeSync(fd);
       if (e === 11) throw new LockHeld(path);
       throw new Error(`Could not lock ${path}: errno ${e}`);

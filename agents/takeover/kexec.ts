@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readlinkSync, readSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { dlopen, FFIType, ptr } from "bun:ffi";
+import { lastErrno } from "../../lib/errno.ts";
 
 /**
  * Loading the new root's kernel for kexec, with the kernel's own
@@ -17,7 +18,6 @@ let libc: ReturnType<typeof openLibc> | undefined | null;
 function openLibc() {
   return dlopen("libc.so.6", {
     syscall: { args: [FFIType.i64, FFIType.i64, FFIType.i64, FFIType.u64, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-    __errno_location: { args: [], returns: FFIType.ptr },
     strerror: { args: [FFIType.i32], returns: FFIType.cstring },
   }).symbols;
 }
@@ -39,7 +39,7 @@ function call(kernelFd: number, initrdFd: number, cmdline: Buffer | null, flags:
   if (!c) return { loaded: false, reason: `kexec_file_load is not available from here (${process.arch})` };
   const r = Number(c.syscall(SYS_KEXEC_FILE_LOAD, kernelFd, initrdFd, cmdline ? cmdline.length : 0, cmdline ? ptr(cmdline) : null, flags));
   if (r === 0) return { loaded: true };
-  const errno = read.i32(c.__errno_location()!, 0);
+  const errno = lastErrno();
   return { loaded: false, reason: `kexec_file_load: ${String(c.strerror(errno))} (errno ${errno})` };
 }
 
