@@ -45,6 +45,8 @@ need disk-image-create python3-diskimage-builder
 need debootstrap debootstrap
 need os-apply-config python3-os-apply-config
 need glance python3-glanceclient
+# Our store client is tested against a real Glance (test/support/glance.ts).
+need /usr/lib/python3/dist-packages/glance/cmd/api.py python3-glance
 # bench/store.ts compares downloads with curl as a reference client.
 need curl curl
 # The image store's Swift backend is tested against a one-node Swift on
