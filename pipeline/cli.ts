@@ -3,7 +3,7 @@ import { DEFAULT_IMAGE } from "../builder/defaults.ts";
 import { log, table } from "../lib/log.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client-args.ts";
 import { promote } from "./promote.ts";
-import { publish } from "./publish.ts";
+import { publish, type PublishReport } from "./publish.ts";
 import { testImage } from "./test-image.ts";
 
 /**
@@ -53,6 +53,9 @@ export const testImageCommand: CommandModule<object, TestImageArgs> = {
 
 
 const mib = (n: number) => Number((n / 2 ** 20).toFixed(1));
+/** The table's "chunks sent": a first publish sends the tar whole, an image already there sends nothing. */
+const sentChunks = (r: PublishReport) =>
+  r.mode === "whole" ? "tar sent whole" : r.mode === "none" ? "none" : `${r.chunks.sent} of ${r.chunks.total}`;
 
 type PublishArgs = StoreArgs & { output?: string; "image-version"?: string; tag?: string[]; json?: boolean };
 
@@ -75,7 +78,7 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
       "\n" +
         table(
           ["image", "version", "id", "artifacts MiB", "sent MiB", "chunks sent"],
-          [[r.image.name ?? "", r.version, r.image.id, mib(r.totalBytes), mib(r.sentBytes), `${r.chunks.sent} of ${r.chunks.total}`]],
+          [[r.image.name ?? "", r.version, r.image.id, mib(r.totalBytes), mib(r.sentBytes), sentChunks(r)]],
         ) +
         `\n${r.alreadyPublished ? "already published: nothing uploaded" : `published ${r.digest}`}\n`,
     );

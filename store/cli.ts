@@ -103,7 +103,7 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
             ["chunk index", Number(mib(report.indexBytes)), Number(pct(report.indexBytes)), 0],
           ],
         ) +
-        `\n\nwrote ${out} (${report.digest}) in ${seconds.toFixed(1)}s, ${report.requests} requests\n`,
+        `\n\nwrote ${out} (${report.digest}) in ${seconds.toFixed(1)}s, ${report.requests} request${report.requests === 1 ? "" : "s"}\n`,
     );
     if (argv.json) process.stdout.write(JSON.stringify({ ...report, out, seconds }) + "\n");
   },

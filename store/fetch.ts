@@ -155,7 +155,7 @@ export async function fetchImage(options: FetchOptions): Promise<FetchReport> {
     }
     // 2. The rest from the store, in runs of neighbouring chunks.
     const runs = missingRuns(index, (id) => !wanted.get(id)!.done, options.maxRequestBytes ?? 16 << 20);
-    await log.step(`fetch ${remaining} missing chunks in ${runs.length} requests`, async () => {
+    await log.step(`fetch ${remaining} missing chunks in ${runs.length} request${runs.length === 1 ? "" : "s"}`, async () => {
       let next = 0;
       const worker = async () => {
         while (next < runs.length) {
