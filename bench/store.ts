@@ -23,12 +23,17 @@
  *    directory, which is how a node seeds from its running root). Bytes
  *    fetched (chunks + chunk index) against the full image. Target ≤ 10%.
  *
+ * The reference server is a real OpenStack Glance (Debian's python3-glance,
+ * file store on the same disk, test/support/glance.ts): the same upload
+ * (our client's PUT …/file) and the same download (Debian's glance CLI) in
+ * each run, beside ours. Glance has no delta: an upgrade fetches 100%.
+ *
  * Prints a table, then as its last line one JSON object of the figures
  * (every run's seconds too). The machine is often shared: the load average
  * and the CPU seconds of each transfer say how much of the wall time is the
  * store's own.
- * Needs root (the builder) on a Debian machine, curl and the glance CLI
- * (python3-glanceclient); images are built once and
+ * Needs root (the builder) on a Debian machine, curl, the glance CLI
+ * (python3-glanceclient) and Glance (python3-glance); images are built once and
  * shared with the tests (test/support/images.ts, .cache/test-images/).
  */
 import { execFileSync } from "node:child_process";
@@ -40,6 +45,8 @@ import { downloadImage } from "../store/download.ts";
 import { fetchImage } from "../store/fetch.ts";
 import { resolveImage } from "../store/resolve.ts";
 import { tmpdir } from "node:os";
+import { StoreClient } from "../store/client.ts";
+import { requireGlance, startGlance } from "../test/support/glance.ts";
 import { buildTestImage } from "../test/support/images.ts";
 import { requireCommand } from "../test/support/require.ts";
 import { READ_TOKEN, startStore } from "../test/support/store.ts";
@@ -74,6 +81,7 @@ async function timed(fn: () => Promise<unknown> | unknown, cpu?: number[], serve
 
 // The reference clients, named before minutes of building.
 requireCommand("curl", "glance");
+requireGlance();
 process.stderr.write("building (or reusing) debian-minimal and debian-minimal -p less …\n");
 const images = { base: (await buildTestImage("debian")).base, less: (await buildTestImage("debian-less")).base };
 const tar = `${images.base}.tar`;
@@ -81,6 +89,9 @@ const size = statSync(tar).size;
 const scratch = mkdtempSync(join(tmpdir(), "ooo-store-bench-"));
 const store = await startStore();
 const md5Store = await startStore({ md5Checksums: true });
+const realGlance = await startGlance();
+// Glance without Keystone ignores the token.
+const realGlanceClient = new StoreClient({ url: `${realGlance.url}/v2`, token: "unused" });
 
 const loadBefore = load();
 try {
@@ -92,10 +103,17 @@ try {
   const down: number[] = [];
   const curl: number[] = [];
   const glance: number[] = [];
+  const refUp: number[] = [];
+  const refDown: number[] = [];
   const glanceHome = join(scratch, "glance-home");
   mkdirSync(glanceHome);
-  const cpu = { up: [] as number[], upMd5: [] as number[], down: [] as number[] };
+  const cpu = { up: [] as number[], upMd5: [] as number[], down: [] as number[], refUp: [] as number[] };
   const forget = (s: typeof store, hex: string) => rmSync(join(s.dir, "blobs", "sha256", hex.slice(0, 2), hex), { force: true });
+  const glanceDownload = (url: string, token: string, id: string, out: string) =>
+    execFileSync("glance", ["--os-image-url", url, "--os-auth-token", token, "image-download", id, "--file", out], {
+      env: { ...process.env, HOME: glanceHome, OS_AUTH_URL: "", OS_USERNAME: "", OS_PASSWORD: "" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
   for (let i = 0; i < runs; i++) {
     rmSync(copy, { force: true });
     cp.push(await timed(() => execFileSync("sh", ["-c", `cp "${tar}" "${copy}" && sync "${copy}"`])));
@@ -110,15 +128,14 @@ try {
     const fileUrl = `${store.url}/v2/images/${img.id}/file`;
     curl.push(await timed(() => execFileSync("sh", ["-c", `curl -sf -H "X-Auth-Token: $1" -o "$2" "$3" && sync "$2"`, "sh", READ_TOKEN, out, fileUrl])));
     rmSync(out, { force: true });
-    glance.push(
-      await timed(() =>
-        execFileSync("glance", ["--os-image-url", store.url, "--os-auth-token", READ_TOKEN, "image-download", img.id, "--file", out], {
-          env: { ...process.env, HOME: glanceHome, OS_AUTH_URL: "", OS_USERNAME: "", OS_PASSWORD: "" },
-          stdio: ["ignore", "ignore", "pipe"],
-        }),
-      ),
-    );
+    glance.push(await timed(() => glanceDownload(store.url, READ_TOKEN, img.id, out)));
     rmSync(out, { force: true });
+
+    const ref = await realGlanceClient.createImage({ name: `bench-${i}`, disk_format: "raw", container_format: "bare" });
+    refUp.push(await timed(() => realGlanceClient.uploadData(ref.id, tar), cpu.refUp, realGlance.pid));
+    refDown.push(await timed(() => glanceDownload(realGlance.url, "unused", ref.id, out)));
+    rmSync(out, { force: true });
+    await realGlanceClient.deleteImage(ref.id);
     // The next upload must store the bytes again, not find them stored.
     forget(store, shown.os_hash_value!);
 
@@ -134,6 +151,8 @@ try {
   const downloadRate = rate(median(down));
   const curlRate = rate(median(curl));
   const glanceRate = rate(median(glance));
+  const refUpRate = rate(median(refUp));
+  const refDownRate = rate(median(refDown));
 
   // 3: an upgrade by one package.
   const first = await publish({ client: store.client, output: images.base });
@@ -171,6 +190,8 @@ try {
           ["download (verified, durable)", f2(median(down)), f1(downloadRate), f1((100 * downloadRate) / copyRate), "≥ 80", f2(median(cpu.down)), f1((100 * median(cp)) / Math.min(...down))],
           ["  reference: curl -o + sync (not verified)", f2(median(curl)), f1(curlRate), f1((100 * curlRate) / copyRate), "", "", f1((100 * median(cp)) / Math.min(...curl))],
           ["  reference: glance image-download", f2(median(glance)), f1(glanceRate), f1((100 * glanceRate) / copyRate), "", "", f1((100 * median(cp)) / Math.min(...glance))],
+          ["Glance upload (same PUT …/file)", f2(median(refUp)), f1(refUpRate), f1((100 * refUpRate) / copyRate), "", f2(median(cpu.refUp)), f1((100 * median(cp)) / Math.min(...refUp))],
+          ["Glance download (glance image-download)", f2(median(refDown)), f1(refDownRate), f1((100 * refDownRate) / copyRate), "", "", f1((100 * median(cp)) / Math.min(...refDown))],
         ],
       ) +
       "\n\n" +
@@ -203,8 +224,21 @@ try {
     glanceDownloadPctOfCopy: f1((100 * glanceRate) / copyRate),
     downloadVsCurl: f2(median(curl) / median(down)),
     downloadVsGlance: f2(median(glance) / median(down)),
-    cpuSeconds: { upload: f2(median(cpu.up)), uploadMd5: f2(median(cpu.upMd5)), download: f2(median(cpu.down)) },
-    seconds: { copy: cp.map(f2), upload: up.map(f2), uploadMd5: upMd5.map(f2), download: down.map(f2), curl: curl.map(f2), glance: glance.map(f2) },
+    glanceServerUploadPctOfCopy: f1((100 * refUpRate) / copyRate),
+    glanceServerDownloadPctOfCopy: f1((100 * refDownRate) / copyRate),
+    uploadVsGlanceServer: f2(median(refUp) / median(up)),
+    downloadVsGlanceServer: f2(median(refDown) / median(down)),
+    cpuSeconds: { upload: f2(median(cpu.up)), uploadMd5: f2(median(cpu.upMd5)), download: f2(median(cpu.down)), glanceServerUpload: f2(median(cpu.refUp)) },
+    seconds: {
+      copy: cp.map(f2),
+      upload: up.map(f2),
+      uploadMd5: upMd5.map(f2),
+      download: down.map(f2),
+      curl: curl.map(f2),
+      glance: glance.map(f2),
+      glanceServerUpload: refUp.map(f2),
+      glanceServerDownload: refDown.map(f2),
+    },
     upgradeImageBytes: newSize,
     upgradeFetchedBytesSeedTar: fetchedTar,
     upgradeFetchedPctSeedTar: f2(pct(fetchedTar)),
@@ -216,5 +250,6 @@ try {
 } finally {
   await store.stop();
   await md5Store.stop();
+  await realGlance.stop();
   rmSync(scratch, { recursive: true, force: true });
 }

@@ -17,6 +17,8 @@ export interface TestGlance {
   url: string;
   dir: string;
   imagesDir: string;
+  /** The glance-api process (benchmarks read its CPU time). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -81,10 +83,13 @@ async function python(code: string, args: string[], cwd: string) {
   if (status !== 0) throw new Error(`glance ${args.join(" ")} failed (${status}): ${err || out}`);
 }
 
+/** Say up front when Glance is missing (before minutes of other work). */
+export const requireGlance = () => requireCommand(PYTHON, GLANCE);
+
 const main = (module: string) => `import sys; from glance.cmd.${module} import main; sys.argv[0] = "glance-${module}"; sys.exit(main())`;
 
 export async function startGlance(): Promise<TestGlance> {
-  requireCommand(PYTHON, GLANCE);
+  requireGlance();
   const dir = mkdtempSync(join(tmpdir(), "ooo-glance-"));
   const port = freePort();
   const conf = join(dir, "glance-api.conf");
@@ -121,5 +126,5 @@ export async function startGlance(): Promise<TestGlance> {
     }
     await Bun.sleep(200);
   }
-  return { url, dir, imagesDir: join(dir, "images"), stop };
+  return { url, dir, imagesDir: join(dir, "images"), pid: proc.pid, stop };
 }
