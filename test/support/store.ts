@@ -54,6 +54,8 @@ export async function startStore(
   const log = join(dir, "server.log");
   const url = `http://127.0.0.1:${port}`;
   let proc: Subprocess | undefined;
+  /** Servers this test killed on purpose (the others died by themselves). */
+  const killed = new WeakSet<Subprocess>();
 
   const start = async () => {
     const out = openSync(log, "a");
@@ -64,6 +66,14 @@ export async function startStore(
       stdin: "ignore",
     });
     closeSync(out);
+    // A server that dies on its own fails the test later as "cannot reach the
+    // store": say why, while its log still exists.
+    const started = proc;
+    void started.exited.then(async (code) => {
+      if (killed.has(started)) return;
+      const text = await Bun.file(log).text().catch(() => "");
+      process.stderr.write(`\nooo store serve (pid ${started.pid}) exited by itself (${code}, ${started.signalCode ?? "no signal"}); its log ends:\n${text.slice(-4000)}\n`);
+    });
     for (const deadline = Date.now() + 20_000; ; ) {
       try {
         if ((await fetch(`${url}/versions`)).ok) return;
@@ -74,6 +84,7 @@ export async function startStore(
     }
   };
   const kill = async () => {
+    if (proc) killed.add(proc);
     proc?.kill("SIGKILL");
     await proc?.exited;
   };
