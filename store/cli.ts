@@ -57,11 +57,11 @@ const serveCommand: CommandModule<object, ServeArgs> = {
     });
     const running = await serveStore(config);
     log.info(`ooo store: ${config.dir} (${config.backend.type} backend) at ${running.url}`);
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once("SIGINT", () => resolve("SIGINT"));
+      process.once("SIGTERM", () => resolve("SIGTERM"));
     });
+    log.info(`ooo store: stopping on ${signal}`);
     await running.stop();
   },
 };
