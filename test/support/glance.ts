@@ -3,6 +3,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../deployer/daemons.ts";
+import { run } from "../../lib/run.ts";
 import { requireCommand } from "./require.ts";
 
 /**
@@ -77,12 +78,6 @@ filesystem_store_datadir = ${dir}/tasks
 `;
 }
 
-async function python(code: string, args: string[], cwd: string) {
-  const p = Bun.spawn([PYTHON, "-c", code, ...args], { cwd, stdout: "pipe", stderr: "pipe" });
-  const [out, err, status] = [await new Response(p.stdout).text(), await new Response(p.stderr).text(), await p.exited];
-  if (status !== 0) throw new Error(`glance ${args.join(" ")} failed (${status}): ${err || out}`);
-}
-
 /** Say up front when Glance is missing (before minutes of other work). */
 export const requireGlance = () => requireCommand(PYTHON, GLANCE);
 
@@ -95,7 +90,7 @@ export async function startGlance(): Promise<TestGlance> {
   const conf = join(dir, "glance-api.conf");
   writeFileSync(join(dir, "glance-api-paste.ini"), PASTE);
   writeFileSync(conf, apiConf(dir, port));
-  await python(main("manage"), ["--config-file", conf, "db_sync"], dir);
+  await run(PYTHON, ["-c", main("manage"), "--config-file", conf, "db_sync"], { cwd: dir, echo: false, what: "glance-manage db_sync" });
 
   const logFd = openSync(join(dir, "console.log"), "a");
   const proc: Subprocess = Bun.spawn([PYTHON, "-c", main("api"), "--config-file", conf], {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireCommand } from "./require.ts";
 import { freePort } from "../../deployer/daemons.ts";
+import { run } from "../../lib/run.ts";
 
 /**
  * A one-node OpenStack Swift on loopback for tests: rings with one replica
@@ -108,12 +109,6 @@ use = egg:swift#dlo
 `;
 }
 
-async function run(cmd: string[], cwd: string) {
-  const p = Bun.spawn(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = [await new Response(p.stdout).text(), await new Response(p.stderr).text(), await p.exited];
-  if (code !== 0) throw new Error(`${cmd.join(" ")} failed (${code}): ${err || out}`);
-}
-
 export async function startSwift(): Promise<TestSwift> {
   requireCommand(...PROGRAMS);
   const dir = mkdtempSync(join(tmpdir(), "ooo-swift-"));
@@ -135,7 +130,7 @@ export async function startSwift(): Promise<TestSwift> {
     )
     .join("");
   // Debian's python3, the one the swift packages installed into (a pyenv shim may come first on PATH).
-  await run(["/usr/bin/python3", "-c", `from swift.common.ring import RingBuilder\n${rings}`], dir);
+  await run("/usr/bin/python3", ["-c", `from swift.common.ring import RingBuilder\n${rings}`], { cwd: dir, echo: false, what: "building the test Swift's rings" });
   for (const kind of ["account", "container", "object"] as const) writeFileSync(join(dir, `${kind}-server.conf`), serverConf(dir, ports[kind], kind));
   writeFileSync(join(dir, "proxy-server.conf"), proxyConf(dir, ports.proxy, ports.memcache));
 
