@@ -1,5 +1,6 @@
 import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
+import { closeSync, constants, fdatasync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { fsyncDir, stageFile } from "../../lib/atomic.ts";
 import { BlobNotFound } from "../errors.ts";
@@ -15,8 +16,9 @@ import type { BlobBackend, BlobWriter } from "./types.ts";
  */
 const libc = dlopen("libc.so.6", {
   syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
-  fdatasync: { args: [FFIType.i32], returns: FFIType.i32 },
 });
+/** On the I/O thread pool: a big blob's sync must not stall the other requests. */
+const fdatasyncAsync = promisify(fdatasync);
 
 /** Writes are gathered into blocks this big before they reach the kernel. */
 const BLOCK = 1 << 20;
@@ -103,7 +105,7 @@ export class DirBackend implements BlobBackend {
         // Small blobs (chunks) become durable at the store's flush(), one
         // syncfs per record: thousands of fsyncs would dominate a publish.
         const synced = size >= SYNC_AT_COMMIT;
-        if (synced && libc.symbols.fdatasync(staged.fd) !== 0) throw new Error(`fdatasync failed for ${hex}`);
+        if (synced) await fdatasyncAsync(staged.fd);
         staged.publish(join(dir, hex), { durable: false });
         pending(synced ? undefined : join(dir, hex), dir);
       },
