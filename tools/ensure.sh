@@ -49,6 +49,8 @@ need glance python3-glanceclient
 need /usr/lib/python3/dist-packages/glance/cmd/api.py python3-glance
 # bench/store.ts compares downloads with curl as a reference client.
 need curl curl
+# bench/store.ts: what one sha256 stream costs alone, beside the store.
+need openssl openssl
 # The image store's Swift backend is tested against a one-node Swift on
 # loopback (test/support/swift.ts); tempauth keeps its tokens in memcached.
 need swift-proxy-server swift-proxy
