@@ -17,6 +17,11 @@ describe("store config", () => {
 
   test("short tokens and bad listen addresses are refused", () => {
     expect(() => loadStoreConfig({ flags: { dir: "/s", writeTokens: ["short"] }, env: {} })).toThrow(InvalidInput);
+    // Named by where it came from, never shown.
+    expect(() => loadStoreConfig({ flags: { dir: "/s" }, env: { OOO_STORE_WRITE_TOKEN: T, OOO_STORE_READ_TOKEN: `${T},sekrit` } })).toThrow(
+      /OOO_STORE_READ_TOKEN \(token 2\): a token has at least 16 characters, not 6$/,
+    );
+    expect(() => loadStoreConfig({ flags: { dir: "/s", writeTokens: ["sekrit"] }, env: {} })).not.toThrow(/sekrit/);
     expect(() => loadStoreConfig({ flags: { dir: "/s", listen: "nowhere" }, env: { OOO_STORE_WRITE_TOKEN: T } })).toThrow(InvalidInput);
   });
 

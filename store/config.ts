@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { z } from "zod";
 import { parseWith, parseYamlFile } from "../lib/validate.ts";
-import { UsageError } from "../lib/errors.ts";
+import { InvalidInput, type Problem, UsageError } from "../lib/errors.ts";
 import { TIB } from "./store.ts";
 
 /**
@@ -67,11 +67,32 @@ export interface ConfigSources {
 
 const list = (v: string | undefined) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : []);
 
+/**
+ * Tokens from flags and the environment are checked where they come from:
+ * checked after the merge, a short one in OOO_STORE_WRITE_TOKEN was
+ * reported as an entry of the config file, which has none. A token is a
+ * secret: the message gives its position and length, never the token.
+ */
+function tokenProblems(sources: [string, string[]][]): Problem[] {
+  return sources.flatMap(([from, tokens]) =>
+    tokens.flatMap((t, i) => {
+      const r = Token.safeParse(t);
+      return r.success ? [] : [{ path: tokens.length > 1 ? `${from} (token ${i + 1})` : from, message: `${r.error.issues[0]!.message}, not ${t.length}` }];
+    }),
+  );
+}
+
 export function loadStoreConfig(sources: ConfigSources): StoreConfig {
   const env = sources.env ?? process.env;
   const fromFile = sources.file ? (parseYamlFile(StoreConfig.partial(), sources.file, "invalid store config") as Partial<StoreConfig>) : {};
   const f = sources.flags ?? {};
   const tokens = fromFile.tokens ?? { write: [], read: [] };
+  const given = {
+    write: [["--write-token-file", f.writeTokens ?? []], ["OOO_STORE_WRITE_TOKEN", list(env.OOO_STORE_WRITE_TOKEN)]] as [string, string[]][],
+    read: [["--read-token-file", f.readTokens ?? []], ["OOO_STORE_READ_TOKEN", list(env.OOO_STORE_READ_TOKEN)]] as [string, string[]][],
+  };
+  const problems = tokenProblems([...given.write, ...given.read]);
+  if (problems.length) throw new InvalidInput("invalid store tokens", problems);
   const backend = fromFile.backend;
   const merged = {
     ...fromFile,
@@ -79,8 +100,8 @@ export function loadStoreConfig(sources: ConfigSources): StoreConfig {
     listen: f.listen ?? fromFile.listen,
     allowEmptyUploads: f.allowEmptyUploads ?? fromFile.allowEmptyUploads,
     tokens: {
-      write: [...tokens.write, ...(f.writeTokens ?? []), ...list(env.OOO_STORE_WRITE_TOKEN)],
-      read: [...tokens.read, ...(f.readTokens ?? []), ...list(env.OOO_STORE_READ_TOKEN)],
+      write: [...tokens.write, ...given.write.flatMap(([, t]) => t)],
+      read: [...tokens.read, ...given.read.flatMap(([, t]) => t)],
     },
     backend: backend?.type === "swift" && !backend.key && env.OOO_SWIFT_KEY ? { ...backend, key: env.OOO_SWIFT_KEY } : backend,
   };
