@@ -177,6 +177,24 @@ function routes(store: Store): [string, string, Handler][] {
       },
     ],
     [
+      "POST",
+      "/v2/images/:id/actions/deactivate",
+      async (_req, [id], write) => {
+        write();
+        await store.deactivate(id!);
+        return new Response(null, { status: 204 });
+      },
+    ],
+    [
+      "POST",
+      "/v2/images/:id/actions/reactivate",
+      async (_req, [id], write) => {
+        write();
+        await store.reactivate(id!);
+        return new Response(null, { status: 204 });
+      },
+    ],
+    [
       "PUT",
       "/v2/images/:id/tags/:tag",
       async (_req, [id, tag], write) => {

@@ -206,7 +206,9 @@ export async function attachChunkIndex(store: Store, id: string, text: string): 
 }
 
 export async function readChunkIndex(store: Store, id: string): Promise<Uint8Array> {
-  const digest = store.get(id).properties.ooo_chunk_index;
+  const r = store.get(id);
+  store.checkDownloadable(r);
+  const digest = r.properties.ooo_chunk_index;
   if (!digest) throw new NotFound(`Image ${id} has no chunk index`);
   return blobBytes(store, digest.slice(7));
 }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StoreClient } from "./client.ts";
 import { downloadImage } from "./download.ts";
-import { CorruptDownload } from "./errors.ts";
+import { CorruptDownload, ImageUnavailable, StoreRequestFailed } from "./errors.ts";
 import type { GlanceImage } from "./image.ts";
 
 /**
@@ -15,10 +15,12 @@ import type { GlanceImage } from "./image.ts";
  */
 const data = new Uint8Array(5_000_000).map((_, i) => (i * 13 + (i >> 11)) & 0xff);
 const sha256 = (d: Uint8Array) => createHash("sha256").update(d).digest("hex");
-const image = { id: "0b0e5d2c-7e5f-4a53-9e3a-8a2f6c1e0d11", size: data.length, os_hash_algo: "sha256", os_hash_value: sha256(data) } as GlanceImage;
+const image = { id: "0b0e5d2c-7e5f-4a53-9e3a-8a2f6c1e0d11", status: "active", size: data.length, os_hash_algo: "sha256", os_hash_value: sha256(data) } as GlanceImage;
 
 let server: ReturnType<typeof Bun.serve>;
 let honourRange = true;
+/** Answer 403, as a store does for an image deactivated after the client looked it up. */
+let forbid = false;
 const ranges: (string | null)[] = [];
 let dir: string;
 
@@ -28,6 +30,7 @@ beforeAll(() => {
     fetch(req) {
       const range = req.headers.get("Range");
       ranges.push(range);
+      if (forbid) return Response.json({ error: { message: "The requested image has been deactivated." } }, { status: 403 });
       const start = honourRange && range ? Number(/^bytes=(\d+)-$/.exec(range)![1]) : 0;
       return new Response(data.subarray(start), {
         status: start ? 206 : 200,
@@ -39,6 +42,7 @@ beforeAll(() => {
 afterAll(() => server.stop(true));
 beforeEach(() => {
   honourRange = true;
+  forbid = false;
   ranges.length = 0;
   dir = mkdtempSync(join(tmpdir(), "ooo-download-"));
 });
@@ -79,5 +83,16 @@ test("a partial file with wrong bytes fails verification and is dropped", async 
   writeFileSync(partialOf(out), new Uint8Array(2_000_000).fill(7));
   expect(await rejection(downloadImage(client(), image, out))).toBeInstanceOf(CorruptDownload);
   expect(existsSync(out)).toBe(false);
+  expect(readdirSync(dir)).toEqual([]);
+});
+
+test("an image without data is refused before any request; a refusal by the server leaves no empty partial file", async () => {
+  const out = join(dir, "image.tar");
+  const refused = await rejection(downloadImage(client(), { ...image, status: "deactivated" }, out));
+  expect(refused).toBeInstanceOf(ImageUnavailable);
+  expect((refused as Error).message).toContain("deactivated");
+  expect(ranges).toEqual([]);
+  forbid = true;
+  expect(await rejection(downloadImage(client(), image, out))).toBeInstanceOf(StoreRequestFailed);
   expect(readdirSync(dir)).toEqual([]);
 });

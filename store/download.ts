@@ -3,7 +3,7 @@ import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, 
 import { basename, dirname, join } from "node:path";
 import { fsyncDir } from "../lib/atomic.ts";
 import type { StoreClient } from "./client.ts";
-import { CorruptDownload, StoreRequestFailed } from "./errors.ts";
+import { CorruptDownload, ImageUnavailable, StoreRequestFailed } from "./errors.ts";
 import type { GlanceImage } from "./image.ts";
 import { FileHash } from "./parallel-hash.ts";
 
@@ -30,12 +30,18 @@ function verifier(image: GlanceImage): { algo: string; expected: string } | unde
   return undefined;
 }
 
+/** Only an active image has data; say so before a request or a file. */
+export function requireData(image: GlanceImage) {
+  if (image.status !== "active") throw new ImageUnavailable(image.name ? `${image.name} (${image.id})` : image.id, image.status);
+}
+
 export async function downloadImage(
   client: StoreClient,
   image: GlanceImage,
   out: string,
   options: { retries?: number; backoffMs?: number } = {},
 ): Promise<DownloadReport> {
+  requireData(image);
   const retries = options.retries ?? 5;
   const check = verifier(image);
   const partial = join(dirname(out), `.${basename(out)}.${(image.os_hash_value ?? image.checksum ?? image.id).slice(0, 16)}.partial`);
@@ -57,6 +63,7 @@ export async function downloadImage(
   let hash = new FileHash(fd, [algo], { writeback: true });
   let received = 0;
   let requests = 0;
+  let complete = false;
   try {
     for (let attempt = 0; ; attempt++) {
       if (image.size !== null && image.size !== undefined && have === image.size && have > 0) break;
@@ -97,10 +104,14 @@ export async function downloadImage(
     if (image.size !== null && image.size !== undefined && have !== image.size)
       throw new CorruptDownload(`image ${image.id}`, `${image.size} bytes`, `${have} bytes`);
     fsyncSync(fd);
+    complete = true;
   } finally {
     // No worker may still read the fd when it is closed (its number could be reused).
     await hash.cancel();
+    // A partial file is kept to resume from; an empty one is only litter.
+    const empty = fstatSync(fd).size === 0;
     closeSync(fd);
+    if (empty && !complete) rmSync(partial, { force: true });
   }
   renameSync(partial, out);
   fsyncDir(dirname(out));

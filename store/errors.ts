@@ -150,6 +150,21 @@ export class StoreUnreachable extends OooError {
   }
 }
 
+/** The image has no data to give: not uploaded yet, or withdrawn (deactivated). */
+export class ImageUnavailable extends OooError {
+  readonly code = "image-unavailable";
+  constructor(
+    readonly image: string,
+    readonly status: string,
+  ) {
+    const withdrawn = status === "deactivated";
+    super(
+      withdrawn ? `image ${image} is deactivated: its data cannot be downloaded` : `image ${image} is ${status}: it has no data to download`,
+      { hint: withdrawn ? "An operator withdrew it (glance image-reactivate undoes that); fetch another version." : "Publish it first, or fetch an active version." },
+    );
+  }
+}
+
 /** Downloaded or reassembled data does not match its digest. */
 export class CorruptDownload extends OooError {
   readonly code = "corrupt-download";

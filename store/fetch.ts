@@ -6,7 +6,7 @@ import { ALGORITHM, chunkId, chunkStream } from "../lib/chunking.ts";
 import { log } from "../lib/log.ts";
 import { ChunkIndex, chunkOffsets } from "../wire/chunk-index.ts";
 import type { StoreClient } from "./client.ts";
-import { downloadImage } from "./download.ts";
+import { downloadImage, requireData } from "./download.ts";
 import { CorruptDownload, StoreRequestFailed } from "./errors.ts";
 import type { GlanceImage } from "./image.ts";
 import { openSeed } from "./seed.ts";
@@ -94,6 +94,7 @@ export function missingRuns(index: ChunkIndex, isMissing: (id: string) => boolea
 
 export async function fetchImage(options: FetchOptions): Promise<FetchReport> {
   const { client, image, out } = options;
+  requireData(image);
   const digest = image.ooo_digest ?? (image.os_hash_algo === "sha256" ? `sha256:${image.os_hash_value}` : "");
   const loaded = await loadIndex(client, image);
   if (!loaded) {

@@ -79,6 +79,22 @@ describe("Store", () => {
     await expect(store.addTag(r.id, "a/b")).rejects.toBeInstanceOf(BadRequest);
   });
 
+  test("deactivate withdraws an active image's data until reactivated; other states are refused", async () => {
+    const r = await store.create({ name: "withdrawn", ...raw });
+    await expect(store.deactivate(r.id)).rejects.toThrow("Not allowed to deactivate image in status 'queued'");
+    await store.upload(r.id, [new Uint8Array(4).fill(7)]);
+    await store.deactivate(r.id);
+    await store.deactivate(r.id); // already: nothing to do, as in Glance
+    expect(store.get(r.id).status).toBe("deactivated");
+    await expect(store.download(r.id, null, null)).rejects.toThrow("has been deactivated");
+    await store.reactivate(r.id);
+    await store.reactivate(r.id);
+    const d = await store.download(r.id, null, null);
+    expect(d.size).toBe(4);
+    const queued = await store.create({ name: "never-active", ...raw });
+    await expect(store.reactivate(queued.id)).rejects.toBeInstanceOf(Forbidden);
+  });
+
   test("ids that are not UUIDs are simply not found", () => {
     for (const id of ["../x", "", "..%2F", "00000000-0000-0000-0000-000000000000/../x"]) expect(() => store.get(id)).toThrow(ImageNotFound);
   });

@@ -221,6 +221,37 @@ export class Store {
     });
   }
 
+  /**
+   * POST …/actions/deactivate: Glance's way to withdraw an image (a bad
+   * build) without deleting it: its data can no longer be downloaded, by
+   * the file or (ooo) by its chunk index, until it is reactivated. Either
+   * call on an image already in the wanted state does nothing.
+   */
+  async deactivate(id: string) {
+    await this.setDeactivated(id, true);
+  }
+
+  async reactivate(id: string) {
+    await this.setDeactivated(id, false);
+  }
+
+  private async setDeactivated(id: string, deactivated: boolean) {
+    const [from, to] = deactivated ? (["active", "deactivated"] as const) : (["deactivated", "active"] as const);
+    this.get(id);
+    await this.records.withLock(id, async () => {
+      const r = this.get(id);
+      if (r.status === to) return;
+      if (r.status !== from)
+        throw new Forbidden(`Not allowed to ${deactivated ? "deactivate" : "reactivate"} image in status '${r.status}'`);
+      await this.records.save({ ...r, status: to, updated_at: this.now() });
+    });
+  }
+
+  /** Deactivated images give no data, in any form (Glance's 403). */
+  checkDownloadable(r: ImageRecord) {
+    if (r.status === "deactivated") throw new Forbidden("The requested image has been deactivated. Image data download is forbidden.");
+  }
+
   // --- image data ---
 
   /** queued → saving, under the image's lock; Glance's checks first. */
@@ -299,7 +330,7 @@ export class Store {
   /** GET /v2/images/{id}/file, whole or a Range of it. */
   async download(id: string, range: string | null, contentRange: string | null): Promise<Download> {
     const r = this.get(id);
-    if (r.status === "deactivated") throw new Forbidden("The requested image has been deactivated. Image data download is forbidden.");
+    this.checkDownloadable(r);
     if (r.status !== "active" || !r.os_hash_value || r.size === null) return { size: 0 };
     const parsed = parseRange(range, contentRange, r.size);
     const body = await this.backend.read(r.os_hash_value, parsed);

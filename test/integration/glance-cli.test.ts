@@ -99,6 +99,28 @@ describe("the glance CLI against ooo store serve", () => {
     expect(gone.code).not.toBe(0);
   }, 60_000);
 
+  test("image-deactivate withholds the data (file and chunk index) until image-reactivate; a node cannot deactivate", async () => {
+    const data = noise(5000, 23);
+    const img = await s.client.createImage({ name: "cli-withdrawn", disk_format: "raw", container_format: "bare" });
+    await s.client.uploadData(img.id, data);
+    const denied = await glance(["image-deactivate", img.id], { token: READ_TOKEN });
+    expect(denied.code).not.toBe(0);
+    expect((await s.client.getImage(img.id)).status).toBe("active");
+
+    expect((await glance(["image-deactivate", img.id])).code).toBe(0);
+    expect(field((await glance(["image-show", img.id])).out, "status")).toBe("deactivated");
+    const refused = await glance(["image-download", img.id, "--file", join(home, "withdrawn.raw")], { token: READ_TOKEN });
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toContain("deactivated");
+    const index = await fetch(`${s.url}/v2/images/${img.id}/chunk-index`, { headers: { "X-Auth-Token": READ_TOKEN } });
+    expect(index.status).toBe(403);
+
+    expect((await glance(["image-reactivate", img.id])).code).toBe(0);
+    const out = join(home, "reactivated.raw");
+    expect((await glance(["image-download", img.id, "--file", out], { token: READ_TOKEN })).code).toBe(0);
+    expect(Buffer.compare(readFileSync(out), data)).toBe(0);
+  }, 60_000);
+
   test("image-list pages through `next` links", async () => {
     for (let i = 0; i < 5; i++) await s.client.createImage({ name: `paged-${i}`, disk_format: "raw", container_format: "bare" });
     const list = await glance(["image-list", "--page-size", "2"]);
