@@ -1,5 +1,6 @@
 import type { StoreClient } from "../store/client.ts";
-import { ImageNotFound } from "../store/errors.ts";
+import { ImageNotFound, ImageUnavailable } from "../store/errors.ts";
+import { noActiveImage } from "../store/resolve.ts";
 import { type GlanceImage, UUID_RE } from "../store/image.ts";
 
 /**
@@ -26,13 +27,13 @@ async function target(client: StoreClient, name: string, ref: string | undefined
   const query = !ref ? { name } : ref.startsWith("sha256:") ? { name, ooo_digest: ref } : { name, ooo_version: ref };
   for await (const image of client.listImages({ ...query, status: "active", sort_key: "created_at", sort_dir: "desc", limit: 1 }, 1))
     return image;
-  throw new ImageNotFound(ref ? `${name} ${ref}` : name);
+  throw await noActiveImage(client, query, ref ? `${name}@${ref}` : name);
 }
 
 export async function promote(options: { client: StoreClient; name: string; ref?: string; tag: string }): Promise<PromoteReport> {
   const { client, name, tag } = options;
   const image = await target(client, name, options.ref);
-  if (image.status !== "active") throw new ImageNotFound(`${name} ${options.ref ?? ""} (it is ${image.status}, not active)`);
+  if (image.status !== "active") throw new ImageUnavailable(`${name} (${image.id})`, image.status);
   await client.addTag(image.id, tag);
   const removedFrom: GlanceImage[] = [];
   // Hidden images are left out of a list unless asked for: ask both ways.

@@ -120,6 +120,19 @@ export class StoreLocked extends OooError {
   }
 }
 
+export class ListenFailed extends OooError {
+  readonly code = "listen-failed";
+  constructor(
+    readonly listen: string,
+    cause: unknown,
+  ) {
+    super(`ooo store serve cannot listen on ${listen}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+      hint: "Another program (another store?) may hold the port: stop it, or choose another address with --listen HOST:PORT.",
+    });
+  }
+}
+
 // --- client side ---
 
 /** The store answered with an error status. */
@@ -158,10 +171,9 @@ export class ImageUnavailable extends OooError {
     readonly status: string,
   ) {
     const withdrawn = status === "deactivated";
-    super(
-      withdrawn ? `image ${image} is deactivated: its data cannot be downloaded` : `image ${image} is ${status}: it has no data to download`,
-      { hint: withdrawn ? "An operator withdrew it (glance image-reactivate undoes that); fetch another version." : "Publish it first, or fetch an active version." },
-    );
+    super(withdrawn ? `image ${image} is deactivated: an operator withdrew its data` : `image ${image} is ${status}: it has no data yet`, {
+      hint: withdrawn ? "glance image-reactivate ID gives it back; or use another version." : "Publish it first, or use an active version.",
+    });
   }
 }
 

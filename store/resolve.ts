@@ -1,5 +1,5 @@
 import type { StoreClient } from "./client.ts";
-import { ImageNotFound } from "./errors.ts";
+import { ImageNotFound, ImageUnavailable } from "./errors.ts";
 import { type GlanceImage, UUID_RE } from "./image.ts";
 
 /**
@@ -30,5 +30,16 @@ export async function resolveImage(client: StoreClient, ref: string): Promise<Gl
   if ("id" in query && Object.keys(query).length === 1) return client.getImage(query.id as string);
   for await (const image of client.listImages({ ...query, status: "active", sort_key: "created_at", sort_dir: "desc", limit: 1 }, 1))
     return image;
-  throw new ImageNotFound(ref);
+  throw await noActiveImage(client, query, ref);
+}
+
+/**
+ * Why no active image matched: one that does match may be deactivated or
+ * still without data, and "not found" would send its user looking for a
+ * typo.
+ */
+export async function noActiveImage(client: StoreClient, query: Record<string, string>, ref: string): Promise<Error> {
+  for await (const image of client.listImages({ ...query, sort_key: "created_at", sort_dir: "desc", limit: 1 }, 1))
+    return new ImageUnavailable(`${ref} (${image.id})`, image.status);
+  return new ImageNotFound(ref);
 }

@@ -1,6 +1,7 @@
 import { createApi } from "./api.ts";
 import { createBackend } from "./backends/index.ts";
 import type { StoreConfig } from "./config.ts";
+import { ListenFailed } from "./errors.ts";
 import { Store } from "./store.ts";
 
 /**
@@ -35,7 +36,7 @@ export async function serveStore(config: StoreConfig): Promise<RunningStore> {
     });
   } catch (e) {
     await store.close();
-    throw e;
+    throw new ListenFailed(config.listen, e);
   }
   return {
     url: `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`,

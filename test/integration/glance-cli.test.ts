@@ -3,6 +3,8 @@ import { createHash } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ImageUnavailable } from "../../store/errors.ts";
+import { resolveImage } from "../../store/resolve.ts";
 import { requireCommand } from "../support/require.ts";
 import { noise, READ_TOKEN, startStore, type TestStore, WRITE_TOKEN } from "../support/store.ts";
 
@@ -114,6 +116,10 @@ describe("the glance CLI against ooo store serve", () => {
     expect(refused.err).toContain("deactivated");
     const index = await fetch(`${s.url}/v2/images/${img.id}/chunk-index`, { headers: { "X-Auth-Token": READ_TOKEN } });
     expect(index.status).toBe(403);
+    // ooo's own tools say why, instead of "not found".
+    const why = await resolveImage(s.reader, "cli-withdrawn").catch((e: unknown) => e);
+    expect(why).toBeInstanceOf(ImageUnavailable);
+    expect((why as Error).message).toContain("is deactivated");
 
     expect((await glance(["image-reactivate", img.id])).code).toBe(0);
     const out = join(home, "reactivated.raw");
