@@ -1,6 +1,6 @@
 import type { StoreClient } from "../store/client.ts";
 import { ImageNotFound, ImageUnavailable } from "../store/errors.ts";
-import { noActiveImage } from "../store/resolve.ts";
+import { newestActive } from "../store/resolve.ts";
 import { type GlanceImage, UUID_RE } from "../store/image.ts";
 
 /**
@@ -24,10 +24,8 @@ async function target(client: StoreClient, name: string, ref: string | undefined
     if (image.name !== name) throw new ImageNotFound(`${ref} (it is named ${image.name}, not ${name})`);
     return image;
   }
-  const query = !ref ? { name } : ref.startsWith("sha256:") ? { name, ooo_digest: ref } : { name, ooo_version: ref };
-  for await (const image of client.listImages({ ...query, status: "active", sort_key: "created_at", sort_dir: "desc", limit: 1 }, 1))
-    return image;
-  throw await noActiveImage(client, query, ref ? `${name}@${ref}` : name);
+  const query: Record<string, string> = !ref ? { name } : ref.startsWith("sha256:") ? { name, ooo_digest: ref } : { name, ooo_version: ref };
+  return newestActive(client, query, ref ? `${name}@${ref}` : name);
 }
 
 export async function promote(options: { client: StoreClient; name: string; ref?: string; tag: string }): Promise<PromoteReport> {

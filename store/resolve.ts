@@ -28,18 +28,18 @@ export function parseImageRef(ref: string): Record<string, string> | { id: strin
 export async function resolveImage(client: StoreClient, ref: string): Promise<GlanceImage> {
   const query = parseImageRef(ref);
   if ("id" in query && Object.keys(query).length === 1) return client.getImage(query.id as string);
-  for await (const image of client.listImages({ ...query, status: "active", sort_key: "created_at", sort_dir: "desc", limit: 1 }, 1))
-    return image;
-  throw await noActiveImage(client, query, ref);
+  return newestActive(client, query, ref);
 }
 
 /**
- * Why no active image matched: one that does match may be deactivated or
- * still without data, and "not found" would send its user looking for a
- * typo.
+ * The newest active image matching `query` (list filters). When none is
+ * active, one that matches may be deactivated or still without data: say
+ * so, since "not found" would send its user looking for a typo. `ref` names
+ * the image in the error.
  */
-export async function noActiveImage(client: StoreClient, query: Record<string, string>, ref: string): Promise<Error> {
-  for await (const image of client.listImages({ ...query, sort_key: "created_at", sort_dir: "desc", limit: 1 }, 1))
-    return new ImageUnavailable(`${ref} (${image.id})`, image.status);
-  return new ImageNotFound(ref);
+export async function newestActive(client: StoreClient, query: Record<string, string>, ref: string): Promise<GlanceImage> {
+  const newest = { sort_key: "created_at", sort_dir: "desc", limit: 1 };
+  for await (const image of client.listImages({ ...query, status: "active", ...newest }, 1)) return image;
+  for await (const image of client.listImages({ ...query, ...newest }, 1)) throw new ImageUnavailable(`${ref} (${image.id})`, image.status);
+  throw new ImageNotFound(ref);
 }
