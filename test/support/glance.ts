@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../deployer/daemons.ts";
 import { run } from "../../lib/run.ts";
+import { waitReady } from "./ready.ts";
 import { requireCommand } from "./require.ts";
 
 /**
@@ -106,20 +107,10 @@ export async function startGlance(): Promise<TestGlance> {
     rmSync(dir, { recursive: true, force: true });
   };
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/v2/images`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      const logs = ["console.log", "api.log"].map((f) => Bun.file(join(dir, f)).text().catch(() => ""));
-      const text = (await Promise.all(logs)).join("\n");
-      await stop();
-      throw new Error(`the test Glance did not start${proc.exitCode !== null ? ` (exited ${proc.exitCode})` : ""}:\n${text.slice(-3000)}`);
-    }
-    await Bun.sleep(200);
-  }
+  await waitReady("the test Glance", async () => (await fetch(`${url}/v2/images`)).ok, {
+    died: () => (proc.exitCode !== null ? `exited ${proc.exitCode}` : undefined),
+    logs: async () => (await Promise.all(["console.log", "api.log"].map((f) => Bun.file(join(dir, f)).text().catch(() => "")))).join("\n"),
+    stop,
+  });
   return { url, dir, imagesDir: join(dir, "images"), pid: proc.pid, stop };
 }

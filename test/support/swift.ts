@@ -2,6 +2,7 @@ import { type Subprocess } from "bun";
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitReady } from "./ready.ts";
 import { requireCommand } from "./require.ts";
 import { freePort } from "../../deployer/daemons.ts";
 import { run } from "../../lib/run.ts";
@@ -154,26 +155,24 @@ export async function startSwift(): Promise<TestSwift> {
   };
   const authUrl = `http://127.0.0.1:${ports.proxy}/auth/v1.0`;
   // Ready when a token works against the account (all four servers answer).
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
+  await waitReady(
+    "the test Swift",
+    async () => {
       const auth = await fetch(authUrl, { headers: { "X-Auth-User": "test:tester", "X-Auth-Key": "testing" } });
       const token = auth.headers.get("X-Auth-Token");
       const url = auth.headers.get("X-Storage-Url");
-      if (auth.ok && token && url) {
-        const probe = await fetch(`${url}/ooo-probe`, { method: "PUT", headers: { "X-Auth-Token": token } });
-        if (probe.status === 201 || probe.status === 202) break;
-      }
-    } catch {
-      // not listening yet
-    }
-    const dead = procs.find((p) => p.exitCode !== null);
-    if (dead || Date.now() > deadline) {
-      const log = await Bun.file(join(dir, "servers.log")).text().catch(() => "");
-      await stop();
-      throw new Error(`the test Swift did not start${dead ? ` (${names.get(dead)} exited ${dead.exitCode})` : ""}:\n${log.slice(-3000)}`);
-    }
-    await Bun.sleep(200);
-  }
+      if (!auth.ok || !token || !url) return false;
+      const probe = await fetch(`${url}/ooo-probe`, { method: "PUT", headers: { "X-Auth-Token": token } });
+      return probe.status === 201 || probe.status === 202;
+    },
+    {
+      died: () => {
+        const dead = procs.find((p) => p.exitCode !== null);
+        return dead && `${names.get(dead)} exited ${dead.exitCode}`;
+      },
+      logs: () => Bun.file(join(dir, "servers.log")).text(),
+      stop,
+    },
+  );
   return { authUrl, user: "test:tester", key: "testing", dir, stop };
 }
