@@ -24,20 +24,31 @@
  *    fetched (chunks + chunk index) against the full image. Target ≤ 10%.
  *
  * What bounds 1 and 2 here: CPU. Client, server and hashing share the two
- * cores, and a 291 MiB transfer costs ~0.5 CPU s (the receiving thread's
- * socket and page-cache copies ~0.17 s, the sending client ~0.08 s, the hash
- * thread ~0.25 s: sha256 0.18 s at SHA-NI's 1.7 GB/s, the same as `openssl
- * speed`, plus reading the file back ~0.05 s) where cp+fsync takes ~0.25 s
- * of wall time. The hash thread is the longest chain: the verification
- * alone (the openssl row) costs about as much as the whole copy.
- * Tried and slower or no better: hashing from an mmap of the file, hashing
- * on the receiving thread, the shared-memory ring for local files, the body
- * through JS with zero-copy transfers to the hash thread (0.5 s), a second
- * thread reading the file for the hash thread, the disk's writeback on a
- * thread of its own, a higher priority for the hash thread. Pinning the hash
- * thread to one core and the rest to the other gains ~0.02 s. Zero-copy
- * hashing in the kernel (AF_ALG with splice) would drop the read-back, but
- * this machine's kernel has no CONFIG_CRYPTO_USER_API_HASH.
+ * cores, and a 291 MiB transfer costs ~0.5 CPU s (the "CPU s" column: the
+ * receiving thread's socket and page-cache copies ~0.2 s, the sending
+ * client's loopback TCP ~0.06-0.1 s, the hash thread ~0.23 s: sha256 0.18 s
+ * at SHA-NI's 1.7 GB/s, the same as `openssl speed`, plus reading the file
+ * back ~0.05 s) where cp+fsync takes ~0.25 s of wall time, of which cp's
+ * CPU is ~0.12 s and the disk's writeback ~0.13 s. The hash chain alone,
+ * in C (pread + OpenSSL), takes 0.23 s: about as long as the whole copy.
+ * 0.5 CPU s keep two cores busy for 0.25 s at the very least, the time of
+ * cp+fsync; the runs keep ~1.55 of the 2 busy (the "cores busy" column): a
+ * request alone, not hashed, is received in 0.18 s, hashing beside it slows
+ * that to 0.28 s, and the hash, then the fsync, finish after it.
+ * Tried and slower or no better: hashing from an mmap of the file (also
+ * with MAP_POPULATE, 1-32 MiB windows: 0.28-0.29 s against pread's 0.23 s),
+ * hashing on the receiving thread, the shared-memory ring for local files,
+ * the body through JS with zero-copy transfers to the hash thread (0.5 s;
+ * draining a body through JS alone takes 0.14 s), a second thread reading
+ * the file for the hash thread, the disk's writeback on a thread of its own,
+ * a higher priority for the hash thread. Pinning the hash thread to one core
+ * and the rest to the other gains ~0.02 s (the hash keeps up, the receiving
+ * side slows). O_DIRECT writes would save the page-cache copy but this disk
+ * takes them at 1.1 GB/s one at a time (dd oflag=direct: 0.27 s alone).
+ * Zero-copy hashing in the kernel (AF_ALG with splice) would drop the
+ * read-back, but this machine's kernel has no CONFIG_CRYPTO_USER_API_HASH;
+ * splicing the socket into the file would drop a copy, but Bun.serve does not
+ * give a request's socket.
  *
  * The reference server is a real OpenStack Glance (Debian's python3-glance,
  * file store on the same disk, test/support/glance.ts): the same upload
@@ -53,7 +64,7 @@
  * shared with the tests (test/support/images.ts, .cache/test-images/).
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { publish } from "../pipeline/publish.ts";
 import { table } from "../lib/log.ts";
@@ -73,11 +84,20 @@ const load = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const MiB = 2 ** 20;
 
-/** CPU seconds a process has used, all its threads (not its children). */
+/**
+ * CPU seconds a process's threads have run (not its children), as the
+ * scheduler counts them in ns: /proc's utime and stime move in 10 ms ticks,
+ * coarse against a 0.3 s transfer.
+ */
 function cpuOf(pid: number | undefined): number {
   if (pid === undefined) return 0;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  let ns = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
+    } catch {} // a thread that ended meanwhile
+  }
+  return ns / 1e9;
 }
 
 /**
@@ -90,11 +110,10 @@ async function timed(fn: () => Promise<unknown> | unknown, cpu?: number[], serve
   // What an earlier step left dirty (the glance CLI and Glance do not fsync)
   // would be written back during this one: cp+fsync varied 0.24-0.32 s so.
   execFileSync("sync");
-  const [s0, c0, t0] = [cpuOf(server), process.cpuUsage(), performance.now()];
+  const [s0, c0, t0] = [cpuOf(server), cpuOf(process.pid), performance.now()];
   await fn();
   const seconds = (performance.now() - t0) / 1000;
-  const c = process.cpuUsage(c0);
-  cpu?.push(cpuOf(server) - s0 + (c.user + c.system) / 1e6);
+  cpu?.push(cpuOf(server) - s0 + cpuOf(process.pid) - c0);
   return seconds;
 }
 
@@ -195,14 +214,25 @@ try {
   const f2 = (n: number) => Number(n.toFixed(2));
   /** Throughput against cp+fsync, in %: of the median run, and (`best`) of the fastest. */
   const ofCopy = (times: number[], best = false) => f1((100 * median(cp)) / (best ? Math.min(...times) : median(times)));
-  const row = (label: string, times: number[], target = "", cpuSeconds?: number[]) =>
-    [label, f2(median(times)), f1(rate(median(times))), ofCopy(times), target, cpuSeconds ? f2(median(cpuSeconds)) : "", ofCopy(times, true)];
+  /** How many of the cores the server and the client kept busy, run by run: near all of them, the transfer is CPU-bound. */
+  const busy = (times: number[], cpuSeconds: number[]) => f2(median(times.map((t, i) => cpuSeconds[i]! / t)));
+  const row = (label: string, times: number[], target = "", cpuSeconds?: number[]) => [
+    label,
+    f2(median(times)),
+    f1(rate(median(times))),
+    ofCopy(times),
+    target,
+    cpuSeconds ? f2(median(cpuSeconds)) : "",
+    cpuSeconds ? busy(times, cpuSeconds) : "",
+    ofCopy(times, true),
+  ];
   process.stdout.write(
     `\nimage: debian-minimal root tar, ${f1(size / MiB)} MiB; ${runs} runs, medians; store: dir backend on the same disk\n` +
       `load average ${loadBefore} before, ${loadAfter} after the throughput runs (${navigator.hardwareConcurrency} cores)\n` +
-      `CPU s: the store server's and the client's CPU seconds per transfer; fastest run: against the median cp+fsync\n\n` +
+      `CPU s: the store server's and the client's CPU seconds per transfer (the scheduler's count, every thread); cores busy: CPU s / seconds,\n` +
+      `of ${navigator.hardwareConcurrency}; fastest run: against the median cp+fsync\n\n` +
       table(
-        ["transfer", "seconds", "MiB/s", "% of cp+fsync", "target", "CPU s", "fastest run, %"],
+        ["transfer", "seconds", "MiB/s", "% of cp+fsync", "target", "CPU s", "cores busy", "fastest run, %"],
         [
           row("cp + fsync (baseline)", cp),
           row("  reference: openssl dgst -sha256 (hash only)", opensslHash),
@@ -252,6 +282,7 @@ try {
     glanceServerDownloadPctOfCopy: ofCopy(refDown),
     uploadVsGlanceServer: f2(median(refUp) / median(up)),
     downloadVsGlanceServer: f2(median(refDown) / median(down)),
+    coresBusy: { upload: busy(up, cpu.up), uploadMd5: busy(upMd5, cpu.upMd5), download: busy(down, cpu.down), glanceServerUpload: busy(refUp, cpu.refUp) },
     cpuSeconds: { upload: f2(median(cpu.up)), uploadMd5: f2(median(cpu.upMd5)), download: f2(median(cpu.down)), glanceServerUpload: f2(median(cpu.refUp)) },
     seconds: {
       copy: cp.map(f2),
