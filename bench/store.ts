@@ -28,13 +28,17 @@
  * receiving thread's socket and page-cache copies ~0.2 s, the sending
  * client's loopback TCP ~0.06-0.1 s, the hash thread ~0.23 s: sha256 0.18 s
  * at SHA-NI's 1.7 GB/s, the same as `openssl speed`, plus reading the file
- * back ~0.05 s) where cp+fsync takes ~0.25 s of wall time, of which cp's
- * CPU is ~0.12 s and the disk's writeback ~0.13 s. The hash chain alone,
- * in C (pread + OpenSSL), takes 0.23 s: about as long as the whole copy.
- * 0.5 CPU s keep two cores busy for 0.25 s at the very least, the time of
- * cp+fsync; the runs keep ~1.55 of the 2 busy (the "cores busy" column): a
- * request alone, not hashed, is received in 0.18 s, hashing beside it slows
- * that to 0.28 s, and the hash, then the fsync, finish after it.
+ * back ~0.05 s) where cp+fsync takes 0.25-0.30 s of wall time (the disk
+ * here is faster or slower by the hour), of which cp's CPU is ~0.12-0.14 s
+ * and the disk's writeback ~0.13-0.15 s. The hash chain alone, in C
+ * (pread + OpenSSL), takes 0.23 s: about as long as the whole copy. 0.5 CPU
+ * s keep two cores busy for 0.25 s at the very least; the runs keep ~1.6-1.7
+ * of the 2 busy (the "cores busy" column): a request alone, not hashed, is
+ * received in 0.18 s, hashing beside it slows that to 0.28-0.32 s, and the
+ * hash finishes after it, then the fsync (writeback started every 4 MiB
+ * leaves it ~2 ms). So the upload takes ~0.33 s whatever the disk does, and
+ * its ratio to cp+fsync moves with the disk: 77% in a run where cp+fsync
+ * took 0.25 s, 82-85% in runs where it took 0.28 s.
  * Tried and slower or no better: hashing from an mmap of the file (also
  * with MAP_POPULATE, 1-32 MiB windows: 0.28-0.29 s against pread's 0.23 s),
  * hashing on the receiving thread, the shared-memory ring for local files,
