@@ -8,7 +8,7 @@ import { driverFor } from "./drivers/index.ts";
 import { ImagesUnavailable, ImageUnavailable } from "./errors.ts";
 import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
 import { lockStack } from "./lock.ts";
-import { driverNode, metadataFor, powerOn, provision, redeliver, waitForSignal, type NodeContext } from "./node-ops.ts";
+import { driverNode, metadataFor, powerOn, provision, redeliver, resumePoweredOn, waitForSignal, type NodeContext } from "./node-ops.ts";
 import { nodesToRemove, planNode, type NodeAction, type PlannedNode } from "./plan.ts";
 import { ensureMetadataService, stopMetadataService, storeFor } from "./services.ts";
 import { loadStack, type Stack } from "./stack.ts";
@@ -200,11 +200,7 @@ async function converge(ctx: NodeContext, p: PlannedNode, image: ResolvedImage, 
         redeliver(ctx, p.spec, p.action.why);
         break;
       case "wait":
-        // Killed between powering the machine on and recording it: record it now, so that its signal counts.
-        if (db.node(p.spec.name)!.state === "powering-on") {
-          const now = Date.now();
-          db.transition(p.spec.name, "booting", { run, fields: { powered_on_at: now, waiting_since: now }, detail: { resumed: true } });
-        }
+        if (db.node(p.spec.name)!.state === "powering-on") resumePoweredOn(ctx, p.spec.name);
         break;
     }
   } catch (e) {

@@ -6,9 +6,10 @@ import { z } from "zod";
 import type { NodeDriver, PowerState } from "./drivers/driver.ts";
 import { DRIVERS } from "./drivers/index.ts";
 import type { ImageCache } from "./images.ts";
-import { consoleTail, waitForSignal, type NodeContext } from "./node-ops.ts";
+import { consoleTail, resumePoweredOn, waitForSignal, type NodeContext } from "./node-ops.ts";
 import type { StackStore } from "./services.ts";
 import { StateDb } from "./state.ts";
+import { buildTimeline } from "./timeline.ts";
 
 /** A driver whose machine is a console file and a power switch, to test the waiting without qemu. */
 let power: PowerState = "on";
@@ -110,5 +111,32 @@ describe("waiting for a node", () => {
     expect(consoleTail(consoleFile, 5, 39)).toBe("(the console is empty)");
     expect(consoleTail(consoleFile, 5, 4000)).toBe("(the console is empty)");
     expect(consoleTail(join(consoleFile, "nope"))).toBe("(no console log)");
+  });
+
+  test("a run killed after the machine came on but before it was recorded: the resumed wait counts from then, and the boot is in the timeline", async () => {
+    const { db, ctx } = setup();
+    // A second node whose last run was killed in powering-on, its machine already running (the fake is on).
+    db.createNode({ name: "n-1", role: "n", idx: 1, pool: "p", driver: "fake", size: { memoryMiB: 512, cpus: 1 } });
+    const killed = db.startRun("deploy");
+    db.transition("n-1", "writing-image", { run: killed });
+    db.transition("n-1", "powering-on", { run: killed, fields: { console_offset: ctx.db.node("n-0")!.console_offset } });
+    const enteredAt = db.events({ node: "n-1" }).at(-1)!.at;
+    await Bun.sleep(50);
+    const resumed = { ...ctx, run: db.startRun("deploy") };
+    resumePoweredOn(resumed, "n-1");
+    const row = db.node("n-1")!;
+    expect(row.state).toBe("booting");
+    expect(row.powered_on_at).toBe(enteredAt);
+    expect(row.waiting_since).toBe(enteredAt); // the deadline does not restart with every resume
+    expect(db.events({ node: "n-1" }).find((e) => e.kind === "power-on")).toMatchObject({ at: enteredAt, run: killed, detail: { resumed: true } });
+
+    const waiting = waitForSignal(resumed, "n-1");
+    appendFileSync(consoleFile, READY);
+    await Bun.sleep(400);
+    db.transition("n-1", "active", { fields: { signalled_serial: 0 } });
+    expect(await waiting).toEqual({ ok: true });
+    const n1 = buildTimeline(db, resumed.run, "s").nodes.find((n) => n.node === "n-1")!;
+    expect(n1.marks.map((m) => m.kind)).toEqual(expect.arrayContaining(["power-on", "booted"]));
+    expect(n1.spans.map((s) => s.phase)).toContain("boot");
   });
 });

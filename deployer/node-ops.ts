@@ -106,6 +106,19 @@ export async function powerOn(ctx: NodeContext, name: string): Promise<void> {
   db.transition(name, "booting", { run, fields: { powered_on_at: now, waiting_since: now } });
 }
 
+/**
+ * A run killed between powering the machine on and recording it left the node in powering-on with its machine
+ * running: record the power-on now, so that its signal counts and its timeline has the boot. The machine came on
+ * after the node entered powering-on, so that moment (and that run) is the best record there is.
+ */
+export function resumePoweredOn(ctx: NodeContext, name: string): void {
+  const { db, run } = ctx;
+  const entered = db.events({ node: name }).findLast((e) => e.kind === "transition" && e.to_state === "powering-on");
+  const at = entered?.at ?? Date.now();
+  db.event(name, "power-on", { resumed: true }, { run: entered?.run ?? run, at });
+  db.transition(name, "booting", { run, fields: { powered_on_at: at, waiting_since: at }, detail: { resumed: true } });
+}
+
 /** Give a running node its metadata again at the next serial (changed, or a retry); state configuring. */
 export function redeliver(ctx: NodeContext, spec: NodeSpec, why: string): void {
   const { db, run } = ctx;
