@@ -44,6 +44,19 @@ const qemuPids = () =>
       .map((p) => [/-name (\S+)/.exec(p.cmd)![1]!, p.pid]),
   );
 
+/**
+ * qemu's pid per node once every qemu has daemonized: until then a node has two processes with its command
+ * line (the starting parent and the VM), and the parent's pid is not the one that stays.
+ */
+async function settledQemuPids() {
+  for (const deadline = Date.now() + 60_000; ; await Bun.sleep(100)) {
+    const qemus = ourProcesses().filter((p) => p.cmd.startsWith("qemu-system"));
+    const pids = qemuPids();
+    if (qemus.length === Object.keys(pids).length) return pids;
+    if (Date.now() > deadline) throw new Error(`qemu never settled to one process per node:\n${qemus.map((q) => q.cmd).join("\n")}`);
+  }
+}
+
 function editStack(edit: (doc: ReturnType<typeof parseDocument>) => void, file = stackFile) {
   const doc = parseDocument(readFileSync(file, "utf8"));
   edit(doc);
@@ -122,7 +135,7 @@ describe("ooo deploy on qemu nodes", () => {
       await Bun.sleep(500);
       first.kill("SIGKILL");
       await first.exited;
-      const booted = qemuPids();
+      const booted = await settledQemuPids();
       expect(Object.keys(booted).sort()).toEqual(["db-0", "web-0", "web-1"]);
 
       const resumed = await deployJson();
