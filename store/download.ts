@@ -55,7 +55,7 @@ export async function downloadImage(
     have = 0;
   }
   const resumedFrom = have;
-  // The body goes to the file natively (Bun.write, appending), and a worker
+  // The body goes to the file from the socket (appending), and a worker
   // thread hashes the file right behind it, from the page cache — the bytes
   // already there (a resumed download) first — and starts the disk's
   // writeback as it goes, so the final fsync is short.
@@ -69,26 +69,30 @@ export async function downloadImage(
       if (image.size !== null && image.size !== undefined && have === image.size && have > 0) break;
       requests++;
       try {
-        const res = await client.downloadData(image.id, have ? { start: have } : undefined);
-        if (res.status === 204) throw new StoreRequestFailed("GET", `/v2/images/${image.id}/file`, 204, `Image ${image.id} has no data.`);
-        if (have && res.status === 200) {
-          // The server ignored the Range: start over.
-          await hash.cancel();
-          ftruncateSync(fd, 0);
-          have = 0;
-          hash = new FileHash(fd, [algo], { writeback: true });
-        }
-        contentMd5 = res.headers.get("Content-MD5") ?? contentMd5;
         const before = have;
         let written: number;
+        let restarted = false;
         try {
-          written = await Bun.write(Bun.file(fd), res);
+          const res = await client.downloadDataToFile(image.id, fd, have ? { start: have } : undefined);
+          if (res.status === 204) throw new StoreRequestFailed("GET", `/v2/images/${image.id}/file`, 204, `Image ${image.id} has no data.`);
+          if (res.rangeIgnored) {
+            // The server does not resume: start over, the file and its hash, and ask for it all.
+            await hash.cancel();
+            ftruncateSync(fd, 0);
+            have = 0;
+            hash = new FileHash(fd, [algo], { writeback: true });
+            restarted = true;
+            attempt--;
+            continue;
+          }
+          contentMd5 = res.headers.get("Content-MD5") ?? contentMd5;
+          written = res.written;
         } finally {
           // What landed counts, also when the connection was cut.
           have = fstatSync(fd).size;
-          received += have - before;
+          if (!restarted) received += have - before;
         }
-        if (have !== before + written) throw new Error(`Bun.write did not append to ${partial}: ${before} + ${written} bytes, the file has ${have}`);
+        if (have !== before + written) throw new Error(`the download did not append to ${partial}: ${before} + ${written} bytes, the file has ${have}`);
         break;
       } catch (e) {
         if (e instanceof StoreRequestFailed || attempt >= retries) throw e;
