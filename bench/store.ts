@@ -38,7 +38,12 @@
  * hash finishes after it, then the fsync (writeback started every 4 MiB
  * leaves it ~2 ms). So the upload takes ~0.33 s whatever the disk does, and
  * its ratio to cp+fsync moves with the disk: 77% in a run where cp+fsync
- * took 0.25 s, 82-85% in runs where it took 0.28 s.
+ * took 0.25 s, 81-85% in runs where it took 0.28-0.29 s.
+ * The download's client is ours, so its receive is the cheapest loop there
+ * is: read(2) off a blocking socket into one buffer, write(2) to the file,
+ * on a thread of its own (store/receive-worker.ts). 291 MiB alone: 0.19-0.22
+ * s (fetch()'s body stream took 0.33 s, Bun.connect's callbacks 0.25 s);
+ * beside the hash ~0.32 s, 88-92% of cp+fsync where fetch gave 75-84%.
  * Tried and slower or no better: hashing from an mmap of the file (also
  * with MAP_POPULATE, 1-32 MiB windows: 0.28-0.29 s against pread's 0.23 s),
  * hashing on the receiving thread, the shared-memory ring for local files,
