@@ -70,29 +70,26 @@ export async function downloadImage(
       requests++;
       try {
         const before = have;
-        let written: number;
-        let restarted = false;
+        let res;
         try {
-          const res = await client.downloadDataToFile(image.id, fd, have ? { start: have } : undefined);
-          if (res.status === 204) throw new StoreRequestFailed("GET", `/v2/images/${image.id}/file`, 204, `Image ${image.id} has no data.`);
-          if (res.rangeIgnored) {
-            // The server does not resume: start over, the file and its hash, and ask for it all.
-            await hash.cancel();
-            ftruncateSync(fd, 0);
-            have = 0;
-            hash = new FileHash(fd, [algo], { writeback: true });
-            restarted = true;
-            attempt--;
-            continue;
-          }
-          contentMd5 = res.headers.get("Content-MD5") ?? contentMd5;
-          written = res.written;
+          res = await client.downloadDataToFile(image.id, fd, have ? { start: have } : undefined);
         } finally {
           // What landed counts, also when the connection was cut.
           have = fstatSync(fd).size;
-          if (!restarted) received += have - before;
+          received += have - before;
         }
-        if (have !== before + written) throw new Error(`the download did not append to ${partial}: ${before} + ${written} bytes, the file has ${have}`);
+        if (res.status === 204) throw new StoreRequestFailed("GET", `/v2/images/${image.id}/file`, 204, `Image ${image.id} has no data.`);
+        if (res.rangeIgnored) {
+          // The server does not resume: start over, the file and its hash, and ask for it all.
+          await hash.cancel();
+          ftruncateSync(fd, 0);
+          have = 0;
+          hash = new FileHash(fd, [algo], { writeback: true });
+          attempt--;
+          continue;
+        }
+        contentMd5 = res.headers.get("Content-MD5") ?? contentMd5;
+        if (have !== before + res.written) throw new Error(`the download did not append to ${partial}: ${before} + ${res.written} bytes, the file has ${have}`);
         break;
       } catch (e) {
         if (e instanceof StoreRequestFailed || attempt >= retries) throw e;

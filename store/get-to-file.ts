@@ -40,7 +40,6 @@ function workerPath(): string {
 
 /** Idle threads, reused: a new one costs ~20 ms, a tenth of a download. */
 const idle: Worker[] = [];
-let nextJob = 1;
 
 export async function getToFile(url: URL, headers: Record<string, string>, fd: number, options: FileGetOptions): Promise<FileGet> {
   if (url.protocol !== "http:") throw new Error(`getToFile speaks plain http, not ${url.protocol}`);
@@ -57,7 +56,6 @@ export async function getToFile(url: URL, headers: Record<string, string>, fd: n
     }
   }
   const job: ReceiveJob = {
-    job: nextJob++,
     address,
     family: family as 4 | 6,
     port: Number(url.port || 80),

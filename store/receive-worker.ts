@@ -1,6 +1,6 @@
-import { dlopen, FFIType, read } from "bun:ffi";
+import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, readSync, writeSync } from "node:fs";
-import { constants } from "node:os";
+import { describeErrno } from "../lib/errno.ts";
 import { ChunkedDecoder, framingOf, parseHead, type Framing } from "./http-response.ts";
 
 /**
@@ -16,7 +16,6 @@ import { ChunkedDecoder, framingOf, parseHead, type Framing } from "./http-respo
 declare const self: Worker;
 
 export interface ReceiveJob {
-  job: number;
   address: string;
   family: 4 | 6;
   port: number;
@@ -29,14 +28,13 @@ export interface ReceiveJob {
 }
 
 export type ReceiveResult =
-  | { job: number; status: number; headers: [string, string][]; written: number; text?: string }
-  | { job: number; error: "connect" | "cut" | "other"; message: string };
+  | { status: number; headers: [string, string][]; written: number; text?: string }
+  | { error: "connect" | "cut" | "other"; message: string };
 
 const libc = dlopen("libc.so.6", {
   socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   connect: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
 });
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -56,11 +54,6 @@ class Failure extends Error {
   ) {
     super(message);
   }
-}
-
-function errnoName(): string {
-  const n = read.i32(libc.symbols.__errno_location()!, 0);
-  return Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 }
 
 function sockaddr(address: string, family: 4 | 6, port: number): Buffer {
@@ -98,14 +91,14 @@ function ipv6Bytes(text: string): Buffer {
 
 function connect(job: ReceiveJob): number {
   const sock = libc.symbols.socket(job.family === 4 ? AF_INET : AF_INET6, SOCK_STREAM_CLOEXEC, 0);
-  if (sock < 0) throw new Failure("connect", `socket: ${errnoName()}`);
+  if (sock < 0) throw new Failure("connect", `socket: ${describeErrno()}`);
   try {
     const timeval = Buffer.alloc(16);
     timeval.writeBigInt64LE(BigInt(job.idleSeconds), 0);
     for (const option of [SO_RCVTIMEO, SO_SNDTIMEO])
-      if (libc.symbols.setsockopt(sock, SOL_SOCKET, option, timeval, 16) !== 0) throw new Failure("connect", `setsockopt: ${errnoName()}`);
+      if (libc.symbols.setsockopt(sock, SOL_SOCKET, option, timeval, 16) !== 0) throw new Failure("connect", `setsockopt: ${describeErrno()}`);
     const sa = sockaddr(job.address, job.family, job.port);
-    if (libc.symbols.connect(sock, sa, sa.length) !== 0) throw new Failure("connect", `connect to ${job.address} port ${job.port}: ${errnoName()}`);
+    if (libc.symbols.connect(sock, sa, sa.length) !== 0) throw new Failure("connect", `connect to ${job.address} port ${job.port}: ${describeErrno()}`);
     return sock;
   } catch (e) {
     closeSync(sock);
@@ -197,7 +190,6 @@ function run(job: ReceiveJob): Extract<ReceiveResult, { status: number }> {
       for (let n; !enough() && (n = receive(sock, BUFFER_BYTES)) > 0; ) body(buffer.subarray(0, n));
     }
     return {
-      job: job.job,
       status,
       headers: [...headers.entries()],
       written,
@@ -214,7 +206,7 @@ self.onmessage = (event: MessageEvent<ReceiveJob>) => {
   try {
     result = run(job);
   } catch (e) {
-    result = { job: job.job, error: e instanceof Failure ? e.kind : "other", message: e instanceof Error ? e.message : String(e) };
+    result = { error: e instanceof Failure ? e.kind : "other", message: e instanceof Error ? e.message : String(e) };
   }
   self.postMessage(result);
 };
