@@ -37,12 +37,9 @@ function ourProcesses(): { pid: number; cmd: string }[] {
   }
   return out;
 }
-const qemuPids = () =>
-  Object.fromEntries(
-    ourProcesses()
-      .filter((p) => p.cmd.startsWith("qemu-system"))
-      .map((p) => [/-name (\S+)/.exec(p.cmd)![1]!, p.pid]),
-  );
+const qemuProcesses = () => ourProcesses().filter((p) => p.cmd.startsWith("qemu-system"));
+const pidsByNode = (qemus: { pid: number; cmd: string }[]) => Object.fromEntries(qemus.map((p) => [/-name (\S+)/.exec(p.cmd)![1]!, p.pid]));
+const qemuPids = () => pidsByNode(qemuProcesses());
 
 /**
  * qemu's pid per node once every qemu has daemonized: until then a node has two processes with its command
@@ -50,8 +47,8 @@ const qemuPids = () =>
  */
 async function settledQemuPids() {
   for (const deadline = Date.now() + 60_000; ; await Bun.sleep(100)) {
-    const qemus = ourProcesses().filter((p) => p.cmd.startsWith("qemu-system"));
-    const pids = qemuPids();
+    const qemus = qemuProcesses();
+    const pids = pidsByNode(qemus);
     if (qemus.length === Object.keys(pids).length) return pids;
     if (Date.now() > deadline) throw new Error(`qemu never settled to one process per node:\n${qemus.map((q) => q.cmd).join("\n")}`);
   }
