@@ -36,9 +36,17 @@ export async function missingBlobs(store: Store, body: unknown): Promise<string[
   return missing;
 }
 
+/**
+ * Above this, a blob is an artifact (a raw disk, a qcow2), not a chunk or a
+ * document: it is hashed on worker threads while it is received, as image
+ * data is, and written thin (a raw disk's zeros become holes).
+ */
+const LARGE_BLOB = 16 * 1024 * 1024;
+
 export async function putBlob(store: Store, digest: string, body: AsyncIterable<Uint8Array>, declaredSize?: number) {
   const hex = parseDigest(digest);
-  return ingest(store.backend, body, { expect: hex, declaredSize, maxSize: store.imageSizeCap, allowEmpty: true });
+  const large = declaredSize === undefined || declaredSize > LARGE_BLOB;
+  return ingest(store.backend, body, { expect: hex, declaredSize, maxSize: store.imageSizeCap, allowEmpty: true, large, thin: true });
 }
 
 export async function readBlob(store: Store, digest: string, range: string | null) {

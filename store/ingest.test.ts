@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DirBackend } from "./backends/dir.ts";
@@ -61,6 +61,26 @@ describe("ingest", () => {
     });
     expect(String(await rejection(ingest(backend, broken, { large: true, md5: true })))).toContain("connection reset");
     expect(files(dir)).toEqual([r.hex]);
+  });
+
+  test("thin data (a raw disk) leaves its runs of zeros as holes, a trailing one too, and reads back whole", async () => {
+    const pattern = (n: number) => new Uint8Array(n).map((_, i) => 1 + ((i * 7) & 0x7f));
+    const data = Buffer.concat([pattern(1 << 20), new Uint8Array(6 << 20), pattern(100_000), new Uint8Array(3 << 20)]);
+    const pieces = (d: Uint8Array) => [d.subarray(0, 777_777), d.subarray(777_777, 5 << 20), d.subarray(5 << 20)];
+    const request = (d: Uint8Array) => new Response(d).body!;
+    for (const [source, options] of [
+      [pieces(data), {}],
+      [request(data), { large: true }],
+    ] as const) {
+      const r = await ingest(backend, source, { ...options, thin: true, declaredSize: data.length });
+      expect(r).toMatchObject({ hex: hex(data), size: data.length, existed: false });
+      const path = join(dir, "sha256", r.hex.slice(0, 2), r.hex);
+      expect(statSync(path).size).toBe(data.length);
+      // Allocated: the 1.1 MiB of pattern and the blocks around it, not the 9 MiB of zeros.
+      expect(statSync(path).blocks * 512).toBeLessThan(2 << 20);
+      expect(hex(new Uint8Array(await new Response(await backend.read(r.hex)).arrayBuffer()))).toBe(r.hex);
+      await backend.delete(r.hex);
+    }
   });
 
   test.each([

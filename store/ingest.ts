@@ -21,6 +21,11 @@ export interface IngestOptions {
   md5?: boolean;
   /** Image data, hundreds of MiB: hash on worker threads while receiving. */
   large?: boolean;
+  /**
+   * The bytes may be mostly zeros (a raw disk): write them through the
+   * backend's write(), which can leave holes, rather than natively.
+   */
+  thin?: boolean;
 }
 
 export interface Ingested {
@@ -50,7 +55,7 @@ export async function ingest(
   // behind the writer; other backends get it through a shared ring of
   // blocks, each written in the background. Chunks and documents are small:
   // hashing them here beats a round trip to a worker.
-  const local = options.large && source instanceof ReadableStream ? writer.local : undefined;
+  const local = options.large && !options.thin && source instanceof ReadableStream ? writer.local : undefined;
   const follow = local ? new FileHash(local.fd, algorithms, { writeback: true }) : undefined;
   const ring = options.large && !local ? new ParallelHash(algorithms) : undefined;
   // The backend's writes, one after another (BlobWriter takes one at a time).

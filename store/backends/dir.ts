@@ -1,5 +1,5 @@
 import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, constants, fdatasync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
+import { closeSync, constants, fdatasync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
 import { promisify } from "node:util";
 import { join } from "node:path";
 import { fsyncDir, stageFile } from "../../lib/atomic.ts";
@@ -8,7 +8,8 @@ import { FileWriter } from "../file-writer.ts";
 import type { BlobBackend, BlobWriter } from "./types.ts";
 
 /**
- * Blobs as files: `<path>/sha256/<first two hex>/<hex>`. A write goes into
+ * Blobs as files: `<path>/sha256/<first two hex>/<hex>`, thin: runs of
+ * zeros written through write() become holes (a raw disk's empty space). A write goes into
  * an unnamed O_TMPFILE inode (lib/atomic.ts) and gets its name only once it
  * is complete and verified, so a killed server leaves no partial blob — the
  * kernel frees the inode. Fan-out by two hex digits keeps folders small when
@@ -66,7 +67,7 @@ export class DirBackend implements BlobBackend {
       if (!used) return;
       const n = used;
       used = 0;
-      await file.write(block.subarray(0, n));
+      await file.writeThin(block.subarray(0, n));
     };
     const root = this.root;
     const pending = (file: string | undefined, dir: string) => {
@@ -94,12 +95,13 @@ export class DirBackend implements BlobBackend {
       async write(data) {
         size += data.length;
         if (used + data.length > BLOCK) await drain();
-        if (data.length >= BLOCK) return file.write(data);
+        if (data.length >= BLOCK) return file.writeThin(data);
         block.set(data, used);
         used += data.length;
       },
       async commit(hex) {
         await drain();
+        ftruncateSync(staged.fd, size); // a trailing hole is no write
         const dir = join(root, hex.slice(0, 2));
         if (mkdirSync(dir, { recursive: true })) pending(undefined, root); // a new fan-out folder
         // Small blobs (chunks) become durable at the store's flush(), one
