@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { dataRuns } from "../lib/sparse.ts";
 import type { Manifest } from "../wire/manifest.ts";
 import type { StoreClient } from "../store/client.ts";
 import { ImageNotFound, StoreRequestFailed } from "../store/errors.ts";
@@ -73,9 +74,6 @@ export async function resolveRoleImage(client: StoreClient, role: string, ref: s
   };
 }
 
-const BLOCK = 64 * 1024;
-const ZERO = Buffer.alloc(BLOCK);
-
 /**
  * Stream a blob into `dest`: hashed, sparse, verified. Returns the bytes
  * received. Gathers the stream into 1 MiB pieces before writing.
@@ -90,10 +88,7 @@ async function downloadBlob(client: StoreClient, sha256: string, size: number, d
   let used = 0;
   let pos = 0;
   const flush = () => {
-    for (let off = 0; off < used; off += BLOCK) {
-      const end = Math.min(off + BLOCK, used);
-      if (!piece.subarray(off, end).equals(ZERO.subarray(0, end - off))) writeSync(fd, piece, off, end - off, pos + off);
-    }
+    for (const [start, end] of dataRuns(piece.subarray(0, used))) writeSync(fd, piece, start, end - start, pos + start);
     pos += used;
     used = 0;
     onProgress?.(pos);

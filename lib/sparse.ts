@@ -2,7 +2,27 @@ import { createHash } from "node:crypto";
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 
 const CHUNK = 1 << 20;
-const ZERO = Buffer.alloc(CHUNK);
+/** A sparse copy leaves a hole for every block of zeros this big (and for a shorter last one). */
+const HOLE_BLOCK = 64 * 1024;
+const ZERO = Buffer.alloc(HOLE_BLOCK);
+
+/**
+ * The parts of `data` a sparse writer writes, as [start, end) runs of
+ * 64 KiB blocks that hold a non-zero byte; it seeks over the rest.
+ */
+export function* dataRuns(data: Uint8Array): Generator<[number, number]> {
+  let run = -1; // where the current run of data blocks starts
+  for (let off = 0; off < data.length; off += HOLE_BLOCK) {
+    const end = Math.min(off + HOLE_BLOCK, data.length);
+    if (Buffer.compare(data.subarray(off, end), ZERO.subarray(0, end - off)) !== 0) {
+      if (run < 0) run = off;
+    } else if (run >= 0) {
+      yield [run, off];
+      run = -1;
+    }
+  }
+  if (run >= 0) yield [run, data.length];
+}
 
 /**
  * Copy `src` to `dest` in one pass, hashing every byte (holes included, so
@@ -21,10 +41,7 @@ export function copySparseHashed(src: string, dest: string): { sha256: string; s
       const n = readSync(input, buf, 0, Math.min(CHUNK, size - pos), pos);
       if (n <= 0) throw new Error(`${src} ended early at ${pos} of ${size} bytes`);
       hash.update(n === CHUNK ? buf : buf.subarray(0, n));
-      for (let off = 0; off < n; off += 65536) {
-        const end = Math.min(off + 65536, n);
-        if (!buf.subarray(off, end).equals(ZERO.subarray(0, end - off))) writeSync(output, buf, off, end - off, pos + off);
-      }
+      for (const [start, end] of dataRuns(buf.subarray(0, n))) writeSync(output, buf, start, end - start, pos + start);
       pos += n;
     }
     ftruncateSync(output, size);

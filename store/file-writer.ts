@@ -1,9 +1,6 @@
 import { write } from "node:fs";
+import { dataRuns } from "../lib/sparse.ts";
 import { Writeback } from "./writeback.ts";
-
-/** Thin writes leave a hole for every whole piece this big that is all zeros. */
-const HOLE = 64 * 1024;
-const ZEROS = new Uint8Array(HOLE);
 
 const pwrite = (fd: number, data: Uint8Array, position: number) =>
   new Promise<number>((resolve, reject) => write(fd, data, 0, data.length, position, (e, n) => (e ? reject(e) : resolve(n))));
@@ -44,22 +41,20 @@ export class FileWriter {
   }
 
   /**
-   * Append `data` as write() does, but skip every whole 64 KiB piece of
-   * zeros, leaving a hole: a raw disk image is mostly zeros, and writing
+   * Append `data` as write() does, but leave its 64 KiB blocks of zeros as
+   * holes (lib/sparse.ts): a raw disk image is mostly zeros, and writing
    * them costs most of its upload's time and disk space (Glance's
    * filesystem_thin_provisioning). The file's size covers a trailing hole
    * only once the owner truncates it to the full length.
    */
   writeThin(data: Uint8Array): Promise<void> {
+    const start = this.offset;
     const writes = [this.tail]; // an earlier write's failure, even when this one writes nothing
-    let run = 0; // where the bytes not yet written start
-    for (let at = 0; at + HOLE <= data.length; at += HOLE) {
-      if (Buffer.compare(data.subarray(at, at + HOLE), ZEROS) !== 0) continue;
-      if (at > run) writes.push(this.write(data.subarray(run, at)));
-      this.offset += HOLE;
-      run = at + HOLE;
+    for (const [from, to] of dataRuns(data)) {
+      this.offset = start + from;
+      writes.push(this.write(data.subarray(from, to)));
     }
-    if (run < data.length) writes.push(this.write(data.subarray(run)));
+    this.offset = start + data.length;
     return Promise.all(writes).then(() => {});
   }
 

@@ -9,11 +9,11 @@ import type { BlobBackend, BlobWriter } from "./types.ts";
 
 /**
  * Blobs as files: `<path>/sha256/<first two hex>/<hex>`, thin: runs of
- * zeros written through write() become holes (a raw disk's empty space). A write goes into
- * an unnamed O_TMPFILE inode (lib/atomic.ts) and gets its name only once it
- * is complete and verified, so a killed server leaves no partial blob — the
- * kernel frees the inode. Fan-out by two hex digits keeps folders small when
- * a store holds millions of chunks.
+ * zeros written through write() become holes (a raw disk's empty space).
+ * A write goes into an unnamed O_TMPFILE inode (lib/atomic.ts) and gets its
+ * name only once it is complete and verified, so a killed server leaves no
+ * partial blob — the kernel frees the inode. Fan-out by two hex digits keeps
+ * folders small when a store holds millions of chunks.
  */
 const libc = dlopen("libc.so.6", {
   syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
