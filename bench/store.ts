@@ -12,7 +12,7 @@
  *    with Glance's legacy md5 `checksum` on (md5Checksums: true), which
  *    bounds it: one md5 stream runs on one core at ~730 MB/s, slower than
  *    cp+fsync of a cached file (~1 GB/s here).
- * 2. Download: the client's verified, durable download (store/download.ts)
+ * 2. Download: the client's verified, durable download (store/client/download.ts)
  *    against the same copy. Target ≥ 80%. Beside it, the same GET by
  *    reference clients in the same run: `curl -o` + sync (no verification)
  *    and Debian's glance CLI `image-download` (verifies by os_hash_value):
@@ -41,7 +41,7 @@
  * took 0.25 s, 81-85% in runs where it took 0.28-0.29 s.
  * The download's client is ours, so its receive is the cheapest loop there
  * is: read(2) off a blocking socket into one buffer, write(2) to the file,
- * on a thread of its own (store/receive-worker.ts). 291 MiB alone: 0.19-0.22
+ * on a thread of its own (store/client/receive-worker.ts). 291 MiB alone: 0.19-0.22
  * s (fetch()'s body stream took 0.33 s, Bun.connect's callbacks 0.25 s);
  * beside the hash ~0.32 s, 88-92% of cp+fsync where fetch gave 75-84%.
  * Tried and slower or no better: hashing from an mmap of the file (also
@@ -77,11 +77,11 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } f
 import { join } from "node:path";
 import { publish } from "../pipeline/publish.ts";
 import { table } from "../lib/log.ts";
-import { downloadImage } from "../store/download.ts";
-import { fetchImage } from "../store/fetch.ts";
-import { resolveImage } from "../store/resolve.ts";
+import { downloadImage } from "../store/client/download.ts";
+import { fetchImage } from "../store/client/fetch.ts";
+import { resolveImage } from "../store/client/resolve.ts";
 import { tmpdir } from "node:os";
-import { StoreClient } from "../store/client.ts";
+import { StoreClient } from "../store/client/client.ts";
 import { requireGlance, startGlance } from "../test/support/glance.ts";
 import { buildTestImage } from "../test/support/images.ts";
 import { requireCommand } from "../test/support/require.ts";

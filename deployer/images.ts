@@ -3,10 +3,11 @@ import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync
 import { join } from "node:path";
 import { dataRuns } from "../lib/sparse.ts";
 import type { Manifest } from "../wire/manifest.ts";
-import type { StoreClient } from "../store/client.ts";
-import { ImageNotFound, StoreRequestFailed } from "../store/errors.ts";
-import type { GlanceImage } from "../store/image.ts";
-import { resolveImage } from "../store/resolve.ts";
+import type { StoreClient } from "../store/client/client.ts";
+import { ImageNotFound } from "../store/errors.ts";
+import { StoreRequestFailed } from "../store/client/errors.ts";
+import type { GlanceImage } from "../store/client/image.ts";
+import { resolveImage } from "../store/client/resolve.ts";
 import type { DiskImage } from "./drivers/driver.ts";
 import { ImageCorrupt, ImageUnavailable } from "./errors.ts";
 

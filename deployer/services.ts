@@ -5,7 +5,7 @@ import { stringify } from "yaml";
 import { z } from "zod";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
-import { StoreClient } from "../store/client.ts";
+import { StoreClient } from "../store/client/client.ts";
 import { CLI, daemonPid, freePort, readPort, startDaemon, stopDaemon, type Daemon } from "./daemons.ts";
 import type { HostService } from "./drivers/driver.ts";
 import { PORT_FILE } from "./metadata-service.ts";

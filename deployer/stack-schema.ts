@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ImageRefText } from "../wire/image-ref.ts";
 import { InventoryEntry } from "./drivers/index.ts";
 import { DURATION_RE, SIZE_RE } from "./units.ts";
 
@@ -21,15 +22,6 @@ const Label = (what: string) =>
     .string({ error: required(what) })
     .regex(LABEL_RE, "lowercase letters, digits and '-', starting with a letter")
     .max(40, "at most 40 characters");
-
-export const IMAGE_REF_RE = /^(?:sha256:[0-9a-f]{64}|[A-Za-z0-9][A-Za-z0-9._-]*(?:@sha256:[0-9a-f]{64}|[@:][A-Za-z0-9][A-Za-z0-9._+-]*)?)$/;
-
-export const ImageRefText = z
-  .string({ error: required("an image in the store: NAME@TAG, NAME:TAG, NAME@VERSION, NAME@sha256:…, sha256:…, NAME or an image id") })
-  .regex(IMAGE_REF_RE, "must be NAME@TAG, NAME:TAG, NAME@VERSION, NAME@sha256:HEX, sha256:HEX, NAME or an image id")
-  .describe(
-    "The image, from the store: NAME@TAG or NAME:TAG (a tag, e.g. node@stable), NAME@VERSION (when no such tag), NAME@sha256:HEX or sha256:HEX (a digest), NAME (the newest), or an image id",
-  );
 
 const SizeText = z.string().regex(SIZE_RE, "a size such as 768M, 2G or 8GiB");
 

@@ -83,7 +83,7 @@ roles:
 
   test.each([
     ["unknown role key", `version: 1\nroles:\n  web:\n    count: 1\n    image: node@stable\n    imagee: x\n`, [`${FILE}:6 roles.web.imagee: unknown key (known: count, image, inventory, size, metadata, nodes, name_format, rolling_updates, expose)`]],
-    ["missing image", `version: 1\nroles:\n  web:\n    count: 1\n`, [`${FILE}:3 roles.web.image: is required: an image in the store: NAME@TAG, NAME:TAG, NAME@VERSION, NAME@sha256:…, sha256:…, NAME or an image id`]],
+    ["missing image", `version: 1\nroles:\n  web:\n    count: 1\n`, [`${FILE}:3 roles.web.image: is required: an image in the store, NAME@TAG (else NAME@VERSION), NAME:TAG, NAME@sha256:HEX, sha256:HEX, NAME (the newest) or an image ID`]],
     ["count below 0", `version: 1\nroles:\n  web:\n    count: -1\n    image: node@stable\n`, [`${FILE}:4 roles.web.count: must be ≥ 0`]],
     ["count not a number", `version: 1\nroles:\n  web:\n    count: two\n    image: node@stable\n`, [`${FILE}:4 roles.web.count: must be a whole number`]],
     [
@@ -96,7 +96,8 @@ roles:
     ["no version", `roles: {}\n`, [`${FILE}:1 version: is required: version: 1`]],
     ["a newer version", `version: 2\nroles: {}\n`, [`${FILE}:1 version: must be 1 (the only stack file version)`]],
     ["no roles", `version: 1\n`, [`${FILE}:1 roles: is required: a mapping of role names to roles`]],
-    ["a bad image reference", `version: 1\nroles:\n  web:\n    count: 1\n    image: "node stable"\n`, [`${FILE}:5 roles.web.image: must be NAME@TAG, NAME:TAG, NAME@VERSION, NAME@sha256:HEX, sha256:HEX, NAME or an image id`]],
+    ["a bad image reference", `version: 1\nroles:\n  web:\n    count: 1\n    image: "node stable"\n`, [`${FILE}:5 roles.web.image: must be NAME@TAG (else NAME@VERSION), NAME:TAG, NAME@sha256:HEX, sha256:HEX, NAME (the newest) or an image ID`]],
+    ["a digest too short", `version: 1\nroles:\n  web:\n    count: 1\n    image: node@sha256:abc\n`, [`${FILE}:5 roles.web.image: must be NAME@TAG (else NAME@VERSION), NAME:TAG, NAME@sha256:HEX, sha256:HEX, NAME (the newest) or an image ID; a digest is sha256: and 64 lowercase hex digits`]],
     ["a bad role name", `version: 1\nroles:\n  Web_1:\n    count: 1\n    image: x@1\n`, [`${FILE}:3 roles.Web_1: lowercase letters, digits and '-', starting with a letter`]],
     ["too little memory", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    size: { memory: 128M }\n`, [`${FILE}:6 roles.web.size.memory: must be at least 256 MiB (a Debian node does not boot in less)`]],
     ["a size without sense", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    size: { memory: lots }\n`, [`${FILE}:6 roles.web.size.memory: a size such as 768M, 2G or 8GiB`]],
@@ -148,7 +149,7 @@ roles:
     expect(problems(text)).toEqual([
       `${FILE}:4 roles.a.count: must be ≥ 0`,
       `${FILE}:14 roles.c.bogus: unknown key (known: count, image, inventory, size, metadata, nodes, name_format, rolling_updates, expose)`,
-      `${FILE}:15 roles.d.image: is required: an image in the store: NAME@TAG, NAME:TAG, NAME@VERSION, NAME@sha256:…, sha256:…, NAME or an image id`,
+      `${FILE}:15 roles.d.image: is required: an image in the store, NAME@TAG (else NAME@VERSION), NAME:TAG, NAME@sha256:HEX, sha256:HEX, NAME (the newest) or an image ID`,
     ]);
     // c did not parse, so it takes no part in the duplicate check; fix it and the rule speaks.
     expect(problems(text.replace("    bogus: 1\n", ""))).toContain(`${FILE}:13 roles.c.name_format: duplicate node name n-1: also a node of role b`);

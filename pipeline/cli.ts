@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from "yargs";
 import { DEFAULT_IMAGE } from "../builder/defaults.ts";
 import { log, table } from "../lib/log.ts";
-import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client-args.ts";
+import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client/args.ts";
 import { promote } from "./promote.ts";
 import { publish, type PublishReport } from "./publish.ts";
 import { testImage } from "./test-image.ts";

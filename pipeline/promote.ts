@@ -1,7 +1,9 @@
-import type { StoreClient } from "../store/client.ts";
-import { ImageNotFound, ImageUnavailable } from "../store/errors.ts";
-import { newestActive } from "../store/resolve.ts";
-import { type GlanceImage, UUID_RE } from "../store/image.ts";
+import type { StoreClient } from "../store/client/client.ts";
+import { ImageNotFound } from "../store/errors.ts";
+import { ImageUnavailable } from "../store/client/errors.ts";
+import { newestActive } from "../store/client/resolve.ts";
+import { type GlanceImage } from "../store/client/image.ts";
+import { UUID_RE } from "../wire/image-ref.ts";
 
 /**
  * `ooo promote NAME [REF] --tag stable`: after an image passed its boot

@@ -4,11 +4,11 @@ import { log } from "../lib/log.ts";
 import { parseWith } from "../lib/validate.ts";
 import { type ChunkIndex, chunkOffsets } from "../wire/chunk-index.ts";
 import { Manifest } from "../wire/manifest.ts";
-import type { StoreClient } from "../store/client.ts";
-import { StoreRequestFailed } from "../store/errors.ts";
-import type { GlanceImage } from "../store/image.ts";
-import { indexStream } from "../store/indexer.ts";
-import { openSeed } from "../store/seed.ts";
+import type { StoreClient } from "../store/client/client.ts";
+import { StoreRequestFailed } from "../store/client/errors.ts";
+import type { GlanceImage } from "../store/client/image.ts";
+import { indexStream } from "../store/client/indexer.ts";
+import { openSeed } from "../store/client/seed.ts";
 import { PublishFailed } from "./errors.ts";
 
 /**

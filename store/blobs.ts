@@ -1,7 +1,8 @@
 import { z } from "zod";
+import { DIGEST_FORMAT } from "../wire/digest.ts";
+import { Digest } from "../wire/image-ref.ts";
 import { streamOf } from "./backends/types.ts";
 import { BadRequest, BlobNotFound } from "./errors.ts";
-import { Digest } from "./image.ts";
 import { ingest } from "./ingest.ts";
 import { parseRange } from "./range.ts";
 import type { Store } from "./store.ts";
@@ -16,7 +17,7 @@ export const MAX_QUERY = 100_000;
 const Missing = z.object({ digests: z.array(Digest).max(MAX_QUERY) });
 
 export function parseDigest(text: string): string {
-  if (!Digest.safeParse(text).success) throw new BadRequest(`Not a blob digest: ${text.slice(0, 80)} (sha256:<64 lowercase hex>)`);
+  if (!Digest.safeParse(text).success) throw new BadRequest(`Not a blob digest: ${text.slice(0, 80)} (${DIGEST_FORMAT})`);
   return text.slice("sha256:".length);
 }
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { canonicalTar } from "../lib/tar/canonical.ts";
 import { DirBackend } from "./backends/dir.ts";
 import { attachChunkIndex, readChunkIndex } from "./chunked.ts";
-import { indexStream } from "./indexer.ts";
+import { indexStream } from "./client/indexer.ts";
 import { Store } from "./store.ts";
 
 let dir: string;

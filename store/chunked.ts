@@ -1,12 +1,11 @@
 import { createHash } from "node:crypto";
 import { ALGORITHM } from "../lib/chunking.ts";
-import { ChunkIndex } from "../wire/chunk-index.ts";
+import { ChunkIndex, entryTuples } from "../wire/chunk-index.ts";
 import { streamOf } from "./backends/types.ts";
 import { blobBytes } from "./blobs.ts";
 import { BadRequest, Conflict, DigestMismatch, NotFound } from "./errors.ts";
 import type { ImageRecord } from "./image.ts";
 import { ingest } from "./ingest.ts";
-import { entryTuples } from "./indexer.ts";
 import { EntryIndexer, NotATarStream } from "../lib/tar/entries.ts";
 import type { Store } from "./store.ts";
 

@@ -3,13 +3,13 @@ import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../lib/errors.ts";
 import { log, table } from "../lib/log.ts";
-import { clientFromArgs, type StoreArgs, withStoreArgs } from "./client-args.ts";
+import { clientFromArgs, type StoreArgs, withStoreArgs } from "./client/args.ts";
 import { loadStoreConfig } from "./config.ts";
 import { createBackend } from "./backends/index.ts";
-import { fetchImage } from "./fetch.ts";
+import { fetchImage } from "./client/fetch.ts";
 import { collectGarbage } from "./gc.ts";
 import { glanceTime } from "./image.ts";
-import { resolveImage } from "./resolve.ts";
+import { resolveImage } from "./client/resolve.ts";
 import { serveStore } from "./server.ts";
 import { Store } from "./store.ts";
 

@@ -1,9 +1,9 @@
 import { OooError } from "../lib/errors.ts";
 
 /**
- * The store's errors. Server-side ones carry the HTTP status Glance answers
- * with in the same situation (reference §1), so the API layer maps them
- * without a table; client-side ones say what the server or the data did.
+ * The store server's errors. Those a request can cause carry the HTTP
+ * status Glance answers with in the same situation, so the API layer maps
+ * them without a table. The client's errors are in store/client/errors.ts.
  */
 export abstract class StoreError extends OooError {
   /** HTTP status the API answers with. */
@@ -130,61 +130,5 @@ export class ListenFailed extends OooError {
       cause,
       hint: "Another program (another store?) may hold the port: stop it, or choose another address with --listen HOST:PORT.",
     });
-  }
-}
-
-// --- client side ---
-
-/** The store answered with an error status. */
-export class StoreRequestFailed extends OooError {
-  readonly code = "store-request-failed";
-  override readonly exitCode: number;
-  constructor(
-    readonly method: string,
-    readonly url: string,
-    readonly status: number,
-    readonly detail: string,
-  ) {
-    super(`${method} ${url}: ${status} ${detail}`);
-    this.exitCode = status === 401 || status === 403 ? 3 : 1;
-  }
-}
-
-export class StoreUnreachable extends OooError {
-  readonly code = "store-unreachable";
-  constructor(
-    readonly url: string,
-    cause: unknown,
-  ) {
-    super(`cannot reach the image store at ${url}: ${cause instanceof Error ? cause.message : String(cause)}`, {
-      cause,
-      hint: "Is `ooo store serve` running there? Set the address with --store or OOO_STORE_URL.",
-    });
-  }
-}
-
-/** The image has no data to give: not uploaded yet, or withdrawn (deactivated). */
-export class ImageUnavailable extends OooError {
-  readonly code = "image-unavailable";
-  constructor(
-    readonly image: string,
-    readonly status: string,
-  ) {
-    const withdrawn = status === "deactivated";
-    super(withdrawn ? `image ${image} is deactivated: an operator withdrew its data` : `image ${image} is ${status}: it has no data yet`, {
-      hint: withdrawn ? "glance image-reactivate ID gives it back; or use another version." : "Publish it first, or use an active version.",
-    });
-  }
-}
-
-/** Downloaded or reassembled data does not match its digest. */
-export class CorruptDownload extends OooError {
-  readonly code = "corrupt-download";
-  constructor(
-    readonly what: string,
-    readonly expected: string,
-    readonly actual: string,
-  ) {
-    super(`Corrupt image download: ${what} has ${actual}, expected ${expected}; nothing was written`);
   }
 }

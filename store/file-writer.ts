@@ -1,6 +1,6 @@
 import { write } from "node:fs";
 import { dataRuns } from "../lib/sparse.ts";
-import { Writeback } from "./writeback.ts";
+import { Writeback } from "../lib/writeback.ts";
 
 const pwrite = (fd: number, data: Uint8Array, position: number) =>
   new Promise<number>((resolve, reject) => write(fd, data, 0, data.length, position, (e, n) => (e ? reject(e) : resolve(n))));
@@ -10,7 +10,7 @@ const pwrite = (fd: number, data: Uint8Array, position: number) =>
  * the I/O thread pool, one after another in the order they were issued, so
  * the caller's thread goes on receiving while the kernel copies the last
  * block into the page cache. They also start the disk's writeback as they
- * go (store/writeback.ts).
+ * go (lib/writeback.ts).
  */
 export class FileWriter {
   private readonly writeback: Writeback;

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { indexStream } from "./indexer.ts";
+import { indexStream } from "./client/indexer.ts";
 import { DirBackend } from "./backends/dir.ts";
 import { attachChunkIndex } from "./chunked.ts";
 import { collectGarbage } from "./gc.ts";

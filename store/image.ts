@@ -1,9 +1,10 @@
 import { z } from "zod";
+import { UUID_RE } from "../wire/image-ref.ts";
 
 /**
  * An image record as the store keeps it (`images/<id>.json`) and as the
- * Glance v2 API shows it (reference §1). Shared by the server and the client,
- * so it imports nothing from either.
+ * Glance v2 API shows it. The server's: clients read images as
+ * store/client/image.ts's GlanceImage.
  *
  * ooo's own facts about an image travel as Glance custom properties, so that
  * Glance clients see them and a real Glance can hold them too:
@@ -34,7 +35,6 @@ export const STATUSES = [
 export const ImageStatus = z.enum(STATUSES);
 export type ImageStatus = z.infer<typeof ImageStatus>;
 
-export const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 export const Uuid = z.string().regex(UUID_RE, "an image id is a UUID");
 
 /**
@@ -55,8 +55,6 @@ export const Tag = safeText("a tag").refine((s) => s.length > 0, "a tag must not
 /** A custom property: string key and value, as Glance requires. */
 export const PropertyKey = z.string().min(1).max(255);
 export const PropertyValue = z.string().max(65535);
-
-export const Digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, "a digest is sha256:<64 lowercase hex>");
 
 export const ImageRecord = z.object({
   id: Uuid,
@@ -173,27 +171,3 @@ export function glanceView(r: ImageRecord): Record<string, unknown> {
     schema: "/v2/schemas/image",
   };
 }
-
-/**
- * An image as a client reads it from any Glance v2 server (ours or a real
- * one): the keys ooo uses, checked; everything else kept as it came.
- */
-export const GlanceImage = z.looseObject({
-  id: z.string(),
-  name: z.string().nullable().optional(),
-  status: z.string(),
-  size: z.number().nullable().optional(),
-  checksum: z.string().nullable().optional(),
-  os_hash_algo: z.string().nullable().optional(),
-  os_hash_value: z.string().nullable().optional(),
-  disk_format: z.string().nullable().optional(),
-  container_format: z.string().nullable().optional(),
-  tags: z.array(z.string()).default([]),
-  created_at: z.string().optional(),
-  updated_at: z.string().optional(),
-  ooo_digest: z.string().optional(),
-  ooo_version: z.string().optional(),
-  ooo_chunk_index: z.string().optional(),
-  ooo_manifest: z.string().optional(),
-});
-export type GlanceImage = z.infer<typeof GlanceImage>;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { BlobBackend } from "./backends/types.ts";
 import { BadRequest, DigestMismatch, TooLarge } from "./errors.ts";
-import { FileHash, ParallelHash } from "./parallel-hash.ts";
+import { FileHash, ParallelHash } from "../lib/parallel-hash.ts";
 
 /**
  * Stream bytes into the backend while hashing them, and give them their

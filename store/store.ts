@@ -3,7 +3,9 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { BlobBackend } from "./backends/types.ts";
 import { BadRequest, Conflict, Forbidden, Gone, ImageNotFound, NotFound, TooLarge } from "./errors.ts";
-import { BASE_KEYS, Digest, ImageRecord, isReadOnlyKey, PropertyKey, Tag, UUID_RE } from "./image.ts";
+import { DIGEST_FORMAT, isDigest } from "../wire/digest.ts";
+import { UUID_RE } from "../wire/image-ref.ts";
+import { BASE_KEYS, ImageRecord, isReadOnlyKey, PropertyKey, Tag } from "./image.ts";
 import { ingest } from "./ingest.ts";
 import { listImages, type ListPage } from "./list.ts";
 import { lockStoreDir } from "./lock.ts";
@@ -166,8 +168,8 @@ export class Store {
    */
   private checkProperties(r: ImageRecord) {
     const digest = r.properties.ooo_digest;
-    if (digest !== undefined && !Digest.safeParse(digest).success)
-      throw new BadRequest(`Invalid value for ooo_digest: ${digest} (sha256:<64 lowercase hex>)`);
+    if (digest !== undefined && !isDigest(digest))
+      throw new BadRequest(`Invalid value for ooo_digest: ${digest} (${DIGEST_FORMAT})`);
     const others = this.records.all().filter((o) => o.id !== r.id && o.status !== "deleted" && o.name === r.name);
     for (const key of ["ooo_version", "ooo_digest"] as const) {
       const value = r.properties[key];

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { SHA256_HEX_RE } from "./digest.ts";
+import { Digest, Sha256Hex } from "./image-ref.ts";
 
 /**
  * The chunk index of an image (`GET /v2/images/{id}/chunk-index`): the
@@ -19,7 +21,6 @@ import { z } from "zod";
  * (agents/takeover/patch-install.ts). The store checks them against the data
  * like the chunks.
  */
-const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 in lowercase hex");
 
 export const ChunkerSpec = z.object({
   algorithm: z.string().describe("Cutting algorithm and version, e.g. gear32-nc2-v1 (lib/chunking.ts)"),
@@ -30,10 +31,7 @@ export const ChunkerSpec = z.object({
 
 const ChunkIndexFields = {
   version: z.literal(1).describe("Chunk index format version"),
-  digest: z
-    .string()
-    .regex(/^sha256:[0-9a-f]{64}$/)
-    .describe("sha256 of the whole stream: the image's content address"),
+  digest: Digest.describe("sha256 of the whole stream: the image's content address"),
   size: z.number().int().nonnegative().describe("Bytes in the whole stream"),
   chunker: ChunkerSpec,
 };
@@ -81,11 +79,10 @@ export type ChunkIndex = z.infer<typeof ChunkIndexV1>;
  * do not accept goes through ChunkIndexV1 itself, for its exact errors.
  */
 const Envelope = z.object({ ...ChunkIndexFields, chunks: z.array(z.unknown()), entries: z.array(z.unknown()).optional() });
-const HEX64 = /^[0-9a-f]{64}$/;
 const isSize = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v > 0;
-const isChunk = (c: unknown) => Array.isArray(c) && c.length === 2 && typeof c[0] === "string" && HEX64.test(c[0]) && isSize(c[1]);
+const isChunk = (c: unknown) => Array.isArray(c) && c.length === 2 && typeof c[0] === "string" && SHA256_HEX_RE.test(c[0]) && isSize(c[1]);
 function isEntry(e: unknown) {
-  if (!Array.isArray(e) || e.length < 3 || typeof e[0] !== "string" || e[0].length === 0 || !isSize(e[1]) || typeof e[2] !== "string" || !HEX64.test(e[2])) return false;
+  if (!Array.isArray(e) || e.length < 3 || typeof e[0] !== "string" || e[0].length === 0 || !isSize(e[1]) || typeof e[2] !== "string" || !SHA256_HEX_RE.test(e[2])) return false;
   for (let i = 3; i < e.length; i++) if (typeof e[i] !== "string") return false;
   return true;
 }
@@ -111,6 +108,11 @@ export const ChunkIndex = {
 };
 
 export type IndexEntry = NonNullable<ChunkIndex["entries"]>[number];
+
+/** The wire form of a tar's entries as lib/tar/entries.ts reads them: the publisher writes it, the store checks it. */
+export function entryTuples(entries: { path: string; length: number; sha256: string; hardlinkTo?: string }[]): IndexEntry[] {
+  return entries.map((e) => (e.hardlinkTo !== undefined ? [e.path, e.length, e.sha256, e.hardlinkTo] : [e.path, e.length, e.sha256]));
+}
 
 /** Each tar entry with its offset in the stream. */
 export function entryOffsets(index: ChunkIndex): { path: string; offset: number; length: number; sha256: string; hardlinkTo?: string }[] {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { Digest, Sha256Hex } from "./image-ref.ts";
 
 /**
  * The build manifest (`NAME.manifest.json`): what an image is and how it was
@@ -10,23 +11,21 @@ import { z } from "zod";
  * `tar` artifact. It does not depend on the filesystem the root is written
  * to, so an ext4 and an erofs image of one tree share it.
  */
-const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 in lowercase hex");
-
 export const Artifact = z.object({
   type: z.string().describe("Output type: tar, rootfs, raw, qcow2, vmlinuz, initrd, …"),
   file: z.string().describe("File name, relative to the manifest"),
-  sha256: Sha256,
+  sha256: Sha256Hex,
   size: z.number().int().nonnegative().describe("Bytes (apparent size)"),
 });
 
 export const ManifestV1 = z.object({
   version: z.literal(1).describe("Manifest format version"),
   name: z.string().describe("Image name (basename of -o)"),
-  digest: z.string().regex(/^sha256:[0-9a-f]{64}$/).describe("Content address: sha256 of the canonical root tar"),
+  digest: Digest.describe("Content address: sha256 of the canonical root tar"),
   arch: z.string(),
   sourceDateEpoch: z.number().int().describe("Every mtime in the root is clamped to this"),
   builder: z.object({ name: z.literal("ooo"), version: z.string() }),
-  elements: z.array(z.object({ name: z.string(), sha256: Sha256 })).describe("Elements and their content hashes"),
+  elements: z.array(z.object({ name: z.string(), sha256: Sha256Hex })).describe("Elements and their content hashes"),
   packages: z
     .array(z.object({ name: z.string(), version: z.string(), arch: z.string() }))
     .describe("Installed packages (dpkg); empty for roots without dpkg"),

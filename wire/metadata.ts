@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { Digest } from "./image-ref.ts";
 
 /**
  * Node metadata: what the deployer's metadata service hands each node, and
@@ -25,10 +26,7 @@ export const METADATA_VERSION = 1;
 export const ImageRef = z
   .object({
     name: z.string().min(1).describe("Image name in the image store"),
-    digest: z
-      .string()
-      .regex(/^sha256:[0-9a-f]{64}$/, "sha256: and 64 lowercase hex digits")
-      .describe("Content address of the image (wire/manifest.ts digest); the node upgrades when it differs from its own"),
+    digest: Digest.describe("Content address of the image (wire/manifest.ts digest); the node upgrades when it differs from its own"),
     attempt: z
       .number()
       .int()

@@ -1,4 +1,5 @@
 import { log } from "../../lib/log.ts";
+import { isDigest } from "../../wire/digest.ts";
 import { isDict, toPlain, type PyDict } from "../pyjson/value.ts";
 import { BootPartition } from "./boot-partition.ts";
 import { slotState } from "./bootenv.ts";
@@ -19,7 +20,7 @@ export function namedDigest(metadata: PyDict): string | null | undefined {
   if (ooo === undefined) return null;
   if (!isDict(ooo)) return undefined;
   const digest = (toPlain(ooo) as { image?: { digest?: unknown } }).image?.digest;
-  return typeof digest === "string" && /^sha256:[0-9a-f]{64}$/.test(digest) ? digest : undefined;
+  return isDigest(digest) ? digest : undefined;
 }
 
 /**

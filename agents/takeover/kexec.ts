@@ -82,7 +82,7 @@ export function loadKexecKernelInBackground(o: { kernel: string; initrd: string;
   });
 }
 
-/** As store/parallel-hash.ts: inside the agent's executable the worker is an entry point under its repository path. */
+/** As lib/parallel-hash.ts: inside the agent's executable the worker is an entry point under its repository path. */
 function workerPath(): string {
   return Bun.main.startsWith("/$bunfs/") ? "./agents/takeover/kexec-worker.ts" : new URL("./kexec-worker.ts", import.meta.url).href;
 }

@@ -3,7 +3,7 @@ import { chmodSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { canonicalTar } from "../../lib/tar/canonical.ts";
-import { indexStream } from "../../store/indexer.ts";
+import { indexStream } from "../../store/client/indexer.ts";
 import type { ChunkIndex } from "../../wire/chunk-index.ts";
 import { applyPatch, planPatch, UnsafePath } from "./patch-install.ts";
 

@@ -2,14 +2,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync,
 import { basename, join } from "node:path";
 import { log } from "../../lib/log.ts";
 import { capture, run } from "../../lib/run.ts";
-import { StoreClient } from "../../store/client.ts";
-import { fetchImage, fetchRun, missingRuns } from "../../store/fetch.ts";
-import type { GlanceImage } from "../../store/image.ts";
+import { StoreClient } from "../../store/client/client.ts";
+import { fetchImage, fetchRun, missingRuns } from "../../store/client/fetch.ts";
+import type { GlanceImage } from "../../store/client/image.ts";
 import type { ChunkIndex } from "../../wire/chunk-index.ts";
 import { canonicalTar } from "../../lib/tar/canonical.ts";
 import { planStream, streamInto } from "./stream-install.ts";
 import { applyPatch, planPatch } from "./patch-install.ts";
-import { resolveImage } from "../../store/resolve.ts";
+import { resolveImage } from "../../store/client/resolve.ts";
 import type { NodeMetadata } from "../../wire/metadata.ts";
 import { Progress, progressUrl, type Progress as ProgressT } from "../../wire/progress.ts";
 import { BootPartition } from "./boot-partition.ts";

@@ -3,6 +3,7 @@ import { closeSync, constants, fdatasync, fstatSync, fsyncSync, ftruncateSync, m
 import { promisify } from "node:util";
 import { join } from "node:path";
 import { fsyncDir, stageFile } from "../../lib/atomic.ts";
+import { SHA256_HEX_RE } from "../../wire/digest.ts";
 import { BlobNotFound } from "../errors.ts";
 import { FileWriter } from "../file-writer.ts";
 import type { BlobBackend, BlobWriter } from "./types.ts";
@@ -132,7 +133,7 @@ export class DirBackend implements BlobBackend {
   async *list() {
     for (const fan of readdirSync(this.root)) {
       if (!/^[0-9a-f]{2}$/.test(fan)) continue;
-      for (const name of readdirSync(join(this.root, fan))) if (/^[0-9a-f]{64}$/.test(name)) yield name;
+      for (const name of readdirSync(join(this.root, fan))) if (SHA256_HEX_RE.test(name)) yield name;
     }
   }
 

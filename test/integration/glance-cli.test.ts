@@ -3,8 +3,8 @@ import { createHash } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ImageUnavailable } from "../../store/errors.ts";
-import { resolveImage } from "../../store/resolve.ts";
+import { ImageUnavailable } from "../../store/client/errors.ts";
+import { resolveImage } from "../../store/client/resolve.ts";
 import { requireCommand } from "../support/require.ts";
 import { noise, READ_TOKEN, startStore, type TestStore, WRITE_TOKEN } from "../support/store.ts";
 

@@ -4,8 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { publish } from "../../pipeline/publish.ts";
-import { fetchImage } from "../../store/fetch.ts";
-import { resolveImage } from "../../store/resolve.ts";
+import { fetchImage } from "../../store/client/fetch.ts";
+import { resolveImage } from "../../store/client/resolve.ts";
 import { writeManifest } from "../support/manifest.ts";
 import { requireCommand, requireRoot } from "../support/require.ts";
 import { makeRoot, writeCanonicalTar } from "../support/roots.ts";

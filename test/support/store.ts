@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import type { StoreConfig } from "../../store/config.ts";
-import { StoreClient } from "../../store/client.ts";
+import { StoreClient } from "../../store/client/client.ts";
 import { freePort } from "../../deployer/daemons.ts";
 
 /**

@@ -1,6 +1,8 @@
 import type { StoreClient } from "./client.ts";
-import { ImageNotFound, ImageUnavailable } from "./errors.ts";
-import { type GlanceImage, UUID_RE } from "./image.ts";
+import { ImageNotFound } from "../errors.ts";
+import { ImageUnavailable } from "./errors.ts";
+import { type GlanceImage } from "./image.ts";
+import { UUID_RE } from "../../wire/image-ref.ts";
 
 /**
  * Find an image by what a person or a node knows of it:

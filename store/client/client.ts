@@ -1,5 +1,5 @@
-import { ChunkIndex } from "../wire/chunk-index.ts";
-import { Manifest } from "../wire/manifest.ts";
+import { ChunkIndex } from "../../wire/chunk-index.ts";
+import { Manifest } from "../../wire/manifest.ts";
 import { StoreRequestFailed, StoreUnreachable } from "./errors.ts";
 import { ConnectFailed, getToFile, type FileGet } from "./get-to-file.ts";
 import { GlanceImage } from "./image.ts";

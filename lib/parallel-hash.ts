@@ -78,14 +78,14 @@ class HashThread {
 
 /**
  * Where the worker's code is. In a standalone executable (the agent, built
- * with store/hash-worker.ts as a second entry point) it is embedded under
+ * with lib/hash-worker.ts as a second entry point) it is embedded under
  * its path from the repository root, and a URL relative to this module (now
  * inside the bundle) would not find it: the worker failed to load and a
  * download waited for it forever.
  */
 function workerPath(): string {
   // import.meta.url will not tell: with --bytecode it is the build's source path.
-  return Bun.main.startsWith("/$bunfs/") ? "./store/hash-worker.ts" : new URL("./hash-worker.ts", import.meta.url).href;
+  return Bun.main.startsWith("/$bunfs/") ? "./lib/hash-worker.ts" : new URL("./hash-worker.ts", import.meta.url).href;
 }
 
 const threads = new Map<string, HashThread>();

@@ -1,12 +1,7 @@
 import { createHash } from "node:crypto";
-import { ALGORITHM, chunkId, chunkStream, DEFAULT_CHUNKER, type ChunkerParams } from "../lib/chunking.ts";
-import { EntryIndexer, NotATarStream, type StreamEntry } from "../lib/tar/entries.ts";
-import type { ChunkIndex, IndexEntry } from "../wire/chunk-index.ts";
-
-/** The wire form of stream entries (wire/chunk-index.ts). */
-export function entryTuples(entries: StreamEntry[]): IndexEntry[] {
-  return entries.map((e) => (e.hardlinkTo !== undefined ? [e.path, e.length, e.sha256, e.hardlinkTo] : [e.path, e.length, e.sha256]));
-}
+import { ALGORITHM, chunkId, chunkStream, DEFAULT_CHUNKER, type ChunkerParams } from "../../lib/chunking.ts";
+import { EntryIndexer, NotATarStream } from "../../lib/tar/entries.ts";
+import { type ChunkIndex, entryTuples } from "../../wire/chunk-index.ts";
 
 /**
  * Cut a stream into content-defined chunks and describe it as a chunk index;

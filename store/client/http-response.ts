@@ -1,5 +1,5 @@
 /**
- * Reading an HTTP/1.x response off a socket by hand (store/receive-worker.ts
+ * Reading an HTTP/1.x response off a socket by hand (store/client/receive-worker.ts
  * does, for image data): its head, how its body is framed, and a decoder
  * for chunked bodies. Pure functions over bytes, so they are tested alone.
  */

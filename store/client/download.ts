@@ -1,11 +1,11 @@
 import { getHashes } from "node:crypto";
 import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { fsyncDir } from "../lib/atomic.ts";
+import { fsyncDir } from "../../lib/atomic.ts";
 import type { StoreClient } from "./client.ts";
 import { CorruptDownload, ImageUnavailable, StoreRequestFailed } from "./errors.ts";
 import type { GlanceImage } from "./image.ts";
-import { FileHash } from "./parallel-hash.ts";
+import { FileHash } from "../../lib/parallel-hash.ts";
 
 /**
  * Download an image's data whole, resuming with Range after a cut

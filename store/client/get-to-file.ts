@@ -35,7 +35,7 @@ export class ConnectFailed extends Error {}
 
 function workerPath(): string {
   // As parallel-hash.ts's: a standalone executable names its extra entry points so.
-  return Bun.main.startsWith("/$bunfs/") ? "./store/receive-worker.ts" : new URL("./receive-worker.ts", import.meta.url).href;
+  return Bun.main.startsWith("/$bunfs/") ? "./store/client/receive-worker.ts" : new URL("./receive-worker.ts", import.meta.url).href;
 }
 
 /** Idle threads, reused: a new one costs ~20 ms, a tenth of a download. */

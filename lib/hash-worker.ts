@@ -4,7 +4,7 @@ import { readSync } from "node:fs";
 import { Writeback } from "./writeback.ts";
 
 /**
- * A thread behind store/parallel-hash.ts: one hash algorithm, any number of
+ * A thread behind lib/parallel-hash.ts: one hash algorithm, any number of
  * jobs, two kinds of them.
  *
  * - `ring`: the main thread copies a stream into blocks of a shared ring

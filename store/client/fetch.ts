@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { ftruncateSync, readSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { stageFile } from "../lib/atomic.ts";
-import { ALGORITHM, chunkId, chunkStream } from "../lib/chunking.ts";
-import { log } from "../lib/log.ts";
-import { ChunkIndex, chunkOffsets } from "../wire/chunk-index.ts";
+import { stageFile } from "../../lib/atomic.ts";
+import { ALGORITHM, chunkId, chunkStream } from "../../lib/chunking.ts";
+import { log } from "../../lib/log.ts";
+import { ChunkIndex, chunkOffsets } from "../../wire/chunk-index.ts";
 import type { StoreClient } from "./client.ts";
 import { downloadImage, requireData } from "./download.ts";
 import { CorruptDownload, StoreRequestFailed } from "./errors.ts";

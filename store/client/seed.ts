@@ -1,5 +1,5 @@
 import { closeSync, openSync, readSync, statSync } from "node:fs";
-import { canonicalTar } from "../lib/tar/canonical.ts";
+import { canonicalTar } from "../../lib/tar/canonical.ts";
 
 /**
  * Where a node's old bytes come from when it fetches a new image: an older

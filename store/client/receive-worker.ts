@@ -1,10 +1,10 @@
 import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, readSync, writeSync } from "node:fs";
-import { describeErrno } from "../lib/errno.ts";
+import { describeErrno } from "../../lib/errno.ts";
 import { ChunkedDecoder, framingOf, parseHead, type Framing } from "./http-response.ts";
 
 /**
- * A thread behind store/get-to-file.ts: one plain-HTTP GET at a time, its
+ * A thread behind store/client/get-to-file.ts: one plain-HTTP GET at a time, its
  * body read off a blocking socket into one reused buffer and written to the
  * file — read(2), write(2), nothing else per block. That loop takes ~0.17
  * CPU s for 291 MiB on loopback, where Bun.connect's data callbacks took

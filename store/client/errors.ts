@@ -1,0 +1,84 @@
+import { OooError } from "../../lib/errors.ts";
+
+/**
+ * The store client's errors: what the server answered, what the data did,
+ * and image references that name no usable image. The server's errors
+ * (store/errors.ts) reach a client as an HTTP status: StoreRequestFailed.
+ */
+
+/** The store answered with an error status. */
+export class StoreRequestFailed extends OooError {
+  readonly code = "store-request-failed";
+  override readonly exitCode: number;
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly status: number,
+    readonly detail: string,
+  ) {
+    super(`${method} ${url}: ${status} ${detail}`);
+    this.exitCode = status === 401 || status === 403 ? 3 : 1;
+  }
+}
+
+export class StoreUnreachable extends OooError {
+  readonly code = "store-unreachable";
+  constructor(
+    readonly url: string,
+    cause: unknown,
+  ) {
+    super(`cannot reach the image store at ${url}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+      hint: "Is `ooo store serve` running there? Set the address with --store or OOO_STORE_URL.",
+    });
+  }
+}
+
+/** The image has no data to give: not uploaded yet, or withdrawn (deactivated). */
+export class ImageUnavailable extends OooError {
+  readonly code = "image-unavailable";
+  constructor(
+    readonly image: string,
+    readonly status: string,
+  ) {
+    const withdrawn = status === "deactivated";
+    super(withdrawn ? `image ${image} is deactivated: an operator withdrew its data` : `image ${image} is ${status}: it has no data yet`, {
+      hint: withdrawn ? "glance image-reactivate ID gives it back; or use another version." : "Publish it first, or use an active version.",
+    });
+  }
+}
+
+/** Downloaded or reassembled data does not match its digest. */
+export class CorruptDownload extends OooError {
+  readonly code = "corrupt-download";
+  constructor(
+    readonly what: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`Corrupt image download: ${what} has ${actual}, expected ${expected}; nothing was written`);
+  }
+}
+
+/** Text that is not an image reference (wire/image-ref.ts). */
+export class BadImageRef extends OooError {
+  readonly code = "bad-image-ref";
+  override readonly exitCode = 2;
+  constructor(
+    readonly ref: string,
+    problem: string,
+  ) {
+    super(`image reference ${JSON.stringify(ref)}: ${problem}`);
+  }
+}
+
+/** A reference that names no image in the store; `known` says what there is instead. */
+export class UnknownImage extends OooError {
+  readonly code = "unknown-image";
+  constructor(
+    readonly ref: string,
+    readonly known: string,
+  ) {
+    super(`no image in the store matches ${ref}: ${known}`, { hint: "`ooo store list` shows the images the store has." });
+  }
+}
