@@ -1,6 +1,8 @@
 import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { log, table } from "../lib/log.ts";
+import { imageRef } from "../store/client/resolve.ts";
+import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { deleteStack } from "./delete.ts";
 import { deploy, stateDirOf, type DeployReport } from "./deploy.ts";
 import { driverFor } from "./drivers/index.ts";
@@ -200,10 +202,11 @@ export const takeoverCommand: CommandModule<object, TakeoverArgs> = {
   builder: (y) =>
     withStack(y)
       .positional("node", { type: "string", demandOption: true })
-      .option("image", { type: "string", demandOption: true, describe: "the image: NAME@TAG, NAME@VERSION, sha256:…" })
+      .option("image", { type: "string", demandOption: true, describe: `the image: ${IMAGE_REF_FORMS}` })
       .option("json", { type: "boolean", describe: "print the outcome as JSON on stdout" }) as unknown as Argv<TakeoverArgs>,
   handler: async (argv) => {
-    const r = await upgrade(argv.stack, { stateDir: argv["state-dir"], nodes: [argv.node], image: argv.image, onProgress: (line) => log.info(line) });
+    const image = imageRef(argv.image).text;
+    const r = await upgrade(argv.stack, { stateDir: argv["state-dir"], nodes: [argv.node], image, onProgress: (line) => log.info(line) });
     printUpgrade(r, argv.json);
   },
 };

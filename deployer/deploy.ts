@@ -5,7 +5,7 @@ import { MissingRequirement, type Problem } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import type { PowerState } from "./drivers/driver.ts";
 import { driverFor } from "./drivers/index.ts";
-import { ImagesUnavailable, ImageUnavailable } from "./errors.ts";
+import { RoleImagesUnusable, RoleImageUnusable } from "./errors.ts";
 import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
 import { lockStack } from "./lock.ts";
 import { driverNode, metadataFor, powerOn, provision, redeliver, resumePoweredOn, waitForSignal, type NodeContext } from "./node-ops.ts";
@@ -79,7 +79,7 @@ export async function checkDrivers(stack: Stack) {
 
 export async function resolveImages(stack: Stack, ctx: Pick<NodeContext, "store">, options: { requireDisk?: (role: string) => boolean } = {}): Promise<Map<string, ResolvedImage>> {
   const images = new Map<string, ResolvedImage>();
-  const problems: ImageUnavailable[] = [];
+  const problems: RoleImageUnusable[] = [];
   await Promise.all(
     stack.roles
       .filter((r) => r.count > 0)
@@ -87,7 +87,7 @@ export async function resolveImages(stack: Stack, ctx: Pick<NodeContext, "store"
         try {
           images.set(role.name, await resolveRoleImage(ctx.store.client, role.name, role.image, { requireDisk: options.requireDisk?.(role.name) ?? true }));
         } catch (e) {
-          if (e instanceof ImageUnavailable) problems.push(e);
+          if (e instanceof RoleImageUnusable) problems.push(e);
           else throw e;
         }
       }),
@@ -97,10 +97,10 @@ export async function resolveImages(stack: Stack, ctx: Pick<NodeContext, "store"
     const disk = image?.disk.size;
     if (image && disk && node.size.diskBytes !== undefined && node.size.diskBytes < disk)
       problems.push(
-        new ImageUnavailable(node.role, image.ref, `node ${node.name}'s disk (${(node.size.diskBytes / 2 ** 30).toFixed(1)} GiB) is smaller than the image's (${(disk / 2 ** 30).toFixed(1)} GiB)`),
+        new RoleImageUnusable(node.role, image.ref, `node ${node.name}'s disk (${(node.size.diskBytes / 2 ** 30).toFixed(1)} GiB) is smaller than the image's (${(disk / 2 ** 30).toFixed(1)} GiB)`),
       );
   }
-  if (problems.length) throw new ImagesUnavailable(problems.sort((a, b) => a.role.localeCompare(b.role)));
+  if (problems.length) throw new RoleImagesUnusable(problems.sort((a, b) => a.role.localeCompare(b.role)));
   return images;
 }
 

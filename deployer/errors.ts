@@ -18,22 +18,23 @@ export class StackBusy extends OooError {
   }
 }
 
-/** A role's image reference found no image in the store. */
-export class ImageUnavailable extends OooError {
-  readonly code = "image-unavailable";
+/** A role's image reference names no image its nodes can run. */
+export class RoleImageUnusable extends OooError {
+  readonly code = "role-image-unusable";
   constructor(
     readonly role: string,
     readonly ref: string,
     reason: string,
+    hint = "`ooo store list` shows what the store has; `ooo publish` puts a build there.",
   ) {
-    super(`role ${role}: image ${ref}: ${reason}`, { hint: "`ooo store list` shows what the store has; `ooo publish` puts a build there." });
+    super(`role ${role}: image ${ref}: ${reason}`, { hint });
   }
 }
 
 /** Every image problem of a deploy, found before any node is touched. */
-export class ImagesUnavailable extends OooError {
-  readonly code = "images-unavailable";
-  constructor(readonly problems: ImageUnavailable[]) {
+export class RoleImagesUnusable extends OooError {
+  readonly code = "role-images-unusable";
+  constructor(readonly problems: RoleImageUnusable[]) {
     super(`nothing was powered on; the stack's images are not all usable:\n${problems.map((p) => `  - ${p.message}`).join("\n")}`, {
       hint: problems[0]?.hint,
     });

@@ -4,12 +4,11 @@ import { join } from "node:path";
 import { dataRuns } from "../lib/sparse.ts";
 import type { Manifest } from "../wire/manifest.ts";
 import type { StoreClient } from "../store/client/client.ts";
-import { ImageNotFound } from "../store/errors.ts";
-import { StoreRequestFailed } from "../store/client/errors.ts";
+import { BadImageRef, ImageUnavailable, UnknownImage } from "../store/client/errors.ts";
 import type { GlanceImage } from "../store/client/image.ts";
 import { resolveImage } from "../store/client/resolve.ts";
 import type { DiskImage } from "./drivers/driver.ts";
-import { ImageCorrupt, ImageUnavailable } from "./errors.ts";
+import { ImageCorrupt, RoleImageUnusable } from "./errors.ts";
 
 /**
  * Images for nodes: a role's reference resolved against the store to one
@@ -30,38 +29,22 @@ export interface ResolvedImage {
   kernel?: { sha256: string; size: number };
 }
 
-/**
- * Resolve a stack file's reference. NAME@X means tag X, as the issue and
- * Heat users write it; when NAME has no tag X, X is tried as a version
- * (the store's NAME@VERSION). Every other form is the store's resolver's.
- */
-export async function findImage(client: StoreClient, ref: string): Promise<GlanceImage> {
-  const at = ref.indexOf("@");
-  if (at > 0 && !ref.slice(at + 1).startsWith("sha256:")) {
-    const [name, x] = [ref.slice(0, at), ref.slice(at + 1)];
-    for (const filter of [{ tag: x }, { ooo_version: x }])
-      for await (const image of client.listImages({ name, ...filter, status: "active", sort_key: "created_at", sort_dir: "desc", limit: 1 }, 1))
-        return image;
-    throw new ImageNotFound(ref);
-  }
-  return resolveImage(client, ref);
-}
-
+/** A role's reference (or `ooo takeover --image`'s), resolved as every other command resolves it. */
 export async function resolveRoleImage(client: StoreClient, role: string, ref: string, options: { requireDisk?: boolean } = {}): Promise<ResolvedImage> {
   let image: GlanceImage;
   try {
-    image = await findImage(client, ref);
+    image = await resolveImage(client, ref);
   } catch (e) {
-    if (e instanceof ImageNotFound || (e instanceof StoreRequestFailed && e.status === 404))
-      throw new ImageUnavailable(role, ref, "no such image in the store (no tag, version or digest matches)");
+    if (e instanceof UnknownImage) throw new RoleImageUnusable(role, ref, e.known, e.hint);
+    if (e instanceof ImageUnavailable || e instanceof BadImageRef) throw new RoleImageUnusable(role, ref, e.message, e.hint);
     throw e;
   }
-  if (image.status !== "active") throw new ImageUnavailable(role, ref, `image ${image.id} is ${image.status}, not active`);
-  if (!image.ooo_manifest) throw new ImageUnavailable(role, ref, `image ${image.id} has no build manifest (was it published with ooo publish?)`);
+  if (image.status !== "active") throw new RoleImageUnusable(role, ref, `image ${image.id} is ${image.status}, not active`);
+  if (!image.ooo_manifest) throw new RoleImageUnusable(role, ref, `image ${image.id} has no build manifest (was it published with ooo publish?)`);
   const manifest = await client.getManifest(image.id);
   const raw = manifest.artifacts.find((a) => a.type === "raw");
   if (!raw && options.requireDisk !== false)
-    throw new ImageUnavailable(role, ref, `${manifest.name} ${manifest.digest} has no raw disk: build it with -t raw,tar and publish it again`);
+    throw new RoleImageUnusable(role, ref, `${manifest.name} ${manifest.digest} has no raw disk: build it with -t raw,tar and publish it again`);
   const kernel = manifest.artifacts.find((a) => a.type === "vmlinuz");
   return {
     role,

@@ -1,8 +1,9 @@
 import type { Argv, CommandModule } from "yargs";
 import { DEFAULT_IMAGE } from "../builder/defaults.ts";
 import { log, table } from "../lib/log.ts";
+import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client/args.ts";
-import { promote } from "./promote.ts";
+import { promote, promoteTarget } from "./promote.ts";
 import { publish, type PublishReport } from "./publish.ts";
 import { testImage } from "./test-image.ts";
 
@@ -86,19 +87,21 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
   },
 };
 
-type PromoteArgs = StoreArgs & { name: string; ref?: string; tag: string };
+type PromoteArgs = StoreArgs & { image: string; version?: string; tag: string };
 
 export const promoteCommand: CommandModule<object, PromoteArgs> = {
-  command: "promote <name> [ref]",
-  describe: "move a tag onto an image of NAME (REF: version, sha256:… or id; default the newest)",
+  command: "promote <image> [version]",
+  describe: "move a tag onto an image, off the other images of its name",
   builder: (y) =>
     withStoreArgs(y)
-      .positional("name", { type: "string", demandOption: true })
-      .positional("ref", { type: "string", describe: "version, digest or image id" })
+      .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
+      .positional("version", { type: "string", describe: "with IMAGE a NAME: NAME@VERSION (or an image ID of that name)" })
       .option("tag", { type: "string", demandOption: true, describe: "the tag to move, e.g. stable" })
-      .example("$0 promote debian-minimal 7 --tag stable", "") as unknown as Argv<PromoteArgs>,
+      .example("$0 promote debian-minimal@7 --tag stable", "")
+      .example("$0 promote debian-minimal 7 --tag stable", "the same") as unknown as Argv<PromoteArgs>,
   handler: async (argv) => {
-    const r = await promote({ client: clientFromArgs(argv), name: argv.name, ref: argv.ref === undefined ? undefined : String(argv.ref), tag: argv.tag });
+    const target = promoteTarget(String(argv.image), argv.version === undefined ? undefined : String(argv.version));
+    const r = await promote({ client: clientFromArgs(argv), image: target.ref, name: target.name, tag: argv.tag });
     process.stderr.write(
       `${argv.tag} → ${r.image.name} ${r.image.ooo_version ?? ""} (${r.image.id})` +
         (r.removedFrom.length ? `; taken off ${r.removedFrom.map((i) => `${i.ooo_version ?? i.id}`).join(", ")}` : "") +

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../lib/errors.ts";
+import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { log, table } from "../lib/log.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "./client/args.ts";
 import { loadStoreConfig } from "./config.ts";
@@ -9,7 +10,7 @@ import { createBackend } from "./backends/index.ts";
 import { fetchImage } from "./client/fetch.ts";
 import { collectGarbage } from "./gc.ts";
 import { glanceTime } from "./image.ts";
-import { resolveImage } from "./client/resolve.ts";
+import { imageRef, resolveImage } from "./client/resolve.ts";
 import { serveStore } from "./server.ts";
 import { Store } from "./store.ts";
 
@@ -75,16 +76,17 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
   describe: "fetch an image's data, reusing chunks of local seeds",
   builder: (y) =>
     withStoreArgs(y)
-      .positional("image", { type: "string", demandOption: true, describe: "ID, sha256:…, NAME, NAME:TAG or NAME@VERSION" })
+      .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
       .option("o", { type: "string", describe: "output file (default: NAME.tar here)" })
       .option("seed", { type: "string", array: true, describe: "older image tar, any file, a block device or a directory tree" })
       .option("source-date-epoch", { type: "number", describe: "mtime clamp for directory seeds (default: the image manifest's)" })
       .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
-      .example("$0 store fetch debian-minimal:stable --seed /dev/vda2 -o /tmp/new.tar", "")
+      .example("$0 store fetch debian-minimal@stable --seed /dev/vda2 -o /tmp/new.tar", "")
       .example("$0 store fetch debian-minimal --seed / -o /mnt/new.tar", "seed from the running root") as unknown as Argv<FetchArgs>,
   handler: async (argv) => {
+    const ref = imageRef(argv.image);
     const client = clientFromArgs(argv);
-    const image = await resolveImage(client, argv.image);
+    const image = await resolveImage(client, ref);
     const out = resolve(argv.o ?? `${image.name ?? image.id}.tar`);
     let sourceDateEpoch = argv["source-date-epoch"] ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
     if (sourceDateEpoch === undefined && image.ooo_manifest) sourceDateEpoch = (await client.getManifest(image.id)).sourceDateEpoch;
@@ -147,9 +149,11 @@ const listCommand: CommandModule<object, ListArgs> = {
 const showCommand: CommandModule<object, StoreArgs & { image: string }> = {
   command: "show <image>",
   describe: "show an image record (JSON)",
-  builder: (y) => withStoreArgs(y).positional("image", { type: "string", demandOption: true }) as unknown as Argv<StoreArgs & { image: string }>,
+  builder: (y) =>
+    withStoreArgs(y).positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS }) as unknown as Argv<StoreArgs & { image: string }>,
   handler: async (argv) => {
-    const image = await resolveImage(clientFromArgs(argv), argv.image);
+    const ref = imageRef(argv.image);
+    const image = await resolveImage(clientFromArgs(argv), ref);
     process.stdout.write(JSON.stringify(image, null, 2) + "\n");
   },
 };

@@ -33,8 +33,13 @@ export const IMAGE_REF_FORMS = "NAME@TAG (else NAME@VERSION), NAME:TAG, NAME@sha
 const NAME = "[A-Za-z0-9][A-Za-z0-9._-]*";
 const LABEL = "[A-Za-z0-9][A-Za-z0-9._+-]*";
 const HEX = "[0-9a-f]{64}";
-/** The whole grammar as one pattern (an id is a NAME to it), for the stack file's JSON Schema. */
-export const IMAGE_REF_RE = new RegExp(`^(?:sha256:${HEX}|${NAME}(?:@sha256:${HEX}|[@:]${LABEL})?)$`);
+/**
+ * The whole grammar as one pattern (an id is a NAME to it), for the stack
+ * file's JSON Schema. `sha256:` starts a digest, never NAME:TAG, so that a
+ * mistyped digest is refused rather than looked up as the tag of an image
+ * named sha256.
+ */
+export const IMAGE_REF_RE = new RegExp(`^(?:sha256:${HEX}|(?!sha256:)${NAME}(?:@sha256:${HEX}|[@:]${LABEL})?)$`);
 const FORM_RE = new RegExp(`^(${NAME})(?:(@|:)(sha256:.*|${LABEL}))?$`);
 
 export type ImageRef = { text: string } & (

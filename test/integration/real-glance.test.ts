@@ -64,7 +64,7 @@ test("publish, promote and fetch work against a real Glance", async () => {
   expect(again.alreadyPublished).toBe(true);
   expect(again.image.id).toBe(first.image.id);
 
-  await promote({ client, name: "plain", tag: "stable" });
+  await promote({ client, image: "plain", tag: "stable" });
   const image = await resolveImage(client, "plain:stable");
   expect(image.id).toBe(first.image.id);
   const out = join(work, "fetched.tar");

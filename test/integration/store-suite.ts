@@ -259,9 +259,9 @@ export function storeSuite(name: string, backend: () => StoreConfig["backend"]) 
         expect(sha256(readFileSync(out))).toBe(mb.digest.slice(7));
       }
 
-      await promote({ client: s.client, name: "synthetic", ref: "1", tag: "stable" });
+      await promote({ client: s.client, image: "synthetic@1", tag: "stable" });
       expect((await resolveImage(s.reader, "synthetic:stable")).ooo_version).toBe("1");
-      const moved = await promote({ client: s.client, name: "synthetic", ref: mb.digest, tag: "stable" });
+      const moved = await promote({ client: s.client, image: `synthetic@${mb.digest}`, tag: "stable" });
       expect(moved.removedFrom.map((i) => i.ooo_version)).toEqual(["1"]);
       const tagged = [];
       for await (const i of s.reader.listImages({ name: "synthetic", tag: "stable" })) tagged.push(i.ooo_version);
