@@ -14,15 +14,20 @@ import { imageSchema, imagesSchema } from "./schemas.ts";
 import type { Store } from "./store.ts";
 
 /**
- * HTTP → Store: the Glance v2 image API subset clients use (reference §1)
- * and ooo's extensions under /v2/ooo and /v2/images/{id}/{chunk-index,manifest}.
- * Only translation lives here; every rule is in the store.
+ * HTTP → Store: the Glance v2 image API subset clients use (as the glance
+ * CLI and Glance's api-ref speak it) and ooo's extensions under /v2/ooo and
+ * /v2/images/{id}/{chunk-index,manifest}. Only translation lives here;
+ * every rule is in the store. Access is decided in one place, dispatch():
+ * any token reads, and every method but GET and HEAD needs a write token,
+ * so a new route is closed to readers unless it is a GET.
  */
 export const API_VERSIONS = ["v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"];
 const MAX_JSON = 64 << 20;
 const OCTETS = "application/octet-stream";
 
-type Handler = (req: Request, params: string[], access: () => void) => Promise<Response> | Response;
+type Handler = (req: Request, params: string[]) => Promise<Response> | Response;
+/** A route: GET (and HEAD) read; every other method writes, and needs a write token (dispatch checks it, not the handler). */
+export type Route = [method: string, pattern: string, handler: Handler];
 
 /** The request body as bytes, empty if none was sent. */
 const bodyOf = (req: Request): AsyncIterable<Uint8Array> => req.body ?? (async function* () {})();
@@ -101,7 +106,7 @@ function dataResponse(
   return new Response(body, { status: range ? 206 : 200, headers });
 }
 
-function routes(store: Store): [string, string, Handler][] {
+export function routes(store: Store): Route[] {
   const image = (id: string) => glanceView(store.get(id));
   return [
     ["GET", "/v2/schemas/image", () => json(imageSchema())],
@@ -122,8 +127,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "POST",
       "/v2/images",
-      async (req, _p, write) => {
-        write();
+      async (req) => {
         const r = await store.create(await jsonBody(req));
         return json(glanceView(r), 201, { Location: `${new URL(req.url).origin}/v2/images/${r.id}` });
       },
@@ -132,8 +136,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "PATCH",
       "/v2/images/:id",
-      async (req, [id], write) => {
-        write();
+      async (req, [id]) => {
         const type = (req.headers.get("Content-Type") ?? "").split(";")[0]!.trim();
         if (!PATCH_TYPES.includes(type))
           throw new UnsupportedMediaType(`Unsupported Content-Type ${type || "(none)"} for PATCH`, { "Accept-Patch": PATCH_TYPES.join(", ") });
@@ -143,8 +146,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "DELETE",
       "/v2/images/:id",
-      async (_req, [id], write) => {
-        write();
+      async (_req, [id]) => {
         await store.delete(id!);
         return new Response(null, { status: 204 });
       },
@@ -152,8 +154,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "PUT",
       "/v2/images/:id/file",
-      async (req, [id], write) => {
-        write();
+      async (req, [id]) => {
         const type = (req.headers.get("Content-Type") ?? "").split(";")[0]!.trim();
         if (type !== OCTETS) throw new UnsupportedMediaType(`Image data must be sent as ${OCTETS}, not ${type || "(none)"}`);
         await store.upload(id!, bodyOf(req), {
@@ -179,8 +180,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "POST",
       "/v2/images/:id/actions/deactivate",
-      async (_req, [id], write) => {
-        write();
+      async (_req, [id]) => {
         await store.deactivate(id!);
         return new Response(null, { status: 204 });
       },
@@ -188,8 +188,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "POST",
       "/v2/images/:id/actions/reactivate",
-      async (_req, [id], write) => {
-        write();
+      async (_req, [id]) => {
         await store.reactivate(id!);
         return new Response(null, { status: 204 });
       },
@@ -197,8 +196,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "PUT",
       "/v2/images/:id/tags/:tag",
-      async (_req, [id, tag], write) => {
-        write();
+      async (_req, [id, tag]) => {
         await store.addTag(id!, tag!);
         return new Response(null, { status: 204 });
       },
@@ -206,8 +204,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "DELETE",
       "/v2/images/:id/tags/:tag",
-      async (_req, [id, tag], write) => {
-        write();
+      async (_req, [id, tag]) => {
         await store.removeTag(id!, tag!);
         return new Response(null, { status: 204 });
       },
@@ -215,8 +212,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "PUT",
       "/v2/images/:id/chunk-index",
-      async (req, [id], write) => {
-        write();
+      async (req, [id]) => {
         return json(glanceView(await attachChunkIndex(store, id!, await textBody(req))));
       },
     ],
@@ -228,8 +224,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "PUT",
       "/v2/images/:id/manifest",
-      async (req, [id], write) => {
-        write();
+      async (req, [id]) => {
         return json(glanceView(await attachManifest(store, id!, await textBody(req))));
       },
     ],
@@ -247,8 +242,7 @@ function routes(store: Store): [string, string, Handler][] {
     [
       "PUT",
       "/v2/ooo/blobs/:digest",
-      async (req, [digest], write) => {
-        write();
+      async (req, [digest]) => {
         const blob = await putBlob(store, digest!, bodyOf(req), declaredSize(req, "Content-Length"));
         return new Response(null, { status: blob.existed ? 204 : 201 });
       },
@@ -299,7 +293,7 @@ export function createApi(store: Store, options: ApiOptions): (req: Request) => 
   };
 }
 
-async function dispatch(req: Request, url: URL, table: [string, string, Handler][], options: ApiOptions) {
+async function dispatch(req: Request, url: URL, table: Route[], options: ApiOptions) {
   // /v2.N/… is /v2/… (Glance's version negotiation); / and /versions are open.
   let segments: string[];
   try {
@@ -319,7 +313,8 @@ async function dispatch(req: Request, url: URL, table: [string, string, Handler]
     if (!params) continue;
     pathMatched = true;
     if (m !== method) continue;
-    return handler(req, params, () => requireWrite(access));
+    if (method !== "GET") requireWrite(access);
+    return handler(req, params);
   }
   if (pathMatched) return errorResponse(405, `Method ${req.method} is not allowed here`);
   throw new NotFound(`No such resource: ${url.pathname}`);
