@@ -141,19 +141,6 @@ export class LockHeld extends OooError {
   }
 }
 
-/** A script of a phase failed; names the script and keeps the tail of its output. */
-export class ScriptFailed extends OooError {
-  readonly code = "script-failed";
-  constructor(
-    readonly phase: string,
-    readonly script: string,
-    readonly status: string,
-    readonly tail: string[],
-  ) {
-    super(`during ${phase} phase: ${script} ${status}`);
-  }
-}
-
 /** Configuration ran but the completion signal did not reach the metadata service. */
 export class SignalFailed extends OooError {
   readonly code = "signal-failed";

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { MissingRequirement, type Problem } from "../lib/errors.ts";
@@ -226,6 +226,3 @@ export async function removeNode(db: StateDb, stateDir: string, name: string, ru
   db.deleteNode(name, run);
 }
 
-export function hasState(stateDir: string) {
-  return existsSync(join(stateDir, "state.db"));
-}

@@ -22,12 +22,6 @@ export interface PlannedNode {
   drift?: { running: string; wanted: string };
 }
 
-export interface Plan {
-  nodes: PlannedNode[];
-  /** Nodes the stack no longer has, highest index first (Heat removes from the end). */
-  remove: NodeRow[];
-}
-
 export interface NodeFacts {
   row?: NodeRow;
   power: PowerState;

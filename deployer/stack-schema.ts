@@ -138,5 +138,4 @@ export const StackFileV1 = z
   .describe("An ooo stack file (ooo deploy STACK)");
 
 export type StackFileV1 = z.infer<typeof StackFileV1>;
-export type RoleV1 = z.infer<typeof Role>;
 export type SizeV1 = z.infer<typeof Size>;

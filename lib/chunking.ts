@@ -21,8 +21,9 @@ import { createHash } from "node:crypto";
  * - a chunk never exceeds `max`; the last chunk of a stream may be short.
  * Defaults follow casync: avg 64 KiB, min avg/4, max 4×avg.
  *
- * Measured here (reference §9): chunking the canonical root tar, a one-package
- * change moves about 0.5% of the bytes.
+ * Measured here: chunking the canonical root tar, a one-package change moves
+ * about 0.5% of the bytes (test/integration/store-upgrade.test.ts checks it
+ * stays well under 10%).
  */
 export const ALGORITHM = "gear32-nc2-v1";
 

@@ -86,7 +86,3 @@ export async function capture(cmd: string, args: string[], options: Omit<RunOpti
   return String(result.stdout);
 }
 
-/** True if a program is on PATH. */
-export function have(program: string): boolean {
-  return Bun.which(program) !== null;
-}

@@ -6,7 +6,7 @@ import { chooseAccel, type Accel } from "../lib/qemu/accel.ts";
 import { Vm, VmError, type VmOptions } from "../lib/qemu/vm.ts";
 import { ManifestV1, type Manifest } from "../wire/manifest.ts";
 import { READY_MARKER, ReadyReport } from "../wire/ready-report.ts";
-import { BootFailed, ImageNotFound } from "./errors.ts";
+import { BootFailed, UntestableBuild } from "./errors.ts";
 
 /** A built image, found from its -o path, manifest, or one of its artifacts. */
 export interface BuiltImage {
@@ -22,12 +22,12 @@ export function findImage(image: string): BuiltImage {
   let base = resolve(image);
   for (const ext of KNOWN_EXTENSIONS) if (base.endsWith(ext)) base = base.slice(0, -ext.length);
   const manifestPath = `${base}.manifest.json`;
-  if (!existsSync(manifestPath)) throw new ImageNotFound(image, `no manifest at ${manifestPath}`);
+  if (!existsSync(manifestPath)) throw new UntestableBuild(image, `no manifest at ${manifestPath}`);
   let manifest: Manifest;
   try {
     manifest = ManifestV1.parse(JSON.parse(readFileSync(manifestPath, "utf8")));
   } catch (e) {
-    throw new ImageNotFound(image, `${manifestPath} is not a valid manifest: ${(e as Error).message.split("\n")[0]}`);
+    throw new UntestableBuild(image, `${manifestPath} is not a valid manifest: ${(e as Error).message.split("\n")[0]}`);
   }
   const file = (type: string) => {
     const a = manifest.artifacts.find((x) => x.type === type);
@@ -37,7 +37,7 @@ export function findImage(image: string): BuiltImage {
   const qcow2 = file("qcow2");
   const diskFile = raw ?? qcow2;
   if (!diskFile || !existsSync(diskFile))
-    throw new ImageNotFound(image, "the build made no disk image; build it with -t raw or -t qcow2");
+    throw new UntestableBuild(image, "the build made no disk image; build it with -t raw or -t qcow2");
   const vmlinuz = file("vmlinuz");
   const initrd = file("initrd");
   return {
@@ -53,7 +53,7 @@ export type BootMode = "direct" | "disk";
 /** The kernel command line of a direct boot of slot A, as GRUB would give it, plus extras. */
 export function directCmdline(manifest: Manifest, extra: string[] = []): string {
   const boot = manifest.boot;
-  if (!boot) throw new ImageNotFound(manifest.name, "the manifest has no boot section (no disk image was built)");
+  if (!boot) throw new UntestableBuild(manifest.name, "the manifest has no boot section (no disk image was built)");
   const root = boot.partUuids["ooo-root-a"];
   return [`root=PARTUUID=${root}`, "ro", "ooo.slot=A", "ooo.trial=0", boot.kernelCmdline, ...extra].join(" ");
 }
@@ -96,7 +96,7 @@ export async function bootAndWait(options: {
   guestForwards?: VmOptions["guestForwards"];
 }): Promise<BootedNode> {
   const { image, mode } = options;
-  if (mode === "direct" && !image.kernel) throw new ImageNotFound(image.base, "no NAME.vmlinuz/NAME.initrd beside the image");
+  if (mode === "direct" && !image.kernel) throw new UntestableBuild(image.base, "no NAME.vmlinuz/NAME.initrd beside the image");
   const accel = await chooseAccel(options.accel ?? "auto", image.kernel?.vmlinuz);
   const vm = await Vm.start({
     name: `${basename(image.base)}-${mode}`,

@@ -1,7 +1,8 @@
 import { OooError } from "../lib/errors.ts";
 
-export class ImageNotFound extends OooError {
-  readonly code = "image-not-found";
+/** A build `ooo test-image` cannot boot: no manifest, no disk image, no kernel beside it. */
+export class UntestableBuild extends OooError {
+  readonly code = "untestable-build";
   constructor(readonly image: string, detail: string) {
     super(`cannot test ${image}: ${detail}`, { hint: "Pass the build's -o path, its .manifest.json, or its .raw/.qcow2 file." });
   }

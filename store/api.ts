@@ -21,7 +21,7 @@ import type { Store } from "./store.ts";
  * any token reads, and every method but GET and HEAD needs a write token,
  * so a new route is closed to readers unless it is a GET.
  */
-export const API_VERSIONS = ["v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"];
+const API_VERSIONS = ["v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"];
 const MAX_JSON = 64 << 20;
 const OCTETS = "application/octet-stream";
 

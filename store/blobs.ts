@@ -13,10 +13,10 @@ import type { Store } from "./store.ts";
  * blobs; a chunk shared by many images is stored once. A PUT is checked
  * against the digest in its URL, so a blob's name always tells its bytes.
  */
-export const MAX_QUERY = 100_000;
+const MAX_QUERY = 100_000;
 const Missing = z.object({ digests: z.array(Digest).max(MAX_QUERY) });
 
-export function parseDigest(text: string): string {
+function parseDigest(text: string): string {
   if (!Digest.safeParse(text).success) throw new BadRequest(`Not a blob digest: ${text.slice(0, 80)} (${DIGEST_FORMAT})`);
   return text.slice("sha256:".length);
 }

@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { z } from "zod";
 import { parseWith, parseYamlFile } from "../lib/validate.ts";
 import { InvalidInput, type Problem, UsageError } from "../lib/errors.ts";
@@ -115,6 +114,3 @@ export function loadStoreConfig(sources: ConfigSources): StoreConfig {
   return config;
 }
 
-export function dirBlobPath(config: StoreConfig) {
-  return config.backend.type === "dir" ? (config.backend.path ?? join(config.dir, "blobs")) : undefined;
-}

@@ -35,7 +35,7 @@ export const STATUSES = [
 export const ImageStatus = z.enum(STATUSES);
 export type ImageStatus = z.infer<typeof ImageStatus>;
 
-export const Uuid = z.string().regex(UUID_RE, "an image id is a UUID");
+const Uuid = z.string().regex(UUID_RE, "an image id is a UUID");
 
 /**
  * Names and tags end up in URLs, file names and log lines: refuse anything
@@ -49,12 +49,12 @@ function safeText(what: string) {
     .refine((s) => !/[/\\\u0000-\u001f\u007f]/.test(s), `${what} must not contain '/', '\\' or control characters`)
     .refine((s) => s !== "." && s !== "..", `${what} must not be '.' or '..'`);
 }
-export const ImageName = safeText("an image name");
+const ImageName = safeText("an image name");
 export const Tag = safeText("a tag").refine((s) => s.length > 0, "a tag must not be empty");
 
 /** A custom property: string key and value, as Glance requires. */
 export const PropertyKey = z.string().min(1).max(255);
-export const PropertyValue = z.string().max(65535);
+const PropertyValue = z.string().max(65535);
 
 export const ImageRecord = z.object({
   id: Uuid,
@@ -111,7 +111,7 @@ export const BASE_KEYS = new Set([
 ]);
 
 /** Keys a client may never set (Glance: 403 on create or update). */
-export const READ_ONLY_KEYS = new Set([
+const READ_ONLY_KEYS = new Set([
   "status",
   "checksum",
   "os_hash_algo",

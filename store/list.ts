@@ -2,7 +2,7 @@ import { BadRequest } from "./errors.ts";
 import type { ImageRecord } from "./image.ts";
 
 /**
- * `GET /v2/images` as Glance answers it (reference §1): equality filters on
+ * `GET /v2/images` as Glance answers it: equality filters on
  * any attribute or custom property, `in:` lists, repeated `tag` (all must
  * match), size_min/size_max, created_at/updated_at comparisons, hidden
  * images left out unless asked, sorted (default created_at desc), paged by
@@ -10,7 +10,7 @@ import type { ImageRecord } from "./image.ts";
  * `next` appears only when the page is full and is root-relative — the
  * glance CLI appends it to its endpoint, so an absolute URL breaks it.
  */
-export const SORT_KEYS = ["name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at"] as const;
+const SORT_KEYS = ["name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at"] as const;
 type SortKey = (typeof SORT_KEYS)[number];
 type Dir = "asc" | "desc";
 

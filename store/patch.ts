@@ -5,7 +5,7 @@ import { BASE_KEYS, ImageRecord, isReadOnlyKey } from "./image.ts";
 /**
  * Glance's image update: a JSON patch (`application/openstack-images-v2.1-json-patch`,
  * or the deprecated v2.0 type) of single-level paths. What Glance does and
- * the glance CLI relies on (reference §1):
+ * the glance CLI relies on:
  * - `add` sets a key whether or not it exists (v2.1); `replace` needs an
  *   existing custom key (409) but may set an unset base key; `remove` of a
  *   base key is 403, of a missing custom key 409;

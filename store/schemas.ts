@@ -3,7 +3,7 @@ import { CONTAINER_FORMATS, DISK_FORMATS, STATUSES, VISIBILITIES } from "./image
 /**
  * The JSON Schemas served at /v2/schemas/image and /v2/schemas/images. The
  * glance CLI builds its models from them and validates every image body it
- * sends or receives against them (reference §1), so they must describe what
+ * sends or receives against them, so they must describe what
  * this server returns exactly: nullable where we return null, our formats,
  * os_hash_value up to 128 characters, custom values as strings.
  */

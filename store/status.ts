@@ -2,7 +2,7 @@ import { Conflict } from "./errors.ts";
 import type { ImageStatus } from "./image.ts";
 
 /**
- * Glance's image status machine (glance/domain/__init__.py, reference §1).
+ * Glance's image status machine (glance/domain/__init__.py).
  * A failed upload goes back to `queued` so it can be retried; `killed` is
  * Glance's legacy end state, kept in the enum but never entered by ooo.
  */
@@ -18,7 +18,7 @@ const NEXT: Record<ImageStatus, readonly ImageStatus[]> = {
   deleted: [],
 };
 
-export function canTransition(from: ImageStatus, to: ImageStatus) {
+function canTransition(from: ImageStatus, to: ImageStatus) {
   return NEXT[from].includes(to);
 }
 

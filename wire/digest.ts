@@ -16,4 +16,3 @@ export const DIGEST_PREFIX = "sha256:";
 export const DIGEST_FORMAT = "sha256: and 64 lowercase hex digits";
 
 export const isDigest = (value: unknown): value is string => typeof value === "string" && DIGEST_RE.test(value);
-export const isSha256Hex = (value: unknown): value is string => typeof value === "string" && SHA256_HEX_RE.test(value);

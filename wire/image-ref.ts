@@ -39,7 +39,7 @@ const HEX = "[0-9a-f]{64}";
  * mistyped digest is refused rather than looked up as the tag of an image
  * named sha256.
  */
-export const IMAGE_REF_RE = new RegExp(`^(?:sha256:${HEX}|(?!sha256:)${NAME}(?:@sha256:${HEX}|[@:]${LABEL})?)$`);
+const IMAGE_REF_RE = new RegExp(`^(?:sha256:${HEX}|(?!sha256:)${NAME}(?:@sha256:${HEX}|[@:]${LABEL})?)$`);
 const FORM_RE = new RegExp(`^(${NAME})(?:(@|:)(sha256:.*|${LABEL}))?$`);
 
 export type ImageRef = { text: string } & (

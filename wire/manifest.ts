@@ -50,7 +50,6 @@ export const ManifestV1 = z.object({
 });
 
 export type Manifest = z.infer<typeof ManifestV1>;
-export type ManifestArtifact = z.infer<typeof Artifact>;
 
 /** Parse any known manifest version, translating older ones forward. */
 export const Manifest = ManifestV1;

@@ -23,7 +23,7 @@ import { Digest } from "./image-ref.ts";
  */
 export const METADATA_VERSION = 1;
 
-export const ImageRef = z
+export const NodeImage = z
   .object({
     name: z.string().min(1).describe("Image name in the image store"),
     digest: Digest.describe("Content address of the image (wire/manifest.ts digest); the node upgrades when it differs from its own"),
@@ -53,7 +53,7 @@ export const OooBlock = z
       .int()
       .nonnegative()
       .describe("Raised by the deployer on every change of this node's metadata; echoed as metadata_serial in the completion signal"),
-    image: ImageRef,
+    image: NodeImage,
     signal_url: z.url().describe("Where os-refresh-config POSTs the completion signal (wire/signal.ts)"),
     store: StoreAccess.optional(),
     trial_timeout: z
@@ -141,7 +141,6 @@ export const ConfigDriveMetadata = ConfigDriveMetadataV1;
 export type ConfigDriveMetadata = z.infer<typeof ConfigDriveMetadataV1>;
 
 export type NodeMetadata = z.infer<typeof NodeMetadataV1>;
-export type ImageReference = z.infer<typeof ImageRef>;
 
 /** Parse any known version (one so far). */
 export const NodeMetadata = NodeMetadataV1;

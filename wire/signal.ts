@@ -80,7 +80,6 @@ export const CompletionSignalV1 = z
 export type CompletionSignal = z.infer<typeof CompletionSignalV1>;
 export type UpgradeOutcome = z.infer<typeof UpgradeOutcome>;
 export type NodeState = z.infer<typeof NodeState>;
-export type SignalDataT = z.infer<typeof SignalData>;
 
 /** Parse any known version (one so far). */
 export const CompletionSignal = CompletionSignalV1;

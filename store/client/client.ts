@@ -7,9 +7,9 @@ import { GlanceImage } from "./image.ts";
 /**
  * A client for the image store's HTTP API — ours, or a real Glance for the
  * standard calls. It imports nothing from the server side, so the node
- * agents can compile it in. It speaks as the glance CLI does (reference §1):
- * `X-Auth-Token`, root-relative `next` links appended to the endpoint, JSON
- * patches in the v2.1 media type.
+ * agents can compile it in (boundary.test.ts). It speaks as the glance CLI
+ * does: `X-Auth-Token`, root-relative `next` links appended to the endpoint,
+ * JSON patches in the v2.1 media type.
  */
 export interface ClientOptions {
   /** The endpoint, e.g. http://store:9292 (a trailing /v2 is dropped, as the glance CLI does). */

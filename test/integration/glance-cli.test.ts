@@ -13,7 +13,7 @@ import { noise, READ_TOKEN, startStore, type TestStore, WRITE_TOKEN } from "../s
  * store serve`, skipping Keystone with --os-image-url/--os-auth-token as an
  * operator would. The CLI validates every body against the schema we serve
  * and verifies downloads by os_hash_value, so this is the check that we
- * speak Glance v2 as it is spoken (reference §1).
+ * speak Glance v2 as it is spoken.
  */
 let s: TestStore;
 let home: string;
