@@ -95,7 +95,7 @@ export const promoteCommand: CommandModule<object, PromoteArgs> = {
   builder: (y) =>
     withStoreArgs(y)
       .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
-      .positional("version", { type: "string", describe: "with IMAGE a NAME: NAME@VERSION (or an image ID of that name)" })
+      .positional("version", { type: "string", describe: "the older form: `promote NAME X` is `promote NAME@X`; an image ID for X must be named NAME" })
       .option("tag", { type: "string", demandOption: true, describe: "the tag to move, e.g. stable" })
       .example("$0 promote debian-minimal@7 --tag stable", "")
       .example("$0 promote debian-minimal 7 --tag stable", "the same") as unknown as Argv<PromoteArgs>,
