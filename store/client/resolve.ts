@@ -3,12 +3,7 @@ import type { StoreClient } from "./client.ts";
 import { BadImageRef, ImageUnavailable, StoreRequestFailed, UnknownImage } from "./errors.ts";
 import type { GlanceImage } from "./image.ts";
 
-/**
- * Find the image a reference names (wire/image-ref.ts has the grammar): the
- * newest active image that matches, or for an id that image whatever its
- * state. Every command and the stack files resolve through here, so a
- * reference means one image wherever it is written.
- */
+/** Text from a command line or a node as a reference, or BadImageRef saying why it is none. */
 export function imageRef(text: string): ImageRef {
   const parsed = parseImageRef(text);
   if (parsed.problem !== undefined) throw new BadImageRef(text, parsed.problem);
@@ -36,6 +31,12 @@ function queriesOf(ref: ImageRef): Record<string, string>[] {
   }
 }
 
+/**
+ * Find the image a reference names (wire/image-ref.ts has the grammar): the
+ * newest active image that matches, or for an id that image whatever its
+ * state. Every command and the stack files resolve through here, so a
+ * reference means one image wherever it is written.
+ */
 export async function resolveImage(client: StoreClient, reference: string | ImageRef): Promise<GlanceImage> {
   const ref = typeof reference === "string" ? imageRef(reference) : reference;
   if (ref.form === "id") {
