@@ -87,20 +87,21 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
   },
 };
 
-type PromoteArgs = StoreArgs & { image: string; version?: string; tag: string };
+type PromoteArgs = StoreArgs & { image: string; label?: string; tag: string };
 
 export const promoteCommand: CommandModule<object, PromoteArgs> = {
-  command: "promote <image> [version]",
+  // Not "version": yargs keeps that name for --version, and a positional of that name reads as false.
+  command: "promote <image> [label]",
   describe: "move a tag onto an image, off the other images of its name",
   builder: (y) =>
     withStoreArgs(y)
       .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
-      .positional("version", { type: "string", describe: "the older form: `promote NAME X` is `promote NAME@X`; an image ID for X must be named NAME" })
+      .positional("label", { type: "string", describe: "the older form: `promote NAME X` is `promote NAME@X`; an image ID for X must be named NAME" })
       .option("tag", { type: "string", demandOption: true, describe: "the tag to move, e.g. stable" })
       .example("$0 promote debian-minimal@7 --tag stable", "")
       .example("$0 promote debian-minimal 7 --tag stable", "the same") as unknown as Argv<PromoteArgs>,
   handler: async (argv) => {
-    const target = promoteTarget(String(argv.image), argv.version === undefined ? undefined : String(argv.version));
+    const target = promoteTarget(String(argv.image), argv.label === undefined ? undefined : String(argv.label));
     const r = await promote({ client: clientFromArgs(argv), image: target.ref, name: target.name, tag: argv.tag });
     process.stderr.write(
       `${argv.tag} → ${r.image.name} ${r.image.ooo_version ?? ""} (${r.image.id})` +

@@ -137,6 +137,12 @@ describe("references that name no usable image say what there is", () => {
     for (const r of [unknown, bad, promoted]) expect(r.stderr).not.toContain("    at ");
   }, 30_000);
 
+  test("promote's older two-word form on the command line: promote NAME X is promote NAME@X", async () => {
+    const r = await ooo(["promote", "kv", "2", "--tag", "two-words"], { OOO_STORE_TOKEN: WRITE_TOKEN });
+    expect([r.code, r.stderr]).toEqual([0, expect.stringContaining("two-words → kv 2")]);
+    expect((await resolveImage(s.reader, "kv:two-words")).ooo_version).toBe("2");
+  }, 30_000);
+
   test("a role whose image cannot be used names the role and what the store has", async () => {
     const error = await resolveRoleImage(s.reader, "web", "kv@nope").catch((e: unknown) => e);
     expect((error as Error).message).toStartWith("role web: image kv@nope: kv has tags live");
