@@ -7,6 +7,7 @@ import { requireCommand } from "../test/support/require.ts";
 import {
   bootedSlot,
   chooseSlot,
+  CMDLINE_KEYS,
   DISK,
   ENV_BLOCK_SIZE,
   initialEnv,
@@ -40,9 +41,20 @@ describe("the disk contract", () => {
   test("every slot has its own partition", () => {
     expect(new Set(SLOTS.map((s) => SLOT_PARTITIONS[s].number)).size).toBe(SLOTS.length);
   });
-  test("the state-layout element's initramfs finds the state partition by the contract's name", () => {
-    const script = readFileSync(join(import.meta.dir, "../elements/state-layout/state-layout-files/init-bottom-ooo-state"), "utf8");
-    expect(script).toContain(`PARTNAME=${DISK.state.name}"`);
+});
+
+describe("what elements' shell scripts read of the contract", () => {
+  const element = (path: string) => readFileSync(join(import.meta.dir, "../elements", path), "utf8");
+  test("state-layout's initramfs finds the state partition by its GPT name", () => {
+    expect(element("state-layout/state-layout-files/init-bottom-ooo-state")).toContain(`PARTNAME=${DISK.state.name}"`);
+  });
+  test("state-layout's ready report reads the slot and the trial flag from the kernel command line", () => {
+    const script = element("state-layout/state-layout-files/ooo-node-report");
+    expect(script).toContain(`${CMDLINE_KEYS.slot}=*) slot=\${word#${CMDLINE_KEYS.slot}=}`);
+    expect(script).toContain(`${CMDLINE_KEYS.trial}=*) trial=\${word#${CMDLINE_KEYS.trial}=}`);
+  });
+  test("ooo-takeover's trial watchdog runs on a trial boot only", () => {
+    expect(element("ooo-takeover/install.d/60-ooo-takeover")).toContain(`ConditionKernelCommandLine=${CMDLINE_KEYS.trial}=1`);
   });
 });
 

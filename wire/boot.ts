@@ -270,7 +270,8 @@ boot
 
 // ---------------------------------------------------------------- kernel command line
 
-const CMDLINE_KEYS = { root: "root", slot: "ooo.slot", trial: "ooo.trial" } as const;
+/** Also read by shell in elements (state-layout's ooo-node-report, ooo-takeover's watchdog): wire/boot.test.ts holds them to these. */
+export const CMDLINE_KEYS = { root: "root", slot: "ooo.slot", trial: "ooo.trial" } as const;
 
 /** The kernel arguments that boot a slot, in order; `ro` has no value. Values may be GRUB variables. */
 export function slotArgs(to: { partuuid: string; slot: string; trial: boolean | string }): [string, string | undefined][] {
