@@ -56,6 +56,11 @@ export function unmount(dir: string, options: { lazy?: boolean } = {}) {
   if (libc.symbols.umount2(cstring(dir), options.lazy ? MNT_DETACH : 0) !== 0) throw new Error(`unmounting ${dir} failed: ${describeErrno()}`);
 }
 
+/** Unmount `dir` if something is mounted there (a mount point the agent reuses, left from an earlier run). */
+export function unmountIfMounted(dir: string) {
+  if (isMountPoint(dir)) unmount(dir);
+}
+
 /** Write out everything dirty of the filesystem that holds `path` (sync -f). */
 export function syncFilesystemOf(path: string) {
   const fd = openSync(path, "r");

@@ -18,6 +18,7 @@ import { table } from "../lib/log.ts";
 import { chooseAccel } from "../lib/qemu/accel.ts";
 import { Vm } from "../lib/qemu/vm.ts";
 import { bootAndWait, findImage, overlayDisk, removeRunDir, tempRunDir, type BootMode } from "../pipeline/boot.ts";
+import { DISK } from "../wire/boot.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string) => {
@@ -59,7 +60,7 @@ for (let i = 0; i < runs; i++) {
   const runDir = tempRunDir();
   try {
     const disk = await overlayDisk(reference, runDir);
-    const root = reference.manifest.boot!.partUuids["ooo-root-a"];
+    const root = reference.manifest.boot!.partUuids[DISK.rootA.name];
     const vm = await Vm.start({
       name: "reference",
       dir: runDir,

@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { run } from "../lib/run.ts";
 import { chooseAccel, type Accel } from "../lib/qemu/accel.ts";
 import { Vm, VmError, type VmOptions } from "../lib/qemu/vm.ts";
+import { DISK, slotCmdline } from "../wire/boot.ts";
 import { ManifestV1, type Manifest } from "../wire/manifest.ts";
 import { READY_MARKER, ReadyReport } from "../wire/ready-report.ts";
 import { BootFailed, UntestableBuild } from "./errors.ts";
@@ -54,8 +55,8 @@ export type BootMode = "direct" | "disk";
 export function directCmdline(manifest: Manifest, extra: string[] = []): string {
   const boot = manifest.boot;
   if (!boot) throw new UntestableBuild(manifest.name, "the manifest has no boot section (no disk image was built)");
-  const root = boot.partUuids["ooo-root-a"];
-  return [`root=PARTUUID=${root}`, "ro", "ooo.slot=A", "ooo.trial=0", boot.kernelCmdline, ...extra].join(" ");
+  const partuuid = boot.partUuids[DISK.rootA.name];
+  return [slotCmdline({ partuuid: String(partuuid), slot: "A", trial: false }), boot.kernelCmdline, ...extra].join(" ");
 }
 
 /** A copy-on-write disk over the image, so tests never change the built file. */

@@ -34,6 +34,8 @@ need qemu-img qemu-utils
 need qemu-system-x86_64 qemu-system-x86
 need grub-mkimage grub-common
 need /usr/lib/grub/i386-pc/boot.img grub-pc-bin
+# builder/disk/grub.test.ts runs grub.cfg in GRUB built as a program.
+need grub-emu grub-emu
 need debugfs e2fsprogs
 # busybox-base needs a *static* busybox; Debian's plain busybox is dynamic.
 if ! { [ -x /bin/busybox ] && ! readelf -d /bin/busybox 2>/dev/null | grep -q NEEDED; }; then

@@ -3,12 +3,12 @@ import { dirname, join } from "node:path";
 import { log } from "../../lib/log.ts";
 import { Lock } from "../refresh/lock.ts";
 import { isMountPoint, mountFs, remount } from "../mounts.ts";
-import { parseEnv, renderEnv, type BootEnv, type Slot } from "./bootenv.ts";
+import { BOOT_FILES, DISK, mountType, parseEnv, renderEnv, type BootEnv, type Slot } from "../../wire/boot.ts";
 import { SlotRecord } from "./records.ts";
 
 /**
- * The boot partition (ext2: grub.cfg, the environment block, ooo's slot
- * records). Mounted read-only once and left so: every configuration run
+ * The boot partition (wire/boot.ts: grub.cfg, the environment block, ooo's
+ * slot records). Mounted read-only once and left so: every configuration run
  * reads it (mark-good, takeover) and should not pay a mount and an unmount
  * each time. It is remounted read-write (sync) only while we change it
  * (by syscall: agents/mounts.ts). Every change is a new file, fsynced,
@@ -41,7 +41,7 @@ export class BootPartition {
       }
     }
     try {
-      if (!isMountPoint(MOUNT)) mountFs(device, MOUNT, "ext2", { readOnly: true });
+      if (!isMountPoint(MOUNT)) mountFs(device, MOUNT, mountType(DISK.boot), { readOnly: true });
     } catch (e) {
       lock.release();
       throw e;
@@ -92,7 +92,7 @@ export class BootPartition {
   }
 
   get envPath() {
-    return join(this.dir, "grub", "grubenv");
+    return join(this.dir, BOOT_FILES.env);
   }
 
   readEnv(): BootEnv {
@@ -104,13 +104,23 @@ export class BootPartition {
   }
 
   readRecord(slot: Slot): SlotRecord | undefined {
-    const path = join(this.dir, "ooo", `slot-${slot}.json`);
+    const path = join(this.dir, BOOT_FILES.slotRecord(slot));
     if (!existsSync(path)) return undefined;
     const parsed = SlotRecord.safeParse(JSON.parse(readFileSync(path, "utf8")));
     return parsed.success ? parsed.data : undefined;
   }
 
   writeRecord(slot: Slot, record: SlotRecord) {
-    this.replace(join(this.dir, "ooo", `slot-${slot}.json`), JSON.stringify(SlotRecord.parse(record), null, 2) + "\n");
+    this.replace(join(this.dir, BOOT_FILES.slotRecord(slot)), JSON.stringify(SlotRecord.parse(record), null, 2) + "\n");
+  }
+}
+
+/** Run `use` with the boot partition open (its lock held), and close it after, whatever happens. */
+export async function withBootPartition<T>(device: string, use: (boot: BootPartition) => T | Promise<T>): Promise<T> {
+  const boot = await BootPartition.open(device);
+  try {
+    return await use(boot);
+  } finally {
+    await boot.close();
   }
 }

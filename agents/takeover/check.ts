@@ -1,8 +1,8 @@
 import { log } from "../../lib/log.ts";
 import { isDigest } from "../../wire/digest.ts";
 import { isDict, toPlain, type PyDict } from "../pyjson/value.ts";
-import { BootPartition } from "./boot-partition.ts";
-import { slotState } from "./bootenv.ts";
+import { slotState } from "../../wire/boot.ts";
+import { withBootPartition } from "./boot-partition.ts";
 import { findNodeDisk } from "./disk.ts";
 import { writeNodeState } from "./reports.ts";
 
@@ -31,8 +31,7 @@ export function namedDigest(metadata: PyDict): string | null | undefined {
  */
 export async function checkBooted(wanted: string, options: { beforeConfigure?: boolean } = {}): Promise<"none" | "deferred" | undefined> {
   const disk = findNodeDisk();
-  const boot = await BootPartition.open(disk.boot);
-  try {
+  return withBootPartition(disk.boot, (boot) => {
     const env = boot.readEnv();
     writeNodeState(disk, env);
     const here = slotState(env, disk.booted);
@@ -45,7 +44,5 @@ export async function checkBooted(wanted: string, options: { beforeConfigure?: b
       return "deferred";
     }
     return undefined;
-  } finally {
-    await boot.close();
-  }
+  });
 }

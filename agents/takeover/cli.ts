@@ -2,8 +2,8 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { UsageError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
-import { BootPartition } from "./boot-partition.ts";
-import { slotState, SLOTS } from "./bootenv.ts";
+import { ENV_KEYS, slotState, SLOTS } from "../../wire/boot.ts";
+import { withBootPartition } from "./boot-partition.ts";
 import { findNodeDisk, NotAnOooDisk } from "./disk.ts";
 import { TakeoverFailed } from "../errors.ts";
 import { writeUpgradeReport } from "./reports.ts";
@@ -104,17 +104,14 @@ async function dispatch(command: string, args: string[]): Promise<number> {
     }
     case "slots": {
       const disk = findNodeDisk();
-      const boot = await BootPartition.open(disk.boot);
-      try {
+      await withBootPartition(disk.boot, (boot) => {
         const env = boot.readEnv();
-        process.stdout.write(`booted ${disk.booted}${disk.trial ? " (on trial)" : ""}; ORDER=${env.get("ORDER")}\n`);
+        process.stdout.write(`booted ${disk.booted}${disk.trial ? " (on trial)" : ""}; ORDER=${env.get(ENV_KEYS.order)}\n`);
         for (const s of SLOTS) {
           const st = slotState(env, s);
           process.stdout.write(`slot ${s} ${disk.slots[s]}: ok=${st.ok} try=${st.try} digest=${st.digest ?? "-"} record=${JSON.stringify(boot.readRecord(s) ?? null)}\n`);
         }
-      } finally {
-        await boot.close();
-      }
+      });
       return 0;
     }
     default:

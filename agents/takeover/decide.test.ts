@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseEnv, renderEnv, type BootEnv } from "./bootenv.ts";
+import type { BootEnv } from "../../wire/boot.ts";
 import { decide, MAX_UNEXPLAINED } from "./decide.ts";
 import type { SlotRecord } from "./records.ts";
 
@@ -60,27 +60,5 @@ describe("decide: what the node does when the metadata names an image", () => {
   test("a rollback carries its reason", () => {
     const d = decide({ booted: "A", env: env({ B_DIGEST: V2 }), record: record({ status: "failed", reason: "configure.d/50-x failed: boom" }), wanted: { digest: V2, attempt: 0 } });
     expect(d).toEqual({ action: "rolled-back", target: "B", reason: "configure.d/50-x failed: boom" });
-  });
-});
-
-describe("GRUB environment block", () => {
-  test("round trip, GRUB's layout: 1024 bytes, #-padded", () => {
-    const text = renderEnv(env({ B_DIGEST: V2 }));
-    expect(text.length).toBe(1024);
-    expect(text.startsWith("# GRUB Environment Block\nORDER=A B\n")).toBe(true);
-    expect(text.endsWith("#")).toBe(true);
-    expect(parseEnv(text)).toEqual(env({ B_DIGEST: V2 }));
-  });
-  test("reads what grub-editenv writes", async () => {
-    const file = `/tmp/ooo-grubenv-${process.pid}`;
-    await Bun.$`grub-editenv ${file} create && grub-editenv ${file} set ORDER="B A" B_TRY=1 A_DIGEST=${V1}`.quiet();
-    const parsed = parseEnv(await Bun.file(file).text());
-    await Bun.$`rm -f ${file}`;
-    expect(parsed.get("ORDER")).toBe("B A");
-    expect(parsed.get("B_TRY")).toBe("1");
-    expect(parsed.get("A_DIGEST")).toBe(V1);
-  });
-  test("an oversized block is refused", () => {
-    expect(() => renderEnv(new Map([["X", "y".repeat(1100)]]))).toThrow(/too large/);
   });
 });

@@ -1,4 +1,4 @@
-import { other, slotState, type BootEnv, type Slot } from "./bootenv.ts";
+import { other, slotState, type BootEnv, type Slot } from "../../wire/boot.ts";
 import type { SlotRecord } from "./records.ts";
 
 /**

@@ -1,13 +1,13 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { OooError } from "../../lib/errors.ts";
-import type { Slot } from "./bootenv.ts";
+import { bootedSlot, DISK, SLOT_PARTITIONS, type Slot } from "../../wire/boot.ts";
 
 /**
  * The node's own disk, found from the running system alone (so the same
  * code works on bare metal): the root device named by the kernel command
- * line (root=PARTUUID=…), its disk, and that disk's partitions by GPT name
- * (builder/disk/layout.ts): ooo-boot, ooo-root-a, ooo-root-b, ooo-state.
+ * line (root=PARTUUID=…), its disk, and that disk's partitions by the GPT
+ * names of the disk contract (wire/boot.ts).
  */
 export interface NodeDisk {
   disk: string;
@@ -25,17 +25,11 @@ export class NotAnOooDisk extends OooError {
   }
 }
 
-export function cmdlineValue(cmdline: string, key: string): string | undefined {
-  for (const word of cmdline.trim().split(/\s+/)) if (word.startsWith(`${key}=`)) return word.slice(key.length + 1);
-  return undefined;
-}
-
 export function findNodeDisk(cmdline = readFileSync("/proc/cmdline", "utf8")): NodeDisk {
-  const slot = cmdlineValue(cmdline, "ooo.slot");
-  if (slot !== "A" && slot !== "B") throw new NotAnOooDisk("the kernel command line has no ooo.slot=A|B");
-  const root = cmdlineValue(cmdline, "root");
-  if (!root?.startsWith("PARTUUID=")) throw new NotAnOooDisk(`root=${root ?? ""} is not a PARTUUID`);
-  const link = `/dev/disk/by-partuuid/${root.slice("PARTUUID=".length).toLowerCase()}`;
+  const booted = bootedSlot(cmdline);
+  if (!booted.slot) throw new NotAnOooDisk("the kernel command line has no ooo.slot=A|B");
+  if (!booted.partuuid) throw new NotAnOooDisk(`root=${booted.root ?? ""} is not a PARTUUID`);
+  const link = `/dev/disk/by-partuuid/${booted.partuuid.toLowerCase()}`;
   if (!existsSync(link)) throw new NotAnOooDisk(`${link} does not exist`);
   const part = basename(realpathSync(link));
   // realpath first, then the parent: "…/vda3/.." would be normalised away before the link is followed.
@@ -54,10 +48,10 @@ export function findNodeDisk(cmdline = readFileSync("/proc/cmdline", "utf8")): N
   };
   return {
     disk: `/dev/${disk}`,
-    boot: need("ooo-boot"),
-    slots: { A: need("ooo-root-a"), B: need("ooo-root-b") },
-    state: byName.get("ooo-state"),
-    booted: slot,
-    trial: cmdlineValue(cmdline, "ooo.trial") === "1",
+    boot: need(DISK.boot.name),
+    slots: { A: need(SLOT_PARTITIONS.A.name), B: need(SLOT_PARTITIONS.B.name) },
+    state: byName.get(DISK.state.name),
+    booted: booted.slot,
+    trial: booted.trial,
   };
 }

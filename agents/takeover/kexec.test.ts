@@ -2,7 +2,6 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { grubChoice, parseEnv, renderEnv } from "./bootenv.ts";
 import { insideRoot, kexecCmdline } from "./kexec.ts";
 
 describe("kexecCmdline: the command line GRUB would give the other slot", () => {
@@ -12,28 +11,6 @@ describe("kexecCmdline: the command line GRUB would give the other slot", () => 
   });
   test("adds what the running line lacks", () => {
     expect(kexecCmdline("root=/dev/vda3 ro", { partuuid: "c", slot: "A", trial: false })).toBe("root=PARTUUID=c ro ooo.slot=A ooo.trial=0");
-  });
-});
-
-describe("grubChoice: the slot grub.cfg boots", () => {
-  const env = (vars: string) => parseEnv(renderEnv(new Map(vars.split(" ").map((kv) => kv.split("=") as [string, string]))));
-  test("a slot on trial first in ORDER is chosen and its try used up", () => {
-    const e = env("A_OK=1 A_TRY=0 B_OK=0 B_TRY=1");
-    e.set("ORDER", "B A");
-    expect(grubChoice(e)).toEqual({ slot: "B", trial: true });
-    expect(e.get("B_TRY")).toBe("0");
-    // Used up: the next boot falls back to A, as after GRUB's save_env.
-    expect(grubChoice(e)).toEqual({ slot: "A", trial: false });
-  });
-  test("a good slot boots without changing the block", () => {
-    const e = env("A_OK=0 A_TRY=0 B_OK=1 B_TRY=0");
-    e.set("ORDER", "A B");
-    expect(grubChoice(e)).toEqual({ slot: "B", trial: false });
-    expect(e.get("B_TRY")).toBe("0");
-  });
-  test("nothing bootable: no choice", () => {
-    const e = env("A_OK=0 A_TRY=0 B_OK=0 B_TRY=0");
-    expect(grubChoice(e)).toBeUndefined();
   });
 });
 

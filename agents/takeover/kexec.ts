@@ -2,6 +2,7 @@ import { closeSync, fstatSync, openSync, readlinkSync, readSync } from "node:fs"
 import { dirname, join, posix } from "node:path";
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { lastErrno } from "../../lib/errno.ts";
+import { slotArgs, type Slot } from "../../wire/boot.ts";
 
 /**
  * Loading the new root's kernel for kexec, with the kernel's own
@@ -117,13 +118,14 @@ export function unloadKexecKernel(): void {
 }
 
 /**
- * The command line GRUB's `linux` line (builder/disk/grub.ts) would give
- * for `slot`: the running kernel's own, as GRUB built it, with the slot's
- * root, slot name and trial flag in place of the running ones, and without
- * the BOOT_IMAGE= GRUB adds in front of it.
+ * The command line GRUB's `linux` line (wire/boot.ts: grubConfig) would
+ * give for `slot`: the running kernel's own, as GRUB built it, with the
+ * slot's root, slot name and trial flag in place of the running ones, and
+ * without the BOOT_IMAGE= GRUB adds in front of it.
  */
-export function kexecCmdline(running: string, to: { partuuid: string; slot: string; trial: boolean }): string {
-  const replaced: Record<string, string> = { root: `PARTUUID=${to.partuuid}`, "ooo.slot": to.slot, "ooo.trial": to.trial ? "1" : "0" };
+export function kexecCmdline(running: string, to: { partuuid: string; slot: Slot; trial: boolean }): string {
+  const replaced: Record<string, string> = {};
+  for (const [key, value] of slotArgs(to)) if (value !== undefined) replaced[key] = value;
   const words = running
     .trim()
     .split(/\s+/)

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { UpgradeOutcome } from "../../wire/signal.ts";
-import { slotState } from "./bootenv.ts";
+import { slotState, type BootEnv } from "../../wire/boot.ts";
 import type { NodeDisk } from "./disk.ts";
 
 /**
@@ -21,7 +21,7 @@ export function writeUpgradeReport(outcome: UpgradeOutcome) {
   writeJson(UPGRADE_REPORT, outcome);
 }
 
-export function writeNodeState(disk: NodeDisk, env: Map<string, string>) {
+export function writeNodeState(disk: NodeDisk, env: BootEnv) {
   const here = slotState(env, disk.booted);
   writeJson(NODE_STATE, { slot: disk.booted, digest: here.digest, trial: disk.trial && !here.ok, good: here.ok });
 }

@@ -1,6 +1,6 @@
 import { log } from "../../lib/log.ts";
-import { BootPartition } from "./boot-partition.ts";
-import { other, setOrder, setSlot, slotState } from "./bootenv.ts";
+import { firstInOrder, other, setOrder, setSlot, slotState } from "../../wire/boot.ts";
+import { withBootPartition } from "./boot-partition.ts";
 import { findNodeDisk } from "./disk.ts";
 import { writeNodeState, writeUpgradeReport } from "./reports.ts";
 
@@ -18,12 +18,11 @@ import { writeNodeState, writeUpgradeReport } from "./reports.ts";
  */
 export async function markGood(): Promise<void> {
   const disk = findNodeDisk();
-  const boot = await BootPartition.open(disk.boot);
-  try {
+  await withBootPartition(disk.boot, (boot) => {
     const env = boot.readEnv();
     const here = slotState(env, disk.booted);
     const record = boot.readRecord(disk.booted);
-    if (!here.ok || here.try || env.get("ORDER")?.split(" ")[0] !== disk.booted) {
+    if (!here.ok || here.try || firstInOrder(env) !== disk.booted) {
       setSlot(env, disk.booted, { ok: true, try: false });
       setOrder(env, disk.booted);
       boot.writeEnv(env);
@@ -44,16 +43,13 @@ export async function markGood(): Promise<void> {
       });
     }
     writeNodeState({ ...disk, trial: false }, env);
-  } finally {
-    await boot.close();
-  }
+  });
 }
 
 export async function trialFailed(reason: string, options: { rebootAfterSeconds: number }): Promise<boolean> {
   const disk = findNodeDisk();
   if (!disk.trial) return false;
-  const boot = await BootPartition.open(disk.boot);
-  try {
+  const failed = await withBootPartition(disk.boot, (boot) => {
     const env = boot.readEnv();
     const here = slotState(env, disk.booted);
     if (here.ok) return false; // marked good already: a later failure is no trial failure
@@ -68,9 +64,9 @@ export async function trialFailed(reason: string, options: { rebootAfterSeconds:
     writeNodeState(disk, env);
     writeUpgradeReport({ from: record?.from, to: here.digest ?? record?.digest ?? "unknown", result: "failed", reason: `${reason}; rolling back to slot ${other(disk.booted)}` });
     log.error(`trial boot of slot ${disk.booted} failed (${reason}); rolling back to slot ${other(disk.booted)}`);
-  } finally {
-    await boot.close();
-  }
+    return true;
+  });
+  if (!failed) return false;
   // Later, so that the FAILURE signal of this run goes out first. (The
   // process runner is loaded here only: mark-good, at every run, needs none.)
   const { run } = await import("../../lib/run.ts");

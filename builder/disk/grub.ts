@@ -2,6 +2,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } fr
 import { join } from "node:path";
 import { MissingRequirement } from "../../lib/errors.ts";
 import { run } from "../../lib/run.ts";
+import { BOOT_FILES, DISK, FILESYSTEMS, SLOT_PARTITIONS } from "../../wire/boot.ts";
 import { SECTOR, type Partition } from "./layout.ts";
 
 /**
@@ -23,86 +24,38 @@ const BLOCKLIST_SIZE = 12; // u64 start, u16 length, u16 segment, at the end of 
 
 const GRUB_DIR = "/usr/lib/grub/i386-pc";
 
-/** Everything the core image needs; nothing is loaded from disk at boot. */
+/**
+ * Everything the core image needs; nothing is loaded from disk at boot.
+ * GRUB reads the boot partition (grub.cfg, the environment block) and the
+ * root slots (kernel, initrd): their filesystems' modules come from the contract.
+ */
+const FS_MODULES = [DISK.boot, ...Object.values(SLOT_PARTITIONS)].map((p) => FILESYSTEMS[p.fs].grubModule);
 const MODULES = [
-  "biosdisk",
-  "part_gpt",
-  "ext2",
-  "normal",
-  "configfile",
-  "search",
-  "search_fs_uuid",
-  "loadenv",
-  "test",
-  "linux",
-  "echo",
-  "probe",
-  "regexp",
-  "serial",
-  "terminal",
-  "sleep",
-  "reboot",
-  "halt",
+  ...new Set([
+    "biosdisk",
+    "part_gpt",
+    ...FS_MODULES,
+    "normal",
+    "configfile",
+    "search",
+    "search_fs_uuid",
+    "loadenv",
+    "test",
+    "linux",
+    "echo",
+    "probe",
+    "regexp",
+    "serial",
+    "terminal",
+    "sleep",
+    "reboot",
+    "halt",
+  ]),
 ];
 
 export function requireGrub() {
   if (!existsSync(join(GRUB_DIR, "boot.img")) || !Bun.which("grub-mkimage"))
     throw new MissingRequirement("GRUB for BIOS (grub-pc-bin, grub-common)", "apt-get install grub-pc-bin grub-common");
-}
-
-/** The slot-picking boot script. The environment block (grubenv) overrides the defaults. */
-export function grubConfig(kernelCmdline: string): string {
-  return `# ooo: boot the root slot the environment block (grubenv) picks.
-# ORDER lists slots by preference. A slot boots if X_OK=1 (known good), or
-# once "on trial" if X_TRY=1: the try is used up before booting, so a trial
-# boot that never reaches "good" (the node marks it, with grub-editenv or
-# ooo-agent) falls back to the next slot in ORDER on the next boot.
-serial --unit=0 --speed=115200
-terminal_input serial console
-terminal_output serial console
-set timeout=0
-set ORDER="A B"
-set A_OK=1
-set A_TRY=0
-set B_OK=0
-set B_TRY=0
-set EXTRA_CMDLINE=""
-load_env ORDER A_OK A_TRY B_OK B_TRY EXTRA_CMDLINE
-regexp --set=1:bootdisk '^([^,]+)' "$root"
-set slot=""
-set trial=0
-for s in $ORDER; do
-  if [ -z "$slot" ]; then
-    if [ "$s" = "A" ]; then set ok="$A_OK"; set try="$A_TRY"; fi
-    if [ "$s" = "B" ]; then set ok="$B_OK"; set try="$B_TRY"; fi
-    if [ "$ok" = "1" ]; then
-      set slot="$s"
-    elif [ "$try" = "1" ]; then
-      set slot="$s"
-      set trial=1
-      if [ "$s" = "A" ]; then set A_TRY=0; save_env A_TRY; fi
-      if [ "$s" = "B" ]; then set B_TRY=0; save_env B_TRY; fi
-    fi
-  fi
-done
-if [ -z "$slot" ]; then
-  echo "ooo: no bootable slot (ORDER=$ORDER A_OK=$A_OK B_OK=$B_OK); trying A"
-  set slot=A
-fi
-if [ "$slot" = "A" ]; then set part=gpt3; else set part=gpt4; fi
-probe --set=partuuid --part-uuid ($bootdisk,$part)
-echo "ooo: booting slot $slot from ($bootdisk,$part) trial=$trial"
-linux ($bootdisk,$part)/vmlinuz root=PARTUUID=$partuuid ro ooo.slot=$slot ooo.trial=$trial ${kernelCmdline} $EXTRA_CMDLINE
-initrd ($bootdisk,$part)/initrd.img
-boot
-`;
-}
-
-/** GRUB's environment block format: a 1024-byte file, `#`-padded. */
-export function grubEnvBlock(vars: Record<string, string>): Buffer {
-  const body = "# GRUB Environment Block\n" + Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join("");
-  if (body.length > 1024) throw new Error("GRUB environment block overflow");
-  return Buffer.from(body.padEnd(1024, "#"), "ascii");
 }
 
 /** Build the core image and install it into `file` (MBR + BIOS boot partition). */
@@ -114,9 +67,9 @@ export async function installGrubBios(options: {
 }) {
   requireGrub();
   const early = join(options.scratch, "grub-early.cfg");
-  await Bun.write(early, `search --no-floppy --fs-uuid --set=root ${options.bootFsUuid}\nset prefix=($root)/grub\n`);
+  await Bun.write(early, `search --no-floppy --fs-uuid --set=root ${options.bootFsUuid}\nset prefix=($root)/${BOOT_FILES.grubDir}\n`);
   const core = join(options.scratch, "core.img");
-  await run("grub-mkimage", ["-O", "i386-pc", "-d", GRUB_DIR, "-o", core, "-c", early, "-p", "/grub", ...MODULES], {
+  await run("grub-mkimage", ["-O", "i386-pc", "-d", GRUB_DIR, "-o", core, "-c", early, "-p", `/${BOOT_FILES.grubDir}`, ...MODULES], {
     what: "building GRUB's core image (grub-mkimage)",
   });
 

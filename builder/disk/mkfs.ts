@@ -2,7 +2,19 @@ import { closeSync, lstatSync, openSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { CommandFailed, run } from "../../lib/run.ts";
+import type { Filesystem } from "../../wire/boot.ts";
 import { ImageTooSmall, UnsupportedFileName } from "../errors.ts";
+
+type MkfsOptions = Omit<Parameters<typeof mkfsExt>[0], "type" | "label">;
+
+/** The filesystem of a partition the disk contract (wire/boot.ts) gives one: empty, or made from `tree`. */
+export async function mkfsFor(partition: { fs: Filesystem; label: string }, options: MkfsOptions): Promise<void> {
+  switch (partition.fs) {
+    case "ext2":
+    case "ext4":
+      return mkfsExt({ ...options, type: partition.fs, label: partition.label });
+  }
+}
 
 /**
  * Build an ext2/ext4 filesystem image from a tree (mkfs -d): no loop device,

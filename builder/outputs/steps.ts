@@ -3,10 +3,11 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { run } from "../../lib/run.ts";
 import { canonicalTar } from "../../lib/tar/canonical.ts";
-import { grubConfig, grubEnvBlock, installGrubBios } from "../disk/grub.ts";
+import { BOOT_FILES, DISK, grubConfig, initialEnv, renderEnv } from "../../wire/boot.ts";
+import { installGrubBios } from "../disk/grub.ts";
 import { writePartitionTable } from "../disk/gpt.ts";
 import { minimumSlot, partition, planDisk, type DiskLayout } from "../disk/layout.ts";
-import { mkfsExt, writeInto } from "../disk/mkfs.ts";
+import { mkfsFor, writeInto } from "../disk/mkfs.ts";
 import { uuidFor } from "../disk/uuid.ts";
 import type { OutputWork } from "./work.ts";
 
@@ -74,11 +75,9 @@ export function rootfs(work: OutputWork): Promise<string> {
   return work.once("make root filesystem (ext4)", async () => {
     const [dir, plan, c] = await Promise.all([tree(work), layout(work), canonical(work)]);
     const file = work.scratchPath("rootfs.ext4");
-    await mkfsExt({
+    await mkfsFor(DISK.rootA, {
       file,
       size: plan.slotSize,
-      type: "ext4",
-      label: "ooo-root",
       uuid: uuidFor(c.digest, "fs-root"),
       tree: dir,
       sourceDateEpoch: work.options.sourceDateEpoch,
@@ -97,28 +96,25 @@ export function disk(work: OutputWork): Promise<string> {
     await run("truncate", ["-s", String(plan.size), file]);
     await writePartitionTable(file, plan, c.digest);
 
-    await writeInto(file, fs, partition(plan, "ooo-root-a").offset);
+    await writeInto(file, fs, partition(plan, "rootA").offset);
 
-    const boot = partition(plan, "ooo-boot");
+    const boot = partition(plan, "boot");
     const bootFsUuid = uuidFor(c.digest, "fs-boot");
     const bootTree = work.scratchPath("boot-tree");
-    mkdirSync(join(bootTree, "grub"), { recursive: true });
-    await Bun.write(join(bootTree, "grub", "grub.cfg"), grubConfig(KERNEL_CMDLINE));
-    await Bun.write(
-      join(bootTree, "grub", "grubenv"),
-      // A_DIGEST tells the node which image its slot A holds (the upgrade agent compares it).
-      grubEnvBlock({ ORDER: "A B", A_OK: "1", A_TRY: "0", B_OK: "0", B_TRY: "0", A_DIGEST: c.digest }),
-    );
-    const bootFs = work.scratchPath("boot.ext2");
-    await mkfsExt({ file: bootFs, size: boot.size, type: "ext2", label: "ooo-boot", uuid: bootFsUuid, tree: bootTree, sourceDateEpoch: work.options.sourceDateEpoch });
+    mkdirSync(join(bootTree, BOOT_FILES.grubDir), { recursive: true });
+    await Bun.write(join(bootTree, BOOT_FILES.grubConfig), grubConfig(KERNEL_CMDLINE));
+    // The block names the image slot A holds (the upgrade agent compares it).
+    await Bun.write(join(bootTree, BOOT_FILES.env), Buffer.from(renderEnv(initialEnv(c.digest)), "latin1"));
+    const bootFs = work.scratchPath("boot.fs");
+    await mkfsFor(DISK.boot, { file: bootFs, size: boot.size, uuid: bootFsUuid, tree: bootTree, sourceDateEpoch: work.options.sourceDateEpoch });
     await writeInto(file, bootFs, boot.offset);
 
-    const state = partition(plan, "ooo-state");
-    const stateFs = work.scratchPath("state.ext4");
-    await mkfsExt({ file: stateFs, size: state.size, type: "ext4", label: "ooo-state", uuid: uuidFor(c.digest, "fs-state"), sourceDateEpoch: work.options.sourceDateEpoch });
+    const state = partition(plan, "state");
+    const stateFs = work.scratchPath("state.fs");
+    await mkfsFor(DISK.state, { file: stateFs, size: state.size, uuid: uuidFor(c.digest, "fs-state"), sourceDateEpoch: work.options.sourceDateEpoch });
     await writeInto(file, stateFs, state.offset);
 
-    await installGrubBios({ file, biosBoot: partition(plan, "bios-boot"), bootFsUuid, scratch: work.scratch });
+    await installGrubBios({ file, biosBoot: partition(plan, "biosBoot"), bootFsUuid, scratch: work.scratch });
     return file;
   });
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { capture, run } from "../../lib/run.ts";
+import { PARTITIONS } from "../../wire/boot.ts";
 import { writeDisk } from "./qemu-disk.ts";
 
 const MiB = 2 ** 20;
@@ -11,13 +12,14 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-/** A small disk laid out like a golden one: five named GPT partitions, ext4 on the last (ooo-state). */
+/** A small disk laid out like a golden one (wire/boot.ts), ext4 on the last partition (the state). */
 async function goldenLike(): Promise<{ file: string; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), "ooo-disk-test-"));
   dirs.push(dir);
   const file = join(dir, "image.raw");
   await run("truncate", ["-s", String(64 * MiB), file], { echo: false });
-  const table = ["label: gpt", "size=1MiB, name=bios-boot", "size=4MiB, name=ooo-boot", "size=16MiB, name=ooo-root-a", "size=16MiB, name=ooo-root-b", "name=ooo-state"].join("\n");
+  const size = (p: (typeof PARTITIONS)[number]) => (p.size === "rest" ? "" : `size=${p.size === "slot" ? 16 : Math.min(p.size / MiB, 4)}MiB, `);
+  const table = ["label: gpt", ...PARTITIONS.map((p) => `${size(p)}name=${p.name}`)].join("\n");
   await run("sfdisk", ["-q", file], { input: `${table}\n`, echo: false });
   const start = (await parts(file)).at(-1)!.start;
   await run("mkfs.ext4", ["-q", "-F", "-E", `offset=${start * 512}`, file, `${Math.floor(((64 * MiB) / 512 - 34 - start) / 2)}K`], { echo: false });
@@ -51,7 +53,7 @@ describe("a node's disk from a golden disk", () => {
     await writeDisk(file, node, 128 * MiB + 12345);
     expect(statSync(node).size).toBe(128 * MiB);
     const p = await parts(node);
-    expect(p.map((x) => x.name)).toEqual(["bios-boot", "ooo-boot", "ooo-root-a", "ooo-root-b", "ooo-state"]);
+    expect(p.map((x) => x.name)).toEqual(PARTITIONS.map((x) => x.name));
     const state = p.at(-1)!;
     expect((state.start + state.size) * 512).toBeGreaterThan(128 * MiB - MiB);
     expect(await blockCount(node, state.start * 512)).toBe(Math.floor((state.size * 512) / 1024) * 1024);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256File } from "../../lib/sparse.ts";
 import { bootAndWait, findImage, overlayDisk, tempRunDir, removeRunDir } from "../../pipeline/boot.ts";
+import { DISK } from "../../wire/boot.ts";
 import { ManifestV1, type Manifest } from "../../wire/manifest.ts";
 import { buildTestImage, FIXTURE_ELEMENTS, ooo } from "../support/images.ts";
 import { requireCommand } from "../support/require.ts";
@@ -76,7 +77,7 @@ describe("golden disk images", () => {
     expect(manifest.packages.map((p) => p.name)).toContain("systemd");
     expect(manifest.statePaths).toEqual(["/var/lib/ooo-demo"]);
     expect(manifest.elements.map((e) => e.name)).toContain("state-layout");
-    expect(manifest.boot?.partUuids["ooo-root-a"]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(manifest.boot?.partUuids[DISK.rootA.name]).toMatch(/^[0-9a-f-]{36}$/);
   }, 8 * MINUTES);
 
   test("rebuilding the tiny base without caches gives the same digest and the same bytes", async () => {
