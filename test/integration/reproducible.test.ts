@@ -25,8 +25,9 @@ import { differingEntries } from "../support/tar-diff.ts";
  * layers linked in, its own saved apart). A data-only element with a fresh
  * nonce (`repro-nonce`: no hooks, no files any hook reads) changes every
  * layer key after root.d, so no layer from an earlier build of the default
- * image can stand in for a hook; it changes nothing in the image (the
- * default image built without it has the same digest). Only the tar is
+ * image can stand in for a hook; it changes nothing in the image (built
+ * without it, the default image has the same digest: checked when this test
+ * was written). Only the tar is
  * written: the raw disk is made from the same root, its UUIDs from the
  * digest.
  */
@@ -119,7 +120,6 @@ function privateImageCache(dir: string): string {
 }
 
 interface Built {
-  variant: Variant;
   tar: string;
   digest: string;
 }
@@ -134,10 +134,11 @@ async function cloneAndBuild(v: Variant, tree: string, nonce: string): Promise<B
 
   const elements = join(base, "elements");
   mkdirSync(join(elements, NONCE_ELEMENT), { recursive: true });
-  writeFileSync(join(elements, NONCE_ELEMENT, "README.rst"), `Data only, so that no cached layer after root.d matches: ${nonce}\n`);
+  // A file name no other element has: DIB's merge copies top-level files into the hooks tree.
+  writeFileSync(join(elements, NONCE_ELEMENT, NONCE_ELEMENT), `${nonce}\n`);
   const out = join(base, "out", "default");
   const t0 = performance.now();
-  await mustRun(
+  const build = await mustRun(
     `building the default image in ${clone}`,
     asVariant(
       v,
@@ -145,9 +146,12 @@ async function cloneAndBuild(v: Variant, tree: string, nonce: string): Promise<B
       clone,
     ),
   );
-  console.error(`reproducible: built in ${v.folder} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  // Both builds should start from the suite's base root; a cold one costs a minute more.
+  const restored = /restore cached root after (\S+)/.exec(String(build.all))?.[1];
+  const from = restored ? `the cached root after ${restored}` : "nothing cached";
+  console.error(`reproducible: built in ${v.folder} in ${((performance.now() - t0) / 1000).toFixed(1)} s, from ${from}`);
   const manifest = ManifestV1.parse(JSON.parse(readFileSync(`${out}.manifest.json`, "utf8")));
-  return { variant: v, tar: `${out}.tar`, digest: manifest.digest };
+  return { tar: `${out}.tar`, digest: manifest.digest };
 }
 
 /** What differs between the two tars: every differing entry's header, and diffoscope on the first few whose bytes differ. */
