@@ -361,10 +361,10 @@ describe("bad input: a clear error, a non-zero exit, nothing left behind", () =>
 });
 
 /**
- * `bun ARGS` as nobody, from the checkout, whatever folder the checkout is
- * in: a clone under /root (0700) is out of nobody's reach, so the command
- * sees the same checkout bind-mounted on a fresh folder in /tmp, in a mount
- * namespace of its own that ends with it, and runs SCRIPT from there.
+ * `bun SCRIPT ARGS` as nobody, from the checkout, whatever folder the
+ * checkout is in: a clone under /root (0700) is out of nobody's reach, so
+ * the command sees the same checkout bind-mounted on a fresh folder in /tmp,
+ * in a mount namespace of its own that ends with it, and runs from there.
  */
 function bunAsNobody(script: string, args: string[]) {
   const view = mkdtempSync("/tmp/ooo-checkout-");
