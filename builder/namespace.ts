@@ -28,6 +28,10 @@ export async function relaunchInNamespace(options: {
   keepFailed: boolean;
 }): Promise<number> {
   removeStaleWorkDirs(options.imageCache);
+  // Every file the build makes, by a hook or by ooo (/etc/ooo/state-paths),
+  // takes its mode from the umask, and the image keeps modes: the caller's
+  // umask must not reach it. 022 is what DIB's hooks get under sudo.
+  process.umask(0o022);
   const child = spawn(
     "setpriv",
     [

@@ -84,7 +84,7 @@ class HashThread {
  * download waited for it forever.
  */
 function workerPath(): string {
-  // import.meta.url will not tell: with --bytecode it is the build's source path.
+  // Inside the executable, import.meta.url is the bundle's own path, not this module's.
   return Bun.main.startsWith("/$bunfs/") ? "./lib/hash-worker.ts" : new URL("./hash-worker.ts", import.meta.url).href;
 }
 

@@ -1,10 +1,25 @@
 #!/bin/sh
 # Installs what ooo needs on a fresh Debian machine that has only Node and
-# npm: bun (from npm), the project's packages, and the Debian tools the
-# builder, the image tests and the reference comparisons use. Quick when
+# npm: bun (from npm), the project's packages and Debian's tools. Quick when
 # everything is already there; safe to run again.
+#
+# usage: ensure.sh [build|test]
+#   build  what building images and deploying them need (npm run build-image,
+#          npm run demo)
+#   test   that and the test toolchain: the reference tools the tests compare
+#          with (diskimage-builder, os-apply-config, Glance, Swift, …) and
+#          what the tests and benchmarks drive (npm test, .ci/run); the default
 set -eu
 cd "$(dirname "$0")/.."
+
+mode=${1:-test}
+case $mode in
+    build | test) ;;
+    *)
+        printf 'usage: %s [build|test]\n' "$0" >&2
+        exit 2
+        ;;
+esac
 
 say() { printf 'ensure: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -23,47 +38,64 @@ fi
 # Debian packages: program to check -> package that provides it.
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || [ -e "$1" ] || missing="$missing $2"; }
-need readelf binutils
+
+# Building: the builder's namespaces, debian-minimal's base root, disk
+# images (GPT, ext4, GRUB) and qcow2.
 need mmdebstrap mmdebstrap
 need unshare util-linux
 need setpriv util-linux
 need mkfs.ext4 e2fsprogs
-need mkfs.erofs erofs-utils
+need debugfs e2fsprogs
 need sfdisk fdisk
 need qemu-img qemu-utils
-need qemu-system-x86_64 qemu-system-x86
 need grub-mkimage grub-common
 need /usr/lib/grub/i386-pc/boot.img grub-pc-bin
-# builder/disk/grub.test.ts runs grub.cfg in GRUB built as a program.
-need grub-emu grub-emu
-need debugfs e2fsprogs
 # busybox-base needs a *static* busybox; Debian's plain busybox is dynamic.
+need readelf binutils
 if ! { [ -x /bin/busybox ] && ! readelf -d /bin/busybox 2>/dev/null | grep -q NEEDED; }; then
     missing="$missing busybox-static"
 fi
-need getcap libcap2-bin
-need setfattr attr
-need disk-image-create python3-diskimage-builder
-need debootstrap debootstrap
-need os-apply-config python3-os-apply-config
-need glance python3-glanceclient
-# Our store client is tested against a real Glance (test/support/glance.ts).
-need /usr/lib/python3/dist-packages/glance/cmd/api.py python3-glance
-# bench/store.ts compares downloads with curl as a reference client.
-need curl curl
-# bench/store.ts: what one sha256 stream costs alone, beside the store.
-need openssl openssl
-# The image store's Swift backend is tested against a one-node Swift on
-# loopback (test/support/swift.ts); tempauth keeps its tokens in memcached.
-need swift-proxy-server swift-proxy
-need swift-account-server swift-account
-need swift-container-server swift-container
-need swift-object-server swift-object
-need memcached memcached
-need zstd zstd
-need rsync rsync
+# Deploying: the qemu driver's nodes, and the helper that carries each guest
+# connection to the deployer's services on loopback.
+need qemu-system-x86_64 qemu-system-x86
 need socat socat
-need sudo sudo
+
+if [ "$mode" = test ]; then
+    # Reference tools the tests and benchmarks compare ooo with.
+    need disk-image-create python3-diskimage-builder
+    need debootstrap debootstrap
+    need sudo sudo
+    need os-apply-config python3-os-apply-config
+    need glance python3-glanceclient
+    # Our store client is tested against a real Glance (test/support/glance.ts).
+    need /usr/lib/python3/dist-packages/glance/cmd/api.py python3-glance
+    # The image store's Swift backend is tested against a one-node Swift on
+    # loopback (test/support/swift.ts); tempauth keeps its tokens in memcached.
+    need swift-proxy-server swift-proxy
+    need swift-account-server swift-account
+    need swift-container-server swift-container
+    need swift-object-server swift-object
+    need memcached memcached
+    # bench/store.ts compares downloads with curl as a reference client, and
+    # measures what one sha256 stream costs alone with openssl.
+    need curl curl
+    need openssl openssl
+    # The canonical tar's tests set capabilities and extended attributes.
+    need getcap libcap2-bin
+    need setfattr attr
+    # The reproducibility test clones the repository twice, builds in each
+    # on one CPU or all, and says what differs between the two builds.
+    need git git
+    need taskset util-linux
+    need diffoscope diffoscope-minimal
+    # builder/disk/grub.test.ts runs grub.cfg in GRUB built as a program.
+    need grub-emu grub-emu
+    # Nothing in ooo uses these yet (they were installed from the start).
+    need mkfs.erofs erofs-utils
+    need zstd zstd
+    need rsync rsync
+fi
+
 if [ -n "$missing" ]; then
     say "installing Debian packages:$missing"
     as_root apt-get update -q >/dev/null

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { requireCommand } from "../../test/support/require.ts";
@@ -104,6 +104,39 @@ describe("mergeHooks: which hooks run, in which order", () => {
     expect(existsSync(join(hooks, "tests"))).toBe(false);
     expect(existsSync(join(hooks, "__pycache__"))).toBe(false);
     expect(existsSync(join(hooks, "bin/tool-a"))).toBe(true);
+  });
+
+  test("element files keep their modes but for group and other write (a checkout made under umask 002)", async () => {
+    const { elements: els, hooks } = elements({
+      "a/static/etc/shared.conf": "s",
+      "a/static/etc/secret": "k",
+      "a/static/usr/bin/tool": SH,
+      "a/static/etc/link": "->/etc/passwd",
+      "a/README": "top-level",
+    });
+    const src = els[0]!.dir;
+    const modes: [string, number][] = [
+      ["static", 0o775],
+      ["static/etc", 0o775],
+      ["static/etc/shared.conf", 0o664],
+      ["static/etc/secret", 0o600],
+      ["static/usr/bin/tool", 0o775],
+      ["README", 0o666],
+    ];
+    for (const [path, mode] of modes) chmodSync(join(src, path), mode);
+    const passwd = statSync("/etc/passwd").mode;
+    await mergeHooks(els, hooks, {});
+    const got = (path: string) => statSync(join(hooks, path)).mode & 0o7777;
+    expect(modes.map(([path]) => [path, got(path).toString(8)])).toEqual([
+      ["static", "755"],
+      ["static/etc", "755"],
+      ["static/etc/shared.conf", "644"],
+      ["static/etc/secret", "600"],
+      ["static/usr/bin/tool", "755"],
+      ["README", "644"],
+    ]);
+    expect(readlinkSync(join(hooks, "static/etc/link"))).toBe("/etc/passwd");
+    expect(statSync("/etc/passwd").mode).toBe(passwd); // a symlink's target is never touched
   });
 
   test("environment.d files are listed in dib-run-parts' source order", async () => {

@@ -1,4 +1,4 @@
-import { accessSync, constants, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { log } from "../../lib/log.ts";
@@ -56,14 +56,22 @@ export async function mergeHooks(elements: Element[], dir: string, env = process
         else if (!owner.has(`${key}/`)) owner.set(`${key}/`, element.name); // a folder: first owner
       }
       mkdirSync(join(dir, sub), { recursive: true });
-      // cp -a keeps modes, symlinks and owners exactly as the element has them.
+      // cp -a keeps modes, symlinks and owners as the element has them (DIB:
+      // hooks copy static files with their modes), but for group and other
+      // write: a checkout made under umask 002 (Debian's for users) has them,
+      // one made under 022 not, and the image must not differ by that.
       await execa("cp", ["-a", "-t", join(dir, sub), ...entries.map((n) => join(src, n))]);
+      const copied = entries.map((n) => join(dir, sub, n));
+      await execa("find", [...copied, "!", "-type", "l", "-perm", "/022", "-exec", "chmod", "go-w", "{}", "+"]);
     }
     // DIB also copies top-level files (last one wins); hooks may read them.
     for (const name of readdirSync(element.dir).filter((n) => !n.startsWith("."))) {
       const p = join(element.dir, name);
       try {
-        if (statSync(p).isFile()) copyFileSync(p, join(dir, name));
+        const st = statSync(p);
+        if (!st.isFile()) continue;
+        copyFileSync(p, join(dir, name));
+        chmodSync(join(dir, name), st.mode & 0o7755);
       } catch {}
     }
   }

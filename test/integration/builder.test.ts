@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { requireCommand, requireRoot } from "../support/require.ts";
 
@@ -360,14 +360,39 @@ describe("bad input: a clear error, a non-zero exit, nothing left behind", () =>
   }
 });
 
+/**
+ * `bun SCRIPT ARGS` as nobody, from the checkout, whatever folder the
+ * checkout is in: a clone under /root (0700) is out of nobody's reach, so
+ * the command sees the same checkout bind-mounted on a fresh folder in /tmp,
+ * in a mount namespace of its own that ends with it, and runs from there.
+ */
+function bunAsNobody(script: string, args: string[]) {
+  const view = mkdtempSync("/tmp/ooo-checkout-");
+  chmodSync(view, 0o755);
+  const nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"];
+  try {
+    const bun = Bun.spawnSync([...nobody, process.execPath, "--version"], { stderr: "pipe" });
+    if (bun.exitCode !== 0) throw new Error(`this test runs bun as nobody, who cannot run ${process.execPath}: ${bun.stderr}`);
+    return Bun.spawnSync(
+      [
+        ...["unshare", "--mount", "--propagation", "private", "--"],
+        ...["sh", "-c", 'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$@"', "sh", REPO, view],
+        ...nobody,
+        process.execPath,
+        join(view, script),
+        ...args,
+      ],
+      { env: { ...process.env, HOME: "/nonexistent" }, stderr: "pipe" },
+    );
+  } finally {
+    rmdirSync(view); // empty again: the bind mount ended with its namespace
+  }
+}
+
 describe("not root", () => {
   test("an unprivileged user is told to use root, not given unshare's 'Operation not permitted'", () => {
-    const r = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", process.execPath, CLI, "build-image", "-o", "/tmp/ooo-never", "busybox-base"], {
-      env: { ...process.env, HOME: "/nonexistent" },
-      stderr: "pipe",
-    });
-    expect(r.exitCode).toBe(1);
-    expect(r.stderr.toString()).toContain("error: ooo build-image must run as root");
+    const r = bunAsNobody("cli/ooo.ts", ["build-image", "-o", "/tmp/ooo-never", "busybox-base"]);
+    expect({ code: r.exitCode, stderr: r.stderr.toString() }).toMatchObject({ code: 1, stderr: expect.stringContaining("error: ooo build-image must run as root") });
     expect(existsSync("/tmp/ooo-never.tar")).toBe(false);
   });
 });

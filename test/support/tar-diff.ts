@@ -25,17 +25,34 @@ async function entries(file: string): Promise<Map<string, string>> {
   return out;
 }
 
-/** The entries that differ between two tars, for a readable failure message. */
-export async function tarDiff(a: string, b: string, limit = 20): Promise<string[]> {
+/** An entry that differs between two tars: how each describes it (undefined: it lacks the entry). */
+export interface EntryDiff {
+  name: string;
+  first?: string;
+  second?: string;
+  /** A regular file in both, with different bytes. */
+  contentDiffers: boolean;
+}
+
+/** The entries that differ between two tars, in name order. */
+export async function differingEntries(a: string, b: string, limit = Infinity): Promise<EntryDiff[]> {
   const [ea, eb] = await Promise.all([entries(a), entries(b)]);
   const names = [...new Set([...ea.keys(), ...eb.keys()])].sort();
-  const diffs: string[] = [];
-  for (const n of names) {
-    const x = ea.get(n);
-    const y = eb.get(n);
-    if (x === y) continue;
-    diffs.push(!x ? `only in second: ${n}` : !y ? `only in first: ${n}` : `differs: ${n}\n      ${x}\n      ${y}`);
+  const diffs: EntryDiff[] = [];
+  for (const name of names) {
+    const first = ea.get(name);
+    const second = eb.get(name);
+    if (first === second) continue;
+    const [x, y] = [first, second].map((e) => (e ? (JSON.parse(e) as { type: string; data: string }) : undefined));
+    diffs.push({ name, first, second, contentDiffers: x?.type === "file" && y?.type === "file" && x.data !== y.data });
     if (diffs.length >= limit) break;
   }
   return diffs;
+}
+
+/** The entries that differ between two tars, for a readable failure message. */
+export async function tarDiff(a: string, b: string, limit = 20): Promise<string[]> {
+  return (await differingEntries(a, b, limit)).map(({ name, first, second }) =>
+    !first ? `only in second: ${name}` : !second ? `only in first: ${name}` : `differs: ${name}\n      ${first}\n      ${second}`,
+  );
 }
