@@ -111,5 +111,6 @@ export async function ipmitool(bmc: { address: string; port: number }, credentia
     ["-I", "lanplus", "-C", "3", "-H", bmc.address, "-p", String(bmc.port), "-U", creds.username, "-E", ...args],
     { env: { IPMI_PASSWORD: creds.password }, reject: false, timeout: timeoutMs, stdin: "ignore" },
   );
-  return { code: r.exitCode ?? -1, stdout: String(r.stdout).trim(), stderr: String(r.stderr).trim() };
+  const stderr = String(r.stderr).trim() + (r.timedOut ? `ipmitool timed out after ${timeoutMs / 1000} s` : "");
+  return { code: r.exitCode ?? -1, stdout: String(r.stdout).trim(), stderr };
 }

@@ -88,39 +88,47 @@ export function startRedfish(o: { systems: Record<string, string>; credentials: 
     hostname: "127.0.0.1",
     port: o.port ?? 0,
     async fetch(req) {
-      const path = new URL(req.url).pathname.replace(/\/+$/, "") || "/";
-      if (path === "/redfish") return Response.json({ v1: "/redfish/v1/" });
-      if (path === "/redfish/v1")
-        return Response.json({
-          "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
-          "@odata.id": "/redfish/v1/",
-          Id: "RootService",
-          Name: "ooo test bed Redfish service",
-          RedfishVersion: "1.6.0",
-          UUID: "6f6f6f2d-7465-7374-6265-642d726f6f74",
-          Systems: { "@odata.id": "/redfish/v1/Systems" },
-        });
-      if (!authorized(req)) return new Response(null, { status: 401, headers: { "WWW-Authenticate": 'Basic realm="ooo"' } });
-      if (path === "/redfish/v1/Systems")
-        return Response.json({
-          "@odata.type": "#ComputerSystemCollection.ComputerSystemCollection",
-          "@odata.id": "/redfish/v1/Systems",
-          Name: "Computer System Collection",
-          Members: Object.keys(o.systems).map((id) => ({ "@odata.id": `/redfish/v1/Systems/${id}` })),
-          "Members@odata.count": Object.keys(o.systems).length,
-        });
-      const m = /^\/redfish\/v1\/Systems\/([^/]+)(\/.*)?$/.exec(path);
-      const id = m?.[1];
-      const dir = id === undefined ? undefined : o.systems[id];
-      if (!id || !dir) return error(404, `no such resource: ${path}`, "Base.1.0.ResourceMissingAtURI");
-      try {
-        return await systemRoute(req, id, dir, m?.[2] ?? "");
-      } catch (e) {
-        if (e instanceof ChassisError) return error(500, e.message);
-        throw e;
-      }
+      const res = await route(req);
+      // sushy asks with "Connection: close" and Bun closes, but without saying
+      // so urllib3 pools the socket and its next request may hit the closed
+      // one ("Remote end closed connection without response"). Say it.
+      if (req.headers.get("connection")?.toLowerCase() === "close") res.headers.set("Connection", "close");
+      return res;
     },
   });
+  async function route(req: Request): Promise<Response> {
+    const path = new URL(req.url).pathname.replace(/\/+$/, "") || "/";
+    if (path === "/redfish") return Response.json({ v1: "/redfish/v1/" });
+    if (path === "/redfish/v1")
+      return Response.json({
+        "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
+        "@odata.id": "/redfish/v1/",
+        Id: "RootService",
+        Name: "ooo test bed Redfish service",
+        RedfishVersion: "1.6.0",
+        UUID: "6f6f6f2d-7465-7374-6265-642d726f6f74",
+        Systems: { "@odata.id": "/redfish/v1/Systems" },
+      });
+    if (!authorized(req)) return new Response(null, { status: 401, headers: { "WWW-Authenticate": 'Basic realm="ooo"' } });
+    if (path === "/redfish/v1/Systems")
+      return Response.json({
+        "@odata.type": "#ComputerSystemCollection.ComputerSystemCollection",
+        "@odata.id": "/redfish/v1/Systems",
+        Name: "Computer System Collection",
+        Members: Object.keys(o.systems).map((id) => ({ "@odata.id": `/redfish/v1/Systems/${id}` })),
+        "Members@odata.count": Object.keys(o.systems).length,
+      });
+    const m = /^\/redfish\/v1\/Systems\/([^/]+)(\/.*)?$/.exec(path);
+    const id = m?.[1];
+    const dir = id === undefined ? undefined : o.systems[id];
+    if (!id || !dir) return error(404, `no such resource: ${path}`, "Base.1.0.ResourceMissingAtURI");
+    try {
+      return await systemRoute(req, id, dir, m?.[2] ?? "");
+    } catch (e) {
+      if (e instanceof ChassisError) return error(500, e.message);
+      throw e;
+    }
+  }
   return {
     url: `http://127.0.0.1:${server.port}`,
     systems: o.systems,
