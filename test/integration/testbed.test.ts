@@ -68,7 +68,8 @@ async function netboot(m: TestMachine, next: "wait" | "poweroff", powerOn: () =>
   const init = await m.waitConsole(new RegExp(MARKER.init), 60_000, kernel.end);
   const net = await m.waitConsole(new RegExp(`${MARKER.net} mac=(\\S+) ip=(\\S*) disks=(\\S*)`), 60_000, init.end);
   await m.waitConsole(new RegExp(`${MARKER.done} next=${next}`), 30_000, net.end);
-  return { kernel: (kernel.at - t0) / 1000, init: (init.at - t0) / 1000, mac: net.match[1], ip: net.match[2], disks: net.match[3] };
+  const firmware = m.console().slice(from, kernel.end);
+  return { kernel: (kernel.at - t0) / 1000, init: (init.at - t0) / 1000, mac: net.match[1], ip: net.match[2], disks: net.match[3], firmware };
 }
 
 test("two machines netboot through their IPMI BMCs: UEFI by OVMF's PXE and snponly.efi, BIOS by iPXE", async () => {
@@ -104,7 +105,7 @@ test("two machines netboot through their IPMI BMCs: UEFI by OVMF's PXE and snpon
   }
 }, 300_000);
 
-test("the Redfish front, driven by sushy: read, one-time PXE, power on, netboot, power off", async () => {
+test("the Redfish front, driven by sushy: read, one-time PXE, power on, netboot, power off; a BMC reset keeps one-time semantics", async () => {
   const bios = bed.machines[1]!;
   const before = (await sushy(bios, bed.credentials, "show")).result[0];
   expect(before).toEqual({
@@ -121,11 +122,28 @@ test("the Redfish front, driven by sushy: read, one-time PXE, power on, netboot,
   });
   timings.bios_redfish_init = r.init;
   expect(r).toMatchObject({ mac: bios.mac, ip: bios.ip });
-  const after = (await sushy(bios, bed.credentials, "show", "off", "show")).result;
-  expect(after[0]).toMatchObject({ power: "On", target: "None", enabled: "Disabled" });
-  expect(after[2]).toMatchObject({ power: "Off" });
+  expect(r.firmware).toMatch(/Booting from ROM/);
+  expect(r.firmware).not.toMatch(/Booting from Hard Disk/);
+  expect((await sushy(bios, bed.credentials, "show")).result[0]).toMatchObject({ power: "On", target: "None", enabled: "Disabled" });
+
+  // A BMC reset of the running machine: the override was used up, so it tries its (blank) disk first…
+  const plain = await netboot(bios, "wait", async () => void expect(await ipmi(bios, "power", "reset")).toMatchObject({ code: 0 }));
+  expect(plain.firmware).toMatch(/Booting from Hard Disk[^]*Booting from ROM/);
+  // …and with one-time PXE set just before, it boots from the network at once (SeaBIOS's own
+  // second reset after a warm reset must not lose the override).
+  const pxe = await netboot(bios, "wait", async () => {
+    expect(await ipmi(bios, "chassis", "bootdev", "pxe")).toMatchObject({ code: 0 });
+    expect(await ipmi(bios, "power", "reset")).toMatchObject({ code: 0 });
+  });
+  timings.bios_reset_pxe_init = pxe.init;
+  expect(pxe.firmware).toMatch(/Booting from ROM/);
+  expect(pxe.firmware).not.toMatch(/Booting from Hard Disk/);
+  expect(bios.events().map((e) => e.what).slice(-4)).toEqual(["power-on boot=pxe", "reset boot=none", "boot-override pxe once", "reset boot=pxe"]);
+
+  const after = (await sushy(bios, bed.credentials, "off", "show")).result;
+  expect(after[1]).toMatchObject({ power: "Off" });
   expect((await ipmi(bios, "power", "status")).stdout).toBe("Chassis Power is off");
-}, 180_000);
+}, 240_000);
 
 test("a MAC not in the list gets no DHCP answer; a listed one does (no VM needed)", async () => {
   const probe = (mac: string) => dhcpProbe(bed.netns, { dir: bed.dir, bridge: bed.netns.bridge, mac, tries: 2 });

@@ -61,6 +61,10 @@ export function createMachine(dir: string, spec: z.input<typeof MachineSpec>): M
   const s = MachineSpec.parse(spec);
   writeFileSync(join(dir, "machine.json"), JSON.stringify(s, null, 2) + "\n");
   if (s.firmware === "uefi") copyFileSync(OVMF_VARS, join(dir, "vars.fd"));
+  // SeaBIOS prints on a serial port only when told which: its own lines and
+  // the boot attempts ("Booting from Hard Disk...", iPXE's) then reach the
+  // console log, as OVMF's do. The value is a little-endian I/O port (ttyS0).
+  else writeFileSync(join(dir, "sercon-port"), Buffer.from([0xf8, 0x03]));
   writeBoot(dir, NO_OVERRIDE);
   return s;
 }
@@ -142,7 +146,7 @@ function qemuArgs(dir: string, spec: MachineSpec, target: BootOverride["target"]
     "-serial", "chardev:console",
     ...(spec.firmware === "uefi"
       ? ["-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, "-drive", `if=pflash,format=raw,unit=1,file=${join(dir, "vars.fd")}`]
-      : []),
+      : ["-fw_cfg", `name=etc/sercon-port,file=${join(dir, "sercon-port")}`]),
     "-netdev", `tap,id=net0,ifname=${spec.tap},script=no,downscript=no`,
     "-device",
     `virtio-net-pci,id=nic0,netdev=net0,mac=${spec.mac},bootindex=${order.nic}${spec.netboot === "ipxe" ? "" : ",romfile="}`,
@@ -224,9 +228,13 @@ export async function reset(dir: string) {
   await qmp(dir, async (q) => {
     await q.command("system_reset");
     // The reset happens after the command returns; its RESET event says the
-    // firmware's boot order has been taken.
-    for (const deadline = Date.now() + 5000; !q.events.some((e) => e.event === "RESET"); await Bun.sleep(10))
+    // boot order for the firmware has been taken. SeaBIOS, finding it ran
+    // before, resets the machine once more itself (~50 ms later): that reset
+    // takes the boot order again, so the override must outlive it too.
+    const resets = (guest: boolean) => q.events.filter((e) => e.event === "RESET" && (e.data as { guest?: boolean })?.guest === guest).length;
+    for (const deadline = Date.now() + 5000; resets(false) < 1; await Bun.sleep(10))
       if (Date.now() > deadline) throw new ChassisError(spec.name, "qemu did not reset within 5 s");
+    if (spec.firmware === "bios") for (const deadline = Date.now() + 5000; resets(true) < 1 && Date.now() < deadline; ) await Bun.sleep(10);
   });
   event(dir, `reset boot=${target}`);
   if (target !== "none") await setBootOrder(dir, spec, "none");
