@@ -61,6 +61,16 @@ need memcached memcached
 need zstd zstd
 need rsync rsync
 need socat socat
+# The bare-metal test bed (test/support/testbed.ts): machines powered
+# through BMCs (ipmi_sim, driven by ipmitool; Redfish checked with sushy),
+# UEFI and BIOS firmware with their network-boot ROMs, dnsmasq for DHCP/TFTP.
+need ipmi_sim openipmi
+need ipmitool ipmitool
+need /usr/share/OVMF/OVMF_CODE_4M.fd ovmf
+need /usr/lib/ipxe/snponly.efi ipxe
+need /usr/lib/ipxe/qemu/efi-virtio.rom ipxe-qemu
+need dnsmasq dnsmasq-base
+need /usr/lib/python3/dist-packages/sushy/__init__.py python3-sushy
 need sudo sudo
 if [ -n "$missing" ]; then
     say "installing Debian packages:$missing"

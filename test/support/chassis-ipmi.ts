@@ -38,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
     else if (name === "boot") {
       const target = IPMI_TO_TARGET[value ?? ""];
       if (!target) return unsupported(`boot device ${value}`);
-      setBootOverride(dir, target === "none" ? { target, enabled: "disabled" } : { target, enabled: "once" });
+      await setBootOverride(dir, target === "none" ? { target, enabled: "disabled" } : { target, enabled: "once" });
     } else if (name !== "identify") return unsupported(name ?? "nothing");
   }
   return 0;

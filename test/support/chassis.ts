@@ -2,6 +2,7 @@ import { appendFileSync, copyFileSync, existsSync, readFileSync, renameSync, rmS
 import { join } from "node:path";
 import { z } from "zod";
 import { Qmp } from "../../lib/qemu/qmp.ts";
+import { pidAlive } from "./proc.ts";
 
 /**
  * The chassis of a test machine: what a BMC controls. A machine is a folder
@@ -26,11 +27,13 @@ export const MachineSpec = z.object({
   memoryMiB: z.number().int().min(128).default(1024),
   cpus: z.number().int().min(1).default(1),
   /**
-   * What runs a network boot: `firmware` is the firmware's own PXE (OVMF's
-   * network stack; as on most servers), `ipxe` the iPXE option ROM qemu
-   * ships for its NICs. SeaBIOS has no network stack: a BIOS machine needs `ipxe`.
+   * What runs a network boot: `pxe` is the firmware's own PXE (OVMF's
+   * network stack, as on most servers), `http` OVMF's own UEFI HTTP boot
+   * (its PXE and IPv6 turned off, so HTTPv4 is the one network boot left),
+   * `ipxe` the iPXE option ROM qemu ships for its NICs. SeaBIOS has no
+   * network stack: a BIOS machine needs `ipxe`.
    */
-  netboot: z.enum(["firmware", "ipxe"]).default("firmware"),
+  netboot: z.enum(["pxe", "http", "ipxe"]).default("pxe"),
 });
 export type MachineSpec = z.output<typeof MachineSpec>;
 
@@ -59,6 +62,7 @@ export function readSpec(dir: string): MachineSpec {
 /** Write a new machine's folder: its spec, and for UEFI a fresh NVRAM of its own. */
 export function createMachine(dir: string, spec: z.input<typeof MachineSpec>): MachineSpec {
   const s = MachineSpec.parse(spec);
+  if (s.firmware === "bios" && s.netboot !== "ipxe") throw new ChassisError(s.name, "SeaBIOS boots from the network only with netboot: ipxe");
   writeFileSync(join(dir, "machine.json"), JSON.stringify(s, null, 2) + "\n");
   if (s.firmware === "uefi") copyFileSync(OVMF_VARS, join(dir, "vars.fd"));
   // SeaBIOS prints on a serial port only when told which: its own lines and
@@ -80,9 +84,22 @@ function writeBoot(dir: string, o: BootOverride) {
   renameSync(join(dir, "boot.json.tmp"), join(dir, "boot.json"));
 }
 
-export function setBootOverride(dir: string, o: BootOverride) {
+/**
+ * Set the override. A one-time one is applied at the next power-on or
+ * reset through the BMC (not at a reboot the machine does itself: nothing
+ * watches qemu between BMC calls); a continuous one (or its end) also holds
+ * for the machine's own reboots, so a running machine gets it at once.
+ */
+export async function setBootOverride(dir: string, o: BootOverride) {
   writeBoot(dir, BootOverride.parse(o));
   event(dir, `boot-override ${o.target} ${o.enabled}`);
+  if (runningPid(dir)) await setBootOrder(dir, readSpec(dir), standingTarget(dir));
+}
+
+/** The boot order a machine keeps between BMC actions: a continuous override's, else its own. */
+function standingTarget(dir: string): BootOverride["target"] {
+  const o = bootOverride(dir);
+  return o.enabled === "continuous" ? o.target : "none";
 }
 
 function event(dir: string, what: string) {
@@ -95,10 +112,8 @@ function runningPid(dir: string): number | undefined {
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, "utf8").trim());
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    return state !== "Z" && cmdline.startsWith("qemu-system") ? pid : undefined;
+    // The pid file outlives qemu; the number may since name another process.
+    return pidAlive(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("qemu-system") ? pid : undefined;
   } catch {
     return undefined;
   }
@@ -147,6 +162,9 @@ function qemuArgs(dir: string, spec: MachineSpec, target: BootOverride["target"]
     ...(spec.firmware === "uefi"
       ? ["-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, "-drive", `if=pflash,format=raw,unit=1,file=${join(dir, "vars.fd")}`]
       : ["-fw_cfg", `name=etc/sercon-port,file=${join(dir, "sercon-port")}`]),
+    ...(spec.netboot === "http"
+      ? ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no", "-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no"]
+      : []),
     "-netdev", `tap,id=net0,ifname=${spec.tap},script=no,downscript=no`,
     "-device",
     `virtio-net-pci,id=nic0,netdev=net0,mac=${spec.mac},bootindex=${order.nic}${spec.netboot === "ipxe" ? "" : ",romfile="}`,
@@ -195,7 +213,7 @@ export async function powerOn(dir: string) {
   appendFileSync(join(dir, "qemu.log"), p.stderr);
   if (p.exitCode !== 0) throw new ChassisError(spec.name, `qemu did not start: ${p.stderr.toString().trim().slice(-500)}`);
   event(dir, `power-on boot=${target}`);
-  if (target !== "none") await setBootOrder(dir, spec, "none");
+  if (target !== standingTarget(dir)) await setBootOrder(dir, spec, standingTarget(dir));
 }
 
 /** Pull the plug: qemu quits at once. */
@@ -224,7 +242,7 @@ export async function reset(dir: string) {
   if (!runningPid(dir)) return powerOn(dir);
   const spec = readSpec(dir);
   const target = takeOverride(dir);
-  if (target !== "none") await setBootOrder(dir, spec, target);
+  await setBootOrder(dir, spec, target);
   await qmp(dir, async (q) => {
     await q.command("system_reset");
     // The reset happens after the command returns; its RESET event says the
@@ -237,5 +255,5 @@ export async function reset(dir: string) {
     if (spec.firmware === "bios") for (const deadline = Date.now() + 5000; resets(true) < 1 && Date.now() < deadline; ) await Bun.sleep(10);
   });
   event(dir, `reset boot=${target}`);
-  if (target !== "none") await setBootOrder(dir, spec, "none");
+  if (target !== standingTarget(dir)) await setBootOrder(dir, spec, standingTarget(dir));
 }

@@ -59,13 +59,16 @@ export function ipxeScript(baseUrl: string) {
   ].join("\n");
 }
 
-export async function startNetboot(netns: Netns, o: { dir: string; payload: NetbootPayload; port?: number }): Promise<NetbootServer> {
+export async function startNetboot(
+  netns: Netns,
+  o: { dir: string; payload: NetbootPayload; port?: number; /** More files to serve: URL path → file. */ files?: Record<string, string> },
+): Promise<NetbootServer> {
   const port = o.port ?? 8080;
   const url = `http://${netns.address}:${port}`;
   const tftpRoot = join(o.dir, "tftp");
   mkdirSync(tftpRoot, { recursive: true, mode: 0o755 });
   for (const [name, from] of Object.entries(IPXE_FILES)) copyFileSync(from, join(tftpRoot, name));
-  const files: Record<string, string> = { "/vmlinuz": o.payload.kernel, "/initrd": o.payload.initrd };
+  const files: Record<string, string> = { "/vmlinuz": o.payload.kernel, "/initrd": o.payload.initrd, ...o.files };
   const script = ipxeScript(url);
   const requests: NetbootServer["requests"] = [];
   const reports: Report[] = [];
@@ -113,7 +116,12 @@ export async function startNetboot(netns: Netns, o: { dir: string; payload: Netb
       next.set(mac, what);
     },
     async stop() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // A machine that powered off mid-connection never closes it: end them
+      // all, and do not wait long for the close (under load it was seen to
+      // never call back).
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await Promise.race([closed, Bun.sleep(2000)]);
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { Subprocess } from "bun";
 import { closeSync, existsSync, openSync, readdirSync } from "node:fs";
 import { capture } from "../../lib/run.ts";
+import { pidAlive } from "./proc.ts";
 
 /**
  * A provisioning network for test machines: a network namespace the test
@@ -126,20 +127,11 @@ async function removeNetns(name: string) {
   await ip("netns", "del", name).catch(() => {});
 }
 
-function alive(pid: number) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Remove test namespaces whose creating process has exited. */
 export async function sweepStaleNetns() {
   if (!existsSync("/run/netns")) return;
   for (const name of readdirSync("/run/netns")) {
     const m = new RegExp(`^${NETNS_PREFIX}(\\d+)-`).exec(name);
-    if (m && !alive(Number(m[1]))) await removeNetns(name);
+    if (m && !pidAlive(Number(m[1]))) await removeNetns(name);
   }
 }

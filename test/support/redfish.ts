@@ -153,7 +153,7 @@ async function systemRoute(req: Request, id: string, dir: string, sub: string): 
     let enabled = want.BootSourceOverrideEnabled ? ENABLED[want.BootSourceOverrideEnabled]! : now.enabled;
     // Setting a target alone enables it once, as BMCs do when Enabled was Disabled.
     if (want.BootSourceOverrideTarget && !want.BootSourceOverrideEnabled && enabled === "disabled") enabled = "once";
-    setBootOverride(dir, target === "none" ? { target, enabled: "disabled" } : { target, enabled });
+    await setBootOverride(dir, target === "none" ? { target, enabled: "disabled" } : { target, enabled });
     return new Response(null, { status: 204 });
   }
   if (sub === "/EthernetInterfaces" && req.method === "GET")

@@ -6,6 +6,7 @@ import { startIpmiBmc, type IpmiBmc } from "./bmc-ipmi.ts";
 import { createMachine, powerOff, type MachineSpec } from "./chassis.ts";
 import { createNetns, NETNS_PREFIX, SUBNET, sweepStaleNetns, type Netns } from "./netns.ts";
 import { startRedfish, type RedfishServer } from "./redfish.ts";
+import { pidAlive } from "./proc.ts";
 import { requireCommand, requireRoot } from "./require.ts";
 
 /**
@@ -25,8 +26,8 @@ import { requireCommand, requireRoot } from "./require.ts";
 export interface TestMachineSpec {
   name: string;
   firmware: "uefi" | "bios";
-  /** Network boot by the firmware itself (default for UEFI) or by qemu's iPXE ROM (needed by BIOS). */
-  netboot?: "firmware" | "ipxe";
+  /** Network boot by the firmware's PXE (default for UEFI), its UEFI HTTP boot, or qemu's iPXE ROM (BIOS: the only one). */
+  netboot?: "pxe" | "http" | "ipxe";
   /** Sizes of the machine's disks in MiB (sparse files; default one of 4096). */
   disksMiB?: number[];
   memoryMiB?: number;
@@ -97,7 +98,7 @@ export async function createTestbed(o: { machines: TestMachineSpec[]; redfish?: 
         tap,
         disks,
         memoryMiB: spec.memoryMiB ?? 512,
-        netboot: spec.netboot ?? (spec.firmware === "bios" ? "ipxe" : "firmware"),
+        netboot: spec.netboot ?? (spec.firmware === "bios" ? "ipxe" : "pxe"),
       });
       const ipmi = await startIpmiBmc({ dir: join(mdir, "bmc"), machineDir: mdir, credentials, name: m.name });
       bmcs.push(ipmi);
@@ -158,13 +159,7 @@ export async function sweepStale() {
   await sweepStaleNetns();
   const dead = (name: string) => {
     const m = new RegExp(`^${NETNS_PREFIX}(\\d+)-`).exec(name);
-    if (!m) return false;
-    try {
-      process.kill(Number(m[1]), 0);
-      return false;
-    } catch {
-      return true;
-    }
+    return m !== null && !pidAlive(Number(m[1]));
   };
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     let cmdline = "";
