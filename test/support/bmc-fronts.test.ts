@@ -32,6 +32,9 @@ afterAll(async () => {
 });
 
 const get = (path: string, headers: Record<string, string> = auth) => fetch(`${redfish.url}${path}`, { headers });
+// Redfish bodies, as far as these tests read them.
+type Body = { Members?: unknown; Boot?: Record<string, string>; error?: { message: string } };
+const json = async (r: Response | Promise<Response>) => (await (await r).json()) as Body;
 const patch = (path: string, body: unknown) =>
   fetch(`${redfish.url}${path}`, { method: "PATCH", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
@@ -40,16 +43,16 @@ test("Redfish: the service root is open, everything else needs the login", async
   expect((await get("/redfish/v1/Systems", {})).status).toBe(401);
   const wrong = { Authorization: `Basic ${Buffer.from("admin:bad-password").toString("base64")}` };
   expect((await get("/redfish/v1/Systems/bios0", wrong)).status).toBe(401);
-  const systems = await (await get("/redfish/v1/Systems")).json();
+  const systems = await json(get("/redfish/v1/Systems"));
   expect(systems.Members).toEqual([{ "@odata.id": "/redfish/v1/Systems/bios0" }, { "@odata.id": "/redfish/v1/Systems/uefi0" }]);
   expect((await get("/redfish/v1/Systems/nope")).status).toBe(404);
 });
 
 test("Redfish: boot overrides — set, read back, refused when they cannot apply", async () => {
   const sys = "/redfish/v1/Systems/uefi0";
-  expect((await (await get(sys)).json()).Boot).toMatchObject({ BootSourceOverrideTarget: "None", BootSourceOverrideEnabled: "Disabled", BootSourceOverrideMode: "UEFI" });
+  expect((await json(get(sys))).Boot).toMatchObject({ BootSourceOverrideTarget: "None", BootSourceOverrideEnabled: "Disabled", BootSourceOverrideMode: "UEFI" });
   expect((await patch(sys, { Boot: { BootSourceOverrideTarget: "Pxe", BootSourceOverrideEnabled: "Once", BootSourceOverrideMode: "UEFI" } })).status).toBe(204);
-  expect((await (await get(sys)).json()).Boot).toMatchObject({ BootSourceOverrideTarget: "Pxe", BootSourceOverrideEnabled: "Once" });
+  expect((await json(get(sys))).Boot).toMatchObject({ BootSourceOverrideTarget: "Pxe", BootSourceOverrideEnabled: "Once" });
   expect(bootOverride(join(dir, "uefi0"))).toEqual({ target: "pxe", enabled: "once" });
   // A target alone keeps the frequency; None clears the override.
   expect((await patch(sys, { Boot: { BootSourceOverrideTarget: "Hdd" } })).status).toBe(204);
@@ -59,7 +62,7 @@ test("Redfish: boot overrides — set, read back, refused when they cannot apply
   // This firmware has one mode; targets it cannot boot are refused, as is anything unknown.
   const refused = await patch("/redfish/v1/Systems/bios0", { Boot: { BootSourceOverrideTarget: "Pxe", BootSourceOverrideMode: "UEFI" } });
   expect(refused.status).toBe(400);
-  expect((await refused.json()).error.message).toContain("bios0 boots Legacy only");
+  expect((await json(refused)).error?.message).toContain("bios0 boots Legacy only");
   expect((await patch(sys, { Boot: { BootSourceOverrideTarget: "Cd" } })).status).toBe(400);
   expect((await patch(sys, { Boot: { Bogus: 1 } })).status).toBe(400);
   expect(bootOverride(join(dir, "bios0"))).toEqual({ target: "none", enabled: "disabled" });
