@@ -155,6 +155,20 @@ test("a MAC not in the list gets no DHCP answer; a listed one does (no VM needed
   expect(await probe(bed.machines[1]!.mac)).toBe(bed.machines[1]!.ip);
 }, 30_000);
 
+test("the namespace is closed: no default route, no forwarding, no link but the bridge's; the host reaches its services by a unix socket", async () => {
+  const ns = bed.netns;
+  expect((await ns.run("ip", ["route", "show", "default"])).trim()).toBe("");
+  expect((await ns.run("ip", ["-6", "route", "show", "default"])).trim()).toBe("");
+  expect((await ns.run("sysctl", ["-n", "net.ipv4.ip_forward"])).trim()).toBe("0");
+  const links = (await ns.run("ip", ["-o", "link", "show"])).split("\n").filter(Boolean).map((l) => l.split(": ")[1]!.split("@")[0]);
+  expect(links.sort()).toEqual(["br0", "lo", "tap0", "tap1"]);
+  // A host-side client of a service listening on the bridge address (here the boot server).
+  const sock = join(bed.dir, "to-boot-server.sock");
+  await ns.reachFromHost(ns.address, 8080, sock);
+  const script = await (await fetch("http://provisioning/boot.ipxe", { unix: sock })).text();
+  expect(script).toStartWith("#!ipxe");
+}, 30_000);
+
 test("a wrong BMC password is refused by both fronts, and nothing is powered", async () => {
   const wrong = join(bed.dir, "wrong-credentials.json");
   writeCredentials(wrong, { username: "admin", password: "not-the-password" });

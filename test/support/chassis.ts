@@ -177,12 +177,29 @@ function qemuArgs(dir: string, spec: MachineSpec, target: BootOverride["target"]
   ];
 }
 
-async function qmp<T>(dir: string, fn: (q: Qmp) => Promise<T>): Promise<T> {
-  const q = await Qmp.connect(join(dir, "qmp.sock"), 5000);
+/**
+ * One QMP conversation, bounded in time: lib/qemu/qmp.ts waits forever for
+ * an answer when qemu exits mid-conversation (a machine powering itself off
+ * just as its BMC is asked to), and a hung chassis program would hang
+ * ipmi_sim with it.
+ */
+async function qmp<T>(dir: string, fn: (q: Qmp) => Promise<T>, timeoutMs = 10_000): Promise<T> {
+  let q: Qmp | undefined;
+  let timer: Timer | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ChassisError(readSpec(dir).name, `qemu's QMP did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
+  });
   try {
-    return await fn(q);
+    return await Promise.race([
+      (async () => {
+        q = await Qmp.connect(join(dir, "qmp.sock"), 5000);
+        return fn(q);
+      })(),
+      timeout,
+    ]);
   } finally {
-    q.close();
+    clearTimeout(timer);
+    q?.close();
   }
 }
 
@@ -220,7 +237,7 @@ export async function powerOn(dir: string) {
 export async function powerOff(dir: string) {
   const pid = runningPid(dir);
   if (!pid) return;
-  await qmp(dir, (q) => q.command("quit")).catch(() => {});
+  await qmp(dir, (q) => q.command("quit"), 2000).catch(() => {});
   for (const deadline = Date.now() + 5000; runningPid(dir); await Bun.sleep(20)) {
     if (Date.now() > deadline) {
       process.kill(pid, "SIGKILL");
