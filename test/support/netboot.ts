@@ -36,7 +36,6 @@ export interface NetbootServer {
   requests: { path: string; at: number }[];
   /** What ramdisks reported (`/report?mac=…&ip=…`). */
   reports: Report[];
-  waitReport(mac: string, timeoutMs: number): Promise<Report>;
   /** What the ramdisk of `mac` does after reporting: stay up, or power off (the default). */
   setNext(mac: string, next: "wait" | "poweroff"): void;
   stop(): Promise<void>;
@@ -105,13 +104,6 @@ export async function startNetboot(
     tftpRoot,
     requests,
     reports,
-    async waitReport(mac, timeoutMs) {
-      for (const deadline = Date.now() + timeoutMs; ; await Bun.sleep(100)) {
-        const r = reports.find((x) => x.mac === mac);
-        if (r) return r;
-        if (Date.now() > deadline) throw new Error(`no report from ${mac} within ${timeoutMs / 1000} s`);
-      }
-    },
     setNext(mac, what) {
       next.set(mac, what);
     },

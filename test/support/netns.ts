@@ -33,8 +33,8 @@ export interface Netns {
   spawn(cmd: string, args: string[], options?: { stdout?: string }): Subprocess;
   /**
    * Serve a host-side server (listening on a unix socket) at `address:port`
-   * inside the namespace: a socat forwarder listens there. Bun.serve({ unix })
-   * in the test process thus answers machines on the bridge.
+   * inside the namespace: a socat forwarder listens there, so a server in
+   * the test process answers machines on the bridge.
    */
   exposeUnix(port: number, unixPath: string, address?: string): Promise<void>;
   /**
