@@ -59,6 +59,13 @@ fi
 # connection to the deployer's services on loopback.
 need qemu-system-x86_64 qemu-system-x86
 need socat socat
+# Bare metal: BMCs through ipmitool, DHCP/TFTP by dnsmasq, Debian's iPXE for
+# network boot; UEFI machines (and qemu nodes in UEFI mode) run OVMF.
+need ipmitool ipmitool
+need dnsmasq dnsmasq-base
+need /usr/lib/ipxe/snponly.efi ipxe
+need /usr/lib/ipxe/qemu/efi-virtio.rom ipxe-qemu
+need /usr/share/OVMF/OVMF_CODE_4M.fd ovmf
 
 if [ "$mode" = test ]; then
     # Reference tools the tests and benchmarks compare ooo with.
@@ -90,6 +97,10 @@ if [ "$mode" = test ]; then
     need diffoscope diffoscope-minimal
     # builder/disk/grub.test.ts runs grub.cfg in GRUB built as a program.
     need grub-emu grub-emu
+    # The bare-metal test bed (test/support/testbed.ts): machines powered
+    # through BMCs (ipmi_sim; the Redfish front is checked with sushy).
+    need ipmi_sim openipmi
+    need /usr/lib/python3/dist-packages/sushy/__init__.py python3-sushy
     # Nothing in ooo uses these yet (they were installed from the start).
     need mkfs.erofs erofs-utils
     need zstd zstd
