@@ -69,6 +69,9 @@ export function layout(work: OutputWork): Promise<DiskLayout> {
   });
 }
 
+/** The root filesystem's label (hooks see it as DIB_ROOT_LABEL). */
+export const ROOT_FS_LABEL = "ooo-root";
+
 /** The root filesystem, alone, sized as one root slot. */
 export function rootfs(work: OutputWork): Promise<string> {
   return work.once("make root filesystem (ext4)", async () => {
@@ -78,7 +81,7 @@ export function rootfs(work: OutputWork): Promise<string> {
       file,
       size: plan.slotSize,
       type: "ext4",
-      label: "ooo-root",
+      label: ROOT_FS_LABEL,
       uuid: uuidFor(c.digest, "fs-root"),
       tree: dir,
       sourceDateEpoch: work.options.sourceDateEpoch,

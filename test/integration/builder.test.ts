@@ -168,10 +168,11 @@ describe("hook environment (busybox-base + env-probe)", () => {
     return parseProbe(fromTar(`${out}.tar`, `./var/lib/env-probe/${phase}.env`));
   }
 
-  test("every host phase sees DIB's variables, with TARGET_ROOT the root being built", () => {
+  test("every host phase sees DIB's variables; TARGET_ROOT only root.d and cleanup.d, as under disk-image-create", () => {
     for (const phase of HOST) {
       const { vars, elements } = host(phase);
-      expect({ phase, root: vars.TARGET_ROOT }).toEqual({ phase, root: vars.TMP_MOUNT_PATH });
+      const targetRoot = phase === "root.d" || phase === "cleanup.d" ? vars.TMP_MOUNT_PATH : undefined;
+      expect({ phase, root: vars.TARGET_ROOT }).toEqual({ phase, root: targetRoot });
       expect(vars.TMP_MOUNT_PATH).toMatch(/\/root$/);
       expect(vars.TMP_HOOKS_PATH).toMatch(/\/hooks$/);
       expect(vars.self).toBe(`${vars.TMP_HOOKS_PATH}/${phase}/${phase === "root.d" ? "90" : "50"}-env-probe`);
