@@ -206,7 +206,12 @@ export function dibImageSizeKiB(rootKiB: number, env: Record<string, string | un
   return size % 64 === 0 ? size : size + 64 - (size % 64);
 }
 
-const pythonExec = (caller: Record<string, string>) => caller.DIB_PYTHON_EXEC || (Bun.which("python3") ?? "/usr/bin/python3");
+/**
+ * DIB's is the python running disk-image-create: Debian's, for Debian's DIB.
+ * Not the first python3 on PATH (pyenv, a venv): it may lack diskimage_builder.
+ */
+const pythonExec = (caller: Record<string, string>) =>
+  caller.DIB_PYTHON_EXEC || (existsSync("/usr/bin/python3") ? "/usr/bin/python3" : (Bun.which("python3") ?? "python3"));
 
 /**
  * The context of this build's hook environments; also makes what DIB makes

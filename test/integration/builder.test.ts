@@ -144,6 +144,14 @@ afterAll(() => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
+/** What a CI job's environment holds and hooks must never see. */
+const SECRETS: Record<string, string> = {
+  OOO_STORE_TOKEN: "store-token-value-1234",
+  OOO_SWIFT_KEY: "swift-key-value-5678",
+  DEPLOY_API_KEY: "api-key-value-9abc",
+  REGISTRY_PASSWORD: "registry-password-def0",
+};
+
 describe("hook environment (busybox-base + env-probe)", () => {
   const HOST = ["root.d", "extra-data.d", "post-root.d", "block-device.d", "pre-finalise.d", "cleanup.d"];
   const TARGET = ["pre-install.d", "install.d", "post-install.d", "finalise.d"];
@@ -155,8 +163,8 @@ describe("hook environment (busybox-base + env-probe)", () => {
     probeDir = join(scratch, "probe");
     mkdirSync(probeDir);
     out = join(scratch, "env-out", "probe");
-    run = await build(["-o", out, "busybox-base", "env-probe"], {
-      env: { DIB_PROBE_DIR: probeDir, DIB_PROBE_SETTING: "from the caller", TMPDIR: "/var/tmp" },
+    run = await build(["-o", out, "--env-keep", "KEPT_TOKEN", "busybox-base", "env-probe"], {
+      env: { DIB_PROBE_DIR: probeDir, DIB_PROBE_SETTING: "from the caller", TMPDIR: "/var/tmp", ...SECRETS, KEPT_TOKEN: "kept on purpose" },
     });
     if (run.code !== 0) throw new Error(`the probe build failed:\n${run.stderr}`);
   }, 60_000);
@@ -208,6 +216,19 @@ describe("hook environment (busybox-base + env-probe)", () => {
       expect(vars.PROBE_ORDER).toBe("[10][9]");
       expect(elements).toEqual(["base", "busybox-base", "env-probe", "install-bin", "package-installs"]);
     }
+  });
+
+  test("no hook sees ooo's secrets or secret-looking variables, unless kept with --env-keep; the log names them, never their values", () => {
+    for (const phase of [...HOST, ...TARGET]) {
+      const text = HOST.includes(phase) ? readFileSync(join(probeDir, `${phase}.environ`), "utf8") : fromTar(`${out}.tar`, `./var/lib/env-probe/${phase}.environ`);
+      const names = text.split("\0").map((e) => e.slice(0, e.indexOf("=")));
+      expect({ phase, leaked: Object.keys(SECRETS).filter((k) => names.includes(k) || text.includes(SECRETS[k]!)) }).toEqual({ phase, leaked: [] });
+      expect({ phase, kept: text.includes("KEPT_TOKEN=kept on purpose") }).toEqual({ phase, kept: true });
+    }
+    const log = readFileSync(`${out}.log`, "utf8");
+    expect(log).toContain("not passed to hooks");
+    expect(log).toContain("OOO_STORE_TOKEN");
+    for (const value of Object.values(SECRETS)) expect(log).not.toContain(value);
   });
 
   test("the build prints each hook, a summary and the tarball's sha256", () => {
