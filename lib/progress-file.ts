@@ -15,14 +15,14 @@ export const progressFileOption = {
   describe: PROGRESS_FILE_DESCRIPTION.replaceAll("`", ""),
 } as const;
 
-/** Start writing the progress stream to `path` (nothing without one); each line is written whole, at once. */
-export function attachProgressFile(path: string | undefined): void {
-  if (!path) return;
+/** Start writing the progress stream to `path` (nothing without one); each line is written whole, at once. Returns the way to stop. */
+export function attachProgressFile(path: string | undefined): () => void {
+  if (!path) return () => {};
   if (!path.startsWith("/dev/")) mkdirSync(dirname(path), { recursive: true });
   const fd = openSync(path, "a");
   const write = (line: string) => {
     const bytes = Buffer.from(line);
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
   };
-  log.addSink({ ...jsonLinesSink(write), close: () => closeSync(fd) });
+  return log.addSink({ ...jsonLinesSink(write), close: () => closeSync(fd) });
 }

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { readProgress } from "../support/progress.ts";
 import { requireCommand, requireRoot } from "../support/require.ts";
 
 /**
@@ -163,7 +164,7 @@ describe("hook environment (busybox-base + env-probe)", () => {
     probeDir = join(scratch, "probe");
     mkdirSync(probeDir);
     out = join(scratch, "env-out", "probe");
-    run = await build(["-o", out, "--env-keep", "KEPT_TOKEN", "busybox-base", "env-probe"], {
+    run = await build(["-o", out, "--env-keep", "KEPT_TOKEN", "--progress-file", join(scratch, "probe-progress.jsonl"), "busybox-base", "env-probe"], {
       env: { DIB_PROBE_DIR: probeDir, DIB_PROBE_SETTING: "from the caller", TMPDIR: "/var/tmp", ...SECRETS, KEPT_TOKEN: "kept on purpose" },
     });
     if (run.code !== 0) throw new Error(`the probe build failed:\n${run.stderr}`);
@@ -231,8 +232,13 @@ describe("hook environment (busybox-base + env-probe)", () => {
     for (const value of Object.values(SECRETS)) expect(log).not.toContain(value);
   });
 
-  test("the build prints each hook, a summary and the tarball's sha256", () => {
+  test("the build prints each hook, a summary and the tarball's sha256; --progress-file has the same steps as JSON lines", () => {
     expect(run.stderr).toContain("install.d/50-env-probe (env-probe)");
+    const events = readProgress(join(scratch, "probe-progress.jsonl"));
+    const ends = events.filter((e) => e.kind === "end").map((e) => e.step);
+    expect(ends).toContain("install.d/50-env-probe (env-probe)");
+    expect(ends.filter((s) => run.stderr.includes(`✓ ${s}`))).toEqual(ends); // the terminal showed every one
+    expect(events.filter((e) => e.kind === "end").find((e) => e.step === "write tar")?.bytes).toBe(statSync(`${out}.tar`).size);
     expect(run.stderr).toContain(sha256(`${out}.tar`));
     expect(existsSync(`${out}.log`)).toBe(true);
   });
