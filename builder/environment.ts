@@ -62,8 +62,9 @@ const PS4_FUNCTION = '() {  IFS=" " called=($(caller 0));\n local f=$(readlink -
 /**
  * Everything disk-image-create (diskimage-builder 3.13, as Debian ships it)
  * exports to hooks, phase by phase, on top of the caller's environment — so
- * that DIB's own elements run unchanged. builder/elements/dib-environment
- * tests compare each phase with what DIB itself gives the same hooks.
+ * that DIB's own elements run unchanged. test/integration/dib-elements.test.ts
+ * compares each phase with what DIB itself gives the same hooks. Withheld
+ * from the caller's part: ooo's secrets (callerEnvironment).
  *
  * Where ooo differs on purpose, the entry says so: SOURCE_DATE_EPOCH is
  * ooo's one addition; DIB_ROOT_LABEL names ooo's root filesystem; there is
