@@ -1,14 +1,25 @@
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { log } from "../lib/log.ts";
+import { capture } from "../lib/run.ts";
 import { elementContentHash } from "./elements/content-hash.ts";
 import { chainKey, LayerCache } from "./cache.ts";
 import { discoverElements, elementsPath } from "./elements/discover.ts";
 import type { Element } from "./elements/element.ts";
-import { PHASES, type Phase } from "./elements/phases.ts";
+import { PHASE_NAMES, PHASES, type Phase } from "./elements/phases.ts";
 import { dibInputElements, expandDependencies } from "./elements/resolve.ts";
-import { cacheRelevantEnvironment, hookEnvironment, sourcedEnvironment, targetEnvironment, type BuildDirs } from "./environment.ts";
+import {
+  type BuildDirs,
+  cacheRelevantEnvironment,
+  dibImageSizeKiB,
+  hookEnvironment,
+  INSTALL_TYPE_FILE,
+  installTypeFile,
+  prepareEnvironment,
+  sourcedEnvironment,
+} from "./environment.ts";
+import { orderEnvironmentFiles } from "./elements/run-parts.ts";
 import { HooksChanged, InvalidElement, NotRoot } from "./errors.ts";
 import { finalizeRoot } from "./finalize.ts";
 import { runHook } from "./hooks/sandbox.ts";
@@ -91,8 +102,14 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
   for (const d of [dirs.root, dirs.hooks, dirs.image]) mkdirSync(d, { recursive: true });
   chmodSync(dirs.root, 0o755);
 
-  const env = hookEnvironment(options, elements, path, dirs);
+  const envContext = await prepareEnvironment(options, elements, path, dirs);
+  const { caller } = envContext;
+  const envFor = (phase: Phase) => hookEnvironment(envContext, phase, whereOf(phase));
+  const env = envFor("extra-data.d");
   const tree = await log.step("merge element hooks", () => mergeHooks(elements, dirs.hooks, env));
+  mkdirSync(join(dirs.hooks, "environment.d"), { recursive: true });
+  writeFileSync(join(dirs.hooks, "environment.d", INSTALL_TYPE_FILE), installTypeFile(caller));
+  tree.environmentFiles = orderEnvironmentFiles([...tree.environmentFiles, INSTALL_TYPE_FILE]);
   const envFiles = tree.environmentFiles.map((f) => join(dirs.hooks, "environment.d", f));
   const packages = squashPackages(elements, options.arch, await sourcedEnvironment(env, envFiles));
   packages["install.d"].install = [...new Set([...packages["install.d"].install, ...options.packages])].sort();
@@ -227,6 +244,10 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
 
   async function runOne(hook: PlannedHook): Promise<number> {
     const t = performance.now();
+    if (envContext.imageSizeKiB === undefined && PHASE_NAMES.indexOf(hook.phase) >= PHASE_NAMES.indexOf("block-device.d"))
+      envContext.imageSizeKiB = dibImageSizeKiB(await diskUsageKiB(dirs.root), { ...caller, DIB_IMAGE_SIZE: options.imageSize?.toString() ?? caller.DIB_IMAGE_SIZE }, elements.map((e) => e.name));
+    // DIB writes the install-type file after root.d: root.d hooks do not source it.
+    const envNames = hook.phase === "root.d" ? tree.environmentFiles.filter((f) => f !== INSTALL_TYPE_FILE) : tree.environmentFiles;
     await log.step(`${hook.phase}/${hook.name} (${hook.element})`, () =>
       runHook({
         element: hook.element,
@@ -236,10 +257,8 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
         targetRoot: dirs.root,
         hooksDir: dirs.hooks,
         aptArchives: aptArchivesDir(options.imageCache),
-        envFiles: tree.environmentFiles.map((f) =>
-          hook.where === "target" ? `/tmp/in_target.d/environment.d/${f}` : join(dirs.hooks, "environment.d", f),
-        ),
-        env: hook.where === "target" ? targetEnvironment(env) : env,
+        envFiles: envNames.map((f) => (hook.where === "target" ? `/tmp/in_target.d/environment.d/${f}` : join(dirs.hooks, "environment.d", f))),
+        env: envFor(hook.phase),
         timeoutSeconds: options.hookTimeout,
       }),
     );
@@ -249,6 +268,12 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
     }
     return (performance.now() - t) / 1000;
   }
+}
+
+/** What `du -a -c -x` totals for the root, in KiB (DIB sizes its disk from it). */
+async function diskUsageKiB(root: string): Promise<number> {
+  const out = await capture("du", ["-s", "-x", "-k", root], { what: "measuring the root (du)" });
+  return Number(out.split("\t")[0]);
 }
 
 function aptArchivesDir(imageCache: string) {

@@ -2,7 +2,8 @@ import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { stringify as toYaml } from "yaml";
 import { UsageError } from "../lib/errors.ts";
-import { fileSink, formatSeconds, log, table, terminalSink } from "../lib/log.ts";
+import { fileSink, formatSeconds, log, table } from "../lib/log.ts";
+import { attachProgressFile } from "../lib/progress-file.ts";
 import { parseWith } from "../lib/validate.ts";
 import { build, type BuildResult } from "./build.ts";
 import { DEFAULT_IMAGE } from "./defaults.ts";
@@ -10,74 +11,56 @@ import { NotRoot } from "./errors.ts";
 import { discoverElements, elementsPath } from "./elements/discover.ts";
 import { expandDependencies } from "./elements/resolve.ts";
 import { insideBuildNamespace, LAUNCHER_PID, relaunchInNamespace } from "./namespace.ts";
-import { BuildOptions, DEFAULT_SOURCE_DATE_EPOCH } from "./options.ts";
-import { OUTPUT_TYPES } from "./outputs/index.ts";
+import { BuildOptions, DEFAULT_SOURCE_DATE_EPOCH, defaultImageCache, FLAGS } from "./options.ts";
 import { prepareWorkDir } from "./workdir.ts";
 
-const splitList = (values: string | string[] | undefined) =>
-  (values === undefined ? [] : Array.isArray(values) ? values : [values]).flatMap((v) => String(v).split(",")).map((v) => v.trim()).filter(Boolean);
+const splitList = (values: unknown, at: RegExp = /,/) =>
+  (values === undefined ? [] : Array.isArray(values) ? values : [values]).flatMap((v) => String(v).split(at)).map((v) => v.trim()).filter(Boolean);
 
 function buildImageArgs(y: Argv) {
+  y.usage(
+    "$0 build-image [options] ELEMENT...\n\n" +
+      "Build an image from elements, with disk-image-create's flags. Without elements,\n" +
+      `build the default image (${DEFAULT_IMAGE.elements.join(" ")}) to ${DEFAULT_IMAGE.output}.`,
+  ).positional("elements", { type: "string", array: true, describe: "elements to build from" });
+  for (const f of Object.values(FLAGS)) y.option(f.flag, { type: f.yargs, describe: f.describe.replaceAll("`", "") });
   return y
-    .usage(
-      "$0 build-image [options] ELEMENT...\n\n" +
-        "Build an image from elements, with disk-image-create's flags. Without elements,\n" +
-        `build the default image (${DEFAULT_IMAGE.elements.join(" ")}) to ${DEFAULT_IMAGE.output}.`,
-    )
-    .positional("elements", { type: "string", array: true, describe: "elements to build from" })
-    .option("o", { type: "string", describe: "output name without extension (DIB: -o)", default: undefined })
-    .option("t", {
-      type: "string",
-      describe: `output types, comma-separated: ${[...OUTPUT_TYPES.keys()].join(", ")}`,
-    })
-    .option("a", { type: "string", describe: "architecture (amd64)" })
-    .option("x", { type: "count", describe: "trace hooks (DIB_DEBUG_TRACE)" })
-    .option("n", { type: "boolean", describe: "do not add the base element" })
-    .option("p", { type: "string", describe: "extra packages to install, comma-separated" })
-    .option("u", { type: "boolean", describe: "uncompressed qcow2" })
-    .option("image-size", { type: "number", describe: "disk image size in GB" })
-    .option("checksum", { type: "boolean", describe: "write .md5 and .sha256 files beside each output" })
-    .option("offline", { type: "boolean", describe: "do not refresh caches from the network (DIB_OFFLINE)" })
-    .option("no-tmpfs", { type: "boolean", describe: "build on disk instead of a tmpfs" })
-    .option("logfile", { type: "string", describe: "full log file (default: OUTPUT.log)" })
-    .option("image-cache", { type: "string", describe: "cache folder (DIB_IMAGE_CACHE, ~/.cache/image-create)" })
-    .option("elements-path", { type: "string", describe: "element folders (colon-separated), searched before ELEMENTS_PATH" })
-    .option("no-cache", { type: "boolean", describe: "ignore cached layers; rebuild everything" })
-    .option("keep-failed", { type: "boolean", describe: "keep the work folder of a failed build and print it" })
-    .option("hook-timeout", { type: "number", describe: "kill a hook after this many seconds" })
-    .option("json", { type: "boolean", describe: "print the build manifest as JSON on stdout" })
     .example("$0 build-image -o out/tiny -t tar busybox-base", "a tiny root tarball")
     .example("$0 build-image -o out/node -t qcow2 debian-minimal", "a Debian golden disk image");
 }
 
-type BuildImageArgs = Awaited<ReturnType<ReturnType<typeof buildImageArgs>["parseAsync"]>> & { elements?: string[] };
+type BuildImageArgs = Record<string, unknown> & { elements?: string[] };
 
-export function optionsFromArgs(argv: BuildImageArgs): BuildOptions {
+/** The command line as given after `build-image` (DIB_ARGS). */
+function argsAfterCommand(): string[] {
+  const at = process.argv.indexOf("build-image");
+  return at < 0 ? [] : process.argv.slice(at + 1);
+}
+
+/** Parse the flags as declared (options.ts), then the rules between them; zod checks the result. */
+export function optionsFromArgs(argv: BuildImageArgs, args: string[] = argsAfterCommand()): BuildOptions {
+  const given: Record<string, unknown> = {};
+  for (const [key, f] of Object.entries(FLAGS) as [string, (typeof FLAGS)[keyof typeof FLAGS]][]) {
+    const value = argv[f.flag];
+    if (value === undefined) continue;
+    given[key] = "split" in f ? splitList(value, f.split) : value;
+  }
   const elements = splitList(argv.elements);
   const useDefault = elements.length === 0;
   const epoch = process.env.SOURCE_DATE_EPOCH;
+  const types = given.types as string[] | undefined;
   return parseWith(
     BuildOptions,
     {
+      ...given,
       elements: useDefault ? DEFAULT_IMAGE.elements : elements,
-      output: argv.o ?? (useDefault ? DEFAULT_IMAGE.output : "image"),
-      types: splitList(argv.t).length ? splitList(argv.t) : useDefault ? DEFAULT_IMAGE.types : ["tar"],
-      arch: argv.a,
-      skipBase: argv.n,
-      packages: splitList(argv.p),
-      uncompressed: argv.u,
-      imageSize: argv["image-size"],
-      checksum: argv.checksum,
-      offline: argv.offline || process.env.DIB_OFFLINE === "1",
-      noTmpfs: argv["no-tmpfs"] || argv["keep-failed"],
-      logfile: argv.logfile,
-      elementsPath: splitList(argv["elements-path"]).flatMap((p) => p.split(":")),
-      imageCache: argv["image-cache"],
-      noCache: argv["no-cache"],
-      keepFailed: argv["keep-failed"],
-      trace: (argv.x ?? 0) > 0,
-      json: argv.json,
-      hookTimeout: argv["hook-timeout"],
+      output: given.output ?? (useDefault ? DEFAULT_IMAGE.output : "image"),
+      types: types?.length ? types : useDefault ? DEFAULT_IMAGE.types : ["tar"],
+      offline: given.offline || process.env.DIB_OFFLINE === "1",
+      // A kept work folder must outlive the build's namespace, so it cannot be a tmpfs.
+      noTmpfs: given.noTmpfs || given.keepFailed,
+      imageCache: given.imageCache ?? defaultImageCache(),
+      args,
       sourceDateEpoch: epoch === undefined ? DEFAULT_SOURCE_DATE_EPOCH : Number(epoch),
     },
     "invalid build-image options",
@@ -132,10 +115,12 @@ export const buildImageCommand: CommandModule<object, BuildImageArgs> = {
         imageCache: options.imageCache,
         onDisk: options.noTmpfs,
         keepFailed: options.keepFailed,
+        passFds: [Number(/^\/dev\/fd\/(\d+)$/.exec(options.progressFile ?? "")?.[1] ?? 0)].filter((fd) => fd > 2),
       });
       return;
     }
     log.addSink(fileSink(resolve(options.logfile ?? `${options.output}.log`)));
+    attachProgressFile(options.progressFile);
     const workDir = await prepareWorkDir({
       imageCache: options.imageCache,
       onDisk: options.noTmpfs,

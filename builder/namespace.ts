@@ -18,6 +18,15 @@ import { diskWorkDir, removeStaleWorkDirs } from "./workdir.ts";
 export const IN_NAMESPACE = "OOO_BUILD_NS";
 export const LAUNCHER_PID = "OOO_BUILD_LAUNCHER_PID";
 
+function stdioPassing(fds: number[]): ("inherit" | number | "ignore")[] {
+  const stdio: ("inherit" | number | "ignore")[] = ["inherit", "inherit", "inherit"];
+  for (const fd of fds) {
+    while (stdio.length < fd) stdio.push("ignore");
+    stdio[fd] = fd;
+  }
+  return stdio;
+}
+
 export function insideBuildNamespace(): boolean {
   return process.env[IN_NAMESPACE] === "1";
 }
@@ -26,6 +35,8 @@ export async function relaunchInNamespace(options: {
   imageCache: string;
   onDisk: boolean;
   keepFailed: boolean;
+  /** Descriptors beyond 0-2 the build inside must write to too (`--progress-file /dev/fd/3`). */
+  passFds?: number[];
 }): Promise<number> {
   removeStaleWorkDirs(options.imageCache);
   // Every file the build makes, by a hook or by ooo (/etc/ooo/state-paths),
@@ -50,7 +61,7 @@ export async function relaunchInNamespace(options: {
       process.execPath,
       ...process.argv.slice(1),
     ],
-    { stdio: "inherit", env: { ...process.env, [IN_NAMESPACE]: "1", [LAUNCHER_PID]: String(process.pid) } },
+    { stdio: stdioPassing(options.passFds ?? []), env: { ...process.env, [IN_NAMESPACE]: "1", [LAUNCHER_PID]: String(process.pid) } },
   );
   let interruptedBy: NodeJS.Signals | undefined;
   const stop = (signal: NodeJS.Signals) => {

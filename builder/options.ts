@@ -1,6 +1,8 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
+import { PROGRESS_FILE_DESCRIPTION } from "../lib/progress-file.ts";
+import { DEFAULT_IMAGE } from "./defaults.ts";
 
 /** Debian's name for the machine's architecture, as DIB's ARCH (x86_64 → amd64). */
 export function hostArch(): string {
@@ -14,30 +16,112 @@ export function hostArch(): string {
  */
 export const DEFAULT_SOURCE_DATE_EPOCH = 1704067200;
 
-/** The validated options of one build; flags mirror disk-image-create's. */
+/** What the builder's caches default to (DIB's DIB_IMAGE_CACHE default). */
+export const defaultImageCache = () => process.env.DIB_IMAGE_CACHE ?? join(homedir(), ".cache", "image-create");
+
+/**
+ * One build-image flag: how the command line spells it (disk-image-create's
+ * spelling where DIB has the flag), how yargs reads it, what it means (the
+ * one text --help and the README show), and the option it validates into.
+ */
+interface Flag {
+  /** The flag without dashes: one letter (-o) or a long name (--image-size). */
+  flag: string;
+  /** The value's placeholder in the README ("-o NAME"); none for switches. */
+  arg?: string;
+  yargs: "string" | "boolean" | "number" | "count";
+  /** A list flag: values split at these characters (and the flag may repeat). */
+  split?: RegExp;
+  describe: string;
+  schema: z.ZodType;
+}
+
+const flag = <S extends z.ZodType>(f: Omit<Flag, "schema"> & { schema: S }) => f;
+
+/**
+ * Every build-image flag, declared once. The yargs options, the option
+ * schema and the README's flag table (checked by options.test.ts) all come
+ * from here. Keys are the names in BuildOptions.
+ */
+export const FLAGS = {
+  output: flag({ flag: "o", arg: "NAME", yargs: "string", describe: `output name without extension (default \`image\`; without elements \`${DEFAULT_IMAGE.output}\`)`, schema: z.string().min(1) }),
+  types: flag({
+    flag: "t",
+    arg: "TYPES",
+    yargs: "string",
+    split: /,/,
+    describe: `comma-separated output types: \`tar\`, \`rootfs\`, \`raw\`, \`qcow2\` (default \`tar\`; without elements \`${DEFAULT_IMAGE.types.join(",")}\`)`,
+    schema: z.array(z.string().min(1)).min(1),
+  }),
+  arch: flag({ flag: "a", arg: "ARCH", yargs: "string", describe: "architecture (default: this machine's, as Debian names it)", schema: z.string().default(hostArch()) }),
+  skipBase: flag({ flag: "n", yargs: "boolean", describe: "do not add the `base` element", schema: z.boolean().default(false) }),
+  packages: flag({
+    flag: "p",
+    arg: "PKGS",
+    yargs: "string",
+    split: /,/,
+    describe: "extra packages to install, comma-separated (may repeat)",
+    schema: z.array(z.string()).default([]),
+  }),
+  trace: flag({ flag: "x", yargs: "count", describe: "trace hooks (`DIB_DEBUG_TRACE`; `-x -x` for more)", schema: z.number().int().nonnegative().default(0) }),
+  uncompressed: flag({ flag: "u", yargs: "boolean", describe: "uncompressed qcow2", schema: z.boolean().default(false) }),
+  imageSize: flag({ flag: "image-size", arg: "GB", yargs: "number", describe: "disk size in GB", schema: z.number().positive().optional() }),
+  checksum: flag({ flag: "checksum", yargs: "boolean", describe: "write `.md5` and `.sha256` beside each output", schema: z.boolean().default(false) }),
+  offline: flag({ flag: "offline", yargs: "boolean", describe: "do not refresh caches from the network (`DIB_OFFLINE`)", schema: z.boolean().default(false) }),
+  noTmpfs: flag({ flag: "no-tmpfs", yargs: "boolean", describe: "build on disk instead of in memory", schema: z.boolean().default(false) }),
+  logfile: flag({ flag: "logfile", arg: "FILE", yargs: "string", describe: "the full log (default `NAME.log` beside the output)", schema: z.string().optional() }),
+  elementsPath: flag({
+    flag: "elements-path",
+    arg: "DIR",
+    yargs: "string",
+    split: /[,:]/,
+    describe: "element folders (colon-separated) searched before `ELEMENTS_PATH`",
+    schema: z.array(z.string()).default([]),
+  }),
+  imageCache: flag({
+    flag: "image-cache",
+    arg: "DIR",
+    yargs: "string",
+    describe: "caches (default `DIB_IMAGE_CACHE` or `~/.cache/image-create`)",
+    schema: z.string().min(1),
+  }),
+  noCache: flag({ flag: "no-cache", yargs: "boolean", describe: "rebuild every layer (new layers are still saved)", schema: z.boolean().default(false) }),
+  keepFailed: flag({ flag: "keep-failed", yargs: "boolean", describe: "keep the work folder of a failed build, and say where", schema: z.boolean().default(false) }),
+  hookTimeout: flag({ flag: "hook-timeout", arg: "SECONDS", yargs: "number", describe: "kill a hook that runs longer, and fail the build (default: no limit)", schema: z.number().nonnegative().default(0) }),
+  envKeep: flag({
+    flag: "env-keep",
+    arg: "NAME",
+    yargs: "string",
+    split: /,/,
+    describe: "pass this variable to hooks although its name looks secret (`*_TOKEN`, `*_KEY`, …) or is ooo's (`OOO_*`); may repeat",
+    schema: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a variable name")).default([]),
+  }),
+  json: flag({ flag: "json", yargs: "boolean", describe: "print the build manifest as JSON on stdout", schema: z.boolean().default(false) }),
+  progressFile: flag({ flag: "progress-file", arg: "FILE", yargs: "string", describe: PROGRESS_FILE_DESCRIPTION, schema: z.string().optional() }),
+};
+
+type FlagShape = { [K in keyof typeof FLAGS]: (typeof FLAGS)[K]["schema"] };
+
+function flagShape(): FlagShape {
+  return Object.fromEntries(Object.entries(FLAGS).map(([key, f]) => [key, f.schema.describe(`${dashed(f.flag)}: ${f.describe}`)])) as FlagShape;
+}
+
+export const dashed = (name: string) => (name.length === 1 ? `-${name}` : `--${name}`);
+
+/** The validated options of one build: the flags, plus what the command line gives otherwise. */
 export const BuildOptions = z.object({
   elements: z.array(z.string().min(1)).min(1).describe("Elements to build from (DIB: positional)"),
-  output: z.string().min(1).default("image").describe("-o: output name without extension"),
-  types: z.array(z.string().min(1)).min(1).describe("-t: output types"),
-  arch: z.string().default(hostArch()).describe("-a: architecture"),
-  skipBase: z.boolean().default(false).describe("-n: do not add the base element"),
-  packages: z.array(z.string()).default([]).describe("-p: extra packages to install"),
-  uncompressed: z.boolean().default(false).describe("-u: do not compress qcow2"),
-  imageSize: z.number().positive().optional().describe("--image-size: disk size in GB"),
-  checksum: z.boolean().default(false).describe("--checksum: write .md5 and .sha256 beside each output"),
-  offline: z.boolean().default(false).describe("--offline: do not update caches from the network"),
-  noTmpfs: z.boolean().default(false).describe("--no-tmpfs: build on disk instead of in memory"),
-  logfile: z.string().optional().describe("--logfile: the full log (default: OUTPUT.log)"),
-  elementsPath: z.array(z.string()).default([]).describe("--elements-path: searched before ELEMENTS_PATH"),
-  imageCache: z.string().default(process.env.DIB_IMAGE_CACHE ?? join(homedir(), ".cache", "image-create")),
-  noCache: z.boolean().default(false).describe("--no-cache: ignore cached layers (still saves new ones)"),
-  keepFailed: z.boolean().default(false).describe("--keep-failed: keep the work folder of a failed build"),
-  trace: z.boolean().default(false).describe("-x: trace hooks (DIB_DEBUG_TRACE=1)"),
-  json: z.boolean().default(false).describe("--json: print the manifest on stdout"),
+  ...flagShape(),
+  /** The command line after `build-image`, as disk-image-create exports it (DIB_ARGS). */
+  args: z.array(z.string()).default([]),
   sourceDateEpoch: z.number().int().nonnegative().default(DEFAULT_SOURCE_DATE_EPOCH),
-  /** Seconds a hook may run before it is killed and the build fails (0: no limit). */
-  hookTimeout: z.number().nonnegative().default(0),
 });
 
 export type BuildOptions = z.infer<typeof BuildOptions>;
 export type BuildOptionsInput = z.input<typeof BuildOptions>;
+
+/** The README's flag table, as the declaration has it. */
+export function flagsTable(): string {
+  const rows = Object.values(FLAGS).map((f: Flag) => `| \`${dashed(f.flag)}${f.arg ? ` ${f.arg}` : ""}\` | ${f.describe} |`);
+  return ["| flag | meaning |", "|---|---|", ...rows].join("\n");
+}

@@ -3,12 +3,13 @@ import type { Argv, CommandModule } from "yargs";
 import { log, table } from "../lib/log.ts";
 import { imageRef } from "../store/client/resolve.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
+import { attachProgressFile, progressFileOption } from "../lib/progress-file.ts";
 import { deleteStack } from "./delete.ts";
 import { deploy, stateDirOf, type DeployReport } from "./deploy.ts";
 import { driverFor } from "./drivers/index.ts";
 import type { PowerTarget } from "./drivers/driver.ts";
 import { DeployFailed, NoState, UnknownNode, UpgradeFailed } from "./errors.ts";
-import { notUpgraded, upgrade, upgradeTable, type UpgradeReport } from "./upgrade.ts";
+import { notUpgraded, upgrade, upgradeTable, type UpgradeProgress, type UpgradeReport } from "./upgrade.ts";
 import { lockStack } from "./lock.ts";
 import { serveMetadata } from "./metadata-service.ts";
 import { driverNode } from "./node-ops.ts";
@@ -42,7 +43,10 @@ function printReport(r: DeployReport, json?: boolean) {
   if (failed.length) throw new DeployFailed(failed.map((f) => ({ node: f.node, error: f.error ?? "failed" })));
 }
 
-type DeployArgs = StackArgs & { json?: boolean; "image-cache"?: string };
+type DeployArgs = StackArgs & { json?: boolean; "image-cache"?: string; "progress-file"?: string };
+
+/** A node's upgrade progress: a plain line, or one with the bytes it has fetched (for --progress-file). */
+const showProgress = (p: UpgradeProgress) => (p.bytes === undefined ? log.info(p.text) : log.progress(p.text, p.bytes, p.total));
 
 export const deployCommand: CommandModule<object, DeployArgs> = {
   command: "deploy <stack>",
@@ -51,8 +55,10 @@ export const deployCommand: CommandModule<object, DeployArgs> = {
     withStack(y)
       .option("image-cache", { type: "string", describe: "folder of downloaded golden disks (default <state>/images)" })
       .option("json", { type: "boolean", describe: "print the outcome and the timeline as JSON on stdout" })
+      .option("progress-file", progressFileOption)
       .example("$0 deploy fixtures/stacks/demo.yaml", "") as unknown as Argv<DeployArgs>,
   handler: async (argv) => {
+    attachProgressFile(argv["progress-file"]);
     const r = await deploy(argv.stack, { stateDir: argv["state-dir"], imageCache: argv["image-cache"] });
     printReport(r, argv.json);
   },
@@ -68,8 +74,10 @@ export const scaleCommand: CommandModule<object, ScaleArgs> = {
       .positional("counts", { type: "string", array: true, demandOption: true, describe: "ROLE=COUNT" })
       .option("image-cache", { type: "string", describe: "folder of downloaded golden disks (default <state>/images)" })
       .option("json", { type: "boolean", describe: "print the outcome as JSON on stdout" })
+      .option("progress-file", progressFileOption)
       .example("$0 scale fixtures/stacks/demo.yaml web=3", "") as unknown as Argv<ScaleArgs>,
   handler: async (argv) => {
+    attachProgressFile(argv["progress-file"]);
     const counts = parseCounts(argv.counts.map(String));
     const before = await scaleStackFile(resolve(argv.stack), counts);
     for (const [role, n] of Object.entries(counts)) log.info(`${role}: ${before[role]} → ${n} (written to ${argv.stack})`);
@@ -181,20 +189,24 @@ function printUpgrade(r: UpgradeReport, json?: boolean) {
   if (bad.length) throw new UpgradeFailed(bad.map((n) => `${n.node}: ${n.result}${n.reason ? `: ${n.reason}` : ""}`));
 }
 
-export const upgradeCommand: CommandModule<object, StackArgs & { json?: boolean }> = {
+type UpgradeArgs = StackArgs & { json?: boolean; "progress-file"?: string };
+
+export const upgradeCommand: CommandModule<object, UpgradeArgs> = {
   command: "upgrade <stack>",
   describe: "move every node to the image its role now names, in place, batch by batch (rolling_updates)",
   builder: (y) =>
     withStack(y)
       .option("json", { type: "boolean", describe: "print the outcome and the timeline as JSON on stdout" })
-      .example("$0 upgrade fixtures/stacks/demo.yaml", "after changing a role's image in the file") as unknown as Argv<StackArgs & { json?: boolean }>,
+      .option("progress-file", progressFileOption)
+      .example("$0 upgrade fixtures/stacks/demo.yaml", "after changing a role's image in the file") as unknown as Argv<UpgradeArgs>,
   handler: async (argv) => {
-    const r = await upgrade(argv.stack, { stateDir: argv["state-dir"], onProgress: (line) => log.info(line) });
+    attachProgressFile(argv["progress-file"]);
+    const r = await upgrade(argv.stack, { stateDir: argv["state-dir"], onProgress: showProgress });
     printUpgrade(r, argv.json);
   },
 };
 
-type TakeoverArgs = StackArgs & { node: string; image: string; json?: boolean };
+type TakeoverArgs = UpgradeArgs & { node: string; image: string };
 
 export const takeoverCommand: CommandModule<object, TakeoverArgs> = {
   command: "takeover <stack> <node>",
@@ -203,10 +215,12 @@ export const takeoverCommand: CommandModule<object, TakeoverArgs> = {
     withStack(y)
       .positional("node", { type: "string", demandOption: true })
       .option("image", { type: "string", demandOption: true, describe: `the image: ${IMAGE_REF_FORMS}` })
-      .option("json", { type: "boolean", describe: "print the outcome as JSON on stdout" }) as unknown as Argv<TakeoverArgs>,
+      .option("json", { type: "boolean", describe: "print the outcome as JSON on stdout" })
+      .option("progress-file", progressFileOption) as unknown as Argv<TakeoverArgs>,
   handler: async (argv) => {
+    attachProgressFile(argv["progress-file"]);
     const image = imageRef(argv.image).text;
-    const r = await upgrade(argv.stack, { stateDir: argv["state-dir"], nodes: [argv.node], image, onProgress: (line) => log.info(line) });
+    const r = await upgrade(argv.stack, { stateDir: argv["state-dir"], nodes: [argv.node], image, onProgress: showProgress });
     printUpgrade(r, argv.json);
   },
 };

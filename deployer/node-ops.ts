@@ -1,10 +1,9 @@
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { log } from "../lib/log.ts";
-import { READY_MARKER, ReadyReport } from "../wire/ready-report.ts";
 import type { DriverNode, HostService, NodeDriver } from "./drivers/driver.ts";
 import { driverFor } from "./drivers/index.ts";
 import type { ImageCache, ResolvedImage } from "./images.ts";
+import { type ConsoleWatch, consoleSize, consoleTail, watchNode } from "./node-watch.ts";
 import { newToken, tokenHash } from "./metadata-service.ts";
 import { configDrive, configHash, nodeMetadata, type Endpoints } from "./node-metadata.ts";
 import type { StackStore } from "./services.ts";
@@ -46,8 +45,6 @@ export function metadataFor(ctx: NodeContext, spec: NodeSpec, image: { name: str
   return { text: JSON.stringify(doc), hash: configHash(doc) };
 }
 
-const consoleSize = (file: string | undefined) => (file && existsSync(file) ? statSync(file).size : 0);
-
 /** Write the image and a config drive with a fresh token; the node ends powered off, state writing-image. */
 export async function provision(ctx: NodeContext, spec: NodeSpec, image: ResolvedImage): Promise<void> {
   const { db, run } = ctx;
@@ -80,9 +77,11 @@ export async function provision(ctx: NodeContext, spec: NodeSpec, image: Resolve
   });
   const cached = ctx.cache.has(image);
   db.event(spec.name, "image-fetch-start", { digest: image.digest, cached }, { run });
-  const disk = await log.step(`${spec.name}: ${cached ? "image in the cache" : `fetch ${image.name} (${(image.disk.size / 2 ** 30).toFixed(1)} GiB disk)`}`, () =>
-    ctx.cache.ensure(ctx.store.client, image),
-  );
+  const disk = await log.step(`${spec.name}: ${cached ? "image in the cache" : `fetch ${image.name} (${(image.disk.size / 2 ** 30).toFixed(1)} GiB disk)`}`, async () => {
+    const fetched = await ctx.cache.ensure(ctx.store.client, image);
+    if (!cached) log.bytes(fetched.size);
+    return fetched;
+  });
   db.event(spec.name, "image-fetch-end", { digest: image.digest, cached }, { run });
   db.event(spec.name, "image-write-start", { bytes: disk.size }, { run });
   const endpoints = endpointsFor(driver, ctx.store);
@@ -135,60 +134,6 @@ export function redeliver(ctx: NodeContext, spec: NodeSpec, why: string): void {
   db.event(spec.name, "metadata-published", { serial, why }, { run, at: now });
 }
 
-/** The last lines of a console log (from `from`), without terminal escapes. */
-export function consoleTail(file: string | undefined, lines = 25, from = 0): string {
-  if (!file || !existsSync(file)) return "(no console log)";
-  const size = statSync(file).size;
-  const start = Math.min(size, Math.max(from, size - 64 * 1024));
-  const buf = Buffer.alloc(size - start);
-  const fd = openSync(file, "r");
-  try {
-    readSync(fd, buf, 0, buf.length, start);
-  } finally {
-    closeSync(fd);
-  }
-  const text = buf
-    .toString("utf8")
-    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "")
-    .replaceAll("\r", "");
-  const tail = text.trimEnd().split("\n").slice(-lines);
-  return tail.length && tail.some((l) => l.trim()) ? tail.join("\n") : "(the console is empty)";
-}
-
-/** Reads a console log as it grows and finds the ready line. */
-class ConsoleWatch {
-  private pos: number;
-  private carry = "";
-  constructor(
-    private readonly file: string | undefined,
-    from: number,
-  ) {
-    this.pos = from;
-  }
-  ready(): ReadyReport | undefined {
-    if (!this.file || !existsSync(this.file)) return undefined;
-    const size = statSync(this.file).size;
-    if (size <= this.pos) return undefined;
-    const buf = Buffer.alloc(Math.min(size - this.pos, 4 << 20));
-    const fd = openSync(this.file, "r");
-    try {
-      readSync(fd, buf, 0, buf.length, this.pos);
-    } finally {
-      closeSync(fd);
-    }
-    this.pos += buf.length;
-    const text = this.carry + buf.toString("utf8").replaceAll("\r", "");
-    const m = READY_MARKER.exec(text);
-    this.carry = text.slice(text.lastIndexOf("\n") + 1).slice(-8192);
-    if (!m) return undefined;
-    try {
-      return ReadyReport.parse(JSON.parse(m[1]!));
-    } catch {
-      return undefined;
-    }
-  }
-}
-
 /** How long to look for the ready line once the node has signalled. */
 const READY_GRACE_MS = 60_000;
 
@@ -206,54 +151,54 @@ export async function waitForSignal(ctx: NodeContext, name: string): Promise<Wai
   const driver = driverFor(start.driver);
   const node = driverNode(ctx.stateDir, start);
   const consoleFile = driver.consoleLog(node);
-  // A resumed wait keeps the deadline it had.
-  const deadline = (start.waiting_since ?? Date.now()) + ctx.signalTimeoutSeconds * 1000;
-  const watch = new ConsoleWatch(consoleFile, start.console_offset ?? 0);
   let booted = db.events({ node: name, since: start.powered_on_at ?? Date.now() }).some((e) => e.kind === "booted");
   let lastPowerCheck = 0;
-  for (;;) {
-    const row = db.node(name);
-    if (!row) return { ok: false, error: "the node was deleted meanwhile" };
-    if (!booted && row.powered_on_at !== null) {
-      const report = watch.ready();
-      if (report) {
-        booted = true;
-        db.event(name, "booted", { uptime: report.uptime, slot: report.slot, failedUnits: report.failedUnits }, { run });
-        db.transition(name, "configuring", { run, onlyFrom: ["booting"] });
-        if (report.failedUnits.length) log.warn(`${name}: failed units at boot: ${report.failedUnits.join(", ")}`);
+  let graceUntil: number | undefined;
+  const noteBoot = (console: ConsoleWatch, detail: Record<string, unknown> = {}) => {
+    const report = console.ready();
+    if (!report) return;
+    booted = true;
+    db.event(name, "booted", { uptime: report.uptime, slot: report.slot, failedUnits: report.failedUnits, ...detail }, { run });
+    if (!detail.afterSignal) db.transition(name, "configuring", { run, onlyFrom: ["booting"] });
+    if (report.failedUnits.length) log.warn(`${name}: failed units at boot: ${report.failedUnits.join(", ")}`);
+  };
+  return watchNode<WaitResult>({
+    console: { file: consoleFile, from: start.console_offset ?? 0 },
+    // A resumed wait keeps the deadline it had.
+    deadline: (start.waiting_since ?? Date.now()) + ctx.signalTimeoutSeconds * 1000,
+    intervalMs: 250,
+    tick: async ({ console, now }) => {
+      const row = db.node(name);
+      if (!row) return { ok: false, error: "the node was deleted meanwhile" };
+      const signalled = row.state === "active" && row.signalled_serial === row.serial;
+      if (!booted && row.powered_on_at !== null) noteBoot(console, signalled ? { afterSignal: true } : {});
+      if (signalled) {
+        // The agents often signal before the node prints its ready line (that report waits for
+        // multi-user.target): give the timeline its boot phase, a little longer.
+        graceUntil ??= now + READY_GRACE_MS;
+        return booted || row.powered_on_at === null || now >= graceUntil ? { ok: true } : undefined;
       }
-    }
-    if (row.state === "active" && row.signalled_serial === row.serial) {
-      // The agents often signal before the node prints its ready line (that report waits for
-      // multi-user.target): give the timeline its boot phase, a little longer.
-      for (const until = Date.now() + READY_GRACE_MS; !booted && row.powered_on_at !== null && Date.now() < until; await Bun.sleep(250)) {
-        const report = watch.ready();
-        if (report) {
-          booted = true;
-          db.event(name, "booted", { uptime: report.uptime, slot: report.slot, failedUnits: report.failedUnits, afterSignal: true }, { run });
+      if (row.state === "failed") return { ok: false, error: row.error ?? "failed" };
+      if (now - lastPowerCheck > 2_000) {
+        lastPowerCheck = now;
+        if ((await driver.powerState(node)) === "off") {
+          const error = `its machine stopped before it signalled; last console lines:\n${consoleTail(consoleFile, 25, row.console_offset ?? 0)}`;
+          db.transition(name, "failed", { run, fields: { error }, detail: { why: "powered off" }, onlyFrom: ["booting", "configuring"] });
+          return { ok: false, error };
         }
       }
-      return { ok: true };
-    }
-    if (row.state === "failed") return { ok: false, error: row.error ?? "failed" };
-    const now = Date.now();
-    if (now - lastPowerCheck > 2_000) {
-      lastPowerCheck = now;
-      if ((await driver.powerState(node)) === "off") {
-        const error = `its machine stopped before it signalled; last console lines:\n${consoleTail(consoleFile, 25, row.console_offset ?? 0)}`;
-        db.transition(name, "failed", { run, fields: { error }, detail: { why: "powered off" }, onlyFrom: ["booting", "configuring"] });
-        return { ok: false, error };
-      }
-    }
-    if (now > deadline) {
+      return undefined;
+    },
+    expired: () => {
+      const row = db.node(name)!;
+      if (graceUntil !== undefined) return { result: { ok: true } }; // signalled; only the ready line is late
       const collected = row.collected_serial === row.serial;
       const error =
         `no completion signal within ${ctx.signalTimeoutSeconds}s (${booted ? "booted" : "no ready line on its console"}, ` +
         `${collected ? "metadata collected" : "metadata never collected"}); last console lines:\n${consoleTail(consoleFile, 25, row.console_offset ?? 0)}`;
       const moved = db.transition(name, "failed", { run, fields: { error }, detail: { why: "timeout" }, onlyFrom: ["booting", "configuring"] });
-      if (moved) return { ok: false, error };
-      continue; // a signal came in at the last moment
-    }
-    await Bun.sleep(250);
-  }
+      // Not moved: a signal came in at the last moment; the next tick sees it.
+      return moved ? { result: { ok: false, error } } : { until: Date.now() };
+    },
+  });
 }

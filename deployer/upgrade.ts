@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { log, table } from "../lib/log.ts";
 import { CompletionSignal, type UpgradeOutcome } from "../wire/signal.ts";
@@ -8,6 +7,7 @@ import { NothingToUpgrade, UpgradeImpossible, UnknownNode } from "./errors.ts";
 import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
 import { lockStack } from "./lock.ts";
 import { driverNode, metadataFor, powerOn, provision, waitForSignal, type NodeContext } from "./node-ops.ts";
+import { consoleSize, watchNode } from "./node-watch.ts";
 import { ensureMetadataService, storeFor } from "./services.ts";
 import { loadStack, type NodeSpec, type RoleSpec } from "./stack.ts";
 import { StateDb, type NodeRow } from "./state.ts";
@@ -38,7 +38,14 @@ export interface UpgradeOptions {
   /** The image for those nodes, instead of their role's (takeover). */
   image?: string;
   /** Called on every change of a node's progress, for the CLI to print. */
-  onProgress?: (line: string) => void;
+  onProgress?: (progress: UpgradeProgress) => void;
+}
+
+/** One line of a node's progress; bytes (of bytes_total) when the node reported how far its fetch is. */
+export interface UpgradeProgress {
+  text: string;
+  bytes?: number;
+  total?: number;
 }
 
 export type UpgradeResult = "upgraded" | "rolled-back" | "failed" | "replaced" | "skipped";
@@ -213,7 +220,7 @@ export function judgeSignal(
 }
 
 /** rebuild-in-place: tell the node its new image, then watch it take it over. */
-async function upgradeNode(ctx: NodeContext, spec: NodeSpec, image: ResolvedImage, batch: number, onProgress?: (line: string) => void): Promise<NodeUpgrade> {
+async function upgradeNode(ctx: NodeContext, spec: NodeSpec, image: ResolvedImage, batch: number, onProgress?: (progress: UpgradeProgress) => void): Promise<NodeUpgrade> {
   const { db, run } = ctx;
   const t0 = Date.now();
   const row = db.node(spec.name)!;
@@ -236,80 +243,78 @@ async function upgradeNode(ctx: NodeContext, spec: NodeSpec, image: ResolvedImag
   db.event(spec.name, "metadata-published", { serial, why: "upgrade" }, { run, at: t0 });
 
   const timeout = ctx.signalTimeoutSeconds * 1000;
-  let deadline = t0 + timeout;
   let reset = false;
   let lastNote = "";
   let seenProgress = 0;
-  const readyCount = (text: string) => (text.match(/OOO-READY /g) ?? []).length;
-  const consoleText = () => {
-    try {
-      return consoleFile ? readFileSync(consoleFile, "utf8") : "";
-    } catch {
-      return "";
-    }
-  };
-  const readyBefore = readyCount(consoleText());
   let booted = false;
-  for (;;) {
-    // Progress reports (from the node's takeover) and the ready line of its next boot.
-    const progress = db.events({ node: spec.name, since: t0 }).filter((e) => e.kind === "progress");
-    for (const p of progress.slice(seenProgress)) {
-      const d = p.detail ?? {};
-      const done = typeof d.bytes_done === "number" ? ` ${(d.bytes_done / 2 ** 20).toFixed(1)}/${((d.bytes_total as number) / 2 ** 20).toFixed(0)} MiB` : "";
-      onProgress?.(`${spec.name}: ${d.phase}${done} (${((p.at - t0) / 1000).toFixed(0)}s)${d.message ? ` — ${d.message}` : ""}`);
-    }
-    seenProgress = progress.length;
-    if (!booted && readyCount(consoleText()) > readyBefore) {
-      booted = true;
-      db.event(spec.name, "booted", { upgrade: true }, { run });
-      onProgress?.(`${spec.name}: booted again (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
-    }
-    const sig = db.signal(spec.name, serial);
-    if (sig) {
-      const parsed = CompletionSignal.safeParse(JSON.parse(sig.body));
-      if (parsed.success) {
-        const verdict = judgeSignal(parsed.data, from, image.digest);
-        if (verdict.final) {
-          const seconds = (Date.now() - t0) / 1000;
-          const out: NodeUpgrade = {
-            ...base,
-            result: verdict.result,
-            reason: verdict.reason,
-            bytesFetched: verdict.outcome?.bytes_fetched,
-            imageBytes: verdict.outcome?.image_bytes,
-            method: verdict.outcome?.method,
-            restart: verdict.outcome?.restart,
-            seconds,
-          };
-          if (verdict.result === "upgraded") {
-            db.update(spec.name, { image_digest: image.digest, image_name: image.name, image_ref: image.ref });
-            db.event(spec.name, "upgrade-done", { to: image.digest, bytes_fetched: out.bytesFetched, method: out.method, restart: out.restart }, { run });
-          } else db.event(spec.name, verdict.result === "rolled-back" ? "upgrade-rolled-back" : "upgrade-failed", { to: image.digest, reason: out.reason }, { run });
-          onProgress?.(`${spec.name}: ${verdict.result}${out.reason ? `: ${out.reason.split("\n")[0]}` : ""} (${seconds.toFixed(0)}s)`);
-          return out;
-        }
+  return watchNode<NodeUpgrade>({
+    // From here on: the ready line of the node's next boot (the new root's, or the old one's after a rollback).
+    console: { file: consoleFile, from: consoleSize(consoleFile) },
+    deadline: t0 + timeout,
+    intervalMs: 500,
+    tick: ({ console }) => {
+      // Progress reports (from the node's takeover) and the ready line of its next boot.
+      const progress = db.events({ node: spec.name, since: t0 }).filter((e) => e.kind === "progress");
+      for (const p of progress.slice(seenProgress)) onProgress?.(progressLine(spec.name, p.detail ?? {}, p.at - t0));
+      seenProgress = progress.length;
+      if (!booted && console.ready()) {
+        booted = true;
+        db.event(spec.name, "booted", { upgrade: true }, { run });
+        onProgress?.({ text: `${spec.name}: booted again (${((Date.now() - t0) / 1000).toFixed(0)}s)` });
+      }
+      const sig = db.signal(spec.name, serial);
+      const parsed = sig ? CompletionSignal.safeParse(JSON.parse(sig.body)) : undefined;
+      if (!parsed?.success) return undefined;
+      const verdict = judgeSignal(parsed.data, from, image.digest);
+      if (!verdict.final) {
         if (verdict.note !== lastNote) {
           lastNote = verdict.note;
-          onProgress?.(`${spec.name}: ${verdict.note.split("\n")[0]}`);
+          onProgress?.({ text: `${spec.name}: ${verdict.note.split("\n")[0]}` });
         }
+        return undefined;
       }
-    }
-    if (Date.now() > deadline) {
+      const seconds = (Date.now() - t0) / 1000;
+      const out: NodeUpgrade = {
+        ...base,
+        result: verdict.result,
+        reason: verdict.reason,
+        bytesFetched: verdict.outcome?.bytes_fetched,
+        imageBytes: verdict.outcome?.image_bytes,
+        method: verdict.outcome?.method,
+        restart: verdict.outcome?.restart,
+        seconds,
+      };
+      if (verdict.result === "upgraded") {
+        db.update(spec.name, { image_digest: image.digest, image_name: image.name, image_ref: image.ref });
+        db.event(spec.name, "upgrade-done", { to: image.digest, bytes_fetched: out.bytesFetched, method: out.method, restart: out.restart }, { run });
+      } else db.event(spec.name, verdict.result === "rolled-back" ? "upgrade-rolled-back" : "upgrade-failed", { to: image.digest, reason: out.reason }, { run });
+      onProgress?.({ text: `${spec.name}: ${verdict.result}${out.reason ? `: ${out.reason.split("\n")[0]}` : ""} (${seconds.toFixed(0)}s)` });
+      return out;
+    },
+    expired: async (now) => {
       if (reset) {
         const reason = `no signal within ${ctx.signalTimeoutSeconds}s, and none after a reset either`;
         db.event(spec.name, "upgrade-failed", { to: image.digest, reason }, { run });
         db.transition(spec.name, "failed", { run, fields: { error: reason }, detail: { why: "upgrade timeout" } });
-        return { ...base, result: "failed", reason, seconds: (Date.now() - t0) / 1000 };
+        return { result: { ...base, result: "failed", reason, seconds: (Date.now() - t0) / 1000 } };
       }
       // A trial boot that hangs never marks itself good: the reset ends it, and the old root comes back.
       reset = true;
-      deadline = Date.now() + timeout;
-      onProgress?.(`${spec.name}: no signal within ${ctx.signalTimeoutSeconds}s; resetting it (a hung trial boot falls back to the old root)`);
+      onProgress?.({ text: `${spec.name}: no signal within ${ctx.signalTimeoutSeconds}s; resetting it (a hung trial boot falls back to the old root)` });
       db.event(spec.name, "upgrade-reset", { why: `no signal within ${ctx.signalTimeoutSeconds}s` }, { run });
       await driver.setPower(node, "reset").catch((e: Error) => log.warn(`${spec.name}: reset failed: ${e.message}`));
-    }
-    await Bun.sleep(500);
-  }
+      return { until: now + timeout };
+    },
+  });
+}
+
+/** A node's progress report as the operator reads it, with the bytes for the progress stream. */
+export function progressLine(node: string, d: Record<string, unknown>, ms: number): UpgradeProgress {
+  const done = typeof d.bytes_done === "number" ? d.bytes_done : undefined;
+  const total = typeof d.bytes_total === "number" ? d.bytes_total : undefined;
+  const mib = done === undefined ? "" : ` ${(done / 2 ** 20).toFixed(1)}/${((total ?? 0) / 2 ** 20).toFixed(0)} MiB`;
+  const text = `${node}: ${d.phase}${mib} (${(ms / 1000).toFixed(0)}s)${d.message ? ` — ${d.message}` : ""}`;
+  return done === undefined ? { text } : { text, bytes: done, total };
 }
 
 export function upgradeTable(r: UpgradeReport): string {

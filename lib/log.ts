@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { STEP_EVENT_VERSION, type StepEvent } from "../wire/step-event.ts";
 
 /**
  * Every long step logs its start, its end or failure, and its elapsed time
@@ -8,11 +9,7 @@ import { dirname } from "node:path";
  * events feed the terminal, the log file and a JSON-lines stream, so what a
  * person reads and what a machine parses cannot disagree.
  */
-export type LogEvent =
-  | { kind: "start"; step: string; depth: number; at: number }
-  | { kind: "end"; step: string; depth: number; at: number; seconds: number }
-  | { kind: "fail"; step: string; depth: number; at: number; seconds: number; error: string }
-  | { kind: "info" | "warn" | "error" | "output"; text: string; depth: number; at: number };
+export type LogEvent = StepEvent;
 
 export interface LogSink {
   write(event: LogEvent): void;
@@ -26,9 +23,17 @@ export interface StepTiming {
   ok: boolean;
 }
 
+/** The step a piece of work runs in; bytes it moves count for it and every step around it. */
+interface Frame {
+  step: string;
+  depth: number;
+  bytes: number;
+  parent?: Frame;
+}
+
 export class Log {
   private sinks: LogSink[] = [];
-  private readonly depth = new AsyncLocalStorage<number>();
+  private readonly frame = new AsyncLocalStorage<Frame>();
   readonly startedAt = Date.now();
   readonly timings: StepTiming[] = [];
 
@@ -40,8 +45,9 @@ export class Log {
     };
   }
 
-  private emit(event: LogEvent) {
-    for (const sink of this.sinks) sink.write(event);
+  private emit(event: DistributiveOmit<LogEvent, "v" | "at" | "depth">, depth = this.currentDepth) {
+    const full = { v: STEP_EVENT_VERSION, ...event, depth, at: this.now() } as LogEvent;
+    for (const sink of this.sinks) sink.write(full);
   }
 
   private now() {
@@ -49,42 +55,60 @@ export class Log {
   }
 
   private get currentDepth() {
-    return this.depth.getStore() ?? 0;
+    const f = this.frame.getStore();
+    return f ? f.depth + 1 : 0;
+  }
+
+  private get within() {
+    return this.frame.getStore()?.step;
   }
 
   async step<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
     const depth = this.currentDepth;
+    const frame: Frame = { step: name, depth, bytes: 0, parent: this.frame.getStore() };
     const t0 = performance.now();
-    this.emit({ kind: "start", step: name, depth, at: this.now() });
+    const moved = () => (frame.bytes > 0 ? { bytes: frame.bytes } : {});
+    this.emit({ kind: "start", step: name }, depth);
     try {
-      const result = await this.depth.run(depth + 1, fn);
+      const result = await this.frame.run(frame, fn);
       const seconds = (performance.now() - t0) / 1000;
       this.timings.push({ step: name, depth, seconds, ok: true });
-      this.emit({ kind: "end", step: name, depth, at: this.now(), seconds });
+      this.emit({ kind: "end", step: name, seconds, ...moved() }, depth);
       return result;
     } catch (e) {
       const seconds = (performance.now() - t0) / 1000;
       this.timings.push({ step: name, depth, seconds, ok: false });
       const error = e instanceof Error ? e.message.split("\n")[0]! : String(e);
-      this.emit({ kind: "fail", step: name, depth, at: this.now(), seconds, error });
+      this.emit({ kind: "fail", step: name, seconds, error, ...moved() }, depth);
       throw e;
     }
   }
 
+  /** Count bytes the current step moved (and so every step around it); its end event reports them. */
+  bytes(n: number) {
+    for (let f = this.frame.getStore(); f; f = f.parent) f.bytes += n;
+  }
+
   info(text: string) {
-    this.emit({ kind: "info", text, depth: this.currentDepth, at: this.now() });
+    this.emit({ kind: "info", text, step: this.within });
   }
   warn(text: string) {
-    this.emit({ kind: "warn", text, depth: this.currentDepth, at: this.now() });
+    this.emit({ kind: "warn", text, step: this.within });
   }
   error(text: string) {
-    this.emit({ kind: "error", text, depth: this.currentDepth, at: this.now() });
+    this.emit({ kind: "error", text, step: this.within });
   }
   /** A line printed by a child process (a hook, mmdebstrap, apt). */
   output(text: string) {
-    this.emit({ kind: "output", text, depth: this.currentDepth, at: this.now() });
+    this.emit({ kind: "output", text, step: this.within });
+  }
+  /** How far long work has got, in bytes (a node fetching its new root). */
+  progress(text: string, bytes: number, total?: number) {
+    this.emit({ kind: "progress", text, bytes, ...(total === undefined ? {} : { total }), step: this.within });
   }
 }
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** The process-wide log; the CLI attaches sinks, libraries only emit. */
 export const log = new Log();
@@ -101,6 +125,8 @@ export function formatSeconds(s: number): string {
   return `${m}m${(s - m * 60).toFixed(0).padStart(2, "0")}s`;
 }
 
+const formatBytes = (n?: number) => (n ? `, ${(n / 2 ** 20).toFixed(1)} MiB` : "");
+
 /** Human-readable progress on stderr: elapsed time, nesting, outcome. */
 export function terminalSink(options: { showOutput: boolean } = { showOutput: true }): LogSink {
   return {
@@ -113,11 +139,12 @@ export function terminalSink(options: { showOutput: boolean } = { showOutput: tr
           line = `${indent}${paint("36", "▶")} ${e.step}`;
           break;
         case "end":
-          line = `${indent}${paint("32", "✓")} ${e.step} ${paint("2", formatSeconds(e.seconds))}`;
+          line = `${indent}${paint("32", "✓")} ${e.step} ${paint("2", formatSeconds(e.seconds) + formatBytes(e.bytes))}`;
           break;
         case "fail":
-          line = `${indent}${paint("31", "✗")} ${e.step} ${paint("2", formatSeconds(e.seconds))}: ${e.error}`;
+          line = `${indent}${paint("31", "✗")} ${e.step} ${paint("2", formatSeconds(e.seconds) + formatBytes(e.bytes))}: ${e.error}`;
           break;
+        case "progress":
         case "info":
           line = `${indent}${e.text}`;
           break;
@@ -148,9 +175,9 @@ export function fileSink(path: string): LogSink {
         e.kind === "start"
           ? `start ${e.step}`
           : e.kind === "end"
-            ? `done  ${e.step} (${e.seconds.toFixed(3)}s)`
+            ? `done  ${e.step} (${e.seconds.toFixed(3)}s${e.bytes ? `, ${e.bytes} bytes` : ""})`
             : e.kind === "fail"
-              ? `FAIL  ${e.step} (${e.seconds.toFixed(3)}s): ${e.error}`
+              ? `FAIL  ${e.step} (${e.seconds.toFixed(3)}s${e.bytes ? `, ${e.bytes} bytes` : ""}): ${e.error}`
               : e.kind === "output"
                 ? `| ${e.text}`
                 : `${e.kind}: ${e.text}`;

@@ -4,6 +4,7 @@ import { log, table } from "../lib/log.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client/args.ts";
 import { promote, promoteTarget } from "./promote.ts";
+import { attachProgressFile, progressFileOption } from "../lib/progress-file.ts";
 import { publish, type PublishReport } from "./publish.ts";
 import { testImage } from "./test-image.ts";
 
@@ -58,7 +59,7 @@ const mib = (n: number) => Number((n / 2 ** 20).toFixed(1));
 const sentChunks = (r: PublishReport) =>
   r.mode === "whole" ? "tar sent whole" : r.mode === "none" ? "none" : `${r.chunks.sent} of ${r.chunks.total}`;
 
-type PublishArgs = StoreArgs & { output?: string; "image-version"?: string; tag?: string[]; json?: boolean };
+type PublishArgs = StoreArgs & { output?: string; "image-version"?: string; tag?: string[]; json?: boolean; "progress-file"?: string };
 
 export const publishCommand: CommandModule<object, PublishArgs> = {
   command: "publish [output]",
@@ -69,8 +70,10 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
       .option("image-version", { type: "string", describe: "version of the image (default: the next number for its name)" })
       .option("tag", { type: "string", array: true, describe: "tags to add" })
       .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
+      .option("progress-file", progressFileOption)
       .example("$0 publish out/node --store http://store:9292 --token-file ci.token", "") as unknown as Argv<PublishArgs>,
   handler: async (argv) => {
+    attachProgressFile(argv["progress-file"]);
     const output = argv.output ?? DEFAULT_IMAGE.output;
     const r = await log.step(`publish ${output}`, () =>
       publish({ client: clientFromArgs(argv), output, version: argv["image-version"], tags: argv.tag }),

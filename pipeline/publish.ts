@@ -188,7 +188,11 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
     log.warn("the store is a plain Glance: publishing the tar only, without chunks or manifest");
     if (image?.status !== "active") {
       image ??= await createRecord(client, fields, manifest.name, options.version);
-      image = await log.step(`upload ${tar.file}`, () => ourselvesOrTheOther(client, image!.id, () => client.uploadData(image!.id, tar.path)));
+      image = await log.step(`upload ${tar.file}`, async () => {
+        const uploaded = await ourselvesOrTheOther(client, image!.id, () => client.uploadData(image!.id, tar.path));
+        log.bytes(tar.size);
+        return uploaded;
+      });
       report.sentBytes += tar.size;
       report.mode = "whole";
     } else report.alreadyPublished = true;
@@ -211,9 +215,11 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
       const missingBytes = missingChunks.reduce((n, c) => n + c.size, 0);
       if (missingBytes > index.size / 2) {
         report.mode = "whole";
-        image = await log.step(`upload ${tar.file} whole (${missingChunks.length} of ${index.chunks.length} chunks are new)`, () =>
-          ourselvesOrTheOther(client, image!.id, () => client.uploadData(image!.id, tar.path)),
-        );
+        image = await log.step(`upload ${tar.file} whole (${missingChunks.length} of ${index.chunks.length} chunks are new)`, async () => {
+          const uploaded = await ourselvesOrTheOther(client, image!.id, () => client.uploadData(image!.id, tar.path));
+          log.bytes(tar.size);
+          return uploaded;
+        });
         report.sentBytes += tar.size;
       } else {
         report.mode = "chunks";
@@ -222,6 +228,7 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
           parallel(unique, options.concurrency ?? 8, async (c) => {
             await client.putBlob(`sha256:${c.id}`, readAt(tar.path, c.offset, c.size));
             report.sentBytes += c.size;
+            log.bytes(c.size);
             report.chunks.sent++;
           }),
         );
@@ -234,7 +241,10 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
     }
 
     for (const a of others.filter((a) => missing.has(`sha256:${a.sha256}`))) {
-      await log.step(`upload ${a.file}`, () => client.putBlob(`sha256:${a.sha256}`, a.path));
+      await log.step(`upload ${a.file}`, async () => {
+        await client.putBlob(`sha256:${a.sha256}`, a.path);
+        log.bytes(a.size);
+      });
       report.sentBytes += a.size;
     }
     image = await client.putManifest(image.id, text);

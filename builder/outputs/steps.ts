@@ -70,6 +70,9 @@ export function layout(work: OutputWork): Promise<DiskLayout> {
   });
 }
 
+/** The root filesystem's label (hooks see it as DIB_ROOT_LABEL). */
+export const ROOT_FS_LABEL = DISK.rootA.label!;
+
 /** The root filesystem, alone, sized as one root slot. */
 export function rootfs(work: OutputWork): Promise<string> {
   return work.once("make root filesystem (ext4)", async () => {

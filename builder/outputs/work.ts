@@ -52,6 +52,7 @@ export class OutputWork {
       result = copySparseHashed(file, target);
     });
     const artifact = { type, path, ...result };
+    log.bytes(artifact.size);
     this.artifacts.push(artifact);
     if (this.options.checksum) await writeChecksums(path, artifact.sha256);
     return artifact;

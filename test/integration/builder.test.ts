@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { readProgress } from "../support/progress.ts";
 import { requireCommand, requireRoot } from "../support/require.ts";
 
 /**
@@ -144,6 +145,14 @@ afterAll(() => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
+/** What a CI job's environment holds and hooks must never see. */
+const SECRETS: Record<string, string> = {
+  OOO_STORE_TOKEN: "store-token-value-1234",
+  OOO_SWIFT_KEY: "swift-key-value-5678",
+  DEPLOY_API_KEY: "api-key-value-9abc",
+  REGISTRY_PASSWORD: "registry-password-def0",
+};
+
 describe("hook environment (busybox-base + env-probe)", () => {
   const HOST = ["root.d", "extra-data.d", "post-root.d", "block-device.d", "pre-finalise.d", "cleanup.d"];
   const TARGET = ["pre-install.d", "install.d", "post-install.d", "finalise.d"];
@@ -155,8 +164,8 @@ describe("hook environment (busybox-base + env-probe)", () => {
     probeDir = join(scratch, "probe");
     mkdirSync(probeDir);
     out = join(scratch, "env-out", "probe");
-    run = await build(["-o", out, "busybox-base", "env-probe"], {
-      env: { DIB_PROBE_DIR: probeDir, DIB_PROBE_SETTING: "from the caller", TMPDIR: "/var/tmp" },
+    run = await build(["-o", out, "--env-keep", "KEPT_TOKEN", "--progress-file", join(scratch, "probe-progress.jsonl"), "busybox-base", "env-probe"], {
+      env: { DIB_PROBE_DIR: probeDir, DIB_PROBE_SETTING: "from the caller", TMPDIR: "/var/tmp", ...SECRETS, KEPT_TOKEN: "kept on purpose" },
     });
     if (run.code !== 0) throw new Error(`the probe build failed:\n${run.stderr}`);
   }, 60_000);
@@ -168,10 +177,11 @@ describe("hook environment (busybox-base + env-probe)", () => {
     return parseProbe(fromTar(`${out}.tar`, `./var/lib/env-probe/${phase}.env`));
   }
 
-  test("every host phase sees DIB's variables, with TARGET_ROOT the root being built", () => {
+  test("every host phase sees DIB's variables; TARGET_ROOT only root.d and cleanup.d, as under disk-image-create", () => {
     for (const phase of HOST) {
       const { vars, elements } = host(phase);
-      expect({ phase, root: vars.TARGET_ROOT }).toEqual({ phase, root: vars.TMP_MOUNT_PATH });
+      const targetRoot = phase === "root.d" || phase === "cleanup.d" ? vars.TMP_MOUNT_PATH : undefined;
+      expect({ phase, root: vars.TARGET_ROOT }).toEqual({ phase, root: targetRoot });
       expect(vars.TMP_MOUNT_PATH).toMatch(/\/root$/);
       expect(vars.TMP_HOOKS_PATH).toMatch(/\/hooks$/);
       expect(vars.self).toBe(`${vars.TMP_HOOKS_PATH}/${phase}/${phase === "root.d" ? "90" : "50"}-env-probe`);
@@ -209,8 +219,26 @@ describe("hook environment (busybox-base + env-probe)", () => {
     }
   });
 
-  test("the build prints each hook, a summary and the tarball's sha256", () => {
+  test("no hook sees ooo's secrets or secret-looking variables, unless kept with --env-keep; the log names them, never their values", () => {
+    for (const phase of [...HOST, ...TARGET]) {
+      const text = HOST.includes(phase) ? readFileSync(join(probeDir, `${phase}.environ`), "utf8") : fromTar(`${out}.tar`, `./var/lib/env-probe/${phase}.environ`);
+      const names = text.split("\0").map((e) => e.slice(0, e.indexOf("=")));
+      expect({ phase, leaked: Object.keys(SECRETS).filter((k) => names.includes(k) || text.includes(SECRETS[k]!)) }).toEqual({ phase, leaked: [] });
+      expect({ phase, kept: text.includes("KEPT_TOKEN=kept on purpose") }).toEqual({ phase, kept: true });
+    }
+    const log = readFileSync(`${out}.log`, "utf8");
+    expect(log).toContain("not passed to hooks");
+    expect(log).toContain("OOO_STORE_TOKEN");
+    for (const value of Object.values(SECRETS)) expect(log).not.toContain(value);
+  });
+
+  test("the build prints each hook, a summary and the tarball's sha256; --progress-file has the same steps as JSON lines", () => {
     expect(run.stderr).toContain("install.d/50-env-probe (env-probe)");
+    const events = readProgress(join(scratch, "probe-progress.jsonl"));
+    const ends = events.filter((e) => e.kind === "end").map((e) => e.step);
+    expect(ends).toContain("install.d/50-env-probe (env-probe)");
+    expect(ends.filter((s) => run.stderr.includes(`✓ ${s}`))).toEqual(ends); // the terminal showed every one
+    expect(events.filter((e) => e.kind === "end").find((e) => e.step === "write tar")?.bytes).toBe(statSync(`${out}.tar`).size);
     expect(run.stderr).toContain(sha256(`${out}.tar`));
     expect(existsSync(`${out}.log`)).toBe(true);
   });

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildTestImage, ooo, REPO } from "../support/images.ts";
+import { readProgress } from "../support/progress.ts";
 import { redis } from "../support/redis.ts";
 import { requireCommand, requireRoot } from "../support/require.ts";
 
@@ -39,8 +40,8 @@ interface UpgradeJson {
   stoppedAt?: { role: string; batch: number };
 }
 
-async function upgradeJson() {
-  const r = await ooo(["upgrade", stackFile, "--json"], { env: CLEAN_ENV });
+async function upgradeJson(progressFile?: string) {
+  const r = await ooo(["upgrade", stackFile, "--json", ...(progressFile ? ["--progress-file", progressFile] : [])], { env: CLEAN_ENV });
   const last = r.stdout.trim().split("\n").at(-1) ?? "";
   return { ...r, report: last.startsWith("{") ? (JSON.parse(last) as UpgradeJson) : undefined };
 }
@@ -85,7 +86,8 @@ describe("ooo upgrade on qemu nodes", () => {
       const env = await ooo(["store-env", stackFile], { env: CLEAN_ENV });
       const storeEnv = { ...CLEAN_ENV, ...Object.fromEntries([...env.stdout.matchAll(/export (\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!])) };
       for (const [image, version] of [[v1, "1"], [v2, "2"], [v3, "3"]] as const) {
-        const pub = await ooo(["publish", image.base, "--image-version", version], { env: storeEnv });
+        const progress = version === "2" ? ["--progress-file", join(dir, "publish.jsonl")] : [];
+        const pub = await ooo(["publish", image.base, "--image-version", version, ...progress], { env: storeEnv });
         if (pub.code !== 0) throw new Error(`publishing v${version} failed:\n${pub.stderr}`);
       }
       const promote = async (version: string) => {
@@ -95,7 +97,7 @@ describe("ooo upgrade on qemu nodes", () => {
 
       // --- v1 everywhere, with data ---
       await promote("1");
-      const deployed = await ooo(["deploy", stackFile], { env: CLEAN_ENV });
+      const deployed = await ooo(["deploy", stackFile, "--progress-file", join(dir, "deploy.jsonl")], { env: CLEAN_ENV });
       if (deployed.code !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
       const eps = await endpoints();
       for (const n of NODES) {
@@ -106,7 +108,7 @@ describe("ooo upgrade on qemu nodes", () => {
       // --- v2, one node at a time, two always serving ---
       await promote("2");
       const poller = startPoller(eps);
-      const up2 = await upgradeJson();
+      const up2 = await upgradeJson(join(dir, "upgrade.jsonl"));
       const polled = await poller.stop();
       if (up2.code !== 0) throw new Error(`the v2 upgrade failed:\n${up2.stderr}`);
       expect(up2.report!.nodes.map((n) => [n.node, n.result])).toEqual([
@@ -127,6 +129,14 @@ describe("ooo upgrade on qemu nodes", () => {
       expect(polled.fewest).toBeGreaterThanOrEqual(2);
       for (const n of NODES) expect(await redis(eps[n]!, "GET precious")).toBe(`kept-by-${n}`);
       expect(up2.stderr).toContain("timeline chart:");
+
+      // The progress streams (--progress-file) of publish, deploy and upgrade: whole, paired, with bytes where data moved.
+      const ended = (file: string) => readProgress(join(dir, file)).filter((e) => e.kind === "end");
+      expect(ended("publish.jsonl").find((e) => e.step.startsWith("publish "))?.bytes).toBeGreaterThan(0);
+      expect(ended("deploy.jsonl").filter((e) => /^cache-\d: fetch /.test(e.step)).some((e) => (e.bytes ?? 0) > 0)).toBe(true);
+      const upgradeEvents = readProgress(join(dir, "upgrade.jsonl"));
+      expect(upgradeEvents.filter((e) => e.kind === "end" && e.step.startsWith("cache: batch ")).length).toBe(3);
+      expect(upgradeEvents.some((e) => e.kind === "progress" && e.text.startsWith("cache-"))).toBe(true);
 
       // --- v3 cannot be configured: the first node rolls back, the upgrade stops ---
       await promote("3");
