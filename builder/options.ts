@@ -118,7 +118,6 @@ export const BuildOptions = z.object({
 });
 
 export type BuildOptions = z.infer<typeof BuildOptions>;
-export type BuildOptionsInput = z.input<typeof BuildOptions>;
 
 /** The README's flag table, as the declaration has it. */
 export function flagsTable(): string {

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { InvalidElement } from "../errors.ts";
@@ -73,8 +73,4 @@ export function loadPackageInstalls(element: Element): PackageInstallsFile {
 export function loadStatePaths(element: Element): string[] {
   const text = readOptional(element.dir, "state-paths");
   return text === undefined ? [] : parseFile(element.name, "state-paths", StatePaths, text);
-}
-
-export function elementNameOf(dir: string): string {
-  return basename(dir);
 }

@@ -21,7 +21,3 @@ export const PHASE_NAMES: readonly string[] = PHASES.map((p) => p.name);
 
 /** Ramdisk-only phases DIB knows; recognised so they are not mistaken for data. */
 export const RAMDISK_PHASES = ["binary-deps.d", "init.d", "ramdisk-install.d", "udev.d"] as const;
-
-export function isPhase(name: string): name is Phase {
-  return PHASE_NAMES.includes(name);
-}
