@@ -25,9 +25,10 @@ let loop: string | undefined;
 let server: ReturnType<typeof Bun.serve>;
 const signals: CompletionSignal[] = [];
 
-function sh(cmd: string, options: { timeoutMs?: number } = {}) {
-  const r = Bun.spawnSync(["sh", "-c", cmd], { timeout: options.timeoutMs });
-  if (r.exitCode !== 0) throw new Error(`${cmd} failed (${r.exitCode}):\n${r.stderr.toString().slice(-3000)}`);
+/** Run argv (no shell: the clone's path may hold anything). */
+function sh(argv: string[], options: { timeoutMs?: number; cwd?: string } = {}) {
+  const r = Bun.spawnSync(argv, { timeout: options.timeoutMs, cwd: options.cwd });
+  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${r.exitCode}):\n${r.stderr.toString().slice(-3000)}`);
   return r.stdout.toString();
 }
 
@@ -36,12 +37,12 @@ beforeAll(() => {
   requireCommand("mmdebstrap", "mkfs.ext4", "losetup", "unshare", "chroot", "tar");
   work = mkdtempSync(join(tmpdir(), "agent-elements-"));
   root = join(work, "root");
-  sh(
-    `cd ${REPO} && bun cli/ooo.ts build-image -o ${work}/node debian-minimal os-collect-config os-apply-config os-refresh-config -t tar`,
-    { timeoutMs: 240_000 },
-  );
+  sh([process.execPath, "cli/ooo.ts", "build-image", "-o", `${work}/node`, "debian-minimal", "os-collect-config", "os-apply-config", "os-refresh-config", "-t", "tar"], {
+    cwd: REPO,
+    timeoutMs: 240_000,
+  });
   mkdirSync(root);
-  sh(`tar -xf ${work}/node.tar -C ${root}`);
+  sh(["tar", "-xf", `${work}/node.tar`, "-C", root]);
   rmSync(join(work, "node.tar"));
 
   server = Bun.serve({
@@ -76,8 +77,9 @@ beforeAll(() => {
   const drive = join(work, "drive");
   mkdirSync(join(drive, "ooo"), { recursive: true });
   writeFileSync(join(drive, "ooo/metadata.json"), JSON.stringify(bootstrap()));
-  sh(`truncate -s 4M ${work}/drive.img && mkfs.ext4 -q -L config-2 -d ${drive} ${work}/drive.img`);
-  loop = sh(`losetup -f --show ${work}/drive.img`).trim();
+  sh(["truncate", "-s", "4M", `${work}/drive.img`]);
+  sh(["mkfs.ext4", "-q", "-L", "config-2", "-d", drive, `${work}/drive.img`]);
+  loop = sh(["losetup", "-f", "--show", `${work}/drive.img`]).trim();
 
   // A template of the node's own, beside the element's.
   writeFileSync(join(root, "usr/libexec/os-apply-config/templates/etc/motd"), "{{motd}}\n");
@@ -95,7 +97,7 @@ function bootstrap() {
 
 afterAll(() => {
   server?.stop(true);
-  if (loop) sh(`losetup -d ${loop}`);
+  if (loop) sh(["losetup", "-d", loop]);
   if (work) rmSync(work, { recursive: true, force: true });
 }, 60_000);
 
@@ -105,8 +107,9 @@ describe("agent elements in a Debian root", () => {
     const child = Bun.spawn(
       [
         "unshare", "--mount", "--propagation", "private", "sh", "-c",
-        `mount -t proc proc ${root}/proc && mount -t sysfs sysfs ${root}/sys && mount --bind /dev ${root}/dev && ` +
-          `mount -t tmpfs tmpfs ${root}/run && exec chroot ${root} /usr/local/bin/os-collect-config`,
+        'mount -t proc proc "$1/proc" && mount -t sysfs sysfs "$1/sys" && mount --bind /dev "$1/dev" && ' +
+          'mount -t tmpfs tmpfs "$1/run" && exec chroot "$1" /usr/local/bin/os-collect-config',
+        "sh", root,
       ],
       { stdout: "pipe", stderr: "pipe", env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root" } },
     );
