@@ -1,5 +1,5 @@
 import type { Subprocess } from "bun";
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { readCredentials } from "./bmc-credentials.ts";
@@ -60,13 +60,18 @@ const EMU = ["mc_setbmc 0x20", "mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x129
 
 export async function startIpmiBmc(o: { dir: string; machineDir: string; credentials: string; name: string }): Promise<IpmiBmc> {
   const creds = readCredentials(o.credentials);
-  // popen runs the chassis program through the shell: only plain paths.
-  for (const p of [process.execPath, CHASSIS_PROGRAM, o.machineDir])
-    if (!/^[\w./+-]+$/.test(p)) throw new Error(`${p}: ipmi_sim runs its chassis program through a shell; use a path without blanks or quotes`);
   mkdirSync(join(o.dir, "state"), { recursive: true, mode: 0o700 });
+  // popen runs the chassis program through the shell: it gets plain paths. The clone (and bun) may
+  // live anywhere, so they are reached through links in the BMC's own folder (Bun follows a link
+  // to the module's real path, where its imports resolve).
+  const [bun, chassis] = [join(o.dir, "bun"), join(o.dir, "chassis-ipmi.ts")];
+  symlinkSync(process.execPath, bun);
+  symlinkSync(CHASSIS_PROGRAM, chassis);
+  for (const p of [bun, chassis, o.machineDir])
+    if (!/^[\w./+-]+$/.test(p)) throw new Error(`${p}: ipmi_sim runs its chassis program through a shell; use a path without blanks or quotes`);
   const port = await freeUdpPort();
   const conf = join(o.dir, "lan.conf");
-  writeFileSync(conf, lanConf({ name: o.name, port, ...creds, chassis: `${process.execPath} ${CHASSIS_PROGRAM} ${o.machineDir}` }), { mode: 0o600 });
+  writeFileSync(conf, lanConf({ name: o.name, port, ...creds, chassis: `${bun} ${chassis} ${o.machineDir}` }), { mode: 0o600 });
   writeFileSync(join(o.dir, "sim.emu"), EMU);
   const log = join(o.dir, "ipmi_sim.log");
   const out = openSync(log, "a");
