@@ -5,7 +5,7 @@ import { log } from "../lib/log.ts";
 import { accessOf, requireWrite, type Tokens } from "./auth.ts";
 import { missingBlobs, putBlob, readBlob } from "./blobs.ts";
 import { attachChunkIndex, readChunkIndex } from "./chunked.ts";
-import { BadRequest, NotFound, StoreError, UnsupportedMediaType } from "./errors.ts";
+import { BadRequest, isDiskFull, NotFound, StorageFull, StoreError, UnsupportedMediaType } from "./errors.ts";
 import { glanceView } from "./image.ts";
 import { readAll } from "./ingest.ts";
 import { attachManifest, readManifest } from "./manifest.ts";
@@ -321,6 +321,7 @@ async function dispatch(req: Request, url: URL, table: Route[], options: ApiOpti
 }
 
 function toResponse(e: unknown): Response {
+  if (isDiskFull(e)) e = new StorageFull(e);
   if (e instanceof StoreError) return errorResponse(e.status, e.message + (e.hint ? ` (${e.hint})` : ""), e.headers);
   if (isOooError(e)) return errorResponse(400, e.message);
   log.error(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);

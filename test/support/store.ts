@@ -37,9 +37,9 @@ export interface TestStore {
 }
 
 export async function startStore(
-  options: { backend?: StoreConfig["backend"]; allowEmptyUploads?: boolean; md5Checksums?: boolean } = {},
+  options: { backend?: StoreConfig["backend"]; allowEmptyUploads?: boolean; md5Checksums?: boolean; under?: string } = {},
 ): Promise<TestStore> {
-  const dir = mkdtempSync(join(tmpdir(), "ooo-store-test-"));
+  const dir = mkdtempSync(join(options.under ?? tmpdir(), "ooo-store-test-"));
   const port = freePort();
   const config = {
     dir: join(dir, "store"),
