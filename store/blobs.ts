@@ -54,6 +54,7 @@ export async function readBlob(store: Store, digest: string, range: string | nul
   const hex = parseDigest(digest);
   const size = await store.backend.stat(hex);
   if (size === undefined) throw new BlobNotFound(digest);
+  await store.withdrawn.check(hex);
   const parsed = parseRange(range, null, size);
   return { body: await store.backend.read(hex, parsed), size, range: parsed };
 }

@@ -44,7 +44,9 @@ export async function attachManifest(store: Store, id: string, text: string): Pr
 }
 
 export async function readManifest(store: Store, id: string): Promise<Uint8Array> {
-  const digest = store.get(id).properties.ooo_manifest;
+  const r = store.get(id);
+  store.checkDownloadable(r);
+  const digest = r.properties.ooo_manifest;
   if (!digest) throw new NotFound(`Image ${id} has no manifest`);
   return blobBytes(store, digest.slice(7));
 }
