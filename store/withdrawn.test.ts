@@ -18,7 +18,7 @@ let dir: string;
 let store: Store;
 let api: (req: Request) => Promise<Response>;
 const hex = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
-const call = (method: string, path: string, body?: BodyInit, token = tokens.write[0]!) =>
+const call = (method: string, path: string, body?: string | Uint8Array, token = tokens.write[0]!) =>
   api(new Request(`http://store${path}`, { method, body, headers: { "X-Auth-Token": token, "Content-Type": "application/octet-stream" } }));
 const read = (path: string) => call("GET", path, undefined, tokens.read[0]!);
 
