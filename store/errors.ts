@@ -72,6 +72,16 @@ export class TooLarge extends StoreError {
   readonly status = 413;
 }
 
+/** Too much at once (large bodies being read); the client should retry after `Retry-After` seconds. */
+export class TooManyRequests extends StoreError {
+  readonly code = "too-many-requests";
+  readonly status = 429;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.headers = { "Retry-After": String(retryAfterSeconds) };
+  }
+}
+
 export class UnsupportedMediaType extends StoreError {
   readonly code = "unsupported-media-type";
   readonly status = 415;

@@ -11,7 +11,7 @@ import type { Store } from "./store.ts";
  * image data's — and every artifact it lists must already be a blob, so a
  * node that reads a manifest can fetch everything it names.
  */
-const MAX_MANIFEST_BYTES = 16 << 20;
+export const MAX_MANIFEST_BYTES = 16 << 20;
 
 export async function attachManifest(store: Store, id: string, text: string): Promise<ImageRecord> {
   if (text.length > MAX_MANIFEST_BYTES) throw new BadRequest("The manifest is too large");
