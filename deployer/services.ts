@@ -8,6 +8,7 @@ import { log } from "../lib/log.ts";
 import { StoreClient } from "../store/client/client.ts";
 import { CLI, daemonPid, freePort, readPort, startDaemon, stopDaemon, type Daemon } from "./daemons.ts";
 import type { HostService } from "./drivers/driver.ts";
+import { NodeTokenNotReadOnly } from "./errors.ts";
 import { PORT_FILE } from "./metadata-service.ts";
 import type { Stack } from "./stack.ts";
 
@@ -135,10 +136,16 @@ export async function storeFor(stack: Stack, stateDir: string): Promise<StackSto
   const token = stack.store.tokenFile ? readFileSync(stack.store.tokenFile, "utf8").split("\n")[0]!.trim() : process.env.OOO_STORE_TOKEN;
   const url = new URL(stack.store.url);
   if (url.protocol !== "http:") throw new UsageError(`store ${stack.store.url}: nodes reach stores over plain http only, for now`);
+  const client = new StoreClient({ url: stack.store.url, token });
+  if (token) {
+    const setting = stack.store.tokenFile ? `store.token_file (${stack.store.tokenFile})` : "OOO_STORE_TOKEN";
+    const scope = await client.tokenScope();
+    if (scope !== "read") throw new NodeTokenNotReadOnly(setting, stack.store.url, scope ?? "unknown");
+  }
   const portFile = join(stateDir, "store.port");
   writeFileSync(portFile, `${url.port || 80}\n`);
   return {
-    client: new StoreClient({ url: stack.store.url, token }),
+    client,
     url: stack.store.url,
     readToken: token,
     service: { name: "store", host: url.hostname, portFile },

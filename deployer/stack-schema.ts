@@ -108,7 +108,7 @@ export const StoreSettings = z
     token_file: z
       .string()
       .optional()
-      .describe("A file (relative to the stack file) whose first line is a read token of that store; else OOO_STORE_TOKEN"),
+      .describe("A file (relative to the stack file) whose first line is a read token of that store; else OOO_STORE_TOKEN. Nodes get it: a write token is refused"),
   })
   .describe("Where images come from: `embedded: true` (the default), or `url` (+ `token_file`)");
 

@@ -3,7 +3,7 @@ import { ALGORITHM, DEFAULT_CHUNKER } from "../lib/chunking.ts";
 import { isOooError } from "../lib/errors.ts";
 import { BodyTooLarge, Busy, ByteBudget, declaredTooLarge } from "../lib/limits.ts";
 import { log } from "../lib/log.ts";
-import { accessOf, requireWrite, type Tokens } from "./auth.ts";
+import { type Access, accessOf, requireWrite, type Tokens } from "./auth.ts";
 import { MAX_MISSING_QUERY_BYTES, missingBlobs, putBlob, readBlob } from "./blobs.ts";
 import { attachChunkIndex, MAX_INDEX_BYTES, readChunkIndex } from "./chunked.ts";
 import { BadRequest, isDiskFull, NotFound, StorageFull, StoreError, TooLarge, TooManyRequests, UnsupportedMediaType } from "./errors.ts";
@@ -32,7 +32,8 @@ const MAX_RECORD_JSON = 1 << 20;
 export const BODY_BUDGET = 128 << 20;
 const OCTETS = "application/octet-stream";
 
-type Handler = (req: Request, params: string[]) => Promise<Response> | Response;
+/** `access`: what the request's token may do (dispatch checked it against the method already). */
+type Handler = (req: Request, params: string[], access: Access) => Promise<Response> | Response;
 /** A route: GET (and HEAD) read; every other method writes, and needs a write token (dispatch checks it, not the handler). */
 export type Route = [method: string, pattern: string, handler: Handler];
 
@@ -256,6 +257,8 @@ export function routes(store: Store, budget = new ByteBudget(BODY_BUDGET)): Rout
       "/v2/ooo/info",
       () => json({ store: "ooo", backend: store.backend.kind, chunker: { algorithm: ALGORITHM, ...DEFAULT_CHUNKER } }),
     ],
+    // What the caller's token may do: a deployer hands nodes only a read token.
+    ["GET", "/v2/ooo/whoami", (_req, _params, access) => json({ scope: access })],
     [
       "POST",
       "/v2/ooo/blobs/missing",
@@ -338,7 +341,7 @@ async function dispatch(req: Request, url: URL, table: Route[], options: ApiOpti
     pathMatched = true;
     if (m !== method) continue;
     if (method !== "GET") requireWrite(access);
-    return handler(req, params);
+    return handler(req, params, access);
   }
   if (pathMatched) return errorResponse(405, `Method ${req.method} is not allowed here`);
   throw new NotFound(`No such resource: ${url.pathname}`);

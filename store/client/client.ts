@@ -105,6 +105,17 @@ export class StoreClient {
     return (await res.json()) as StoreInfo;
   }
 
+  /** What this client's token may do; undefined when the server cannot say (a plain Glance). */
+  async tokenScope(): Promise<"read" | "write" | undefined> {
+    const res = await this.request("GET", "/v2/ooo/whoami", { ok: [200, 404] });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const scope = ((await res.json()) as { scope?: unknown }).scope;
+    return scope === "read" || scope === "write" ? scope : undefined;
+  }
+
   // --- Glance v2 ---
 
   async createImage(fields: Record<string, unknown>): Promise<GlanceImage> {
