@@ -10,6 +10,9 @@ import type { StoreClient } from "../store/client/client.ts";
 import { BadImageRef, ImageUnavailable, UnknownImage } from "../store/client/errors.ts";
 import type { GlanceImage } from "../store/client/image.ts";
 import { resolveImage } from "../store/client/resolve.ts";
+import { checkImage, signedManifest } from "../store/client/signed.ts";
+import { ImageNotTrusted } from "../lib/errors.ts";
+import type { TrustedKey } from "../lib/image-trust.ts";
 import type { DiskImage } from "./drivers/driver.ts";
 import { ImageCorrupt, RoleImageUnusable } from "./errors.ts";
 
@@ -31,10 +34,23 @@ export interface ResolvedImage {
   manifest: Manifest;
   disk: { sha256: string; size: number };
   kernel?: { sha256: string; size: number };
+  /** The trusted key that signed its manifest (when the stack trusts keys). */
+  signer?: TrustedKey;
 }
 
-/** A role's reference (or `ooo takeover --image`'s), resolved as every other command resolves it. */
-export async function resolveRoleImage(client: StoreClient, role: string, ref: string, options: { requireDisk?: boolean } = {}): Promise<ResolvedImage> {
+/**
+ * A role's reference (or `ooo takeover --image`'s), resolved as every other
+ * command resolves it. With trusted keys, the image's manifest must be
+ * signed by one of them and name the image's own data (store/client/signed.ts):
+ * this runs before any disk is written, and everything the nodes get — the
+ * digest, the disk's sha256 — comes from that signed manifest.
+ */
+export async function resolveRoleImage(
+  client: StoreClient,
+  role: string,
+  ref: string,
+  options: { requireDisk?: boolean; trustedKeys?: TrustedKey[] } = {},
+): Promise<ResolvedImage> {
   let image: GlanceImage;
   try {
     image = await resolveImage(client, ref);
@@ -45,7 +61,17 @@ export async function resolveRoleImage(client: StoreClient, role: string, ref: s
   }
   if (image.status !== "active") throw new RoleImageUnusable(role, ref, `image ${image.id} is ${image.status}, not active`);
   if (!image.ooo_manifest) throw new RoleImageUnusable(role, ref, `image ${image.id} has no build manifest (was it published with ooo publish?)`);
-  const manifest = await client.getManifest(image.id);
+  const signed = await signedManifest(client, image);
+  const manifest = signed.manifest;
+  let signer: TrustedKey | undefined;
+  if (options.trustedKeys?.length) {
+    try {
+      signer = checkImage(image, signed, options.trustedKeys);
+    } catch (e) {
+      if (e instanceof ImageNotTrusted) throw new RoleImageUnusable(role, ref, e.reason, e.hint);
+      throw e;
+    }
+  }
   const raw = manifest.artifacts.find((a) => a.type === "raw");
   if (!raw && options.requireDisk !== false)
     throw new RoleImageUnusable(role, ref, `${manifest.name} ${manifest.digest} has no raw disk: build it with -t raw,tar and publish it again`);
@@ -59,6 +85,7 @@ export async function resolveRoleImage(client: StoreClient, role: string, ref: s
     manifest,
     disk: raw ? { sha256: raw.sha256, size: raw.size } : { sha256: "", size: 0 },
     kernel: kernel && { sha256: kernel.sha256, size: kernel.size },
+    signer,
   };
 }
 

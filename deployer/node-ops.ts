@@ -2,6 +2,7 @@ import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { log } from "../lib/log.ts";
 import { READY_MARKER, ReadyReport } from "../wire/ready-report.ts";
+import type { NodeTrust } from "../wire/trust.ts";
 import type { DriverNode, HostService, NodeDriver } from "./drivers/driver.ts";
 import { driverFor } from "./drivers/index.ts";
 import type { ImageCache, ResolvedImage } from "./images.ts";
@@ -26,6 +27,8 @@ export interface NodeContext {
   services: HostService[];
   signalTimeoutSeconds: number;
   pollingIntervalSeconds: number;
+  /** What nodes trust, for their config drives (the stack's image keys). */
+  trust?: NodeTrust;
 }
 
 export function driverNode(stateDir: string, row: Pick<NodeRow, "name" | "size" | "pool_config">): DriverNode {
@@ -87,7 +90,7 @@ export async function provision(ctx: NodeContext, spec: NodeSpec, image: Resolve
   db.event(spec.name, "image-write-start", { bytes: disk.size }, { run });
   const endpoints = endpointsFor(driver, ctx.store);
   await log.step(`${spec.name}: write the image`, () =>
-    driver.provision(node, { image: disk, configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds), services: ctx.services, expose: spec.expose }),
+    driver.provision(node, { image: disk, configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds, ctx.trust), services: ctx.services, expose: spec.expose }),
   );
   db.event(spec.name, "image-written", { bytes: disk.size }, { run });
 }

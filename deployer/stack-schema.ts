@@ -112,6 +112,17 @@ export const StoreSettings = z
   })
   .describe("Where images come from: `embedded: true` (the default), or `url` (+ `token_file`)");
 
+export const TrustSettings = z
+  .strictObject({
+    keys: z
+      .array(z.string(), { error: "must be a list of files" })
+      .min(1, "must name at least one key (leave trust out to allow unsigned images)")
+      .describe(
+        "minisign public keys (NAME.pub from `ooo key generate`, relative to the stack file). The deployer deploys and upgrades to, and nodes take over, only images whose manifest one of them signed (`ooo publish --sign`); nodes get the keys on their config drive",
+      ),
+  })
+  .describe("Which image signatures the stack trusts; without it, unsigned images are deployed (and `ooo status` says so)");
+
 export const Settings = z
   .strictObject({
     signal_timeout: Duration.optional().describe("How long a node has from power-on (or a metadata change) to its completion signal. Default 10m"),
@@ -127,6 +138,7 @@ export const StackFileV1 = z
     name: Label("a stack name").optional().describe("The stack's name. Default: the file's name without .yaml"),
     description: z.string().optional(),
     store: StoreSettings.optional(),
+    trust: TrustSettings.optional(),
     settings: Settings.optional(),
     defaults: z.strictObject({ size: Size.optional() }).optional().describe("Defaults for every role"),
     inventory: z

@@ -123,7 +123,8 @@ roles:
       `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    metadata:\n      deployments:\n        - name: d1\n          config: {}\n`,
       [`${FILE}:8 roles.web.metadata.deployments.0.id: Invalid input: expected string, received undefined`],
     ],
-    ["unknown top-level key", `version: 1\nrole: {}\nroles: {}\n`, [`${FILE}:2 role: unknown key (known: version, name, description, store, settings, defaults, inventory, roles)`]],
+    ["a trusted key file that is missing", `version: 1\ntrust: { keys: [nope.pub] }\nroles: {}\n`, [`${FILE}:2 trust.keys.0: cannot read nope.pub: ENOENT: no such file or directory, open '/stacks/nope.pub'`]],
+    ["unknown top-level key", `version: 1\nrole: {}\nroles: {}\n`, [`${FILE}:2 role: unknown key (known: version, name, description, store, trust, settings, defaults, inventory, roles)`]],
   ])("refused: %s", (_, text, expected) => {
     expect(problems(text)).toEqual(expected);
   });

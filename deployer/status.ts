@@ -22,6 +22,8 @@ export interface NodeStatus {
   power: string;
   image?: string;
   digest?: string;
+  /** The trusted key that signed the image it runs; undefined: not verified (unsigned, or the stack trusted no key). */
+  signer?: { name: string; id: string };
   serial?: number;
   signalledSerial?: number | null;
   since?: string;
@@ -54,6 +56,7 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
           power: await driver.powerState(node),
           image: r.image_name ?? undefined,
           digest: r.image_digest ?? undefined,
+          signer: r.image_digest ? db.signerOf(r.image_digest) : undefined,
           serial: r.serial,
           signalledSerial: r.signalled_serial,
           since: new Date(r.updated_at).toISOString(),
@@ -94,6 +97,7 @@ export function statusText(s: StackStatus): string {
     n.state,
     n.power,
     n.digest ? `${n.image} ${n.digest.slice(7, 19)}` : "-",
+    n.digest ? (n.signer ? `${n.signer.name} (${n.signer.id})` : "UNVERIFIED") : "-",
     n.serial === undefined ? "-" : `${n.signalledSerial ?? "-"}/${n.serial}`,
     n.driver.pid ?? "-",
     (n.error ?? "").split("\n")[0]!.slice(0, 70),
@@ -101,10 +105,15 @@ export function statusText(s: StackStatus): string {
   const lines = [
     `stack ${s.stack ?? "?"} (state ${s.stateDir})`,
     "",
-    table(["node", "role", "state", "power", "image", "signalled/serial", "pid", "error"], rows),
+    table(["node", "role", "state", "power", "image", "signed by", "signalled/serial", "pid", "error"], rows),
     "",
     ...s.services.map((x) => `${x.name}: ${x.state}`),
   ];
+  const unverified = s.nodes.filter((n) => n.digest && !n.signer);
+  if (unverified.length)
+    lines.push(
+      `${unverified.map((n) => n.node).join(", ")} run${unverified.length === 1 ? "s" : ""} images not verified against a trusted key (the stack's trust.keys)`,
+    );
   if (s.lastRun) lines.push(`last run: ${s.lastRun.command} #${s.lastRun.id} at ${s.lastRun.startedAt}: ${s.lastRun.result ?? "running"}`);
   if (s.timeline) lines.push(`timeline: ${s.timeline}`);
   const consoles = s.nodes.filter((n) => n.driver.console && n.state === "failed");

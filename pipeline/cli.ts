@@ -5,6 +5,7 @@ import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client/args.ts";
 import { promote, promoteTarget } from "./promote.ts";
 import { publish, type PublishReport } from "./publish.ts";
+import { loadSigningKey, PASSWORD_ENV } from "./signing.ts";
 import { testImage } from "./test-image.ts";
 
 /**
@@ -58,7 +59,7 @@ const mib = (n: number) => Number((n / 2 ** 20).toFixed(1));
 const sentChunks = (r: PublishReport) =>
   r.mode === "whole" ? "tar sent whole" : r.mode === "none" ? "none" : `${r.chunks.sent} of ${r.chunks.total}`;
 
-type PublishArgs = StoreArgs & { output?: string; "image-version"?: string; tag?: string[]; json?: boolean };
+type PublishArgs = StoreArgs & { output?: string; "image-version"?: string; tag?: string[]; sign?: string; json?: boolean };
 
 export const publishCommand: CommandModule<object, PublishArgs> = {
   command: "publish [output]",
@@ -68,12 +69,15 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
       .positional("output", { type: "string", describe: `the build's -o path (default ${DEFAULT_IMAGE.output})` })
       .option("image-version", { type: "string", describe: "version of the image (default: the next number for its name)" })
       .option("tag", { type: "string", array: true, describe: "tags to add" })
+      .option("sign", { type: "string", describe: `sign the manifest with this minisign secret key, NAME.key (its password: ${PASSWORD_ENV} or the terminal)` })
       .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
-      .example("$0 publish out/node --store http://store:9292 --token-file ci.token", "") as unknown as Argv<PublishArgs>,
+      .example("$0 publish out/node --store http://store:9292 --token-file ci.token", "")
+      .example("$0 publish out/node --sign ci.key --token-file ci.token", "signed: stacks that trust ci.pub deploy it") as unknown as Argv<PublishArgs>,
   handler: async (argv) => {
     const output = argv.output ?? DEFAULT_IMAGE.output;
+    const sign = argv.sign === undefined ? undefined : await loadSigningKey(argv.sign);
     const r = await log.step(`publish ${output}`, () =>
-      publish({ client: clientFromArgs(argv), output, version: argv["image-version"], tags: argv.tag }),
+      publish({ client: clientFromArgs(argv), output, version: argv["image-version"], tags: argv.tag, sign }),
     );
     process.stderr.write(
       "\n" +
@@ -81,7 +85,9 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
           ["image", "version", "id", "artifacts MiB", "sent MiB", "chunks sent"],
           [[r.image.name ?? "", r.version, r.image.id, mib(r.totalBytes), mib(r.sentBytes), sentChunks(r)]],
         ) +
-        `\n${r.alreadyPublished ? "already published: nothing uploaded" : `published ${r.digest}`}\n`,
+        `\n${r.alreadyPublished ? "already published: nothing uploaded" : `published ${r.digest}`}` +
+        (r.signedBy ? `; manifest signed by key ID ${r.signedBy}` : "") +
+        "\n",
     );
     if (argv.json) process.stdout.write(JSON.stringify({ ...r, image: r.image }) + "\n");
   },

@@ -8,7 +8,7 @@ import { MAX_MISSING_QUERY_BYTES, missingBlobs, putBlob, readBlob } from "./blob
 import { attachChunkIndex, MAX_INDEX_BYTES, readChunkIndex } from "./chunked.ts";
 import { BadRequest, isDiskFull, NotFound, StorageFull, StoreError, TooLarge, TooManyRequests, UnsupportedMediaType } from "./errors.ts";
 import { glanceView } from "./image.ts";
-import { attachManifest, MAX_MANIFEST_BYTES, readManifest } from "./manifest.ts";
+import { attachManifest, attachSignature, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, readManifest, readSignature } from "./manifest.ts";
 import { PATCH_TYPES } from "./patch.ts";
 import { imageSchema, imagesSchema } from "./schemas.ts";
 import type { Store } from "./store.ts";
@@ -251,6 +251,16 @@ export function routes(store: Store, budget = new ByteBudget(BODY_BUDGET)): Rout
       "GET",
       "/v2/images/:id/manifest",
       async (_req, [id]) => new Response(await readManifest(store, id!), { headers: { "Content-Type": "application/json" } }),
+    ],
+    [
+      "PUT",
+      "/v2/images/:id/manifest.minisig",
+      async (req, [id]) => json(glanceView(await withText(req, MAX_SIGNATURE_BYTES, budget, (text) => attachSignature(store, id!, text)))),
+    ],
+    [
+      "GET",
+      "/v2/images/:id/manifest.minisig",
+      async (_req, [id]) => new Response(await readSignature(store, id!), { headers: { "Content-Type": "text/plain; charset=utf-8" } }),
     ],
     [
       "GET",

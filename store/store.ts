@@ -299,11 +299,12 @@ export class Store {
     });
   }
 
-  /** Set properties only the store may set (ooo_chunk_index, ooo_manifest). */
-  async setServerProperties(id: string, properties: Record<string, string>) {
+  /** Set (and remove) properties only the store may set (ooo_chunk_index, ooo_manifest, ooo_manifest_signature). */
+  async setServerProperties(id: string, properties: Record<string, string>, remove: string[] = []) {
     return this.records.withLock(id, async () => {
       const r = this.get(id);
-      return this.records.save({ ...r, properties: { ...r.properties, ...properties }, updated_at: this.now() });
+      const kept = Object.fromEntries(Object.entries(r.properties).filter(([k]) => !remove.includes(k)));
+      return this.records.save({ ...r, properties: { ...kept, ...properties }, updated_at: this.now() });
     });
   }
 

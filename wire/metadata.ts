@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Digest } from "./image-ref.ts";
+import { NODE_TRUST_KEY, NodeTrust } from "./trust.ts";
 
 /**
  * Node metadata: what the deployer's metadata service hands each node, and
@@ -135,6 +136,7 @@ export const ConfigDriveMetadataV1 = z
   .looseObject({
     "os-collect-config": CollectorSettings,
     ooo: OooBlock.optional(),
+    [NODE_TRUST_KEY]: NodeTrust.optional(),
   })
   .describe(`What ${CONFIG_DRIVE_PATH} on the ${CONFIG_DRIVE_LABEL} drive holds`);
 export const ConfigDriveMetadata = ConfigDriveMetadataV1;

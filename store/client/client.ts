@@ -247,6 +247,29 @@ export class StoreClient {
   }
 
   async getManifest(id: string): Promise<Manifest> {
-    return Manifest.parse(await this.json("GET", `/v2/images/${encodeURIComponent(id)}/manifest`));
+    return Manifest.parse(JSON.parse(await this.getManifestText(id)));
+  }
+
+  /** The manifest exactly as stored: its signature is over these bytes. */
+  async getManifestText(id: string): Promise<string> {
+    return (await this.request("GET", `/v2/images/${encodeURIComponent(id)}/manifest`)).text();
+  }
+
+  async putManifestSignature(id: string, minisig: string): Promise<GlanceImage> {
+    const res = await this.request("PUT", `/v2/images/${encodeURIComponent(id)}/manifest.minisig`, {
+      body: minisig,
+      headers: { "Content-Type": "text/plain" },
+    });
+    return GlanceImage.parse(await res.json());
+  }
+
+  /** The manifest's minisign signature, or undefined when it is not signed. */
+  async getManifestSignature(id: string): Promise<string | undefined> {
+    const res = await this.request("GET", `/v2/images/${encodeURIComponent(id)}/manifest.minisig`, { ok: [200, 404] });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    return res.text();
   }
 }
