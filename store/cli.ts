@@ -37,6 +37,9 @@ type ServeArgs = {
   "write-token-file"?: string;
   "read-token-file"?: string;
   "allow-empty-uploads"?: boolean;
+  "tls-cert"?: string;
+  "tls-key"?: string;
+  "plain-http"?: boolean;
 };
 
 const serveCommand: CommandModule<object, ServeArgs> = {
@@ -50,6 +53,9 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("write-token-file", { type: "string", describe: "file with write tokens, one a line (also OOO_STORE_WRITE_TOKEN)" })
       .option("read-token-file", { type: "string", describe: "file with read-only tokens, one a line (also OOO_STORE_READ_TOKEN)" })
       .option("allow-empty-uploads", { type: "boolean", describe: "accept 0-byte image data without x-ooo-allow-empty" })
+      .option("tls-cert", { type: "string", describe: "serve https with this PEM certificate (chain)" })
+      .option("tls-key", { type: "string", describe: "and this PEM private key" })
+      .option("plain-http", { type: "boolean", describe: "allow plain http on an address that is not loopback" })
       .example("OOO_STORE_WRITE_TOKEN=… $0 store serve --dir /var/lib/ooo/store", "") as unknown as Argv<ServeArgs>,
   handler: async (argv) => {
     const config = loadStoreConfig({
@@ -60,6 +66,8 @@ const serveCommand: CommandModule<object, ServeArgs> = {
         writeTokens: tokensIn(argv["write-token-file"]),
         readTokens: tokensIn(argv["read-token-file"]),
         allowEmptyUploads: argv["allow-empty-uploads"],
+        tls: { cert: argv["tls-cert"], key: argv["tls-key"] },
+        plainHttp: argv["plain-http"],
       },
     });
     const running = await serveStore(config);

@@ -1,6 +1,8 @@
 import { ChunkIndex } from "../../wire/chunk-index.ts";
 import { Manifest } from "../../wire/manifest.ts";
-import { StoreRequestFailed, StoreUnreachable } from "./errors.ts";
+import { readFileSync } from "node:fs";
+import { clientTls } from "../../lib/tls.ts";
+import { StoreCaUnreadable, StoreRequestFailed, StoreUnreachable } from "./errors.ts";
 import { ConnectFailed, getToFile, type FileGet } from "./get-to-file.ts";
 import { GlanceImage } from "./image.ts";
 
@@ -12,9 +14,27 @@ import { GlanceImage } from "./image.ts";
  * JSON patches in the v2.1 media type.
  */
 export interface ClientOptions {
-  /** The endpoint, e.g. http://store:9292 (a trailing /v2 is dropped, as the glance CLI does). */
+  /** The endpoint, e.g. https://store:9292 (a trailing /v2 is dropped, as the glance CLI does). */
   url: string;
   token?: string;
+  /**
+   * PEM of the CA to trust for https (default: the file OOO_STORE_CA names,
+   * else the system's CAs). The certificate is always verified.
+   */
+  ca?: string;
+  /** The name the store's certificate carries, when the URL reaches it by another (a node's forward). */
+  serverName?: string;
+}
+
+/** The CA the environment names for the store (OOO_STORE_CA, a PEM file). */
+export function storeCaFromEnv(env: Record<string, string | undefined> = process.env): string | undefined {
+  const file = env.OOO_STORE_CA;
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    throw new StoreCaUnreadable(file, "OOO_STORE_CA");
+  }
 }
 
 export interface PatchOp {
@@ -61,10 +81,12 @@ const PROXY_VARIABLES = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
 export class StoreClient {
   readonly url: string;
   private readonly token?: string;
+  private readonly tls: ReturnType<typeof clientTls>;
 
   constructor(options: ClientOptions) {
     this.url = options.url.replace(/\/+$/, "").replace(/\/v2$/, "");
     this.token = options.token;
+    this.tls = clientTls({ ca: options.ca ?? storeCaFromEnv(), serverName: options.serverName });
   }
 
   /** One request; throws unless the status is in `ok`. The body is the caller's to read. */
@@ -78,7 +100,7 @@ export class StoreClient {
     if (this.token) headers["X-Auth-Token"] = this.token;
     let res: Response;
     try {
-      res = await fetch(url, { method, body: init.body, headers, signal: init.signal, redirect: "manual" });
+      res = await fetch(url, { method, body: init.body, headers, signal: init.signal, redirect: "manual", ...this.tls });
     } catch (e) {
       throw new StoreUnreachable(this.url, e);
     }
