@@ -12,6 +12,7 @@ import { driverNode, metadataFor, powerOn, provision, redeliver, resumePoweredOn
 import { nodeTrustOf } from "./node-metadata.ts";
 import { nodesToRemove, planNode, type NodeAction, type PlannedNode } from "./plan.ts";
 import { ensureMetadataService, stopMetadataService, storeFor } from "./services.ts";
+import { prepareStackTls } from "./stack-tls.ts";
 import { loadStack, type Stack } from "./stack.ts";
 import { StateDb } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
@@ -120,6 +121,7 @@ export async function deploy(stackFile: string, options: DeployOptions = {}): Pr
   try {
     db.setInfo("stack.name", stack.name);
     db.setInfo("stack.file", stack.file);
+    const tls = await prepareStackTls(stack, stateDir, db);
     const store = await storeFor(stack, stateDir);
     const ctxBase = { db, run, stateDir, store, cache: new ImageCache(options.imageCache ?? join(stateDir, "images")) };
     const images = await log.step("resolve the roles' images", () => resolveImages(stack, ctxBase));
@@ -137,7 +139,8 @@ export async function deploy(stackFile: string, options: DeployOptions = {}): Pr
       services,
       signalTimeoutSeconds: stack.signalTimeoutSeconds,
       pollingIntervalSeconds: stack.pollingIntervalSeconds,
-      trust: nodeTrustOf(stack),
+      trust: nodeTrustOf(stack, [tls?.caPem, store.ca]),
+      tls,
     };
 
     const plan: PlannedNode[] = [];

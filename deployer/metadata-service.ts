@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { log } from "../lib/log.ts";
 import { publishAtomically } from "../lib/atomic.ts";
 import { BodyTooLarge, Busy, ByteBudget, declaredTooLarge, RateLimit } from "../lib/limits.ts";
+import { serverTls, type TlsFiles } from "../lib/tls.ts";
 import { Progress } from "../wire/progress.ts";
 import { CompletionSignal } from "../wire/signal.ts";
 import { STATE_DB, StateDb, type NodeRow } from "./state.ts";
@@ -188,12 +189,14 @@ export function metadataHandler({ db }: MetadataServiceOptions) {
 /**
  * Run the service for a state folder until SIGTERM/SIGINT, or until the
  * folder's database is gone. Listens on 127.0.0.1 — on the port it had
- * before when it is free — and publishes the port in PORT_FILE.
+ * before when it is free — and publishes the port in PORT_FILE; https with
+ * `tls` (the stack's certificate, stack-tls.ts).
  */
-export async function serveMetadata(stateDir: string, options: { preferredPort?: number; stop?: AbortSignal } = {}): Promise<void> {
+export async function serveMetadata(stateDir: string, options: { preferredPort?: number; stop?: AbortSignal; tls?: TlsFiles } = {}): Promise<void> {
   const db = StateDb.open(stateDir, { create: false });
   const handler = metadataHandler({ db });
-  const serve = (port: number) => Bun.serve({ hostname: "127.0.0.1", port, fetch: handler, maxRequestBodySize: 4 << 20, idleTimeout: 60 });
+  const tls = options.tls ? { tls: serverTls(options.tls) } : {};
+  const serve = (port: number) => Bun.serve({ hostname: "127.0.0.1", port, fetch: handler, maxRequestBodySize: 4 << 20, idleTimeout: 60, ...tls });
   let server: ReturnType<typeof serve>;
   try {
     server = serve(options.preferredPort ?? 0);
@@ -201,7 +204,7 @@ export async function serveMetadata(stateDir: string, options: { preferredPort?:
     server = serve(0);
   }
   await publishAtomically(join(stateDir, PORT_FILE), async (p) => writeFileSync(p, `${server.port}\n`));
-  log.info(`ooo metadata service for ${stateDir} on 127.0.0.1:${server.port} (pid ${process.pid})`);
+  log.info(`ooo metadata service for ${stateDir} on ${options.tls ? "https" : "http"}://127.0.0.1:${server.port} (pid ${process.pid})`);
   await new Promise<void>((resolve) => {
     const stop = () => {
       clearInterval(watch);

@@ -34,9 +34,10 @@ export function configDrive(node: string, token: string, endpoints: Endpoints, p
   });
 }
 
-/** What a stack's nodes trust, for their config drives. */
-export function nodeTrustOf(stack: Pick<Stack, "trustedKeys">): NodeTrust {
-  return { keys: stack.trustedKeys.map((k) => formatPublicKey(k.key)) };
+/** What a stack's nodes trust, for their config drives: its image keys, and the CAs of its services and store. */
+export function nodeTrustOf(stack: Pick<Stack, "trustedKeys">, cas: (string | undefined)[] = []): NodeTrust {
+  const ca = [...new Set(cas.filter((c): c is string => Boolean(c)).map((c) => c.trim()))].join("\n");
+  return { keys: stack.trustedKeys.map((k) => formatPublicKey(k.key)), ...(ca ? { ca: `${ca}\n` } : {}) };
 }
 
 /** The document GET /v1/nodes/<node>/metadata serves at `serial`. */

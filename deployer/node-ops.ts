@@ -9,6 +9,7 @@ import type { ImageCache, ResolvedImage } from "./images.ts";
 import { newToken, tokenHash } from "./metadata-service.ts";
 import { configDrive, configHash, nodeMetadata, type Endpoints } from "./node-metadata.ts";
 import type { StackStore } from "./services.ts";
+import type { StackTls } from "./stack-tls.ts";
 import type { NodeSpec } from "./stack.ts";
 import type { NodeRow, StateDb } from "./state.ts";
 
@@ -27,25 +28,32 @@ export interface NodeContext {
   services: HostService[];
   signalTimeoutSeconds: number;
   pollingIntervalSeconds: number;
-  /** What nodes trust, for their config drives (the stack's image keys). */
+  /** What nodes trust, for their config drives (the stack's image keys, its CA). */
   trust?: NodeTrust;
+  /** The stack's CA and certificate when its services speak https (stack-tls.ts). */
+  tls?: StackTls;
 }
 
 export function driverNode(stateDir: string, row: Pick<NodeRow, "name" | "size" | "pool_config">): DriverNode {
   return { name: row.name, dir: join(stateDir, "nodes", row.name), size: row.size, pool: row.pool_config };
 }
 
-export function endpointsFor(driver: NodeDriver, store: StackStore): Endpoints {
+/** How a node reaches the services: through its driver, https where they speak it. */
+export function endpointsFor(driver: NodeDriver, store: StackStore, metadataTls: boolean): Endpoints {
   const storeUrl = new URL(store.url);
   return {
-    metadataUrl: driver.serviceUrl("metadata"),
-    store: { url: driver.serviceUrl("store") + storeUrl.pathname.replace(/\/+$/, ""), ...(store.readToken ? { token: store.readToken } : {}) },
+    metadataUrl: driver.serviceUrl("metadata", { tls: metadataTls }),
+    store: {
+      url: driver.serviceUrl("store", { tls: store.service.tls }) + storeUrl.pathname.replace(/\/+$/, ""),
+      ...(store.readToken ? { token: store.readToken } : {}),
+      ...(store.serverName ? { server_name: store.serverName } : {}),
+    },
   };
 }
 
 /** The metadata document and its fingerprint, for a node at a serial, on the image it runs. */
 export function metadataFor(ctx: NodeContext, spec: NodeSpec, image: { name: string; digest: string; attempt?: number }, serial: number) {
-  const doc = nodeMetadata(spec, image, serial, endpointsFor(driverFor(spec.driver), ctx.store));
+  const doc = nodeMetadata(spec, image, serial, endpointsFor(driverFor(spec.driver), ctx.store, Boolean(ctx.tls)));
   return { text: JSON.stringify(doc), hash: configHash(doc) };
 }
 
@@ -88,7 +96,7 @@ export async function provision(ctx: NodeContext, spec: NodeSpec, image: Resolve
   );
   db.event(spec.name, "image-fetch-end", { digest: image.digest, cached }, { run });
   db.event(spec.name, "image-write-start", { bytes: disk.size }, { run });
-  const endpoints = endpointsFor(driver, ctx.store);
+  const endpoints = endpointsFor(driver, ctx.store, Boolean(ctx.tls));
   await log.step(`${spec.name}: write the image`, () =>
     driver.provision(node, { image: disk, configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds, ctx.trust), services: ctx.services, expose: spec.expose }),
   );

@@ -56,7 +56,7 @@ export interface NodeSpec {
   expose: number[];
 }
 
-export type StoreChoice = { kind: "embedded" } | { kind: "url"; url: string; tokenFile?: string };
+export type StoreChoice = { kind: "embedded" } | { kind: "url"; url: string; tokenFile?: string; caFile?: string };
 
 export interface Stack {
   file: string;
@@ -66,6 +66,8 @@ export interface Stack {
   store: StoreChoice;
   /** Keys an image's manifest must be signed by (empty: unsigned images are allowed). */
   trustedKeys: TrustedKey[];
+  /** The stack allows plain http across a network (trust.plain_http). */
+  plainHttp: boolean;
   signalTimeoutSeconds: number;
   pollingIntervalSeconds: number;
   inventory: Record<string, InventoryEntry>;
@@ -178,7 +180,12 @@ function normalize(data: StackFileV1, file: string, problems: PathProblem[]): St
   const inventory: Record<string, InventoryEntry> = data.inventory ?? { local: { driver: "qemu", accel: "tcg" } };
   const pools = Object.keys(inventory);
   const store: StoreChoice = data.store?.url
-    ? { kind: "url", url: data.store.url, tokenFile: data.store.token_file && resolve(dirname(file), data.store.token_file) }
+    ? {
+        kind: "url",
+        url: data.store.url,
+        tokenFile: data.store.token_file && resolve(dirname(file), data.store.token_file),
+        caFile: data.store.ca_file && resolve(dirname(file), data.store.ca_file),
+      }
     : { kind: "embedded" };
   const trustedKeys: TrustedKey[] = [];
   (data.trust?.keys ?? []).forEach((given, i) => {
@@ -235,6 +242,7 @@ function normalize(data: StackFileV1, file: string, problems: PathProblem[]): St
     description: data.description,
     store,
     trustedKeys,
+    plainHttp: data.trust?.plain_http ?? false,
     signalTimeoutSeconds: parseDuration(data.settings?.signal_timeout ?? DEFAULT_SIGNAL_TIMEOUT)!,
     pollingIntervalSeconds: parseDuration(data.settings?.polling_interval ?? DEFAULT_POLLING_INTERVAL)!,
     inventory,

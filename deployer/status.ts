@@ -7,6 +7,7 @@ import { NoState } from "./errors.ts";
 import { PORT_FILE } from "./metadata-service.ts";
 import { driverNode } from "./node-ops.ts";
 import { embeddedStoreFiles, metadataDaemon } from "./services.ts";
+import { stackTls } from "./stack-tls.ts";
 import type { Stack } from "./stack.ts";
 import { StateDb, type NodeState } from "./state.ts";
 
@@ -68,13 +69,14 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
     for (const spec of stack?.nodes ?? [])
       if (!rows.some((r) => r.name === spec.name)) nodes.push({ node: spec.name, role: spec.role, state: "not deployed", power: "-", driver: {} });
     const mdPid = daemonPid(metadataDaemon(stateDir));
+    const scheme = stackTls(stateDir) ? "https" : "http";
     const services = [
-      { name: "metadata service", state: mdPid ? `running (pid ${mdPid}, 127.0.0.1:${readPort(join(stateDir, PORT_FILE))})` : "stopped" },
+      { name: "metadata service", state: mdPid ? `running (pid ${mdPid}, ${scheme}://127.0.0.1:${readPort(join(stateDir, PORT_FILE))})` : "stopped" },
     ];
     const store = embeddedStoreFiles(stateDir);
     const storePid = daemonPid(store.daemon);
     if (existsSync(store.dir))
-      services.push({ name: "embedded image store", state: storePid ? `running (pid ${storePid}, http://127.0.0.1:${readPort(store.portFile)})` : "stopped" });
+      services.push({ name: "embedded image store", state: storePid ? `running (pid ${storePid}, ${scheme}://127.0.0.1:${readPort(store.portFile)})` : "stopped" });
     const last = db.lastRun();
     const timeline = join(stateDir, "timelines", "latest.html");
     return {

@@ -7,6 +7,7 @@ import { driverFor } from "./drivers/index.ts";
 import { NothingToUpgrade, UpgradeImpossible, UnknownNode } from "./errors.ts";
 import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
 import { nodeTrustOf } from "./node-metadata.ts";
+import { stackTls } from "./stack-tls.ts";
 import { lockStack } from "./lock.ts";
 import { driverNode, metadataFor, powerOn, provision, waitForSignal, type NodeContext } from "./node-ops.ts";
 import { ensureMetadataService, storeFor } from "./services.ts";
@@ -99,6 +100,7 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
   const run = db.startRun(options.image ? "takeover" : "upgrade");
   let result = "failed";
   try {
+    const tls = stackTls(stateDir);
     const store = await storeFor(stack, stateDir);
     const cache = new ImageCache(options.imageCache ?? join(stateDir, "images"));
     const policyOf = (role: string) => stack.roles.find((r) => r.name === role)!.rollingUpdates.policy;
@@ -116,7 +118,8 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
       services,
       signalTimeoutSeconds: stack.signalTimeoutSeconds,
       pollingIntervalSeconds: stack.pollingIntervalSeconds,
-      trust: nodeTrustOf(stack),
+      trust: nodeTrustOf(stack, [tls?.caPem, store.ca]),
+      tls,
     };
 
     const report: NodeUpgrade[] = [];

@@ -41,6 +41,10 @@ export const StoreAccess = z
   .object({
     url: z.url().describe("The image store's Glance API, as the node reaches it"),
     token: z.string().optional().describe("A read-only token"),
+    server_name: z
+      .string()
+      .optional()
+      .describe("The name the store's certificate carries, when `url` reaches it by another address (the driver's forward): verify it against this"),
   })
   .describe("Where the node fetches images from when it upgrades in place");
 
