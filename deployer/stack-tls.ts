@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureCa, ensureServerCert } from "../lib/certs.ts";
+import { MissingRequirement } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import type { TlsFiles } from "../lib/tls.ts";
 import { driverFor } from "./drivers/index.ts";
@@ -57,6 +58,7 @@ export async function prepareStackTls(stack: Stack, stateDir: string, db: StateD
     log.warn(`${stack.name}'s nodes were made before ooo gave stacks a CA: its services stay plain http until the nodes are made again (ooo delete, then ooo deploy)`);
     return undefined;
   }
+  if (!Bun.which("openssl")) throw new MissingRequirement("openssl (it makes the stack's CA and its services' certificate)", "apt-get install openssl, or allow plain http: trust: {plain_http: true}");
   const ca = await ensureCa(dir, `ooo stack ${stack.name} CA`);
   await ensureServerCert(ca, dir, CERT_NAME, serviceHosts(stack));
   return stackTls(stateDir);

@@ -51,8 +51,6 @@ need /usr/lib/python3/dist-packages/glance/cmd/api.py python3-glance
 need curl curl
 # bench/store.ts: what one sha256 stream costs alone, beside the store.
 need openssl openssl
-# Signed images are minisign's format; the tests check ours against it.
-need minisign minisign
 # The image store's Swift backend is tested against a one-node Swift on
 # loopback (test/support/swift.ts); tempauth keeps its tokens in memcached.
 need swift-proxy-server swift-proxy
