@@ -109,9 +109,9 @@ function figures(t: Timeline, scenario: string, run: number, command: number, lo
 const results: RunFigures[] = [];
 let downloadSeconds = 0;
 try {
+  if (sign) await ooo(["key", "generate", join(dir, "bench"), "--unencrypted"]);
   stack(1);
   const env = Object.fromEntries([...(await ooo(["store-env", stackFile])).stdout.matchAll(/export (\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
-  if (sign) await ooo(["key", "generate", join(dir, "bench"), "--unencrypted"]);
   await ooo(["publish", imageBase, "--tag", "bench", ...(sign ? ["--sign", join(dir, "bench.key")] : [])], env);
   // Fill the image cache once (what N nodes of one image share), and time it.
   {
