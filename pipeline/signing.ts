@@ -1,5 +1,4 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
-import { basename } from "node:path";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { formatPublicKey, formatSecretKey, generateKey, isEncrypted, parseSecretKey, parseSignature, signData, signerId, type SecretKey } from "../lib/minisign.ts";
@@ -92,6 +91,6 @@ export async function signImage(client: StoreClient, image: GlanceImage, text: s
   if ((await client.getManifestText(image.id)) !== text) current = await client.putManifest(image.id, text);
   const existing = current.ooo_manifest_signature ? await client.getManifestSignature(image.id) : undefined;
   if (existing !== undefined && signerId(parseSignature(existing)) === key.id) return key.id;
-  await log.step(`sign ${basename(manifest.name)}'s manifest (key ID ${key.id})`, () => client.putManifestSignature(image.id, signData(key, Buffer.from(text), trustedComment(manifest))));
+  await log.step(`sign ${manifest.name}'s manifest (key ID ${key.id})`, () => client.putManifestSignature(image.id, signData(key, Buffer.from(text), trustedComment(manifest))));
   return key.id;
 }
