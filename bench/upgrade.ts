@@ -73,10 +73,10 @@ async function scenario(file: string, images: { v1: string; v2: string }) {
     const r = await ooo(["publish", base, "--image-version", version, ...(sign ? ["--sign", join(dir, "bench.key")] : [])], storeEnv);
     if (r.code !== 0) throw new Error(`publish failed:\n${r.all}`);
   }
-  await ooo(["promote", "kv", "1", "--tag", "live"], storeEnv);
+  await ooo(["promote", "kv@1", "--tag", "live"], storeEnv);
   const d = await ooo(["deploy", file]);
   if (d.code !== 0) throw new Error(`deploy failed:\n${d.all}`);
-  await ooo(["promote", "kv", "2", "--tag", "live"], storeEnv);
+  await ooo(["promote", "kv@2", "--tag", "live"], storeEnv);
   const t0 = performance.now();
   const u = await ooo(["upgrade", file, "--json"]);
   const seconds = (performance.now() - t0) / 1000;
