@@ -6,7 +6,11 @@
  * store. Targets under TCG on this 2-core machine: 1 node < 30 s, 3 nodes
  * < 60 s.
  *
- *   bun bench/deploy.ts [--runs 3] [--image out/default] [--accel tcg|kvm|auto] [--cpus N]
+ *   bun bench/deploy.ts [--runs 3] [--image out/default] [--accel tcg|kvm|auto] [--cpus N] [--sign]
+ *
+ * The stack's services speak https with its own CA (as every stack's do);
+ * --sign publishes the image signed and makes the stack trust only its key,
+ * so the figures include checking the signature.
  *
  * Each node gets --cpus vCPUs; by default the host's cores shared out
  * without overcommit (2 cores: 1 node × 2, 3 nodes × 1). Under TCG a vCPU is
@@ -38,6 +42,7 @@ const runs = Number(flag("runs", "3"));
 const imageBase = resolve(flag("image", "out/default"));
 const accel = flag("accel", "tcg");
 const cpusFlag = flag("cpus", "");
+const sign = args.includes("--sign");
 const cpusFor = (nodes: number) => (cpusFlag ? Number(cpusFlag) : Math.max(1, Math.floor(availableParallelism() / nodes)));
 const REPO = resolve(import.meta.dir, "..");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -64,6 +69,7 @@ const stack = (count: number) =>
     stringify({
       version: 1,
       store: { embedded: true },
+      ...(sign ? { trust: { keys: ["bench.pub"] } } : {}),
       settings: { signal_timeout: "10m", polling_interval: "3s" },
       inventory: { local: { driver: "qemu", accel } },
       roles: { node: { count, image: `${manifest.name}@bench`, size: { memory: "1G", cpus: cpusFor(count) }, metadata: { bench: { run: true } } } },
@@ -103,9 +109,10 @@ function figures(t: Timeline, scenario: string, run: number, command: number, lo
 const results: RunFigures[] = [];
 let downloadSeconds = 0;
 try {
+  if (sign) await ooo(["key", "generate", join(dir, "bench"), "--unencrypted"]);
   stack(1);
   const env = Object.fromEntries([...(await ooo(["store-env", stackFile])).stdout.matchAll(/export (\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
-  await ooo(["publish", imageBase, "--tag", "bench"], env);
+  await ooo(["publish", imageBase, "--tag", "bench", ...(sign ? ["--sign", join(dir, "bench.key")] : [])], env);
   // Fill the image cache once (what N nodes of one image share), and time it.
   {
     const { loadStack } = await import("../deployer/stack.ts");
@@ -113,7 +120,9 @@ try {
     const { resolveRoleImage, ImageCache } = await import("../deployer/images.ts");
     const stateDir = join(dir, ".ooo", "bench");
     const store = await storeFor(loadStack(stackFile), stateDir);
-    const image = await resolveRoleImage(store.client, "node", `${manifest.name}@bench`);
+
+    const stack = loadStack(stackFile);
+    const image = await resolveRoleImage(store.client, "node", `${manifest.name}@bench`, { trustedKeys: stack.trustedKeys });
     const t0 = performance.now();
     mkdirSync(join(stateDir, "images"), { recursive: true });
     await new ImageCache(join(stateDir, "images")).ensure(store.client, image);
@@ -156,6 +165,8 @@ const summary = {
   accel,
   cpus: { one_node: cpusFor(1), three_nodes: cpusFor(3) },
   runs,
+  signed: sign,
+  tls: existsSync(join(dir, ".ooo", "bench", "tls", "ca.pem")) || undefined,
   image: manifest.digest,
   image_download_seconds: downloadSeconds,
   one_node_seconds: of("1 node", "seconds"),

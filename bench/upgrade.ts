@@ -10,7 +10,10 @@
  *   2. one node, policy replace (a fresh node from v2): seconds likewise;
  *   3. three nodes rolling, one at a time with two in service: seconds.
  *
- *   bun bench/upgrade.ts [--cpus N] [--only one,replace,rolling] [--verbose] [--keep]
+ *   bun bench/upgrade.ts [--cpus N] [--only one,replace,rolling] [--verbose] [--keep] [--sign]
+ *
+ * The stacks' services speak https with their own CA (as every stack's do);
+ * --sign publishes v1 and v2 signed and makes the stacks trust only that key.
  *
  * --only runs just the named scenarios (to iterate on one); the JSON then
  * holds null for the others; --verbose shows each `ooo upgrade`'s own output;
@@ -40,6 +43,7 @@ const cpusFor = (nodes: number) => cpusFlag ?? Math.max(1, Math.floor(availableP
 const only = process.argv.includes("--only") ? new Set(process.argv[process.argv.indexOf("--only") + 1]!.split(",")) : undefined;
 const verbose = process.argv.includes("--verbose");
 const keep = process.argv.includes("--keep");
+const sign = process.argv.includes("--sign");
 const wanted = (name: string) => !only || only.has(name);
 const load = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 
@@ -51,6 +55,7 @@ async function ooo(args: string[], extraEnv: Record<string, string> = {}) {
 function stackFile(name: string, edit: (d: ReturnType<typeof parseDocument>) => void) {
   const doc = parseDocument(readFileSync(join(repo, "fixtures/stacks/kv.yaml"), "utf8"));
   doc.set("name", name);
+  if (sign) doc.set("trust", { keys: [join(dir, "bench.pub")] });
   edit(doc);
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, doc.toString());
@@ -65,13 +70,13 @@ interface UpgradeJson {
 async function scenario(file: string, images: { v1: string; v2: string }) {
   const storeEnv = Object.fromEntries([...(await ooo(["store-env", file])).stdout.matchAll(/export (\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
   for (const [base, version] of [[images.v1, "1"], [images.v2, "2"]] as const) {
-    const r = await ooo(["publish", base, "--image-version", version], storeEnv);
+    const r = await ooo(["publish", base, "--image-version", version, ...(sign ? ["--sign", join(dir, "bench.key")] : [])], storeEnv);
     if (r.code !== 0) throw new Error(`publish failed:\n${r.all}`);
   }
-  await ooo(["promote", "kv", "1", "--tag", "live"], storeEnv);
+  await ooo(["promote", "kv@1", "--tag", "live"], storeEnv);
   const d = await ooo(["deploy", file]);
   if (d.code !== 0) throw new Error(`deploy failed:\n${d.all}`);
-  await ooo(["promote", "kv", "2", "--tag", "live"], storeEnv);
+  await ooo(["promote", "kv@2", "--tag", "live"], storeEnv);
   const t0 = performance.now();
   const u = await ooo(["upgrade", file, "--json"]);
   const seconds = (performance.now() - t0) / 1000;
@@ -88,6 +93,7 @@ async function scenario(file: string, images: { v1: string; v2: string }) {
 
 const loadBefore = load();
 try {
+  if (sign && (await ooo(["key", "generate", join(dir, "bench"), "--unencrypted"])).code !== 0) throw new Error("ooo key generate failed");
   process.stderr.write("building (or reusing) the kv test images v1 and v2 …\n");
   const [v1, v2] = await Promise.all([buildTestImage("kv-v1"), buildTestImage("kv-v2")]);
   const images = { v1: v1.base, v2: v2.base };
@@ -124,6 +130,7 @@ try {
     rolling_seconds: secs(rolling),
     rolling_nodes: rolling?.report.nodes.length ?? 0,
     cpus: { one_node: cpusFor(1), rolling: cpusFor(3) },
+    signed: sign,
     target_fetched_share_max: 0.1,
     target_upgrade_seconds_max: 30,
     loadavg_1m_before: loadBefore,

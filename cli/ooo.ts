@@ -5,6 +5,7 @@ import { buildImageCommand, elementInfoCommand } from "../builder/cli.ts";
 import { deployerCommands } from "../deployer/cli.ts";
 import { isOooError } from "../lib/errors.ts";
 import { promoteCommand, publishCommand, testImageCommand } from "../pipeline/cli.ts";
+import { keyCommand } from "../pipeline/key-cli.ts";
 import { storeCommand } from "../store/cli.ts";
 import { log, terminalSink } from "../lib/log.ts";
 import pkg from "../package.json" with { type: "json" };
@@ -26,6 +27,7 @@ async function main() {
     .command(storeCommand)
     .command(publishCommand)
     .command(promoteCommand)
+    .command(keyCommand)
     .command(deployerCommands as unknown as CommandModule[])
     .demandCommand(1, "name a command; `ooo --help` lists them")
     .strict()

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
+import { UsageError } from "../lib/errors.ts";
 import { log, table } from "../lib/log.ts";
 import { imageRef } from "../store/client/resolve.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
@@ -15,6 +16,7 @@ import { serveMetadata } from "./metadata-service.ts";
 import { driverNode } from "./node-ops.ts";
 import { parseCounts, scaleStackFile } from "./scale.ts";
 import { ensureEmbeddedStore } from "./services.ts";
+import { prepareStackTls } from "./stack-tls.ts";
 import { loadStack } from "./stack.ts";
 import { StateDb } from "./state.ts";
 import { stackStatus, statusText } from "./status.ts";
@@ -156,26 +158,35 @@ export const storeEnvCommand: CommandModule<object, StackArgs> = {
       return;
     }
     const stateDir = stateDirOf(argv.stack, argv["state-dir"]);
-    StateDb.open(stateDir).close();
+    const db = StateDb.open(stateDir);
     const unlock = lockStack(stateDir, "store-env");
     try {
+      // The CA before the store: it starts with the certificate the first deploy would give it.
+      await prepareStackTls(stack, stateDir, db);
       const s = await ensureEmbeddedStore(stateDir);
-      process.stdout.write(`export OOO_STORE_URL=${s.url}\nexport OOO_STORE_TOKEN=${s.writeToken}\n`);
+      process.stdout.write(`export OOO_STORE_URL=${s.url}\nexport OOO_STORE_TOKEN=${s.writeToken}\n${s.caFile ? `export OOO_STORE_CA=${s.caFile}\n` : ""}`);
     } finally {
       unlock();
+      db.close();
     }
   },
 };
 
-export const metadataServiceCommand: CommandModule<object, { "state-dir": string; port?: number }> = {
+type MetadataServiceArgs = { "state-dir": string; port?: number; "tls-cert"?: string; "tls-key"?: string };
+
+export const metadataServiceCommand: CommandModule<object, MetadataServiceArgs> = {
   command: "metadata-service",
   describe: false, // started by ooo deploy, detached; not for people
   builder: (y) =>
     y
       .option("state-dir", { type: "string", demandOption: true })
-      .option("port", { type: "number", describe: "the port to try first" }) as unknown as Argv<{ "state-dir": string; port?: number }>,
+      .option("port", { type: "number", describe: "the port to try first" })
+      .option("tls-cert", { type: "string", describe: "serve https with this PEM certificate" })
+      .option("tls-key", { type: "string", describe: "and this PEM key" }) as unknown as Argv<MetadataServiceArgs>,
   handler: async (argv) => {
-    await serveMetadata(resolve(argv["state-dir"]), { preferredPort: argv.port });
+    if (Boolean(argv["tls-cert"]) !== Boolean(argv["tls-key"])) throw new UsageError("--tls-cert and --tls-key go together");
+    const tls = argv["tls-cert"] && argv["tls-key"] ? { cert: argv["tls-cert"], key: argv["tls-key"] } : undefined;
+    await serveMetadata(resolve(argv["state-dir"]), { preferredPort: argv.port, tls });
   },
 };
 

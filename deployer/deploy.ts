@@ -9,8 +9,10 @@ import { RoleImagesUnusable, RoleImageUnusable } from "./errors.ts";
 import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
 import { lockStack } from "./lock.ts";
 import { driverNode, metadataFor, powerOn, provision, redeliver, resumePoweredOn, waitForSignal, type NodeContext } from "./node-ops.ts";
+import { nodeTrustOf } from "./node-metadata.ts";
 import { nodesToRemove, planNode, type NodeAction, type PlannedNode } from "./plan.ts";
 import { ensureMetadataService, stopMetadataService, storeFor } from "./services.ts";
+import { prepareStackTls } from "./stack-tls.ts";
 import { loadStack, type Stack } from "./stack.ts";
 import { StateDb } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
@@ -85,7 +87,10 @@ export async function resolveImages(stack: Stack, ctx: Pick<NodeContext, "store"
       .filter((r) => r.count > 0)
       .map(async (role) => {
         try {
-          images.set(role.name, await resolveRoleImage(ctx.store.client, role.name, role.image, { requireDisk: options.requireDisk?.(role.name) ?? true }));
+          images.set(
+            role.name,
+            await resolveRoleImage(ctx.store.client, role.name, role.image, { requireDisk: options.requireDisk?.(role.name) ?? true, trustedKeys: stack.trustedKeys }),
+          );
         } catch (e) {
           if (e instanceof RoleImageUnusable) problems.push(e);
           else throw e;
@@ -116,10 +121,14 @@ export async function deploy(stackFile: string, options: DeployOptions = {}): Pr
   try {
     db.setInfo("stack.name", stack.name);
     db.setInfo("stack.file", stack.file);
+    const tls = await prepareStackTls(stack, stateDir, db);
     const store = await storeFor(stack, stateDir);
     const ctxBase = { db, run, stateDir, store, cache: new ImageCache(options.imageCache ?? join(stateDir, "images")) };
     const images = await log.step("resolve the roles' images", () => resolveImages(stack, ctxBase));
-    for (const [role, image] of images) log.info(`${role}: ${image.ref} → ${image.name} ${image.digest.slice(0, 19)}… (image ${image.id})`);
+    for (const [role, image] of images) {
+      log.info(`${role}: ${image.ref} → ${image.name} ${image.digest.slice(0, 19)}… (image ${image.id})${image.signer ? `, signed by ${image.signer.name} (key ID ${image.signer.key.id})` : ""}`);
+      if (image.signer) db.noteSigner(image.digest, { name: image.signer.name, id: image.signer.key.id });
+    }
 
     // Deletions that a killed command left half-done are finished first.
     for (const row of db.nodes().filter((r) => r.state === "deleting")) await removeNode(db, stateDir, row.name, run);
@@ -130,6 +139,8 @@ export async function deploy(stackFile: string, options: DeployOptions = {}): Pr
       services,
       signalTimeoutSeconds: stack.signalTimeoutSeconds,
       pollingIntervalSeconds: stack.pollingIntervalSeconds,
+      trust: nodeTrustOf(stack, [tls?.caPem, store.ca]),
+      tls,
     };
 
     const plan: PlannedNode[] = [];

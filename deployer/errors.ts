@@ -69,6 +69,30 @@ export class UnknownDriver extends OooError {
   }
 }
 
+/**
+ * Nodes would get a token that is not read-only: every node's metadata
+ * carries the store token, so a write token there lets any node (or anyone
+ * who reads one) publish, retag or delete images.
+ */
+export class NodeTokenNotReadOnly extends OooError {
+  readonly code = "node-token-not-read-only";
+  constructor(
+    readonly setting: string,
+    readonly url: string,
+    scope: "write" | "unknown",
+  ) {
+    super(
+      scope === "write"
+        ? `the store token from ${setting} is a write token of ${url}: nodes get this token, and may only get a read-only one`
+        : `${url} cannot say whether the token from ${setting} is read-only (it has no /v2/ooo/whoami): nodes get this token, and may only get a read-only one`,
+      {
+        hint:
+          "Give the stack a read token: `store: {url: …, token_file: FILE}` in the stack file, FILE's first line a token from the store's read tokens (OOO_STORE_READ_TOKEN); keep the write token for publishing only (ooo publish --token-file).",
+      },
+    );
+  }
+}
+
 /** The embedded store or the metadata service would not start. */
 export class ServiceFailed extends OooError {
   readonly code = "service-failed";

@@ -148,6 +148,36 @@ describe("metadata service", () => {
     expect((await call("POST", "/v1/nodes/web-0/signal", tokens["web-0"], body)).status).toBe(status);
   });
 
+  test("limits: a burst of progress reports beyond what an upgrade sends gets 429, per node; an upgrade's pace is never refused", async () => {
+    const { call, tokens, db } = setup();
+    const report = (n: number) => ({ version: 1, node: "web-0", to: `sha256:${"c".repeat(64)}`, phase: "fetching", bytes_done: n, at: n });
+    const statuses: number[] = [];
+    for (let i = 0; i < 320; i++) statuses.push((await call("POST", "/v1/nodes/web-0/progress", tokens["web-0"], report(i))).status);
+    expect(statuses.slice(0, 300).every((s) => s === 204)).toBe(true);
+    expect(statuses.slice(300).every((s) => s === 429)).toBe(true);
+    const refused = await call("POST", "/v1/nodes/web-0/progress", tokens["web-0"], report(999));
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/too many progress posts from web-0/);
+    expect(db.events({ node: "web-0" }).filter((e) => e.kind === "progress")).toHaveLength(300);
+    // Another node has its own allowance.
+    expect((await call("POST", "/v1/nodes/web-1/progress", tokens["web-1"], { ...report(1), node: "web-1" })).status).toBe(204);
+  });
+
+  test("limits: signals beyond 30 at once get 429; a body over 2 MiB gets 413; a serial never given gets 409 and is not kept", async () => {
+    const { call, tokens, db } = setup();
+    const big = { ...signal("web-0", 1, "FAILURE"), reason: "x".repeat(3 << 20) };
+    const tooBig = await call("POST", "/v1/nodes/web-0/signal", tokens["web-0"], big);
+    expect(tooBig.status).toBe(413);
+    expect(await tooBig.text()).toMatch(/at most 2097152 bytes/);
+    const future = await call("POST", "/v1/nodes/web-0/signal", tokens["web-0"], signal("web-0", 99, "SUCCESS"));
+    expect(future.status).toBe(409);
+    expect(db.signal("web-0", 99)).toBeFalsy();
+    const statuses: number[] = [];
+    for (let i = 0; i < 35; i++) statuses.push((await call("POST", "/v1/nodes/web-1/signal", tokens["web-1"], signal("web-1", 1, "FAILURE"))).status);
+    expect(statuses.filter((s) => s === 204)).toHaveLength(30);
+    expect(statuses.slice(30)).toEqual([429, 429, 429, 429, 429]);
+  });
+
   test("served on loopback, its port published; stops when told", async () => {
     const { dir, db, tokens } = setup();
     db.close();

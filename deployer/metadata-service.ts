@@ -3,6 +3,8 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { log } from "../lib/log.ts";
 import { publishAtomically } from "../lib/atomic.ts";
+import { BodyTooLarge, Busy, ByteBudget, declaredTooLarge, RateLimit } from "../lib/limits.ts";
+import { serverTls, type TlsFiles } from "../lib/tls.ts";
 import { Progress } from "../wire/progress.ts";
 import { CompletionSignal } from "../wire/signal.ts";
 import { STATE_DB, StateDb, type NodeRow } from "./state.ts";
@@ -19,6 +21,12 @@ import { STATE_DB, StateDb, type NodeRow } from "./state.ts";
  *
  * Every node has its own token and can read nothing else: a token opens
  * exactly one node's URLs. Only the token's sha256 is kept in the state.
+ *
+ * A node's POSTs become database rows, so they are limited (LIMITS) well
+ * above what an agent sends — one signal per configuration run, a progress
+ * report per 16 MiB an upgrade fetches — and an agent gone wrong or a
+ * stolen token gets 413 or 429 with the reason. A signal for a serial the
+ * node was never given is refused (409) and not kept.
  *
  * Why a daemon: nodes keep polling (and signal after every metadata change
  * or reboot) long after `ooo deploy` returns, so the service cannot live in
@@ -44,8 +52,8 @@ function etagOf(node: NodeRow): string {
   return `"${node.serial}-${createHash("sha256").update(node.metadata ?? "").digest("hex").slice(0, 16)}"`;
 }
 
-const json = (status: number, body: unknown) => Response.json(body, { status });
-const problem = (status: number, message: string) => json(status, { error: { code: status, message } });
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) => Response.json(body, { status, headers });
+const problem = (status: number, message: string, headers: Record<string, string> = {}) => json(status, { error: { code: status, message } }, headers);
 
 /** A one-line account of a failed configuration run, for `ooo status` and the deploy's report. */
 export function failureText(signal: CompletionSignal): string {
@@ -55,11 +63,42 @@ export function failureText(signal: CompletionSignal): string {
   return tail ? `${head}:\n${tail}` : head;
 }
 
+/**
+ * Per node: `burst` POSTs at once, then `perSecond`. Bodies: a signal holds
+ * at most 2 × 256 Ki characters of script output (wire/signal.ts), a
+ * progress report a line. All bodies being read at once share `budget`.
+ */
+export const LIMITS = {
+  signal: { burst: 30, perSecond: 0.5, bytes: 2 << 20 },
+  progress: { burst: 300, perSecond: 2, bytes: 16 << 10 },
+  budget: 64 << 20,
+};
+
 export interface MetadataServiceOptions {
   db: StateDb;
 }
 
 export function metadataHandler({ db }: MetadataServiceOptions) {
+  const budget = new ByteBudget(LIMITS.budget);
+  const rates = { signal: new RateLimit(LIMITS.signal.burst, LIMITS.signal.perSecond), progress: new RateLimit(LIMITS.progress.burst, LIMITS.progress.perSecond) };
+
+  /** The JSON body of a node's POST within the limits of its kind, or the answer refusing it. */
+  const limitedJson = async (req: Request, name: string, kind: "signal" | "progress"): Promise<{ body: unknown } | Response> => {
+    const wait = rates[kind].take(name);
+    if (wait > 0)
+      return problem(429, `too many ${kind} posts from ${name}: at most ${LIMITS[kind].burst} at once, then ${LIMITS[kind].perSecond} a second`, { "retry-after": String(wait) });
+    const max = LIMITS[kind].bytes;
+    if (declaredTooLarge(req.headers, max)) return problem(413, `a ${kind} body is at most ${max} bytes`);
+    try {
+      return await budget.read(req.body, max, (bytes) => ({ body: JSON.parse(new TextDecoder().decode(bytes)) as unknown }));
+    } catch (e) {
+      if (e instanceof BodyTooLarge) return problem(413, `a ${kind} body is at most ${max} bytes`);
+      if (e instanceof Busy) return problem(429, "the metadata service is reading too many large posts at once; retry", { "retry-after": String(e.retryAfterSeconds) });
+      if (e instanceof SyntaxError) return problem(400, `the ${kind} is not JSON`);
+      throw e;
+    }
+  };
+
   const authorize = (req: Request, name: string): NodeRow | Response => {
     const header = req.headers.get("authorization") ?? "";
     const m = /^Bearer\s+(\S+)$/i.exec(header);
@@ -88,16 +127,14 @@ export function metadataHandler({ db }: MetadataServiceOptions) {
   const postSignal = async (req: Request, name: string) => {
     const node = authorize(req, name);
     if (node instanceof Response) return node;
-    let body: unknown;
-    try {
-      body = await req.json();
-    } catch {
-      return problem(400, "the signal is not JSON");
-    }
-    const parsed = CompletionSignal.safeParse(body);
+    const read = await limitedJson(req, name, "signal");
+    if (read instanceof Response) return read;
+    const parsed = CompletionSignal.safeParse(read.body);
     if (!parsed.success) return problem(400, `not a completion signal: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     const signal = parsed.data;
     const serial = signal.metadata_serial ?? Number(/:(\d+)$/.exec(signal.id)?.[1] ?? node.serial);
+    if (!Number.isSafeInteger(serial) || serial < 0 || serial > node.serial)
+      return problem(409, `a signal for serial ${serial}, but ${name} was given serials up to ${node.serial} only`);
     const at = Date.now();
     db.recordSignal({ node: name, serial, at, status: signal.status, reason: signal.reason, body: JSON.stringify(signal) });
     const detail = {
@@ -123,7 +160,9 @@ export function metadataHandler({ db }: MetadataServiceOptions) {
   const postProgress = async (req: Request, name: string) => {
     const node = authorize(req, name);
     if (node instanceof Response) return node;
-    const parsed = Progress.safeParse(await req.json().catch(() => undefined));
+    const read = await limitedJson(req, name, "progress");
+    if (read instanceof Response) return read;
+    const parsed = Progress.safeParse(read.body);
     if (!parsed.success) return problem(400, "not a progress report (wire/progress.ts)");
     const { phase, to, bytes_done, bytes_total, message, at } = parsed.data;
     db.event(name, "progress", { phase, to, bytes_done, bytes_total, message, node_seconds: at });
@@ -150,12 +189,14 @@ export function metadataHandler({ db }: MetadataServiceOptions) {
 /**
  * Run the service for a state folder until SIGTERM/SIGINT, or until the
  * folder's database is gone. Listens on 127.0.0.1 — on the port it had
- * before when it is free — and publishes the port in PORT_FILE.
+ * before when it is free — and publishes the port in PORT_FILE; https with
+ * `tls` (the stack's certificate, stack-tls.ts).
  */
-export async function serveMetadata(stateDir: string, options: { preferredPort?: number; stop?: AbortSignal } = {}): Promise<void> {
+export async function serveMetadata(stateDir: string, options: { preferredPort?: number; stop?: AbortSignal; tls?: TlsFiles } = {}): Promise<void> {
   const db = StateDb.open(stateDir, { create: false });
   const handler = metadataHandler({ db });
-  const serve = (port: number) => Bun.serve({ hostname: "127.0.0.1", port, fetch: handler, maxRequestBodySize: 2 << 20, idleTimeout: 60 });
+  const tls = options.tls ? { tls: serverTls(options.tls) } : {};
+  const serve = (port: number) => Bun.serve({ hostname: "127.0.0.1", port, fetch: handler, maxRequestBodySize: 4 << 20, idleTimeout: 60, ...tls });
   let server: ReturnType<typeof serve>;
   try {
     server = serve(options.preferredPort ?? 0);
@@ -163,7 +204,7 @@ export async function serveMetadata(stateDir: string, options: { preferredPort?:
     server = serve(0);
   }
   await publishAtomically(join(stateDir, PORT_FILE), async (p) => writeFileSync(p, `${server.port}\n`));
-  log.info(`ooo metadata service for ${stateDir} on 127.0.0.1:${server.port} (pid ${process.pid})`);
+  log.info(`ooo metadata service for ${stateDir} on ${options.tls ? "https" : "http"}://127.0.0.1:${server.port} (pid ${process.pid})`);
   await new Promise<void>((resolve) => {
     const stop = () => {
       clearInterval(watch);

@@ -1,13 +1,16 @@
 import { createHash } from "node:crypto";
 import { ConfigDriveMetadata, METADATA_VERSION, NodeMetadata, signalUrl } from "../wire/metadata.ts";
-import type { NodeSpec } from "./stack.ts";
+import { NODE_TRUST_KEY, type NodeTrust } from "../wire/trust.ts";
+import { formatPublicKey } from "../lib/minisign.ts";
+import type { NodeSpec, Stack } from "./stack.ts";
 
 /**
  * What a node is told, in the wire formats the agents read.
  *
  * The config drive carries only the bootstrap: where the metadata service
  * is, the node's name and its token (as Nova's config drive carries Heat's
- * os-collect-config settings). Everything else comes from the metadata
+ * os-collect-config settings), and what the node trusts (wire/trust.ts: the
+ * stack's image keys, its CA), which must not come over the network. Everything else comes from the metadata
  * service, so that it can change: os-collect-config merges its sources key
  * by key, and a key that lived on the (read-only, never rewritten) drive
  * could not be taken away later. The token lives only on the drive and on
@@ -20,14 +23,21 @@ export interface Endpoints {
   store?: { url: string; token?: string };
 }
 
-export function configDrive(node: string, token: string, endpoints: Endpoints, pollingIntervalSeconds: number): ConfigDriveMetadata {
+export function configDrive(node: string, token: string, endpoints: Endpoints, pollingIntervalSeconds: number, trust?: NodeTrust): ConfigDriveMetadata {
   return ConfigDriveMetadata.parse({
     "os-collect-config": {
       collectors: ["config-drive", "heat", "local"],
       polling_interval: pollingIntervalSeconds,
       heat: { metadata_url: endpoints.metadataUrl, node, token },
     },
+    ...(trust && (trust.keys.length || trust.ca) ? { [NODE_TRUST_KEY]: trust } : {}),
   });
+}
+
+/** What a stack's nodes trust, for their config drives: its image keys, and the CAs of its services and store. */
+export function nodeTrustOf(stack: Pick<Stack, "trustedKeys">, cas: (string | undefined)[] = []): NodeTrust {
+  const ca = [...new Set(cas.filter((c): c is string => Boolean(c)).map((c) => c.trim()))].join("\n");
+  return { keys: stack.trustedKeys.map((k) => formatPublicKey(k.key)), ...(ca ? { ca: `${ca}\n` } : {}) };
 }
 
 /** The document GET /v1/nodes/<node>/metadata serves at `serial`. */

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { log } from "../lib/log.ts";
+import type { NodeTrust } from "../wire/trust.ts";
 import type { DriverNode, HostService, NodeDriver } from "./drivers/driver.ts";
 import { driverFor } from "./drivers/index.ts";
 import type { ImageCache, ResolvedImage } from "./images.ts";
@@ -7,6 +8,7 @@ import { type ConsoleWatch, consoleSize, consoleTail, watchNode } from "./node-w
 import { newToken, tokenHash } from "./metadata-service.ts";
 import { configDrive, configHash, nodeMetadata, type Endpoints } from "./node-metadata.ts";
 import type { StackStore } from "./services.ts";
+import type { StackTls } from "./stack-tls.ts";
 import type { NodeSpec } from "./stack.ts";
 import type { NodeRow, StateDb } from "./state.ts";
 
@@ -25,23 +27,32 @@ export interface NodeContext {
   services: HostService[];
   signalTimeoutSeconds: number;
   pollingIntervalSeconds: number;
+  /** What nodes trust, for their config drives (the stack's image keys, its CA). */
+  trust?: NodeTrust;
+  /** The stack's CA and certificate when its services speak https (stack-tls.ts). */
+  tls?: StackTls;
 }
 
 export function driverNode(stateDir: string, row: Pick<NodeRow, "name" | "size" | "pool_config">): DriverNode {
   return { name: row.name, dir: join(stateDir, "nodes", row.name), size: row.size, pool: row.pool_config };
 }
 
-export function endpointsFor(driver: NodeDriver, store: StackStore): Endpoints {
+/** How a node reaches the services: through its driver, https where they speak it. */
+export function endpointsFor(driver: NodeDriver, store: StackStore, metadataTls: boolean): Endpoints {
   const storeUrl = new URL(store.url);
   return {
-    metadataUrl: driver.serviceUrl("metadata"),
-    store: { url: driver.serviceUrl("store") + storeUrl.pathname.replace(/\/+$/, ""), ...(store.readToken ? { token: store.readToken } : {}) },
+    metadataUrl: driver.serviceUrl("metadata", { tls: metadataTls }),
+    store: {
+      url: driver.serviceUrl("store", { tls: store.service.tls }) + storeUrl.pathname.replace(/\/+$/, ""),
+      ...(store.readToken ? { token: store.readToken } : {}),
+      ...(store.serverName ? { server_name: store.serverName } : {}),
+    },
   };
 }
 
 /** The metadata document and its fingerprint, for a node at a serial, on the image it runs. */
 export function metadataFor(ctx: NodeContext, spec: NodeSpec, image: { name: string; digest: string; attempt?: number }, serial: number) {
-  const doc = nodeMetadata(spec, image, serial, endpointsFor(driverFor(spec.driver), ctx.store));
+  const doc = nodeMetadata(spec, image, serial, endpointsFor(driverFor(spec.driver), ctx.store, Boolean(ctx.tls)));
   return { text: JSON.stringify(doc), hash: configHash(doc) };
 }
 
@@ -84,9 +95,9 @@ export async function provision(ctx: NodeContext, spec: NodeSpec, image: Resolve
   });
   db.event(spec.name, "image-fetch-end", { digest: image.digest, cached }, { run });
   db.event(spec.name, "image-write-start", { bytes: disk.size }, { run });
-  const endpoints = endpointsFor(driver, ctx.store);
+  const endpoints = endpointsFor(driver, ctx.store, Boolean(ctx.tls));
   await log.step(`${spec.name}: write the image`, () =>
-    driver.provision(node, { image: disk, configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds), services: ctx.services, expose: spec.expose }),
+    driver.provision(node, { image: disk, configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds, ctx.trust), services: ctx.services, expose: spec.expose }),
   );
   db.event(spec.name, "image-written", { bytes: disk.size }, { run });
 }

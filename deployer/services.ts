@@ -5,17 +5,21 @@ import { stringify } from "yaml";
 import { z } from "zod";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
+import { clientTls } from "../lib/tls.ts";
 import { StoreClient } from "../store/client/client.ts";
 import { CLI, daemonPid, freePort, readPort, startDaemon, stopDaemon, type Daemon } from "./daemons.ts";
 import type { HostService } from "./drivers/driver.ts";
+import { NodeTokenNotReadOnly } from "./errors.ts";
 import { PORT_FILE } from "./metadata-service.ts";
+import { stackTls } from "./stack-tls.ts";
 import type { Stack } from "./stack.ts";
 
 /**
  * The host services a stack's nodes use, as detached daemons of the state
  * folder: the metadata service (always), and the embedded image store
  * (`store: {embedded: true}`). Each `ensure…` is idempotent: a running,
- * answering daemon is left alone; a dead one is started again.
+ * answering daemon is left alone; a dead one is started again. Both speak
+ * https with the stack's certificate once it has a CA (stack-tls.ts).
  */
 
 // --- the metadata service ---
@@ -29,31 +33,35 @@ export function metadataDaemon(stateDir: string): Daemon {
   };
 }
 
-async function answers(url: string, check: (body: unknown) => boolean = () => true): Promise<boolean> {
+async function answers(url: string, check: (body: unknown) => boolean = () => true, ca?: string): Promise<boolean> {
   try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    const r = await fetch(url, { signal: AbortSignal.timeout(2_000), ...clientTls({ ca }) });
     return r.ok && check(await r.json().catch(() => undefined));
   } catch {
     return false;
   }
 }
 
+/** Started with the stack's certificate when it has a CA (stack-tls.ts); a daemon speaking the other scheme is restarted. */
 export async function ensureMetadataService(stateDir: string): Promise<HostService> {
   const d = metadataDaemon(stateDir);
   const portFile = join(stateDir, PORT_FILE);
+  const tls = stackTls(stateDir);
+  const scheme = tls ? "https" : "http";
+  const service: HostService = { name: "metadata", host: "127.0.0.1", portFile, tls: Boolean(tls) };
   const healthy = async (pid: number) =>
-    answers(`http://127.0.0.1:${readPort(portFile)}/healthz`, (b) => (b as { pid?: number; stateDir?: string })?.pid === pid);
+    answers(`${scheme}://127.0.0.1:${readPort(portFile)}/healthz`, (b) => (b as { pid?: number; stateDir?: string })?.pid === pid, tls?.caPem);
   const pid = daemonPid(d);
-  if (pid !== undefined && (await healthy(pid))) return { name: "metadata", host: "127.0.0.1", portFile };
+  if (pid !== undefined && (await healthy(pid))) return service;
   if (pid !== undefined) await stopDaemon(d);
   await log.step("start the metadata service", async () => {
     const port = readPort(portFile);
-    const started = await startDaemon(d, [process.execPath, CLI, "metadata-service", "--state-dir", stateDir, ...(port ? ["--port", String(port)] : [])], {
-      ready: healthy,
-    });
-    log.info(`metadata service: 127.0.0.1:${readPort(portFile)} (pid ${started}, log ${d.logFile})`);
+    const argv = [process.execPath, CLI, "metadata-service", "--state-dir", stateDir, ...(port ? ["--port", String(port)] : [])];
+    if (tls) argv.push("--tls-cert", tls.cert, "--tls-key", tls.key);
+    const started = await startDaemon(d, argv, { ready: healthy });
+    log.info(`metadata service: ${scheme}://127.0.0.1:${readPort(portFile)} (pid ${started}, log ${d.logFile})`);
   });
-  return { name: "metadata", host: "127.0.0.1", portFile };
+  return service;
 }
 
 export const stopMetadataService = (stateDir: string) => stopDaemon(metadataDaemon(stateDir));
@@ -67,6 +75,9 @@ export interface EmbeddedStore {
   writeToken: string;
   readToken: string;
   dir: string;
+  /** The stack's CA (PEM) when the store speaks https, and its file. */
+  ca?: string;
+  caFile?: string;
 }
 
 function embeddedPaths(stateDir: string) {
@@ -87,21 +98,29 @@ export async function ensureEmbeddedStore(stateDir: string): Promise<EmbeddedSto
   if (!existsSync(p.tokens))
     writeFileSync(p.tokens, JSON.stringify({ write: randomBytes(24).toString("hex"), read: randomBytes(24).toString("hex") }) + "\n", { mode: 0o600 });
   const tokens = Tokens.parse(JSON.parse(readFileSync(p.tokens, "utf8")));
-  const up = async (port: number | undefined) => port !== undefined && (await answers(`http://127.0.0.1:${port}/versions`));
-  const store = (port: number) => ({ url: `http://127.0.0.1:${port}`, writeToken: tokens.write, readToken: tokens.read, dir: p.dir });
+  const tls = stackTls(stateDir);
+  const scheme = tls ? "https" : "http";
+  const up = async (port: number | undefined) => port !== undefined && (await answers(`${scheme}://127.0.0.1:${port}/versions`, undefined, tls?.caPem));
+  const store = (port: number) => ({
+    url: `${scheme}://127.0.0.1:${port}`,
+    writeToken: tokens.write,
+    readToken: tokens.read,
+    dir: p.dir,
+    ...(tls ? { ca: tls.caPem, caFile: tls.ca } : {}),
+  });
   const pid = daemonPid(p.daemon);
   const port = readPort(p.portFile);
   if (pid !== undefined && (await up(port))) return store(port!);
   if (pid !== undefined) await stopDaemon(p.daemon);
   return log.step("start the embedded image store", async () => {
     const listen = freePort(port);
-    writeFileSync(p.config, stringify({ dir: p.data, listen: `127.0.0.1:${listen}` }));
+    writeFileSync(p.config, stringify({ dir: p.data, listen: `127.0.0.1:${listen}`, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) }));
     writeFileSync(p.portFile, `${listen}\n`);
     const started = await startDaemon(p.daemon, [process.execPath, CLI, "store", "serve", "--config", p.config], {
       env: { OOO_STORE_WRITE_TOKEN: tokens.write, OOO_STORE_READ_TOKEN: tokens.read, OOO_STORE_URL: undefined, OOO_STORE_TOKEN: undefined },
       ready: () => up(listen),
     });
-    log.info(`image store: http://127.0.0.1:${listen} (pid ${started}, data ${p.data})`);
+    log.info(`image store: ${scheme}://127.0.0.1:${listen} (pid ${started}, data ${p.data})`);
     return store(listen);
   });
 }
@@ -120,27 +139,49 @@ export interface StackStore {
   url: string;
   readToken?: string;
   service: HostService;
+  /** The CA (PEM) that signed the store's certificate, when it is not the system's: nodes get it on their config drive. */
+  ca?: string;
+  /** The name in the store's certificate, when nodes reach it by the driver's forward address instead. */
+  serverName?: string;
+}
+
+function readCa(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UsageError(`cannot read the store's CA file ${file} (stack store.ca_file): ${(e as Error).message}`);
+  }
 }
 
 export async function storeFor(stack: Stack, stateDir: string): Promise<StackStore> {
   if (stack.store.kind === "embedded") {
     const s = await ensureEmbeddedStore(stateDir);
     return {
-      client: new StoreClient({ url: s.url, token: s.readToken }),
+      client: new StoreClient({ url: s.url, token: s.readToken, ca: s.ca }),
       url: s.url,
       readToken: s.readToken,
-      service: { name: "store", host: "127.0.0.1", portFile: embeddedPaths(stateDir).portFile },
+      service: { name: "store", host: "127.0.0.1", portFile: embeddedPaths(stateDir).portFile, tls: Boolean(s.ca) },
+      ca: s.ca,
     };
   }
   const token = stack.store.tokenFile ? readFileSync(stack.store.tokenFile, "utf8").split("\n")[0]!.trim() : process.env.OOO_STORE_TOKEN;
   const url = new URL(stack.store.url);
-  if (url.protocol !== "http:") throw new UsageError(`store ${stack.store.url}: nodes reach stores over plain http only, for now`);
+  const https = url.protocol === "https:";
+  const ca = stack.store.caFile ? readCa(stack.store.caFile) : undefined;
+  const client = new StoreClient({ url: stack.store.url, token, ...(ca ? { ca } : {}) });
+  if (token) {
+    const setting = stack.store.tokenFile ? `store.token_file (${stack.store.tokenFile})` : "OOO_STORE_TOKEN";
+    const scope = await client.tokenScope();
+    if (scope !== "read") throw new NodeTokenNotReadOnly(setting, stack.store.url, scope ?? "unknown");
+  }
   const portFile = join(stateDir, "store.port");
-  writeFileSync(portFile, `${url.port || 80}\n`);
+  writeFileSync(portFile, `${url.port || (https ? 443 : 80)}\n`);
   return {
-    client: new StoreClient({ url: stack.store.url, token }),
+    client,
     url: stack.store.url,
     readToken: token,
-    service: { name: "store", host: url.hostname, portFile },
+    service: { name: "store", host: url.hostname, portFile, tls: https },
+    ...(ca ? { ca } : {}),
+    ...(https ? { serverName: url.hostname } : {}),
   };
 }

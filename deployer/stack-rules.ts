@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { isLoopback } from "../lib/tls.ts";
 import { z } from "zod";
 import { Deployment } from "../wire/metadata.ts";
 import type { PathProblem, Stack } from "./stack.ts";
@@ -26,6 +27,17 @@ const storeChoice: Rule = (stack) => {
   const s = stack.store;
   if (s.kind === "url" && s.tokenFile && !existsSync(s.tokenFile))
     problems.push({ path: ["store", "token_file"], message: `no such file: ${s.tokenFile}` });
+  if (s.kind === "url" && s.caFile && !existsSync(s.caFile)) problems.push({ path: ["store", "ca_file"], message: `no such file: ${s.caFile}` });
+  if (s.kind === "url") {
+    const url = new URL(s.url);
+    if (url.protocol === "http:" && !isLoopback(url.hostname) && !stack.plainHttp)
+      problems.push({
+        path: ["store", "url"],
+        message: "plain http to another host: the nodes' token and images would cross the network in clear; use https:// (with ca_file when its CA is not the system's), or allow it with trust: {plain_http: true}",
+      });
+    else if (url.protocol !== "http:" && url.protocol !== "https:") problems.push({ path: ["store", "url"], message: "must be an http:// or https:// URL" });
+    if (s.caFile && url.protocol !== "https:") problems.push({ path: ["store", "ca_file"], message: "is for an https:// url" });
+  }
   return problems;
 };
 

@@ -105,12 +105,34 @@ export const StoreSettings = z
       .optional()
       .describe("Run an image store in the state folder (127.0.0.1, tokens generated); `ooo store-env STACK` says how to publish to it"),
     url: z.url("must be a URL such as http://127.0.0.1:9292").optional().describe("An image store to use (ooo store serve, or a Glance)"),
+    ca_file: z
+      .string()
+      .optional()
+      .describe("For an https url whose certificate is not from a CA the system trusts: a PEM file of that CA (relative to the stack file); the deployer and the nodes trust it for the store"),
     token_file: z
       .string()
       .optional()
-      .describe("A file (relative to the stack file) whose first line is a read token of that store; else OOO_STORE_TOKEN"),
+      .describe("A file (relative to the stack file) whose first line is a read token of that store; else OOO_STORE_TOKEN. Nodes get it: a write token is refused"),
   })
   .describe("Where images come from: `embedded: true` (the default), or `url` (+ `token_file`)");
+
+export const TrustSettings = z
+  .strictObject({
+    keys: z
+      .array(z.string(), { error: "must be a list of files" })
+      .min(1, "must name at least one key (leave keys out to allow unsigned images)")
+      .optional()
+      .describe(
+        "minisign public keys (NAME.pub from `ooo key generate`, relative to the stack file). The deployer deploys and upgrades to, and nodes take over, only images whose manifest one of them signed (`ooo publish --sign`); nodes get the keys on their config drive. Without keys, unsigned images are deployed (and `ooo status` says so)",
+      ),
+    plain_http: z
+      .boolean()
+      .optional()
+      .describe(
+        "Allow plain http where a network is crossed: a store url of http:// on another host, and the embedded services without TLS. By default the stack's services speak https with a CA of its own (made on the first deploy, kept in the state folder, given to the nodes on their config drive)",
+      ),
+  })
+  .describe("What the stack trusts: image signing keys, and whether plain http may cross a network");
 
 export const Settings = z
   .strictObject({
@@ -127,6 +149,7 @@ export const StackFileV1 = z
     name: Label("a stack name").optional().describe("The stack's name. Default: the file's name without .yaml"),
     description: z.string().optional(),
     store: StoreSettings.optional(),
+    trust: TrustSettings.optional(),
     settings: Settings.optional(),
     defaults: z.strictObject({ size: Size.optional() }).optional().describe("Defaults for every role"),
     inventory: z

@@ -74,7 +74,7 @@ roles:
       FILE,
     );
     expect(s.name).toBe("prod");
-    expect(s.store).toEqual({ kind: "url", url: "http://127.0.0.1:9292", tokenFile: undefined });
+    expect(s.store).toEqual({ kind: "url", url: "http://127.0.0.1:9292", tokenFile: undefined, caFile: undefined });
     expect(s.signalTimeoutSeconds).toBe(120);
     expect(s.pollingIntervalSeconds).toBe(10);
     expect(s.nodes.map((n) => n.name)).toEqual(["app0", "app1", "app2"]);
@@ -116,16 +116,28 @@ roles:
       [`${FILE}:6 roles.web.rolling_updates.min_in_service: 2 would leave no node free to update in a role of 2 (rebuild-in-place: at most 1)`],
     ],
     ["an unknown policy", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    rolling_updates: { policy: recreate }\n`, [`${FILE}:6 roles.web.rolling_updates.policy: Invalid option: expected one of "rebuild-in-place"|"replace"`]],
-    ["a store both ways", `version: 1\nstore: { embedded: true, url: "http://x:1" }\nroles: {}\n`, [`${FILE}:2 store: either embedded: true or url, not both`]],
-    ["a token file that is not there", `version: 1\nstore: { url: "http://x:1", token_file: nope.token }\nroles: {}\n`, [`${FILE}:2 store.token_file: no such file: /stacks/nope.token`]],
+    ["a store both ways", `version: 1\nstore: { embedded: true, url: "https://x:1" }\nroles: {}\n`, [`${FILE}:2 store: either embedded: true or url, not both`]],
+    ["a token file that is not there", `version: 1\nstore: { url: "https://x:1", token_file: nope.token }\nroles: {}\n`, [`${FILE}:2 store.token_file: no such file: /stacks/nope.token`]],
     [
       "a software deployment the agents would refuse",
       `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    metadata:\n      deployments:\n        - name: d1\n          config: {}\n`,
       [`${FILE}:8 roles.web.metadata.deployments.0.id: Invalid input: expected string, received undefined`],
     ],
-    ["unknown top-level key", `version: 1\nrole: {}\nroles: {}\n`, [`${FILE}:2 role: unknown key (known: version, name, description, store, settings, defaults, inventory, roles)`]],
+    [
+      "plain http to a store on another host, unless the stack allows it",
+      `version: 1\nstore: { url: "http://store.example:9292" }\nroles: {}\n`,
+      [`${FILE}:2 store.url: plain http to another host: the nodes' token and images would cross the network in clear; use https:// (with ca_file when its CA is not the system's), or allow it with trust: {plain_http: true}`],
+    ],
+    ["a CA file for a plain http store", `version: 1\nstore: { url: "http://127.0.0.1:9292", ca_file: stack.test.ts }\nroles: {}\n`, [`${FILE}:2 store.ca_file: no such file: /stacks/stack.test.ts`, `${FILE}:2 store.ca_file: is for an https:// url`]],
+    ["a trusted key file that is missing", `version: 1\ntrust: { keys: [nope.pub] }\nroles: {}\n`, [`${FILE}:2 trust.keys.0: cannot read nope.pub: ENOENT: no such file or directory, open '/stacks/nope.pub'`]],
+    ["unknown top-level key", `version: 1\nrole: {}\nroles: {}\n`, [`${FILE}:2 role: unknown key (known: version, name, description, store, trust, settings, defaults, inventory, roles)`]],
   ])("refused: %s", (_, text, expected) => {
     expect(problems(text)).toEqual(expected);
+  });
+
+  test("plain http: loopback is fine, another host only when trust.plain_http says so", () => {
+    expect(parseStack(`version: 1\nstore: { url: "http://127.0.0.1:9292" }\nroles: {}\n`, FILE).plainHttp).toBe(false);
+    expect(parseStack(`version: 1\nstore: { url: "http://store.example:9292" }\ntrust: { plain_http: true }\nroles: {}\n`, FILE).plainHttp).toBe(true);
   });
 
   test("every problem at once: schema problems do not hide rule problems elsewhere", () => {

@@ -1,13 +1,15 @@
 import { readFileSync } from "node:fs";
 import { basename, dirname, extname, resolve } from "node:path";
 import type { z } from "zod";
-import { InvalidInput, type Problem } from "../lib/errors.ts";
+import { InvalidInput, KeyUnusable, type Problem } from "../lib/errors.ts";
+import type { TrustedKey } from "../lib/image-trust.ts";
+import { parsePublicKey } from "../lib/minisign.ts";
 import { parseYamlText } from "../lib/validate.ts";
 import type { NodeSize } from "./drivers/driver.ts";
 import type { InventoryEntry } from "./drivers/index.ts";
 import { stackRules } from "./stack-rules.ts";
 import { InventoryEntry as InventoryEntrySchema } from "./drivers/index.ts";
-import { LABEL_RE, Role, StackFileV1, StoreSettings, Settings, Size, type SizeV1 } from "./stack-schema.ts";
+import { LABEL_RE, Role, StackFileV1, StoreSettings, Settings, Size, TrustSettings, type SizeV1 } from "./stack-schema.ts";
 import { GiB, MiB, parseDuration, parseSize } from "./units.ts";
 
 /**
@@ -54,7 +56,7 @@ export interface NodeSpec {
   expose: number[];
 }
 
-export type StoreChoice = { kind: "embedded" } | { kind: "url"; url: string; tokenFile?: string };
+export type StoreChoice = { kind: "embedded" } | { kind: "url"; url: string; tokenFile?: string; caFile?: string };
 
 export interface Stack {
   file: string;
@@ -62,6 +64,10 @@ export interface Stack {
   name: string;
   description?: string;
   store: StoreChoice;
+  /** Keys an image's manifest must be signed by (empty: unsigned images are allowed). */
+  trustedKeys: TrustedKey[];
+  /** The stack allows plain http across a network (trust.plain_http). */
+  plainHttp: boolean;
   signalTimeoutSeconds: number;
   pollingIntervalSeconds: number;
   inventory: Record<string, InventoryEntry>;
@@ -130,6 +136,7 @@ function salvage(value: unknown): StackFileV1 {
     version: 1,
     name: typeof v.name === "string" ? v.name : undefined,
     store: part(StoreSettings, v.store),
+    trust: part(TrustSettings, v.trust),
     settings: part(Settings, v.settings),
     inventory: v.inventory === undefined ? undefined : entries(InventoryEntrySchema, v.inventory, { driver: "?" } as unknown as InventoryEntry),
     roles: entries(Role, v.roles),
@@ -173,8 +180,21 @@ function normalize(data: StackFileV1, file: string, problems: PathProblem[]): St
   const inventory: Record<string, InventoryEntry> = data.inventory ?? { local: { driver: "qemu", accel: "tcg" } };
   const pools = Object.keys(inventory);
   const store: StoreChoice = data.store?.url
-    ? { kind: "url", url: data.store.url, tokenFile: data.store.token_file && resolve(dirname(file), data.store.token_file) }
+    ? {
+        kind: "url",
+        url: data.store.url,
+        tokenFile: data.store.token_file && resolve(dirname(file), data.store.token_file),
+        caFile: data.store.ca_file && resolve(dirname(file), data.store.ca_file),
+      }
     : { kind: "embedded" };
+  const trustedKeys: TrustedKey[] = [];
+  (data.trust?.keys ?? []).forEach((given, i) => {
+    try {
+      trustedKeys.push({ name: given, key: parsePublicKey(readFileSync(resolve(dirname(file), given), "utf8"), given) });
+    } catch (e) {
+      problems.push({ path: ["trust", "keys", i], message: e instanceof KeyUnusable ? e.message : `cannot read ${given}: ${(e as Error).message}` });
+    }
+  });
   const roles: RoleSpec[] = [];
   const nodes: NodeSpec[] = [];
   for (const [name, role] of Object.entries(data.roles ?? {})) {
@@ -221,6 +241,8 @@ function normalize(data: StackFileV1, file: string, problems: PathProblem[]): St
     name: data.name ?? fileName,
     description: data.description,
     store,
+    trustedKeys,
+    plainHttp: data.trust?.plain_http ?? false,
     signalTimeoutSeconds: parseDuration(data.settings?.signal_timeout ?? DEFAULT_SIGNAL_TIMEOUT)!,
     pollingIntervalSeconds: parseDuration(data.settings?.polling_interval ?? DEFAULT_POLLING_INTERVAL)!,
     inventory,

@@ -202,6 +202,16 @@ export class StateDb {
     this.db.query("INSERT INTO info (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(key, value);
   }
 
+  /** Which trusted key signed an image (by digest), for `ooo status`; none noted: the image was not verified. */
+  noteSigner(digest: string, signer: { name: string; id: string }) {
+    this.setInfo(`signer.${digest}`, JSON.stringify(signer));
+  }
+
+  signerOf(digest: string): { name: string; id: string } | undefined {
+    const v = this.info(`signer.${digest}`);
+    return v ? (JSON.parse(v) as { name: string; id: string }) : undefined;
+  }
+
   // --- runs ---
 
   startRun(command: string): number {

@@ -7,6 +7,7 @@ import { NoState } from "./errors.ts";
 import { PORT_FILE } from "./metadata-service.ts";
 import { driverNode } from "./node-ops.ts";
 import { embeddedStoreFiles, metadataDaemon } from "./services.ts";
+import { stackTls } from "./stack-tls.ts";
 import type { Stack } from "./stack.ts";
 import { StateDb, type NodeState } from "./state.ts";
 
@@ -22,6 +23,8 @@ export interface NodeStatus {
   power: string;
   image?: string;
   digest?: string;
+  /** The trusted key that signed the image it runs; undefined: not verified (unsigned, or the stack trusted no key). */
+  signer?: { name: string; id: string };
   serial?: number;
   signalledSerial?: number | null;
   since?: string;
@@ -54,6 +57,7 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
           power: await driver.powerState(node),
           image: r.image_name ?? undefined,
           digest: r.image_digest ?? undefined,
+          signer: r.image_digest ? db.signerOf(r.image_digest) : undefined,
           serial: r.serial,
           signalledSerial: r.signalled_serial,
           since: new Date(r.updated_at).toISOString(),
@@ -65,13 +69,14 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
     for (const spec of stack?.nodes ?? [])
       if (!rows.some((r) => r.name === spec.name)) nodes.push({ node: spec.name, role: spec.role, state: "not deployed", power: "-", driver: {} });
     const mdPid = daemonPid(metadataDaemon(stateDir));
+    const scheme = stackTls(stateDir) ? "https" : "http";
     const services = [
-      { name: "metadata service", state: mdPid ? `running (pid ${mdPid}, 127.0.0.1:${readPort(join(stateDir, PORT_FILE))})` : "stopped" },
+      { name: "metadata service", state: mdPid ? `running (pid ${mdPid}, ${scheme}://127.0.0.1:${readPort(join(stateDir, PORT_FILE))})` : "stopped" },
     ];
     const store = embeddedStoreFiles(stateDir);
     const storePid = daemonPid(store.daemon);
     if (existsSync(store.dir))
-      services.push({ name: "embedded image store", state: storePid ? `running (pid ${storePid}, http://127.0.0.1:${readPort(store.portFile)})` : "stopped" });
+      services.push({ name: "embedded image store", state: storePid ? `running (pid ${storePid}, ${scheme}://127.0.0.1:${readPort(store.portFile)})` : "stopped" });
     const last = db.lastRun();
     const timeline = join(stateDir, "timelines", "latest.html");
     return {
@@ -94,6 +99,7 @@ export function statusText(s: StackStatus): string {
     n.state,
     n.power,
     n.digest ? `${n.image} ${n.digest.slice(7, 19)}` : "-",
+    n.digest ? (n.signer ? `${n.signer.name} (${n.signer.id})` : "UNVERIFIED") : "-",
     n.serial === undefined ? "-" : `${n.signalledSerial ?? "-"}/${n.serial}`,
     n.driver.pid ?? "-",
     (n.error ?? "").split("\n")[0]!.slice(0, 70),
@@ -101,10 +107,15 @@ export function statusText(s: StackStatus): string {
   const lines = [
     `stack ${s.stack ?? "?"} (state ${s.stateDir})`,
     "",
-    table(["node", "role", "state", "power", "image", "signalled/serial", "pid", "error"], rows),
+    table(["node", "role", "state", "power", "image", "signed by", "signalled/serial", "pid", "error"], rows),
     "",
     ...s.services.map((x) => `${x.name}: ${x.state}`),
   ];
+  const unverified = s.nodes.filter((n) => n.digest && !n.signer);
+  if (unverified.length)
+    lines.push(
+      `${unverified.map((n) => n.node).join(", ")} run${unverified.length === 1 ? "s" : ""} images not verified against a trusted key (the stack's trust.keys)`,
+    );
   if (s.lastRun) lines.push(`last run: ${s.lastRun.command} #${s.lastRun.id} at ${s.lastRun.startedAt}: ${s.lastRun.result ?? "running"}`);
   if (s.timeline) lines.push(`timeline: ${s.timeline}`);
   const consoles = s.nodes.filter((n) => n.driver.console && n.state === "failed");

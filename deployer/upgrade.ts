@@ -5,6 +5,8 @@ import { checkDrivers, resolveImages, stateDirOf } from "./deploy.ts";
 import { driverFor } from "./drivers/index.ts";
 import { NothingToUpgrade, UpgradeImpossible, UnknownNode } from "./errors.ts";
 import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
+import { nodeTrustOf } from "./node-metadata.ts";
+import { stackTls } from "./stack-tls.ts";
 import { lockStack } from "./lock.ts";
 import { driverNode, metadataFor, powerOn, provision, waitForSignal, type NodeContext } from "./node-ops.ts";
 import { consoleSize, watchNode } from "./node-watch.ts";
@@ -105,6 +107,7 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
   const run = db.startRun(options.image ? "takeover" : "upgrade");
   let result = "failed";
   try {
+    const tls = stackTls(stateDir);
     const store = await storeFor(stack, stateDir);
     const cache = new ImageCache(options.imageCache ?? join(stateDir, "images"));
     const policyOf = (role: string) => stack.roles.find((r) => r.name === role)!.rollingUpdates.policy;
@@ -113,7 +116,18 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
     );
     if (options.nodes) for (const n of options.nodes) if (!db.node(n)) throw new UnknownNode(n, db.nodes().map((r) => r.name));
     const services = [await ensureMetadataService(stateDir), store.service];
-    const ctx: NodeContext = { db, run, stateDir, store, cache, services, signalTimeoutSeconds: stack.signalTimeoutSeconds, pollingIntervalSeconds: stack.pollingIntervalSeconds };
+    const ctx: NodeContext = {
+      db,
+      run,
+      stateDir,
+      store,
+      cache,
+      services,
+      signalTimeoutSeconds: stack.signalTimeoutSeconds,
+      pollingIntervalSeconds: stack.pollingIntervalSeconds,
+      trust: nodeTrustOf(stack, [tls?.caPem, store.ca]),
+      tls,
+    };
 
     const report: NodeUpgrade[] = [];
     let stoppedAt: UpgradeReport["stoppedAt"];
@@ -124,9 +138,10 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
         .sort((a, b) => b.idx - a.idx);
       if (!rows.length) continue;
       const image = options.image
-        ? await resolveRoleImage(store.client, role.name, options.image, { requireDisk: role.rollingUpdates.policy === "replace" })
+        ? await resolveRoleImage(store.client, role.name, options.image, { requireDisk: role.rollingUpdates.policy === "replace", trustedKeys: stack.trustedKeys })
         : images.get(role.name);
       if (!image) continue;
+      if (image.signer) db.noteSigner(image.digest, { name: image.signer.name, id: image.signer.key.id });
       const todo = rows.filter((r) => r.image_digest !== image.digest);
       for (const r of rows.filter((r) => r.image_digest === image.digest))
         report.push({ node: r.name, role: role.name, from: r.image_digest ?? undefined, to: image.digest, result: "skipped", reason: "already runs it", seconds: 0, batch: 0 });

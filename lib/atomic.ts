@@ -43,6 +43,7 @@ export async function publishAtomically(dest: string, write: (path: string) => P
       fsyncSync(f);
       closeSync(f);
       renameSync(partial, dest);
+      fsyncDir(dir);
     } finally {
       rmSync(partial, { force: true });
     }
@@ -54,6 +55,7 @@ export async function publishAtomically(dest: string, write: (path: string) => P
     const staged = join(dir, `.${basename(dest)}.new-${process.pid}-${Date.now()}`);
     if (!linkFd(fd, staged)) throw new Error(`could not link the finished ${dest} into place`);
     renameSync(staged, dest);
+    fsyncDir(dir);
   } finally {
     closeSync(fd);
   }

@@ -60,3 +60,39 @@ export class InvalidInput extends OooError {
 export function isOooError(e: unknown): e is OooError {
   return e instanceof OooError;
 }
+
+/** A minisign key file ooo cannot use: malformed, another algorithm, a wrong password. Never shows the key. */
+export class KeyUnusable extends OooError {
+  readonly code = "key-unusable";
+  constructor(
+    readonly source: string,
+    reason: string,
+  ) {
+    super(`cannot use ${source}: ${reason}`, { hint: "`ooo key generate NAME` makes a key pair (NAME.key, NAME.pub) in minisign's format." });
+  }
+}
+
+/** A minisign signature that is not one (it says nothing about trust either way). */
+export class SignatureMalformed extends OooError {
+  readonly code = "signature-malformed";
+  constructor(
+    readonly source: string,
+    reason: string,
+  ) {
+    super(`${source} is not a minisign signature: ${reason}`);
+  }
+}
+
+/** An image whose manifest is not signed by a trusted key (or was changed after it was signed). */
+export class ImageNotTrusted extends OooError {
+  readonly code = "image-not-trusted";
+  override readonly exitCode = 3;
+  constructor(
+    readonly image: string,
+    readonly reason: string,
+  ) {
+    super(`${image}: ${reason}`, {
+      hint: "Publish it signed (ooo publish --sign KEY.key), by a key whose .pub the stack lists under trust.keys; `ooo store verify REF --key KEY.pub` checks an image.",
+    });
+  }
+}

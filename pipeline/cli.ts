@@ -6,6 +6,7 @@ import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client/a
 import { promote, promoteTarget } from "./promote.ts";
 import { attachProgressFile, progressFileOption } from "../lib/progress-file.ts";
 import { publish, type PublishReport } from "./publish.ts";
+import { loadSigningKey, PASSWORD_ENV } from "./signing.ts";
 import { testImage } from "./test-image.ts";
 
 /**
@@ -59,7 +60,7 @@ const mib = (n: number) => Number((n / 2 ** 20).toFixed(1));
 const sentChunks = (r: PublishReport) =>
   r.mode === "whole" ? "tar sent whole" : r.mode === "none" ? "none" : `${r.chunks.sent} of ${r.chunks.total}`;
 
-type PublishArgs = StoreArgs & { output?: string; "image-version"?: string; tag?: string[]; json?: boolean; "progress-file"?: string };
+type PublishArgs = StoreArgs & { output?: string; "image-version"?: string; tag?: string[]; sign?: string; json?: boolean; "progress-file"?: string };
 
 export const publishCommand: CommandModule<object, PublishArgs> = {
   command: "publish [output]",
@@ -69,14 +70,17 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
       .positional("output", { type: "string", describe: `the build's -o path (default ${DEFAULT_IMAGE.output})` })
       .option("image-version", { type: "string", describe: "version of the image (default: the next number for its name)" })
       .option("tag", { type: "string", array: true, describe: "tags to add" })
+      .option("sign", { type: "string", describe: `sign the manifest with this minisign secret key, NAME.key (its password: ${PASSWORD_ENV} or the terminal)` })
       .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
       .option("progress-file", progressFileOption)
-      .example("$0 publish out/node --store http://store:9292 --token-file ci.token", "") as unknown as Argv<PublishArgs>,
+      .example("$0 publish out/node --store http://store:9292 --token-file ci.token", "")
+      .example("$0 publish out/node --sign ci.key --token-file ci.token", "signed: stacks that trust ci.pub deploy it") as unknown as Argv<PublishArgs>,
   handler: async (argv) => {
     attachProgressFile(argv["progress-file"]);
     const output = argv.output ?? DEFAULT_IMAGE.output;
+    const sign = argv.sign === undefined ? undefined : await loadSigningKey(argv.sign);
     const r = await log.step(`publish ${output}`, () =>
-      publish({ client: clientFromArgs(argv), output, version: argv["image-version"], tags: argv.tag }),
+      publish({ client: clientFromArgs(argv), output, version: argv["image-version"], tags: argv.tag, sign }),
     );
     process.stderr.write(
       "\n" +
@@ -84,7 +88,9 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
           ["image", "version", "id", "artifacts MiB", "sent MiB", "chunks sent"],
           [[r.image.name ?? "", r.version, r.image.id, mib(r.totalBytes), mib(r.sentBytes), sentChunks(r)]],
         ) +
-        `\n${r.alreadyPublished ? "already published: nothing uploaded" : `published ${r.digest}`}\n`,
+        `\n${r.alreadyPublished ? "already published: nothing uploaded" : `published ${r.digest}`}` +
+        (r.signedBy ? `; manifest signed by key ID ${r.signedBy}` : "") +
+        "\n",
     );
     if (argv.json) process.stdout.write(JSON.stringify({ ...r, image: r.image }) + "\n");
   },

@@ -9,7 +9,9 @@ import { StoreRequestFailed } from "../store/client/errors.ts";
 import type { GlanceImage } from "../store/client/image.ts";
 import { indexStream } from "../store/client/indexer.ts";
 import { openSeed } from "../store/client/seed.ts";
+import type { SecretKey } from "../lib/minisign.ts";
 import { PublishFailed } from "./errors.ts";
+import { signImage } from "./signing.ts";
 
 /**
  * `ooo publish OUTPUT`: put a build into the image store. OUTPUT is the
@@ -33,6 +35,8 @@ export interface PublishOptions {
   version?: string;
   tags?: string[];
   concurrency?: number;
+  /** Sign the manifest with this key (signing.ts), and store the signature with the image. */
+  sign?: SecretKey;
 }
 
 export interface PublishReport {
@@ -46,6 +50,8 @@ export interface PublishReport {
   sentBytes: number;
   chunks: { total: number; sent: number };
   mode: "chunks" | "whole" | "none";
+  /** The id of the key that signed the manifest, when asked to sign. */
+  signedBy?: string;
 }
 
 /** Debian's architecture names → Glance's `architecture` property (libosinfo's). */
@@ -251,8 +257,12 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
     report.sentBytes += text.length;
   }
 
+  if (options.sign) {
+    if (!info) throw new PublishFailed("a plain Glance keeps no manifest: there is nothing to sign");
+    report.signedBy = await signImage(client, await client.getImage(image!.id), text, manifest, options.sign);
+  }
   for (const tag of options.tags ?? []) await client.addTag(image!.id, tag);
-  report.image = options.tags?.length ? await client.getImage(image!.id) : image!;
+  report.image = options.tags?.length || options.sign ? await client.getImage(image!.id) : image!;
   report.version = report.image.ooo_version ?? "";
   return report;
 }

@@ -1,14 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { ALGORITHM, DEFAULT_CHUNKER } from "../lib/chunking.ts";
 import { isOooError } from "../lib/errors.ts";
+import { BodyTooLarge, Busy, ByteBudget, declaredTooLarge } from "../lib/limits.ts";
 import { log } from "../lib/log.ts";
-import { accessOf, requireWrite, type Tokens } from "./auth.ts";
-import { missingBlobs, putBlob, readBlob } from "./blobs.ts";
-import { attachChunkIndex, readChunkIndex } from "./chunked.ts";
-import { BadRequest, NotFound, StoreError, UnsupportedMediaType } from "./errors.ts";
+import { type Access, accessOf, requireWrite, type Tokens } from "./auth.ts";
+import { MAX_MISSING_QUERY_BYTES, missingBlobs, putBlob, readBlob } from "./blobs.ts";
+import { attachChunkIndex, MAX_INDEX_BYTES, readChunkIndex } from "./chunked.ts";
+import { BadRequest, isDiskFull, NotFound, StorageFull, StoreError, TooLarge, TooManyRequests, UnsupportedMediaType } from "./errors.ts";
 import { glanceView } from "./image.ts";
-import { readAll } from "./ingest.ts";
-import { attachManifest, readManifest } from "./manifest.ts";
+import { attachManifest, attachSignature, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, readManifest, readSignature } from "./manifest.ts";
 import { PATCH_TYPES } from "./patch.ts";
 import { imageSchema, imagesSchema } from "./schemas.ts";
 import type { Store } from "./store.ts";
@@ -22,10 +22,18 @@ import type { Store } from "./store.ts";
  * so a new route is closed to readers unless it is a GET.
  */
 const API_VERSIONS = ["v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"];
-const MAX_JSON = 64 << 20;
+/** An image record's JSON (a create, a PATCH): Glance's records are a few KiB (128 properties of 255 characters). */
+const MAX_RECORD_JSON = 1 << 20;
+/**
+ * Bytes of request bodies read whole (records, chunk indexes, manifests,
+ * blob queries) held at once across requests: a few publishers at a time
+ * fit (an index of a 2 GiB root is ~5 MiB); more gets 429 and retries.
+ */
+export const BODY_BUDGET = 128 << 20;
 const OCTETS = "application/octet-stream";
 
-type Handler = (req: Request, params: string[]) => Promise<Response> | Response;
+/** `access`: what the request's token may do (dispatch checked it against the method already). */
+type Handler = (req: Request, params: string[], access: Access) => Promise<Response> | Response;
 /** A route: GET (and HEAD) read; every other method writes, and needs a write token (dispatch checks it, not the handler). */
 export type Route = [method: string, pattern: string, handler: Handler];
 
@@ -61,6 +69,7 @@ const TITLES: Record<number, string> = {
   413: "Request Entity Too Large",
   415: "Unsupported Media Type",
   416: "Requested Range Not Satisfiable",
+  429: "Too Many Requests",
   500: "Internal Server Error",
   503: "Service Unavailable",
 };
@@ -70,17 +79,26 @@ function errorResponse(status: number, message: string, headers: Record<string, 
   return json({ error: { code: status, title: TITLES[status] ?? "Error", message } }, status, headers);
 }
 
-async function jsonBody(req: Request): Promise<unknown> {
-  const text = new TextDecoder().decode(await readAll(bodyOf(req), MAX_JSON));
+/** The whole body as text, at most `max` bytes, held against the budget until `use` is done with it. */
+async function withText<T>(req: Request, max: number, budget: ByteBudget, use: (text: string) => Promise<T>): Promise<T> {
+  const tooLarge = () => new TooLarge(`Request body is larger than ${max} bytes, the most this resource takes`);
+  if (declaredTooLarge(req.headers, max)) throw tooLarge();
+  try {
+    return await budget.read(req.body, max, (bytes) => use(new TextDecoder().decode(bytes)));
+  } catch (e) {
+    if (e instanceof BodyTooLarge) throw tooLarge();
+    if (e instanceof Busy)
+      throw new TooManyRequests("The store is reading too many large requests at once; retry in a moment", e.retryAfterSeconds);
+    throw e;
+  }
+}
+
+function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
     throw new BadRequest("The request body is not valid JSON");
   }
-}
-
-async function textBody(req: Request): Promise<string> {
-  return new TextDecoder().decode(await readAll(bodyOf(req), MAX_JSON));
 }
 
 function declaredSize(req: Request, header: string): number | undefined {
@@ -106,8 +124,9 @@ function dataResponse(
   return new Response(body, { status: range ? 206 : 200, headers });
 }
 
-export function routes(store: Store): Route[] {
+export function routes(store: Store, budget = new ByteBudget(BODY_BUDGET)): Route[] {
   const image = (id: string) => glanceView(store.get(id));
+  const withJson = <T>(req: Request, max: number, use: (body: unknown) => Promise<T>) => withText(req, max, budget, (text) => use(parseJson(text)));
   return [
     ["GET", "/v2/schemas/image", () => json(imageSchema())],
     ["GET", "/v2/schemas/images", () => json(imagesSchema())],
@@ -128,7 +147,7 @@ export function routes(store: Store): Route[] {
       "POST",
       "/v2/images",
       async (req) => {
-        const r = await store.create(await jsonBody(req));
+        const r = await withJson(req, MAX_RECORD_JSON, (body) => store.create(body));
         return json(glanceView(r), 201, { Location: `${new URL(req.url).origin}/v2/images/${r.id}` });
       },
     ],
@@ -140,7 +159,7 @@ export function routes(store: Store): Route[] {
         const type = (req.headers.get("Content-Type") ?? "").split(";")[0]!.trim();
         if (!PATCH_TYPES.includes(type))
           throw new UnsupportedMediaType(`Unsupported Content-Type ${type || "(none)"} for PATCH`, { "Accept-Patch": PATCH_TYPES.join(", ") });
-        return json(glanceView(await store.update(id!, await jsonBody(req))));
+        return json(glanceView(await withJson(req, MAX_RECORD_JSON, (body) => store.update(id!, body))));
       },
     ],
     [
@@ -213,7 +232,7 @@ export function routes(store: Store): Route[] {
       "PUT",
       "/v2/images/:id/chunk-index",
       async (req, [id]) => {
-        return json(glanceView(await attachChunkIndex(store, id!, await textBody(req))));
+        return json(glanceView(await withText(req, MAX_INDEX_BYTES, budget, (text) => attachChunkIndex(store, id!, text))));
       },
     ],
     [
@@ -225,7 +244,7 @@ export function routes(store: Store): Route[] {
       "PUT",
       "/v2/images/:id/manifest",
       async (req, [id]) => {
-        return json(glanceView(await attachManifest(store, id!, await textBody(req))));
+        return json(glanceView(await withText(req, MAX_MANIFEST_BYTES, budget, (text) => attachManifest(store, id!, text))));
       },
     ],
     [
@@ -234,11 +253,27 @@ export function routes(store: Store): Route[] {
       async (_req, [id]) => new Response(await readManifest(store, id!), { headers: { "Content-Type": "application/json" } }),
     ],
     [
+      "PUT",
+      "/v2/images/:id/manifest.minisig",
+      async (req, [id]) => json(glanceView(await withText(req, MAX_SIGNATURE_BYTES, budget, (text) => attachSignature(store, id!, text)))),
+    ],
+    [
+      "GET",
+      "/v2/images/:id/manifest.minisig",
+      async (_req, [id]) => new Response(await readSignature(store, id!), { headers: { "Content-Type": "text/plain; charset=utf-8" } }),
+    ],
+    [
       "GET",
       "/v2/ooo/info",
       () => json({ store: "ooo", backend: store.backend.kind, chunker: { algorithm: ALGORITHM, ...DEFAULT_CHUNKER } }),
     ],
-    ["POST", "/v2/ooo/blobs/missing", async (req) => json({ missing: await missingBlobs(store, await jsonBody(req)) })],
+    // What the caller's token may do: a deployer hands nodes only a read token.
+    ["GET", "/v2/ooo/whoami", (_req, _params, access) => json({ scope: access })],
+    [
+      "POST",
+      "/v2/ooo/blobs/missing",
+      async (req) => json({ missing: await withJson(req, MAX_MISSING_QUERY_BYTES, (body) => missingBlobs(store, body)) }),
+    ],
     [
       "PUT",
       "/v2/ooo/blobs/:digest",
@@ -271,11 +306,13 @@ function match(pattern: string, segments: string[]): string[] | undefined {
 
 export interface ApiOptions {
   tokens: Tokens;
+  /** Bytes of whole-body reads held at once (default BODY_BUDGET). */
+  bodyBudget?: number;
 }
 
 /** The request handler for Bun.serve. */
 export function createApi(store: Store, options: ApiOptions): (req: Request) => Promise<Response> {
-  const table = routes(store);
+  const table = routes(store, new ByteBudget(options.bodyBudget ?? BODY_BUDGET));
   return async (req) => {
     const t0 = performance.now();
     const url = new URL(req.url);
@@ -314,13 +351,14 @@ async function dispatch(req: Request, url: URL, table: Route[], options: ApiOpti
     pathMatched = true;
     if (m !== method) continue;
     if (method !== "GET") requireWrite(access);
-    return handler(req, params);
+    return handler(req, params, access);
   }
   if (pathMatched) return errorResponse(405, `Method ${req.method} is not allowed here`);
   throw new NotFound(`No such resource: ${url.pathname}`);
 }
 
 function toResponse(e: unknown): Response {
+  if (isDiskFull(e)) e = new StorageFull(e);
   if (e instanceof StoreError) return errorResponse(e.status, e.message + (e.hint ? ` (${e.hint})` : ""), e.headers);
   if (isOooError(e)) return errorResponse(400, e.message);
   log.error(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);

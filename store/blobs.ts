@@ -2,7 +2,7 @@ import { z } from "zod";
 import { DIGEST_FORMAT } from "../wire/digest.ts";
 import { Digest } from "../wire/image-ref.ts";
 import { streamOf } from "./backends/types.ts";
-import { BadRequest, BlobNotFound } from "./errors.ts";
+import { BadRequest, BlobNotFound, TooLarge } from "./errors.ts";
 import { ingest } from "./ingest.ts";
 import { parseRange } from "./range.ts";
 import type { Store } from "./store.ts";
@@ -13,8 +13,10 @@ import type { Store } from "./store.ts";
  * blobs; a chunk shared by many images is stored once. A PUT is checked
  * against the digest in its URL, so a blob's name always tells its bytes.
  */
-const MAX_QUERY = 100_000;
-const Missing = z.object({ digests: z.array(Digest).max(MAX_QUERY) });
+/** Digests one query may ask about: the client asks in pages of 50,000 (a 3 GiB root has ~50,000 chunks). */
+export const MAX_MISSING_QUERY = 50_000;
+export const MAX_MISSING_QUERY_BYTES = MAX_MISSING_QUERY * 80 + 1024;
+const Missing = z.object({ digests: z.array(Digest) });
 
 function parseDigest(text: string): string {
   if (!Digest.safeParse(text).success) throw new BadRequest(`Not a blob digest: ${text.slice(0, 80)} (${DIGEST_FORMAT})`);
@@ -25,6 +27,8 @@ function parseDigest(text: string): string {
 export async function missingBlobs(store: Store, body: unknown): Promise<string[]> {
   const parsed = Missing.safeParse(body);
   if (!parsed.success) throw new BadRequest(`Invalid blob query: ${parsed.error.issues[0]!.message}`);
+  if (parsed.data.digests.length > MAX_MISSING_QUERY)
+    throw new TooLarge(`A blob query may name at most ${MAX_MISSING_QUERY} digests, not ${parsed.data.digests.length}: ask in pages`);
   const missing: string[] = [];
   const digests = [...new Set(parsed.data.digests)];
   // Parallel stats: a Swift backend answers each over HTTP.
@@ -54,6 +58,7 @@ export async function readBlob(store: Store, digest: string, range: string | nul
   const hex = parseDigest(digest);
   const size = await store.backend.stat(hex);
   if (size === undefined) throw new BlobNotFound(digest);
+  await store.withdrawn.check(hex);
   const parsed = parseRange(range, null, size);
   return { body: await store.backend.read(hex, parsed), size, range: parsed };
 }

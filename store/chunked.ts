@@ -22,7 +22,7 @@ import type { Store } from "./store.ts";
  *   own data where the index says, checks every chunk id, and stores the
  *   chunks it lacks. Either way an index is never stored unchecked.
  */
-const MAX_INDEX_BYTES = 64 << 20;
+export const MAX_INDEX_BYTES = 64 << 20;
 
 function parseIndex(body: unknown): ChunkIndex {
   const parsed = ChunkIndex.safeParse(body);

@@ -1,10 +1,16 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { publishAtomically } from "../lib/atomic.ts";
+import { trustedKeys } from "../lib/image-trust.ts";
+import { parseSignature, signerId } from "../lib/minisign.ts";
 import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../lib/errors.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { log, table } from "../lib/log.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "./client/args.ts";
+import type { StoreClient } from "./client/client.ts";
+import type { GlanceImage } from "./client/image.ts";
+import { checkImage, imageLabel, signedManifest } from "./client/signed.ts";
 import { loadStoreConfig } from "./config.ts";
 import { createBackend } from "./backends/index.ts";
 import { fetchImage } from "./client/fetch.ts";
@@ -31,6 +37,9 @@ type ServeArgs = {
   "write-token-file"?: string;
   "read-token-file"?: string;
   "allow-empty-uploads"?: boolean;
+  "tls-cert"?: string;
+  "tls-key"?: string;
+  "plain-http"?: boolean;
 };
 
 const serveCommand: CommandModule<object, ServeArgs> = {
@@ -44,6 +53,9 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("write-token-file", { type: "string", describe: "file with write tokens, one a line (also OOO_STORE_WRITE_TOKEN)" })
       .option("read-token-file", { type: "string", describe: "file with read-only tokens, one a line (also OOO_STORE_READ_TOKEN)" })
       .option("allow-empty-uploads", { type: "boolean", describe: "accept 0-byte image data without x-ooo-allow-empty" })
+      .option("tls-cert", { type: "string", describe: "serve https with this PEM certificate (chain)" })
+      .option("tls-key", { type: "string", describe: "and this PEM private key" })
+      .option("plain-http", { type: "boolean", describe: "allow plain http on an address that is not loopback" })
       .example("OOO_STORE_WRITE_TOKEN=… $0 store serve --dir /var/lib/ooo/store", "") as unknown as Argv<ServeArgs>,
   handler: async (argv) => {
     const config = loadStoreConfig({
@@ -54,6 +66,8 @@ const serveCommand: CommandModule<object, ServeArgs> = {
         writeTokens: tokensIn(argv["write-token-file"]),
         readTokens: tokensIn(argv["read-token-file"]),
         allowEmptyUploads: argv["allow-empty-uploads"],
+        tls: { cert: argv["tls-cert"], key: argv["tls-key"] },
+        plainHttp: argv["plain-http"],
       },
     });
     const running = await serveStore(config);
@@ -67,7 +81,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   },
 };
 
-type FetchArgs = StoreArgs & { image: string; o?: string; seed?: string[]; "source-date-epoch"?: number; json?: boolean };
+type FetchArgs = StoreArgs & { image: string; o?: string; seed?: string[]; manifest?: boolean; "source-date-epoch"?: number; json?: boolean };
 
 const mib = (n: number) => (n / 2 ** 20).toFixed(1);
 
@@ -79,14 +93,17 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
       .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
       .option("o", { type: "string", describe: "output file (default: NAME.tar here)" })
       .option("seed", { type: "string", array: true, describe: "older image tar, any file, a block device or a directory tree" })
+      .option("manifest", { type: "boolean", describe: "fetch the build manifest (and OUT.minisig, when signed) instead of the data" })
       .option("source-date-epoch", { type: "number", describe: "mtime clamp for directory seeds (default: the image manifest's)" })
       .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
       .example("$0 store fetch debian-minimal@stable --seed /dev/vda2 -o /tmp/new.tar", "")
-      .example("$0 store fetch debian-minimal --seed / -o /mnt/new.tar", "seed from the running root") as unknown as Argv<FetchArgs>,
+      .example("$0 store fetch debian-minimal --seed / -o /mnt/new.tar", "seed from the running root")
+      .example("$0 store fetch kv@live --manifest -o kv.json", "then: minisign -Vm kv.json -p ci.pub") as unknown as Argv<FetchArgs>,
   handler: async (argv) => {
     const ref = imageRef(argv.image);
     const client = clientFromArgs(argv);
     const image = await resolveImage(client, ref);
+    if (argv.manifest) return fetchManifest(client, image, resolve(argv.o ?? `${image.name ?? image.id}.manifest.json`));
     const out = resolve(argv.o ?? `${image.name ?? image.id}.tar`);
     let sourceDateEpoch = argv["source-date-epoch"] ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
     if (sourceDateEpoch === undefined && image.ooo_manifest) sourceDateEpoch = (await client.getManifest(image.id)).sourceDateEpoch;
@@ -108,6 +125,41 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
         `\n\nwrote ${out} (${report.digest}) in ${seconds.toFixed(1)}s, ${report.requests} request${report.requests === 1 ? "" : "s"}\n`,
     );
     if (argv.json) process.stdout.write(JSON.stringify({ ...report, out, seconds }) + "\n");
+  },
+};
+
+/** The manifest exactly as stored, and its signature beside it as minisign looks for it (FILE.minisig). */
+async function fetchManifest(client: StoreClient, image: GlanceImage, out: string) {
+  const signed = await signedManifest(client, image);
+  await publishAtomically(out, async (p) => writeFileSync(p, signed.text));
+  if (signed.signature !== undefined) await publishAtomically(`${out}.minisig`, async (p) => writeFileSync(p, signed.signature!));
+  else rmSync(`${out}.minisig`, { force: true });
+  process.stderr.write(
+    signed.signature !== undefined
+      ? `wrote ${out} and ${out}.minisig (key ID ${signerId(parseSignature(signed.signature))}): minisign -Vm ${out} -p KEY.pub checks it\n`
+      : `wrote ${out}; the manifest is not signed\n`,
+  );
+}
+
+type VerifyArgs = StoreArgs & { image: string; key: string[] };
+
+const verifyCommand: CommandModule<object, VerifyArgs> = {
+  command: "verify <image>",
+  describe: "check that an image's manifest is signed by one of these keys and names the image's data",
+  builder: (y) =>
+    withStoreArgs(y)
+      .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
+      .option("key", { type: "string", array: true, demandOption: true, describe: "a trusted public key, NAME.pub (repeat for several)" })
+      .example("$0 store verify kv@live --key ci.pub", "") as unknown as Argv<VerifyArgs>,
+  handler: async (argv) => {
+    const keys = trustedKeys(argv.key.map((f) => readFileSync(f, "utf8")), argv.key);
+    const client = clientFromArgs(argv);
+    const image = await resolveImage(client, imageRef(argv.image));
+    const signed = await signedManifest(client, image);
+    const key = checkImage(image, signed, keys);
+    process.stderr.write(
+      `${imageLabel(image)}: manifest signed by ${key.name} (key ID ${key.key.id}); it names root ${signed.manifest.digest} and ${signed.manifest.artifacts.length} artifacts by sha256\n`,
+    );
   },
 };
 
@@ -190,11 +242,12 @@ export const storeCommand: CommandModule = {
     y
       .command(serveCommand as unknown as CommandModule)
       .command(fetchCommand as unknown as CommandModule)
+      .command(verifyCommand as unknown as CommandModule)
       .command(listCommand as unknown as CommandModule)
       .command(showCommand as unknown as CommandModule)
       .command(gcCommand as unknown as CommandModule)
       .demandCommand(1, "name a store command"),
   handler: () => {
-    throw new UsageError("name a store command: serve, fetch, list, show, gc");
+    throw new UsageError("name a store command: serve, fetch, verify, list, show, gc");
   },
 };

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { parseWith, parseYamlFile } from "../lib/validate.ts";
 import { InvalidInput, type Problem, UsageError } from "../lib/errors.ts";
+import { isLoopback } from "../lib/tls.ts";
 import { TIB } from "./store.ts";
 
 /**
@@ -53,6 +54,17 @@ export const StoreConfig = z.object({
       "Also fill Glance's legacy md5 `checksum` on upload, for clients older than python-glanceclient 2.13 that verify only by md5. Off by default as in Glance since Victoria (which deprecated it and stopped filling it): clients verify by os_hash_value (sha256). md5 runs on one core at ~730 MB/s and halves upload speed (bench/store.ts)",
     ),
   imageSizeCap: z.number().int().positive().default(TIB).describe("Largest image in bytes (Glance's image_size_cap)"),
+  tls: z
+    .object({
+      cert: z.string().min(1).describe("PEM certificate (chain) the store presents"),
+      key: z.string().min(1).describe("Its PEM private key (a file of mode 0600)"),
+    })
+    .optional()
+    .describe("Serve https (--tls-cert, --tls-key); clients trust its CA with --ca-file or OOO_STORE_CA"),
+  plainHttp: z
+    .boolean()
+    .default(false)
+    .describe("Serve plain http on an address that is not loopback (--plain-http): tokens and images cross the network in clear"),
 });
 export type StoreConfig = z.infer<typeof StoreConfig>;
 
@@ -60,7 +72,15 @@ export interface ConfigSources {
   file?: string;
   /** Serving needs tokens; tools that open the store directly (gc) do not. */
   tokensOptional?: boolean;
-  flags?: { dir?: string; listen?: string; writeTokens?: string[]; readTokens?: string[]; allowEmptyUploads?: boolean };
+  flags?: {
+    dir?: string;
+    listen?: string;
+    writeTokens?: string[];
+    readTokens?: string[];
+    allowEmptyUploads?: boolean;
+    tls?: { cert?: string; key?: string };
+    plainHttp?: boolean;
+  };
   env?: Record<string, string | undefined>;
 }
 
@@ -98,6 +118,8 @@ export function loadStoreConfig(sources: ConfigSources): StoreConfig {
     dir: f.dir ?? fromFile.dir,
     listen: f.listen ?? fromFile.listen,
     allowEmptyUploads: f.allowEmptyUploads ?? fromFile.allowEmptyUploads,
+    tls: f.tls?.cert || f.tls?.key ? { cert: f.tls.cert, key: f.tls.key } : fromFile.tls,
+    plainHttp: f.plainHttp ?? fromFile.plainHttp,
     tokens: {
       write: [...tokens.write, ...given.write.flatMap(([, t]) => t)],
       read: [...tokens.read, ...given.read.flatMap(([, t]) => t)],
@@ -108,6 +130,11 @@ export function loadStoreConfig(sources: ConfigSources): StoreConfig {
   if (!sources.tokensOptional && !config.tokens.write.length && !config.tokens.read.length)
     throw new UsageError("the store has no tokens: nobody could use it", {
       hint: "Give a write token (--write-token-file, OOO_STORE_WRITE_TOKEN or tokens.write in the config) and read tokens for nodes.",
+    });
+  const host = config.listen.slice(0, config.listen.lastIndexOf(":"));
+  if (!config.tls && !config.plainHttp && !isLoopback(host))
+    throw new UsageError(`the store would listen on ${config.listen} with plain http: tokens and images would cross the network in clear`, {
+      hint: "Give it a certificate (--tls-cert FILE --tls-key FILE), or say --plain-http (plainHttp: true) if that network is yours alone.",
     });
   if (config.backend.type === "swift" && !config.backend.key)
     throw new UsageError("the swift backend needs its key", { hint: "Set backend.key in the config or OOO_SWIFT_KEY." });

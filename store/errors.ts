@@ -72,6 +72,16 @@ export class TooLarge extends StoreError {
   readonly status = 413;
 }
 
+/** Too much at once (large bodies being read); the client should retry after `Retry-After` seconds. */
+export class TooManyRequests extends StoreError {
+  readonly code = "too-many-requests";
+  readonly status = 429;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.headers = { "Retry-After": String(retryAfterSeconds) };
+  }
+}
+
 export class UnsupportedMediaType extends StoreError {
   readonly code = "unsupported-media-type";
   readonly status = 415;
@@ -104,6 +114,29 @@ export class DigestMismatch extends StoreError {
   ) {
     super(`${what} does not match: expected ${expected}, got ${actual}; nothing was kept`);
   }
+}
+
+/**
+ * The store's disk has no room (ENOSPC, EDQUOT). Glance answers 413 "Image
+ * storage media is full" for its StorageFull; so do we. Whatever was being
+ * written is dropped whole.
+ */
+export class StorageFull extends StoreError {
+  readonly code = "storage-full";
+  readonly status = 413;
+  constructor(cause: unknown) {
+    super("Image storage media is full: the store's disk has no room left for this upload; nothing of it was kept", {
+      cause,
+      hint: "Free space on the store's disk (`ooo store gc` removes blobs no image refers to), then send it again.",
+    });
+  }
+}
+
+/** A disk-full error from the kernel, however a layer wrapped it. */
+export function isDiskFull(e: unknown): boolean {
+  for (let x = e as { code?: unknown; cause?: unknown } | undefined, depth = 0; x && depth < 5; x = x.cause as typeof x, depth++)
+    if (x.code === "ENOSPC" || x.code === "EDQUOT") return true;
+  return false;
 }
 
 /** The blob backend failed (disk, Swift); the request may be retried. */

@@ -132,6 +132,7 @@ const READ_ONLY_KEYS = new Set([
   // ooo: set only through their own endpoints, after the store checked them.
   "ooo_chunk_index",
   "ooo_manifest",
+  "ooo_manifest_signature",
 ]);
 
 export function isReadOnlyKey(key: string) {

@@ -108,15 +108,3 @@ export async function ingest(
     throw e;
   }
 }
-
-/** Read a whole body (a JSON document, a chunk) into memory, refusing more than `max` bytes. */
-export async function readAll(source: AsyncIterable<Uint8Array>, max: number): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for await (const piece of source) {
-    size += piece.length;
-    if (size > max) throw new TooLarge(`Request body is larger than ${max} bytes`);
-    parts.push(piece);
-  }
-  return Buffer.concat(parts, size);
-}

@@ -1,3 +1,5 @@
+import { SignatureMalformed } from "../lib/errors.ts";
+import { parseSignature } from "../lib/minisign.ts";
 import { Manifest } from "../wire/manifest.ts";
 import { blobBytes } from "./blobs.ts";
 import { BadRequest, Conflict, DigestMismatch, NotFound } from "./errors.ts";
@@ -11,7 +13,7 @@ import type { Store } from "./store.ts";
  * image data's — and every artifact it lists must already be a blob, so a
  * node that reads a manifest can fetch everything it names.
  */
-const MAX_MANIFEST_BYTES = 16 << 20;
+export const MAX_MANIFEST_BYTES = 16 << 20;
 
 export async function attachManifest(store: Store, id: string, text: string): Promise<ImageRecord> {
   if (text.length > MAX_MANIFEST_BYTES) throw new BadRequest("The manifest is too large");
@@ -40,11 +42,47 @@ export async function attachManifest(store: Store, id: string, text: string): Pr
   if (missing.length) throw new BadRequest(`Artifacts not in the store: ${missing.join(", ")}; upload them as blobs first`);
   const blob = await ingest(store.backend, [Buffer.from(text)], { maxSize: MAX_MANIFEST_BYTES });
   await store.backend.flush();
-  return store.setServerProperties(id, { ooo_manifest: `sha256:${blob.hex}` });
+  const digest = `sha256:${blob.hex}`;
+  // A signature is of the manifest's bytes: another manifest is unsigned until it is signed.
+  const stale = r.properties.ooo_manifest !== digest ? ["ooo_manifest_signature"] : [];
+  return store.setServerProperties(id, { ooo_manifest: digest }, stale);
+}
+
+/**
+ * The manifest's minisign signature (`PUT/GET /v2/images/{id}/manifest.minisig`,
+ * property `ooo_manifest_signature`), as `ooo publish --sign` makes it. The
+ * store keeps it beside the manifest and checks only that it is one: it
+ * knows no keys. Whoever installs the image checks it against the keys it
+ * trusts (lib/image-trust.ts).
+ */
+export const MAX_SIGNATURE_BYTES = 4096;
+
+export async function attachSignature(store: Store, id: string, text: string): Promise<ImageRecord> {
+  try {
+    parseSignature(text, "the body");
+  } catch (e) {
+    if (e instanceof SignatureMalformed) throw new BadRequest(e.message);
+    throw e;
+  }
+  const r = store.get(id);
+  if (!r.properties.ooo_manifest) throw new Conflict(`Image ${id} has no manifest to sign; upload its manifest first`);
+  const blob = await ingest(store.backend, [Buffer.from(text)], { maxSize: MAX_SIGNATURE_BYTES });
+  await store.backend.flush();
+  return store.setServerProperties(id, { ooo_manifest_signature: `sha256:${blob.hex}` });
+}
+
+export async function readSignature(store: Store, id: string): Promise<Uint8Array> {
+  const r = store.get(id);
+  store.checkDownloadable(r);
+  const digest = r.properties.ooo_manifest_signature;
+  if (!digest) throw new NotFound(`Image ${id}'s manifest is not signed`);
+  return blobBytes(store, digest.slice(7));
 }
 
 export async function readManifest(store: Store, id: string): Promise<Uint8Array> {
-  const digest = store.get(id).properties.ooo_manifest;
+  const r = store.get(id);
+  store.checkDownloadable(r);
+  const digest = r.properties.ooo_manifest;
   if (!digest) throw new NotFound(`Image ${id} has no manifest`);
   return blobBytes(store, digest.slice(7));
 }

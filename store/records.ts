@@ -14,6 +14,8 @@ import { ImageRecord } from "./image.ts";
 export class RecordStore {
   private readonly records = new Map<string, ImageRecord>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Raised by every save: what was derived from the records (withdrawn.ts) is stale. */
+  generation = 0;
 
   private constructor(private readonly dir: string) {}
 
@@ -51,6 +53,7 @@ export class RecordStore {
       writeFileSync(path, JSON.stringify(checked, null, 1) + "\n");
     });
     this.records.set(checked.id, checked);
+    this.generation++;
     return checked;
   }
 

@@ -1,3 +1,4 @@
+import { serverTls } from "../lib/tls.ts";
 import { createApi } from "./api.ts";
 import { createBackend } from "./backends/index.ts";
 import type { StoreConfig } from "./config.ts";
@@ -33,13 +34,14 @@ export async function serveStore(config: StoreConfig): Promise<RunningStore> {
       fetch: createApi(store, { tokens: config.tokens }),
       maxRequestBodySize: config.imageSizeCap + 1,
       idleTimeout: 120,
+      ...(config.tls ? { tls: serverTls(config.tls) } : {}),
     });
   } catch (e) {
     await store.close();
     throw new ListenFailed(config.listen, e);
   }
   return {
-    url: `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`,
+    url: `${config.tls ? "https" : "http"}://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`,
     store,
     async stop() {
       await server.stop(true);

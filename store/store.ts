@@ -13,6 +13,7 @@ import { applyPatch, MAX_TAGS } from "./patch.ts";
 import { parseRange } from "./range.ts";
 import { RecordStore } from "./records.ts";
 import { checkTransition } from "./status.ts";
+import { WithdrawnBlobs } from "./withdrawn.ts";
 
 /**
  * The image store: records (Glance's image model) over content-addressed
@@ -66,6 +67,8 @@ export class Store {
   readonly allowEmptyUploads: boolean;
   readonly md5Checksums: boolean;
   readonly imageSizeCap: number;
+  /** Blobs only deactivated images refer to: not served by content address either. */
+  readonly withdrawn = new WithdrawnBlobs(this);
   private lastNow = 0;
 
   private constructor(
@@ -226,7 +229,8 @@ export class Store {
   /**
    * POST …/actions/deactivate: Glance's way to withdraw an image (a bad
    * build) without deleting it: its data can no longer be downloaded, by
-   * the file or (ooo) by its chunk index, until it is reactivated. Either
+   * the file or (ooo) by its chunk index, its manifest or the blobs only it
+   * refers to (withdrawn.ts), until it is reactivated. Either
    * call on an image already in the wanted state does nothing.
    */
   async deactivate(id: string) {
@@ -295,11 +299,12 @@ export class Store {
     });
   }
 
-  /** Set properties only the store may set (ooo_chunk_index, ooo_manifest). */
-  async setServerProperties(id: string, properties: Record<string, string>) {
+  /** Set (and remove) properties only the store may set (ooo_chunk_index, ooo_manifest, ooo_manifest_signature). */
+  async setServerProperties(id: string, properties: Record<string, string>, remove: string[] = []) {
     return this.records.withLock(id, async () => {
       const r = this.get(id);
-      return this.records.save({ ...r, properties: { ...r.properties, ...properties }, updated_at: this.now() });
+      const kept = Object.fromEntries(Object.entries(r.properties).filter(([k]) => !remove.includes(k)));
+      return this.records.save({ ...r, properties: { ...kept, ...properties }, updated_at: this.now() });
     });
   }
 

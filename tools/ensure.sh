@@ -66,6 +66,8 @@ need dnsmasq dnsmasq-base
 need /usr/lib/ipxe/snponly.efi ipxe
 need /usr/lib/ipxe/qemu/efi-virtio.rom ipxe-qemu
 need /usr/share/OVMF/OVMF_CODE_4M.fd ovmf
+# A stack's own CA and its services' certificates (deployer/stack-tls.ts).
+need openssl openssl
 
 if [ "$mode" = test ]; then
     # Reference tools the tests and benchmarks compare ooo with.
@@ -83,10 +85,9 @@ if [ "$mode" = test ]; then
     need swift-container-server swift-container
     need swift-object-server swift-object
     need memcached memcached
-    # bench/store.ts compares downloads with curl as a reference client, and
-    # measures what one sha256 stream costs alone with openssl.
+    # bench/store.ts compares downloads with curl as a reference client (and
+    # measures what one sha256 stream costs alone with openssl, above).
     need curl curl
-    need openssl openssl
     # The canonical tar's tests set capabilities and extended attributes.
     need getcap libcap2-bin
     need setfattr attr
@@ -97,6 +98,8 @@ if [ "$mode" = test ]; then
     need diffoscope diffoscope-minimal
     # builder/disk/grub.test.ts runs grub.cfg in GRUB built as a program.
     need grub-emu grub-emu
+    # Signed images are checked against minisign itself, both ways.
+    need minisign minisign
     # The bare-metal test bed (test/support/testbed.ts): machines powered
     # through BMCs (ipmi_sim; the Redfish front is checked with sushy).
     need ipmi_sim openipmi

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Digest } from "./image-ref.ts";
+import { NODE_TRUST_KEY, NodeTrust } from "./trust.ts";
 
 /**
  * Node metadata: what the deployer's metadata service hands each node, and
@@ -40,6 +41,10 @@ export const StoreAccess = z
   .object({
     url: z.url().describe("The image store's Glance API, as the node reaches it"),
     token: z.string().optional().describe("A read-only token"),
+    server_name: z
+      .string()
+      .optional()
+      .describe("The name the store's certificate carries, when `url` reaches it by another address (the driver's forward): verify it against this"),
   })
   .describe("Where the node fetches images from when it upgrades in place");
 
@@ -135,6 +140,7 @@ export const ConfigDriveMetadataV1 = z
   .looseObject({
     "os-collect-config": CollectorSettings,
     ooo: OooBlock.optional(),
+    [NODE_TRUST_KEY]: NodeTrust.optional(),
   })
   .describe(`What ${CONFIG_DRIVE_PATH} on the ${CONFIG_DRIVE_LABEL} drive holds`);
 export const ConfigDriveMetadata = ConfigDriveMetadataV1;

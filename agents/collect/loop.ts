@@ -5,6 +5,7 @@ import { log } from "../../lib/log.ts";
 import { pyDumps } from "../pyjson/dumps.ts";
 import type { PyDict } from "../pyjson/value.ts";
 import { nodeToken } from "../collectors/heat.ts";
+import { trustEnv } from "../trust.ts";
 import { debug } from "../log.ts";
 import { bootstrapGroups } from "./bootstrap.ts";
 import { Cache } from "./cache.ts";
@@ -42,10 +43,11 @@ function pause(seconds: number, wake: AbortSignal): Promise<void> {
 /**
  * The command's environment: ours, OS_CONFIG_FILES, and the node's token as
  * OOO_SIGNAL_TOKEN when the heat collector has one, so os-refresh-config can
- * sign its completion signal with the token this collector authenticated with.
+ * sign its completion signal with the token this collector authenticated with;
+ * and the CAs the config drive gave (agents/trust.ts) for its https requests.
  */
 function commandEnv(config: CollectConfig, files: string): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = { ...process.env, OS_CONFIG_FILES: files };
+  const env: Record<string, string | undefined> = trustEnv({ ...process.env, OS_CONFIG_FILES: files });
   if (env.OOO_SIGNAL_TOKEN === undefined) {
     try {
       const token = nodeToken(config.groups.get("heat") ?? {});

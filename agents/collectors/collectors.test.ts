@@ -12,6 +12,7 @@ import { ec2 } from "./ec2.ts";
 import { heat } from "./heat.ts";
 import { local } from "./local.ts";
 import { request } from "./request.ts";
+import { readNodeTrust } from "../trust.ts";
 import type { CollectContext, Output } from "./types.ts";
 
 let work: string;
@@ -259,6 +260,37 @@ describe("config-drive", () => {
       expect(blkids).toBe(1);
     } finally {
       Object.assign(driveSystem, saved);
+    }
+  });
+
+  test("what the node trusts comes from the drive and is kept for the other agents; a bad trust block makes the drive unavailable", async () => {
+    const saved = { ...driveSystem };
+    const savedRunDir = process.env.OOO_RUN_DIR;
+    const fakeDevice = join(work, "fake1");
+    writeFileSync(fakeDevice, "");
+    const drive = join(work, "drive");
+    mkdirSync(join(drive, "ooo"), { recursive: true });
+    const pub = "untrusted comment: minisign public key 0123456789ABCDEF\nRWTv7cyrkHhWNBRPQSDZ3IFbh4DBXbPMGIRHMqKp+YpGb6g4e9CK6cmS\n";
+    writeFileSync(join(drive, "ooo/metadata.json"), JSON.stringify({ k: "v", ooo_trust: { keys: [pub], ca: "-----BEGIN CERTIFICATE-----\n…" } }));
+    Object.assign(driveSystem, {
+      blkid: async () => `DEVNAME=${fakeDevice}\nLABEL=config-2\nTYPE=iso9660\n`,
+      mounts: () => "",
+      mount: async (_dev: string, dir: string) => {
+        rmSync(dir, { recursive: true });
+        symlinkSync(drive, dir);
+      },
+      umount: async (dir: string) => rmSync(dir),
+    });
+    process.env.OOO_RUN_DIR = join(work, "run");
+    try {
+      await configDrive.collect(ctx({}));
+      expect(readNodeTrust()).toEqual({ keys: [pub], ca: "-----BEGIN CERTIFICATE-----\n…" });
+      writeFileSync(join(drive, "ooo/metadata.json"), JSON.stringify({ ooo_trust: { keys: "not a list" } }));
+      await expect(configDrive.collect(ctx({}))).rejects.toThrow(/unusable trust block/);
+    } finally {
+      Object.assign(driveSystem, saved);
+      if (savedRunDir === undefined) delete process.env.OOO_RUN_DIR;
+      else process.env.OOO_RUN_DIR = savedRunDir;
     }
   });
 

@@ -8,6 +8,7 @@ import { splitDeployments } from "../collect/deployments.ts";
 import { SourceNotAvailable } from "../errors.ts";
 import { parseJson } from "../pyjson/parse.ts";
 import { isDict, type PyValue } from "../pyjson/value.ts";
+import { keepNodeTrust } from "../trust.ts";
 import { setting, timeoutSetting, type Collector } from "./types.ts";
 
 export const DEFAULT_LABEL = CONFIG_DRIVE_LABEL;
@@ -164,6 +165,14 @@ export const configDrive: Collector = {
       debug(`config-drive: reading ${path} from ${devname}`);
       content = await readFromDrive(devname, path, "config-drive", ctx.signal, drive?.type);
       if (content !== undefined) ctx.memo[key] = content;
+      // The keys and CA the node trusts come from the drive alone: kept for the other agents.
+      if (content !== undefined) {
+        try {
+          keepNodeTrust(content);
+        } catch (e) {
+          throw new SourceNotAvailable("config-drive", `${devname}:${path} has an unusable trust block: ${(e as Error).message}`);
+        }
+      }
     }
     if (content === undefined) throw new SourceNotAvailable("config-drive", `${devname} has no ${path}`);
     if (!isDict(content)) throw new SourceNotAvailable("config-drive", `${devname}:${path} is not a JSON object`);

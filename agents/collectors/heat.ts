@@ -4,6 +4,7 @@ import { authorization, metadataUrl, NodeMetadata } from "../../wire/metadata.ts
 import { splitDeployments } from "../collect/deployments.ts";
 import { SourceNotAvailable, SourceNotConfigured } from "../errors.ts";
 import { isDict, toPlain } from "../pyjson/value.ts";
+import { nodeFetchTls } from "../trust.ts";
 import { getJson } from "./http.ts";
 import { setting, timeoutSetting, type Collector } from "./types.ts";
 
@@ -50,6 +51,8 @@ export const heat: Collector = {
       headers: token ? { authorization: authorization(token) } : {},
       signal: ctx.signal,
       memo: ctx.memo,
+      // https: the stack's CA from the config drive (agents/trust.ts), besides the system's.
+      ...nodeFetchTls(),
     });
     if (!isDict(content)) throw new SourceNotAvailable("heat", `${url}: the metadata is not a JSON object`);
     try {

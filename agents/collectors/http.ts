@@ -19,7 +19,7 @@ interface Remembered {
 export async function getJson(
   collector: string,
   url: string,
-  options: { headers?: Record<string, string>; signal: AbortSignal; memo?: Record<string, unknown> },
+  options: { headers?: Record<string, string>; signal: AbortSignal; memo?: Record<string, unknown>; tls?: { ca: string } },
 ): Promise<PyValue> {
   const remembered = options.memo?.[url] as Remembered | undefined;
   const headers: Record<string, string> = { accept: "application/json", ...options.headers };
@@ -27,7 +27,7 @@ export async function getJson(
   else if (remembered?.lastModified) headers["if-modified-since"] = remembered.lastModified;
   let response: Response;
   try {
-    response = await fetch(url, { headers, signal: options.signal, redirect: "follow" });
+    response = await fetch(url, { headers, signal: options.signal, redirect: "follow", ...(options.tls ? { tls: options.tls } : {}) });
   } catch (e) {
     const reason = options.signal.aborted ? "timed out" : (e as Error).message;
     throw new SourceNotAvailable(collector, `${url}: ${reason}`);

@@ -5,6 +5,7 @@ import { parseWith } from "../../lib/validate.ts";
 import { authorization } from "../../wire/metadata.ts";
 import { CompletionSignal, SIGNAL_VERSION } from "../../wire/signal.ts";
 import { nodeToken } from "../collectors/heat.ts";
+import { nodeFetchTls } from "../trust.ts";
 import { defaultConfigFiles, readConfigFiles } from "../collect/config.ts";
 import { SignalFailed } from "../errors.ts";
 import { debug } from "../log.ts";
@@ -111,7 +112,7 @@ export async function sendSignal(target: SignalTarget, body: CompletionSignal, o
   let problem = "";
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
     try {
-      const r = await fetch(target.url, { method: "POST", headers, body: JSON.stringify(body), signal: AbortSignal.timeout(options.timeoutMs) });
+      const r = await fetch(target.url, { method: "POST", headers, body: JSON.stringify(body), signal: AbortSignal.timeout(options.timeoutMs), ...nodeFetchTls() });
       if (r.ok) {
         log.info(`Signalled ${body.status} to ${target.url}`);
         return;

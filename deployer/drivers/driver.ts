@@ -42,6 +42,8 @@ export interface HostService {
   host: string;
   /** A file holding its TCP port. Read at every connection: a service may restart on another port. */
   portFile: string;
+  /** It speaks https (nodes reach it as https://, on the https port where the driver forwards). */
+  tls?: boolean;
 }
 
 /** A whole-disk image, downloaded and verified into the deployer's cache. */
@@ -85,8 +87,8 @@ export interface NodeDriver<Pool extends Record<string, unknown> = Record<string
   readonly pool: z.ZodType<Pool>;
   /** Host requirements and pool settings, checked before anything is touched: every problem at once. */
   check(pool: Pool): Promise<Problem[]>;
-  /** The URL a node uses to reach a host service (the driver arranges the route; for qemu a guestfwd). */
-  serviceUrl(service: HostService["name"]): string;
+  /** The URL a node uses to reach a host service (the driver arranges the route; for qemu a guestfwd); https when it speaks TLS. */
+  serviceUrl(service: HostService["name"], options?: { tls?: boolean }): string;
   /** Write the image and the config drive onto the node's disk. The node must be powered off; it stays off. */
   provision(node: DriverNode, request: ProvisionRequest): Promise<void>;
   powerState(node: DriverNode): Promise<PowerState>;

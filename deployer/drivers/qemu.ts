@@ -25,7 +25,8 @@ import { writeDisk } from "./qemu-disk.ts";
  * through a small script qemu runs per connection (one socat each: a plain
  * tcp guestfwd opens only ONE connection, when qemu starts). The script reads
  * the service's port file at every connection, so a service may restart on
- * another port while nodes run.
+ * another port while nodes run. The bytes pass through as they are: a
+ * service that speaks TLS (guest port 443) is verified by the node itself.
  *
  * Powered off means no qemu process, as sushy-tools' ForceOff destroys the
  * libvirt domain.
@@ -49,7 +50,7 @@ const GUEST_IP: Record<HostService["name"], string> = { metadata: "10.0.2.100", 
 const VmSpec = z.object({
   memoryMiB: z.number(),
   cpus: z.number(),
-  services: z.array(z.object({ name: z.enum(["metadata", "store"]), host: z.string(), portFile: z.string() })),
+  services: z.array(z.object({ name: z.enum(["metadata", "store"]), host: z.string(), portFile: z.string(), tls: z.boolean().default(false) })),
   probeKernel: z.string().optional(),
   hostForwards: z.array(z.object({ hostPort: z.number(), guestPort: z.number() })).default([]),
 });
@@ -124,7 +125,7 @@ function shellQuote(s: string) {
 function writeForward(path: string, service: HostService) {
   writeFileSync(
     path,
-    `#!/bin/sh\n# qemu runs this for each connection the guest opens to ${GUEST_IP[service.name]}:80; stdin/stdout are that connection.\n` +
+    `#!/bin/sh\n# qemu runs this for each connection the guest opens to ${GUEST_IP[service.name]}:${service.tls ? 443 : 80}; stdin/stdout are that connection.\n` +
       `exec socat STDIO "TCP:${service.host}:$(cat ${shellQuote(service.portFile)})"\n`,
   );
   chmodSync(path, 0o755);
@@ -144,7 +145,7 @@ async function powerOn(node: DriverNode) {
       accel,
       memoryMiB: spec.memoryMiB,
       cpus: spec.cpus,
-      guestForwards: spec.services.map((s) => ({ ip: GUEST_IP[s.name], port: 80, command: f.forward(s.name) })),
+      guestForwards: spec.services.map((s) => ({ ip: GUEST_IP[s.name], port: s.tls ? 443 : 80, command: f.forward(s.name) })),
       hostForwards: spec.hostForwards,
     }),
     "-drive", `file=${f.disk},format=raw,if=none,id=disk0,cache=writeback,discard=unmap,detect-zeroes=unmap`,
@@ -194,8 +195,8 @@ export const qemuDriver: NodeDriver<QemuPool> = {
     return problems;
   },
 
-  serviceUrl(service) {
-    return `http://${GUEST_IP[service]}`;
+  serviceUrl(service, options = {}) {
+    return `${options.tls ? "https" : "http"}://${GUEST_IP[service]}`;
   },
 
   async provision(node, request: ProvisionRequest) {

@@ -1,5 +1,6 @@
 import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, constants, fdatasync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
+import { closeSync, constants, fdatasync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { promisify } from "node:util";
 import { join } from "node:path";
 import { fsyncDir, stageFile } from "../../lib/atomic.ts";
@@ -50,9 +51,10 @@ export class DirBackend implements BlobBackend {
     return join(this.root, hex.slice(0, 2), hex);
   }
 
+  /** On the I/O thread pool: a publisher's query of 50,000 digests must not stall the other requests. */
   async stat(hex: string) {
     try {
-      return statSync(this.pathOf(hex)).size;
+      return (await stat(this.pathOf(hex))).size;
     } catch {
       return undefined;
     }

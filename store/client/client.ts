@@ -1,6 +1,8 @@
 import { ChunkIndex } from "../../wire/chunk-index.ts";
 import { Manifest } from "../../wire/manifest.ts";
-import { StoreRequestFailed, StoreUnreachable } from "./errors.ts";
+import { readFileSync } from "node:fs";
+import { clientTls } from "../../lib/tls.ts";
+import { StoreCaUnreadable, StoreRequestFailed, StoreUnreachable } from "./errors.ts";
 import { ConnectFailed, getToFile, type FileGet } from "./get-to-file.ts";
 import { GlanceImage } from "./image.ts";
 
@@ -12,9 +14,27 @@ import { GlanceImage } from "./image.ts";
  * JSON patches in the v2.1 media type.
  */
 export interface ClientOptions {
-  /** The endpoint, e.g. http://store:9292 (a trailing /v2 is dropped, as the glance CLI does). */
+  /** The endpoint, e.g. https://store:9292 (a trailing /v2 is dropped, as the glance CLI does). */
   url: string;
   token?: string;
+  /**
+   * PEM of the CA to trust for https (default: the file OOO_STORE_CA names,
+   * else the system's CAs). The certificate is always verified.
+   */
+  ca?: string;
+  /** The name the store's certificate carries, when the URL reaches it by another (a node's forward). */
+  serverName?: string;
+}
+
+/** The CA the environment names for the store (OOO_STORE_CA, a PEM file). */
+export function storeCaFromEnv(env: Record<string, string | undefined> = process.env): string | undefined {
+  const file = env.OOO_STORE_CA;
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    throw new StoreCaUnreadable(file, "OOO_STORE_CA");
+  }
 }
 
 export interface PatchOp {
@@ -61,10 +81,12 @@ const PROXY_VARIABLES = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
 export class StoreClient {
   readonly url: string;
   private readonly token?: string;
+  private readonly tls: ReturnType<typeof clientTls>;
 
   constructor(options: ClientOptions) {
     this.url = options.url.replace(/\/+$/, "").replace(/\/v2$/, "");
     this.token = options.token;
+    this.tls = clientTls({ ca: options.ca ?? storeCaFromEnv(), serverName: options.serverName });
   }
 
   /** One request; throws unless the status is in `ok`. The body is the caller's to read. */
@@ -78,7 +100,7 @@ export class StoreClient {
     if (this.token) headers["X-Auth-Token"] = this.token;
     let res: Response;
     try {
-      res = await fetch(url, { method, body: init.body, headers, signal: init.signal, redirect: "manual" });
+      res = await fetch(url, { method, body: init.body, headers, signal: init.signal, redirect: "manual", ...this.tls });
     } catch (e) {
       throw new StoreUnreachable(this.url, e);
     }
@@ -103,6 +125,17 @@ export class StoreClient {
       return undefined;
     }
     return (await res.json()) as StoreInfo;
+  }
+
+  /** What this client's token may do; undefined when the server cannot say (a plain Glance). */
+  async tokenScope(): Promise<"read" | "write" | undefined> {
+    const res = await this.request("GET", "/v2/ooo/whoami", { ok: [200, 404] });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const scope = ((await res.json()) as { scope?: unknown }).scope;
+    return scope === "read" || scope === "write" ? scope : undefined;
   }
 
   // --- Glance v2 ---
@@ -236,6 +269,29 @@ export class StoreClient {
   }
 
   async getManifest(id: string): Promise<Manifest> {
-    return Manifest.parse(await this.json("GET", `/v2/images/${encodeURIComponent(id)}/manifest`));
+    return Manifest.parse(JSON.parse(await this.getManifestText(id)));
+  }
+
+  /** The manifest exactly as stored: its signature is over these bytes. */
+  async getManifestText(id: string): Promise<string> {
+    return (await this.request("GET", `/v2/images/${encodeURIComponent(id)}/manifest`)).text();
+  }
+
+  async putManifestSignature(id: string, minisig: string): Promise<GlanceImage> {
+    const res = await this.request("PUT", `/v2/images/${encodeURIComponent(id)}/manifest.minisig`, {
+      body: minisig,
+      headers: { "Content-Type": "text/plain" },
+    });
+    return GlanceImage.parse(await res.json());
+  }
+
+  /** The manifest's minisign signature, or undefined when it is not signed. */
+  async getManifestSignature(id: string): Promise<string | undefined> {
+    const res = await this.request("GET", `/v2/images/${encodeURIComponent(id)}/manifest.minisig`, { ok: [200, 404] });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    return res.text();
   }
 }

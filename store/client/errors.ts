@@ -27,10 +27,26 @@ export class StoreUnreachable extends OooError {
     readonly url: string,
     cause: unknown,
   ) {
-    super(`cannot reach the image store at ${url}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    const tls = /certificate|CERT_|self.signed|altname|TLS|SSL/i.test(message);
+    super(`cannot reach the image store at ${url}: ${message}`, {
       cause,
-      hint: "Is `ooo store serve` running there? Set the address with --store or OOO_STORE_URL.",
+      hint: tls
+        ? "Its certificate is not trusted here: give the CA that signed it with --ca-file or OOO_STORE_CA (a stack's own CA: .ooo/STACK/tls/ca.pem)."
+        : "Is `ooo store serve` running there? Set the address with --store or OOO_STORE_URL.",
     });
+  }
+}
+
+/** The CA file named to trust for the store cannot be read. */
+export class StoreCaUnreadable extends OooError {
+  readonly code = "store-ca-unreadable";
+  override readonly exitCode = 2;
+  constructor(
+    readonly file: string,
+    readonly from: string,
+  ) {
+    super(`cannot read the store's CA certificate ${file} (from ${from})`);
   }
 }
 

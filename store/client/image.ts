@@ -21,5 +21,6 @@ export const GlanceImage = z.looseObject({
   ooo_version: z.string().optional(),
   ooo_chunk_index: z.string().optional(),
   ooo_manifest: z.string().optional(),
+  ooo_manifest_signature: z.string().optional(),
 });
 export type GlanceImage = z.infer<typeof GlanceImage>;

@@ -175,6 +175,9 @@ describe("ooo deploy on qemu nodes", () => {
       const st = JSON.parse(status.stdout) as { nodes: { node: string; state: string; power: string }[]; services: { name: string; state: string }[] };
       expect(st.nodes.map((n) => `${n.node} ${n.state} ${n.power}`).sort()).toEqual(["db-0 active on", "web-0 active on", "web-1 active on"]);
       expect(st.services.every((s) => s.state.startsWith("running"))).toBe(true);
+      // The stack's services speak https with its own CA (made on this first deploy), which the nodes trusted to signal.
+      expect(st.services.map((s) => s.state.match(/\w+(?=:\/\/127)/)?.[0])).toEqual(["https", "https"]);
+      expect(statSync(join(stateDir, "tls", "ca.key")).mode & 0o777).toBe(0o600);
 
       // --- again: nothing to do ---
       const again = await deployJson();

@@ -1,5 +1,5 @@
 import type { Subprocess } from "bun";
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
@@ -37,9 +37,9 @@ export interface TestStore {
 }
 
 export async function startStore(
-  options: { backend?: StoreConfig["backend"]; allowEmptyUploads?: boolean; md5Checksums?: boolean } = {},
+  options: { backend?: StoreConfig["backend"]; allowEmptyUploads?: boolean; md5Checksums?: boolean; under?: string; tls?: { cert: string; key: string; ca: string } } = {},
 ): Promise<TestStore> {
-  const dir = mkdtempSync(join(tmpdir(), "ooo-store-test-"));
+  const dir = mkdtempSync(join(options.under ?? tmpdir(), "ooo-store-test-"));
   const port = freePort();
   const config = {
     dir: join(dir, "store"),
@@ -48,11 +48,13 @@ export async function startStore(
     allowEmptyUploads: options.allowEmptyUploads ?? false,
     // Unset: the store's own default (no md5), as a user's config would.
     ...(options.md5Checksums === undefined ? {} : { md5Checksums: options.md5Checksums }),
+    ...(options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
   };
   const configFile = join(dir, "store.yaml");
   writeFileSync(configFile, stringify(config));
   const log = join(dir, "server.log");
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  const ca = options.tls ? readFileSync(options.tls.ca, "utf8") : undefined;
   let proc: Subprocess | undefined;
   /** Servers this test killed on purpose (the others died by themselves). */
   const killed = new WeakSet<Subprocess>();
@@ -76,7 +78,7 @@ export async function startStore(
     });
     for (const deadline = Date.now() + 20_000; ; ) {
       try {
-        if ((await fetch(`${url}/versions`)).ok) return;
+        if ((await fetch(`${url}/versions`, ca ? { tls: { ca } } : {})).ok) return;
       } catch {}
       if (proc.exitCode !== null || Date.now() > deadline)
         throw new Error(`ooo store serve did not start (exit ${proc.exitCode}):\n${await Bun.file(log).text()}`);
@@ -97,8 +99,8 @@ export async function startStore(
     get pid() {
       return proc?.pid;
     },
-    client: new StoreClient({ url, token: WRITE_TOKEN }),
-    reader: new StoreClient({ url, token: READ_TOKEN }),
+    client: new StoreClient({ url, token: WRITE_TOKEN, ca }),
+    reader: new StoreClient({ url, token: READ_TOKEN, ca }),
     kill,
     restart: start,
     async stop() {
