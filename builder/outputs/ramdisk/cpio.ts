@@ -9,7 +9,7 @@ import type { RamdiskTree } from "./tree.ts";
  * inode numbers renumbered, device numbers dropped, every mtime clamped to
  * SOURCE_DATE_EPOCH), each compressed with zstd, one after the other — the
  * kernel unpacks concatenated archives in order (as it does early
- * microcode). Files over BIG_FILE bytes (the agent: ~110 MB, ~2/3 of the
+ * microcode), skipping the zeros that align each to 4 bytes. Files over BIG_FILE bytes (the agent: ~110 MB, ~2/3 of the
  * ramdisk) get an archive of their own, and every compressed archive is
  * kept in the image cache by the sha256 of its cpio: zstd -19 takes minutes
  * on such a file, and a rebuild that did not change it pays nothing.
@@ -65,7 +65,11 @@ export async function writeInitramfs(o: { tree: RamdiskTree; out: string; scratc
         await run("zstd", ["-q", `-${o.level}`, "-T0", "--no-progress", "-f", "-o", tmp, cpio], { what: `compressing the initramfs (zstd -${o.level})`, echo: false });
         renameSync(tmp, cached);
       }
-      const bytes = appendFile(outFd, cached);
+      let bytes = appendFile(outFd, cached);
+      // Whatever follows (another archive here, or one a boot loader appends, such as CPU microcode)
+      // starts 4-byte aligned: the kernel looks for an uncompressed cpio only there.
+      const pad = (4 - (bytes % 4)) % 4;
+      if (pad) bytes += writeSync(outFd, Buffer.alloc(pad));
       infos.push({ entries: names.length, cpioBytes: size, bytes, cached: hit });
       rmSync(cpio);
     }
