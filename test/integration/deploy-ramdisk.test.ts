@@ -6,7 +6,7 @@ import { capture, run } from "../../lib/run.ts";
 import { sha256File } from "../../lib/sparse.ts";
 import { Vm } from "../../lib/qemu/vm.ts";
 import { removeRunDir, tempRunDir } from "../../pipeline/boot.ts";
-import { DEPLOY_VERSION } from "../../wire/deploy.ts";
+import { DEPLOY_VERSION, type Command } from "../../wire/deploy.ts";
 import { CompletionSignal } from "../../wire/signal.ts";
 import { CONFIG_DRIVE_PARTITION_BYTES } from "../../wire/root-device.ts";
 import { RAMDISK_TARGET_BYTES } from "../../builder/outputs/ramdisk.ts";
@@ -22,8 +22,9 @@ import { requireCommand } from "../support/require.ts";
  * wire/deploy.ts (the deployer's side is not built yet) and serves the node
  * image's raw disk and a config drive made as the deployer makes them. The
  * ramdisk looks itself up (the peer arms it only after a first refused
- * lookup), reports its hardware, waits in standby, then deploys on command
- * and starts the installed node by kexec: one firmware boot in all, counted
+ * lookup), reports its hardware, waits in standby, erases the disks, fails a
+ * deploy whose hint matches no disk (and says where), then deploys on
+ * command and starts the installed node by kexec: one firmware boot in all, counted
  * on SeaBIOS's debug console (its boot handler, INT 19h). The node reads its config drive and signals.
  */
 const GUEST_IP = "10.0.2.100";
@@ -35,7 +36,7 @@ const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 
 describe("the deploy ramdisk in a VM", () => {
-  test("lookup, inventory, standby, deploy to the hinted disk, kexec into the node", async () => {
+  test("lookup, inventory, standby, erase, a failed deploy, a deploy to the hinted disk, kexec into the node", async () => {
     requireCommand("qemu-system-x86_64", "socat", "sfdisk", "dumpe2fs");
     const [node, ramdisk] = await Promise.all([buildTestImage("node"), buildTestImage("ramdisk")]);
     const raw = `${node.base}.raw`;
@@ -114,29 +115,41 @@ describe("the deploy ramdisk in a VM", () => {
       ]);
       expect(inv.disks[1]!.by_path).toMatch(/^\/dev\/disk\/by-path\/pci-0000:00:0[0-9a-f]\.0$/);
 
-      // Standby first (fast track: the deploy comes to a waiting ramdisk).
+      // Standby first (fast track: the commands come to a waiting ramdisk).
       await peer.until(() => peer.progress.some((p) => p.body.phase === "waiting"), 60_000, "report standby");
-      peer.setCommand({
+      peer.setCommand({ version: DEPLOY_VERSION, action: "erase", then: "standby" });
+      await peer.until(() => peer.results.length === 1, 120_000, "post the erase's result");
+      expect(peer.results[0]!.body).toMatchObject({ action: "erase", status: "success", step: "erasing" });
+      const deploy = (root_device: { serial: string }): Command => ({
         version: DEPLOY_VERSION,
         action: "deploy",
         deploy: {
           node: "bm-0",
           image: { name: "node", digest: node.manifest.digest, disk: { url: `http://${GUEST_IP}/images/node.raw`, sha256: image.sha256, size: image.size } },
           store_token: STORE_TOKEN,
-          root_device: { serial: "root-1" },
+          root_device,
           config_drive: { url: `http://${GUEST_IP}/v1/ramdisk/bm-0/config-drive`, sha256: driveSum.sha256, size: driveSum.size },
           restart: "kexec",
         },
       });
-      await peer.until(() => peer.results.length > 0, 900_000, "post a deploy result");
-      const result = peer.results[0]!;
+      // A hint no disk matches: the failure names its step and brings the log's end; the ramdisk waits on.
+      peer.setCommand(deploy({ serial: "no-such-disk" }));
+      await peer.until(() => peer.results.length === 2, 120_000, "post the failed deploy's result");
+      expect(peer.results[1]!.body).toMatchObject({ action: "deploy", status: "failure", step: "selecting-disk", restart: "none" });
+      expect(peer.results[1]!.body.message).toContain("no disk matches the root device hints");
+      expect(peer.results[1]!.body.log_tail).toContain("ooo-deploy");
+      peer.setCommand(deploy({ serial: "root-1" }));
+      const deployedAt = performance.now();
+      await peer.until(() => peer.results.length === 3, 900_000, "post a deploy result");
+      const result = peer.results[2]!;
       expect(result.body).toMatchObject({ action: "deploy", status: "success", step: "restarting", disk: "/dev/vdb", restart: "kexec" });
       const ready = await vm.waitFor(/OOO-READY (\{.*\})/, 300_000);
       await peer.until(() => signal !== undefined, 240_000, "(as the installed node) signal completion");
       expect(signal!.status).toBe("SUCCESS");
 
-      const phases = [...new Set(peer.progress.map((p) => p.body.phase))];
-      expect(phases).toEqual(["lookup", "inventory", "waiting", "selecting-disk", "writing", "verifying", "growing-state", "config-drive", "restarting"]);
+      const phases = (since: number) => [...new Set(peer.progress.filter((p) => p.at >= since).map((p) => p.body.phase))];
+      expect(phases(0)).toEqual(["lookup", "inventory", "waiting", "erasing", "selecting-disk", "failed", "writing", "verifying", "growing-state", "config-drive", "restarting"]);
+      expect(phases(deployedAt)).toEqual(["selecting-disk", "writing", "verifying", "growing-state", "config-drive", "restarting"]);
       // SeaBIOS prints its banner twice per boot (before and after relocating itself), and enters its boot handler once.
       const firmwareBoots = (readFileSync(firmwareLog, "latin1").match(/^enter handle_19:/gm) ?? []).length;
       expect(firmwareBoots).toBe(1);
@@ -144,7 +157,7 @@ describe("the deploy ramdisk in a VM", () => {
       for (const secret of [RAMDISK_TOKEN, STORE_TOKEN]) expect(vm.console).not.toContain(secret);
       expect(peer.refused).toEqual([]);
 
-      const at = (phase: string) => peer.progress.find((p) => p.body.phase === phase)!.at;
+      const at = (phase: string) => peer.progress.find((p) => p.at >= deployedAt && p.body.phase === phase)!.at;
       const figures = {
         ramdisk_bytes: ramdiskBytes,
         boot_to_first_lookup_s: firstLookup,
@@ -175,8 +188,8 @@ describe("the deploy ramdisk in a VM", () => {
       const stateFs = await capture("dumpe2fs", ["-h", `${right}?offset=${state.start * 512}`]);
       expect(Number(/Block count:\s+(\d+)/.exec(stateFs)![1]) * Number(/Block size:\s+(\d+)/.exec(stateFs)![1])).toBe(state.size * 512);
       expect(await capture("dumpe2fs", ["-h", `${right}?offset=${drivePart.start * 512}`])).toMatch(/Filesystem volume name:\s+config-2/);
-      // The small disk was not touched.
-      expect(readFileSync(small).subarray(0, MiB).every((b) => b === 0x5a)).toBe(true);
+      // The small disk: erased (its first MiB was not zero), and not written by the deploy.
+      expect(readFileSync(small).every((b) => b === 0)).toBe(true);
       expect(ramdiskBytes).toBeLessThanOrEqual(RAMDISK_TARGET_BYTES);
     } finally {
       await vm?.kill();
