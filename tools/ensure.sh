@@ -24,6 +24,9 @@ fi
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || [ -e "$1" ] || missing="$missing $2"; }
 need readelf binutils
+# -t ramdisk: the initramfs's archives and their compression.
+need cpio cpio
+need zstd zstd
 need mmdebstrap mmdebstrap
 need unshare util-linux
 need setpriv util-linux

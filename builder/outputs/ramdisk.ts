@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { MissingRequirement } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
 import { run } from "../../lib/run.ts";
 import { RamdiskIncomplete } from "../errors.ts";
@@ -25,6 +26,9 @@ export const RAMDISK_MODULE_LIST = "etc/ramdisk-modules";
 export const RAMDISK_TARGET_BYTES = 64 * 2 ** 20;
 /** zstd level of the initramfs; OOO_RAMDISK_ZSTD_LEVEL trades size for build time (3: seconds, 19: minutes, cached). */
 const ZSTD_LEVEL = Number(process.env.OOO_RAMDISK_ZSTD_LEVEL ?? 19);
+
+/** Build-host programs the ramdisk is made with, and their Debian packages. */
+const HOST_TOOLS = { cpio: "cpio", zstd: "zstd", readelf: "binutils", mknod: "coreutils" };
 
 const MiB = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
@@ -53,6 +57,8 @@ interface Ramdisk {
 
 function ramdisk(work: OutputWork): Promise<Ramdisk> {
   return work.once("assemble the ramdisk", async () => {
+    const missing = Object.entries(HOST_TOOLS).filter(([tool]) => !Bun.which(tool));
+    if (missing.length) throw new MissingRequirement(`${missing.map(([t]) => t).join(", ")} (for -t ramdisk)`, `apt-get install ${missing.map(([, p]) => p).join(" ")}`);
     if (!work.hooks) throw new RamdiskIncomplete("its element data", "is not available to this build (no hooks tree)");
     const root = work.root;
     const kernel = resolveInRoot(root, "vmlinuz") ?? resolveInRoot(root, "boot/vmlinuz");
