@@ -97,6 +97,7 @@ function ramdisk(work: OutputWork): Promise<Ramdisk> {
     if (!init.startsWith("#!")) throw new RamdiskIncomplete("/init", "is missing: no element has init.d/ files starting with #!");
     tree.write("init", init, 0o755);
 
+    tree.settleFolderModes();
     clampMtimes(tree, work.options.sourceDateEpoch);
     const initramfs = work.scratchPath("initramfs");
     const segments = await writeInitramfs({ tree, out: initramfs, scratch: work.scratch, cacheDir: join(work.options.imageCache, "ooo-ramdisk-archives"), level: ZSTD_LEVEL });

@@ -9,8 +9,9 @@ import type { RamdiskTree } from "./tree.ts";
  * inode numbers renumbered, device numbers dropped, every mtime clamped to
  * SOURCE_DATE_EPOCH), each compressed with zstd, one after the other — the
  * kernel unpacks concatenated archives in order (as it does early
- * microcode), skipping the zeros that align each to 4 bytes. Files over BIG_FILE bytes (the agent: ~110 MB, ~2/3 of the
- * ramdisk) get an archive of their own, and every compressed archive is
+ * microcode), skipping the zeros that align each to 4 bytes. Files over
+ * BIG_FILE bytes (the agent: ~110 MB, ~2/3 of the ramdisk) get an archive
+ * of their own, and every compressed archive is
  * kept in the image cache by the sha256 of its cpio: zstd -19 takes minutes
  * on such a file, and a rebuild that did not change it pays nothing.
  * zstd's output does not depend on its thread count, so -T0 keeps it

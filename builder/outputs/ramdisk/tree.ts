@@ -110,6 +110,23 @@ export class RamdiskTree {
     return undefined;
   }
 
+  /**
+   * Folders get the root's mode where the root has them, else 0755: not
+   * whatever the build's umask made of them (a reproducible ramdisk does not
+   * depend on the shell it was built from).
+   */
+  settleFolderModes() {
+    for (const rel of this.entries()) {
+      if (!lstatSync(join(this.dir, rel)).isDirectory()) continue;
+      let mode = 0o755;
+      try {
+        const inRoot = lstatSync(join(this.root, rel));
+        if (inRoot.isDirectory()) mode = inRoot.mode & 0o7777;
+      } catch {}
+      chmodSync(join(this.dir, rel), mode);
+    }
+  }
+
   /** Every entry, relative, sorted bytewise (directories before what they hold), as a cpio list wants them. */
   entries(): string[] {
     const out: string[] = [];
