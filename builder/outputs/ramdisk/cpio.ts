@@ -1,4 +1,5 @@
 import { closeSync, existsSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, utimesSync, writeSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { run } from "../../../lib/run.ts";
 import { sha256File } from "../../../lib/sparse.ts";
@@ -62,7 +63,8 @@ export async function writeInitramfs(o: { tree: RamdiskTree; out: string; scratc
       const hit = existsSync(cached);
       if (hit) utimesSync(cached, new Date(), new Date());
       else {
-        const tmp = `${cached}.${process.pid}.tmp`;
+        // Not the pid: every build runs as pid 1 of its own namespace.
+        const tmp = `${cached}.${randomBytes(6).toString("hex")}.tmp`;
         await run("zstd", ["-q", `-${o.level}`, "-T0", "--no-progress", "-f", "-o", tmp, cpio], { what: `compressing the initramfs (zstd -${o.level})`, echo: false });
         renameSync(tmp, cached);
       }
