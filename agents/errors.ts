@@ -1,4 +1,5 @@
 import { OooError } from "../lib/errors.ts";
+import type { RamdiskPhase } from "../wire/deploy.ts";
 
 /**
  * The node agents' errors. Exit codes follow the originals where scripts
@@ -156,4 +157,32 @@ export class SignalFailed extends OooError {
 /** An in-place upgrade stopped before the switch; the node keeps its current root. */
 export class TakeoverFailed extends OooError {
   readonly code = "takeover-failed";
+}
+
+// ---- deploy (the deploy ramdisk) -----------------------------------------
+
+/** The kernel command line lacks what the ramdisk needs (ooo.md=URL), or says it wrongly. */
+export class BadRamdiskCmdline extends OooError {
+  readonly code = "bad-ramdisk-cmdline";
+  override readonly exitCode = 2;
+}
+
+/**
+ * A step of a ramdisk command failed. `step` names it (the phases of
+ * wire/deploy.ts), so that the deployer's timeline and the result say where.
+ */
+export class DeployStepFailed extends OooError {
+  readonly code = "deploy-step-failed";
+  constructor(
+    readonly step: RamdiskPhase,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The bytes streamed are not the image the deployer named: the disk is left unbootable. */
+export class ImageMismatch extends OooError {
+  readonly code = "image-mismatch";
 }

@@ -40,6 +40,8 @@ const USAGE = `usage: ooo-agent AGENT [ARGS...]   (or call it as os-collect-conf
 
   takeover            in-place upgrade: install the metadata's image into the inactive root slot
   mark-good | trial-failed | trial-watchdog | slots    the root slots (see takeover --help)
+
+  deploy              the deploy ramdisk's agent: look the machine up, report it, write its disk (see deploy --help)
 `;
 
 /** Run one command and turn what it throws into the originals' exit codes and messages. */
@@ -76,9 +78,15 @@ async function runTakeover(command: string, args: string[]): Promise<number> {
   return guarded(async () => (await import("./takeover/cli.ts")).takeoverMain(command, args));
 }
 
+async function runDeploy(args: string[]): Promise<number> {
+  log.addSink(agentSink("ooo-agent", {}));
+  return guarded(async () => (await import("./deploy/cli.ts")).deployMain(args));
+}
+
 async function main(): Promise<number> {
   const { agent, args } = chooseAgent(process.argv0, process.argv.slice(2));
   if (agent) return runAgent(agent, args);
+  if (args[0] === "deploy") return runDeploy(args.slice(1));
   if ((TAKEOVER_COMMANDS as readonly string[]).includes(args[0] ?? "")) return runTakeover(args[0]!, args.slice(1));
   const asked = args[0] === "-h" || args[0] === "--help" || args[0] === "help";
   (asked ? process.stdout : process.stderr).write(USAGE);

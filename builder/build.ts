@@ -200,7 +200,7 @@ export async function build(ctx: BuildContext): Promise<BuildResult> {
 
   const base = resolve(options.output);
   mkdirSync(dirname(base), { recursive: true });
-  const work = new OutputWork(options, dirs.root, dirs.image, base);
+  const work = new OutputWork(options, dirs.root, dirs.image, base, dirs.hooks);
   const c = await canonical(work);
   for (const type of outputTypes) await log.step(`write ${type.name}`, () => type.produce(work));
   const diskMade = options.types.some((t) => t === "raw" || t === "qcow2");

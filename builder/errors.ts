@@ -135,6 +135,17 @@ export class UnknownOutputType extends OooError {
   }
 }
 
+/** `-t ramdisk`: something the elements ask the ramdisk to carry is not in the root (a binary, a library, the kernel, /init). */
+export class RamdiskIncomplete extends OooError {
+  readonly code = "ramdisk-incomplete";
+  constructor(
+    readonly what: string,
+    detail: string,
+  ) {
+    super(`the ramdisk cannot be made: ${what} ${detail}`);
+  }
+}
+
 export class BuildInterrupted extends OooError {
   readonly code = "interrupted";
   override readonly exitCode = 130;

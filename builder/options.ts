@@ -50,7 +50,7 @@ export const FLAGS = {
     arg: "TYPES",
     yargs: "string",
     split: /,/,
-    describe: `comma-separated output types: \`tar\`, \`rootfs\`, \`raw\`, \`qcow2\` (default \`tar\`; without elements \`${DEFAULT_IMAGE.types.join(",")}\`)`,
+    describe: `comma-separated output types: \`tar\`, \`rootfs\`, \`raw\`, \`qcow2\`, \`ramdisk\` (default \`tar\`; without elements \`${DEFAULT_IMAGE.types.join(",")}\`)`,
     schema: z.array(z.string().min(1)).min(1),
   }),
   arch: flag({ flag: "a", arg: "ARCH", yargs: "string", describe: "architecture (default: this machine's, as Debian names it)", schema: z.string().default(hostArch()) }),

@@ -52,6 +52,9 @@ need grub-mkimage grub-common
 need /usr/lib/grub/i386-pc/boot.img grub-pc-bin
 # busybox-base needs a *static* busybox; Debian's plain busybox is dynamic.
 need readelf binutils
+# -t ramdisk: the initramfs's archives and their compression.
+need cpio cpio
+need zstd zstd
 if ! { [ -x /bin/busybox ] && ! readelf -d /bin/busybox 2>/dev/null | grep -q NEEDED; }; then
     missing="$missing busybox-static"
 fi
@@ -106,7 +109,6 @@ if [ "$mode" = test ]; then
     need /usr/lib/python3/dist-packages/sushy/__init__.py python3-sushy
     # Nothing in ooo uses these yet (they were installed from the start).
     need mkfs.erofs erofs-utils
-    need zstd zstd
     need rsync rsync
 fi
 

@@ -64,3 +64,13 @@ export function chooseRootDisk(disks: Disk[], imageBytes: number, hints: RootDev
     };
   return { disk: fitting[0]! };
 }
+
+/**
+ * The partition the ramdisk adds after the image's own, in the disk's last
+ * bytes, for the config drive (Ironic's size and place: it refuses config
+ * drives over 64 MiB and puts them in the last 64 MiB).
+ */
+export const CONFIG_DRIVE_PARTITION_BYTES = 64 * 2 ** 20;
+
+/** What a deploy needs of the root disk: the image and the config drive after it. Pass this to chooseRootDisk on both sides. */
+export const deployBytes = (imageBytes: number) => imageBytes + CONFIG_DRIVE_PARTITION_BYTES;

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readlinkSync, realpathSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { run } from "../../lib/run.ts";
@@ -9,6 +9,7 @@ import { writePartitionTable } from "../disk/gpt.ts";
 import { minimumSlot, partition, planDisk, type DiskLayout } from "../disk/layout.ts";
 import { mkfsFor, writeInto } from "../disk/mkfs.ts";
 import { uuidFor } from "../disk/uuid.ts";
+import { resolveInRoot } from "./in-root.ts";
 import type { OutputWork } from "./work.ts";
 
 /**
@@ -128,19 +129,8 @@ export function bootFiles(work: OutputWork): Promise<{ vmlinuz: string; initrd: 
     const dir = await tree(work);
     const find = (names: string[]) => {
       for (const n of names) {
-        const p = join(dir, n);
-        if (!existsSync(p)) continue;
-        // Resolve symlinks inside the tree, never on the host.
-        let target = p;
-        for (let i = 0; i < 8; i++) {
-          try {
-            const link = readlinkSync(target);
-            target = link.startsWith("/") ? join(dir, link) : join(target, "..", link);
-          } catch {
-            break;
-          }
-        }
-        if (existsSync(target)) return realpathSync(target);
+        const rel = resolveInRoot(dir, n);
+        if (rel !== undefined) return join(dir, rel);
       }
       return undefined;
     };
@@ -149,4 +139,3 @@ export function bootFiles(work: OutputWork): Promise<{ vmlinuz: string; initrd: 
     return vmlinuz && initrd ? { vmlinuz, initrd } : undefined;
   });
 }
-

@@ -25,6 +25,8 @@ export class OutputWork {
     readonly scratch: string,
     /** Output path without extension (-o), absolute. */
     readonly base: string,
+    /** The merged hooks tree ($TMP_HOOKS_PATH): element data that outputs read (binary-deps.d, …). */
+    readonly hooks?: string,
   ) {
     mkdirSync(scratch, { recursive: true });
   }

@@ -16,9 +16,10 @@ export interface VmOptions {
   name: string;
   /** Run folder: sockets and the console log go here. */
   dir: string;
-  disk: { file: string; format: "raw" | "qcow2" };
+  /** `serial`: what the guest reads as the disk's serial number (root device hints match it). */
+  disk: { file: string; format: "raw" | "qcow2"; serial?: string };
   /** More disks (a config drive, a seed), attached after the boot disk. */
-  extraDisks?: { file: string; format: "raw" | "qcow2"; readOnly?: boolean }[];
+  extraDisks?: { file: string; format: "raw" | "qcow2"; readOnly?: boolean; serial?: string }[];
   accel: Accel;
   memoryMiB?: number;
   cpus?: number;
@@ -86,11 +87,8 @@ export class Vm {
         guestForwards: options.guestForwards,
         hostForwards: options.hostForwards,
       }),
-      "-drive", `file=${options.disk.file},format=${options.disk.format},if=virtio,cache=unsafe,discard=unmap`,
-      ...(options.extraDisks ?? []).flatMap((d) => [
-        "-drive",
-        `file=${d.file},format=${d.format},if=virtio,cache=unsafe${d.readOnly ? ",readonly=on" : ""}`,
-      ]),
+      ...diskArgs(options.disk, "disk0", ",discard=unmap"),
+      ...(options.extraDisks ?? []).flatMap((d, i) => diskArgs(d, `disk${i + 1}`, d.readOnly ? ",readonly=on" : "")),
       "-chardev", "stdio,id=console,signal=off",
       "-serial", "chardev:console",
       ...(options.debugChannel ? ["-chardev", `socket,id=dbg,path=${dbgPath},server=on,wait=off`, "-serial", "chardev:dbg"] : []),
@@ -159,6 +157,13 @@ export class Vm {
   async wait() {
     await this.child.catch(() => {});
   }
+}
+
+/** A virtio disk; with a serial number, as a drive and a device (qemu takes serial= only on the device). */
+function diskArgs(d: { file: string; format: string; serial?: string }, id: string, options: string): string[] {
+  const drive = `file=${d.file},format=${d.format},cache=unsafe${options}`;
+  if (!d.serial) return ["-drive", `${drive},if=virtio`];
+  return ["-drive", `${drive},if=none,id=${id}`, "-device", `virtio-blk-pci,drive=${id},serial=${d.serial}`];
 }
 
 export class VmError extends Error {

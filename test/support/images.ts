@@ -29,6 +29,8 @@ export const TEST_IMAGES = {
   "kv-v1": { elements: ["debian-minimal", "ooo-node", "redis"], types: ["raw", "tar"], output: "kv" },
   "kv-v2": { elements: ["debian-minimal", "ooo-node", "redis"], types: ["raw", "tar"], packages: ["less"], output: "kv" },
   "kv-v3": { elements: ["debian-minimal", "ooo-node", "redis", "broken-configure"], types: ["tar"], packages: ["less"], output: "kv" },
+  /** The deploy ramdisk: Debian's generic kernel, busybox, the agent (ooo-agent deploy). */
+  ramdisk: { elements: ["ooo-deploy"], types: ["ramdisk"] },
   /** The tiny static base, no kernel. */
   tiny: { elements: ["busybox-base"], types: ["tar"] },
   /**
@@ -59,7 +61,8 @@ export interface TestImage {
 const memo = new Map<string, Promise<TestImage>>();
 
 function stampOf(name: TestImageName): string {
-  const h = createHash("sha256").update(JSON.stringify(TEST_IMAGES[name]));
+  // The ramdisk's compression level (builder/outputs/ramdisk.ts) changes its bytes.
+  const h = createHash("sha256").update(JSON.stringify(TEST_IMAGES[name])).update(process.env.OOO_RAMDISK_ZSTD_LEVEL ?? "");
   for (const dir of ["builder", "lib", "elements", "fixtures/elements", "wire", "agents"]) {
     const p = join(REPO, dir);
     if (existsSync(p)) h.update(`${dir}:${treeHash(p)}\n`);
