@@ -50,11 +50,18 @@ export class LayerCache {
     this.evict();
   }
 
-  /** Oldest-used layers go first once the cache passes its size limit. */
+  /**
+   * Oldest-used layers go first once the cache passes its size limit. Other
+   * builds share the folder and evict too: a layer that vanishes meanwhile
+   * (or a link to one) is simply not counted.
+   */
   private evict() {
     const layers = readdirSync(this.dir)
       .filter((n) => n.endsWith(".tar") && !n.startsWith("."))
-      .map((n) => ({ path: join(this.dir, n), st: statSync(join(this.dir, n)) }))
+      .flatMap((n) => {
+        const st = statSync(join(this.dir, n), { throwIfNoEntry: false });
+        return st ? [{ path: join(this.dir, n), st }] : [];
+      })
       .sort((a, b) => b.st.mtimeMs - a.st.mtimeMs);
     let total = 0;
     for (const layer of layers) {
