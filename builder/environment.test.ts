@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Element } from "./elements/element.ts";
 import { PHASES } from "./elements/phases.ts";
-import { cacheRelevantEnvironment, callerEnvironment, dibImageSizeKiB, type EnvContext, hookEnvironment, sourcedEnvironment } from "./environment.ts";
+import { cacheRelevantEnvironment, callerEnvironment, dibImageSizeKiB, type EnvContext, hookEnvironment, prepareEnvironment, sourcedEnvironment } from "./environment.ts";
 import { BuildOptions } from "./options.ts";
 
 describe("sourcedEnvironment: what DIB's squash sees", () => {
@@ -110,5 +110,28 @@ describe("hook environment helpers", () => {
   test("cache keys see DIB_* settings and ARCH, not paths of this build", () => {
     const key = cacheRelevantEnvironment({ DIB_RELEASE: "bookworm", ARCH: "amd64", TMP_MOUNT_PATH: "/x", DIB_IMAGE_CACHE: "/c", DIB_BLOCK_DEVICE_PARAMS_YAML: "/w/p", HOME: "/root" });
     expect(key).toBe("ARCH=amd64\nDIB_RELEASE=bookworm");
+  });
+});
+
+describe("prepareEnvironment: element folders whose paths hold blanks", () => {
+  test("hooks see them through links, so DIB's unquoted $ELEMENTS_PATH and element arrays still split right", async () => {
+    const top = mkdtempSync(join(tmpdir(), "ooo-envpath-"));
+    try {
+      const spaced = join(top, "my elements");
+      mkdirSync(join(spaced, "demo"), { recursive: true });
+      const dirs = { build: join(top, "build"), root: join(top, "build/root"), hooks: join(top, "build/hooks"), image: join(top, "build/image") };
+      const options = BuildOptions.parse({ elements: ["demo"], types: ["tar"], output: join(top, "x"), imageCache: top, args: [] });
+      const demo: Element = { name: "demo", dir: join(spaced, "demo"), deps: new Set(), provides: new Set() };
+      const c = await prepareEnvironment(options, [demo], [spaced, "/plain/path"], dirs);
+      const env = hookEnvironment(c, "install.d", "host");
+      const [first, second] = env.ELEMENTS_PATH!.split(":");
+      expect(first).not.toContain(" ");
+      expect(realpathSync(first!)).toBe(realpathSync(spaced));
+      expect(second).toBe("/plain/path");
+      expect(realpathSync(join(first!, "demo"))).toBe(realpathSync(demo.dir));
+      expect(env.IMAGE_ELEMENT_YAML).not.toContain("my elements");
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
   });
 });

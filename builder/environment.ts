@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { log } from "../lib/log.ts";
@@ -222,12 +222,40 @@ const pythonExec = (caller: Record<string, string>) =>
 export async function prepareEnvironment(options: BuildOptions, elements: Element[], elementsPath: string[], dirs: BuildDirs): Promise<EnvContext> {
   const { env: caller, withheld } = callerEnvironment(process.env, options.envKeep);
   if (withheld.length) log.info(`not passed to hooks (secret or ooo's own; --env-keep NAME passes one): ${withheld.join(" ")}`);
-  const context: EnvContext = { options, elements, elementsPath, dirs, caller, dibLib: await findDibLib(pythonExec(caller)) };
+  const plain = plainElementPaths(elementsPath, elements, dirs);
+  const context: EnvContext = { options, ...plain, dirs, caller, dibLib: await findDibLib(pythonExec(caller)) };
   const params = blockDeviceParamsFile(dirs);
   mkdirSync(dirname(params.path), { recursive: true });
   writeFileSync(params.path, params.text);
   mkdirSync(hookEnvironment(context, "root.d", "host").DIB_LOCKFILES!, { recursive: true });
   return context;
+}
+
+/**
+ * DIB's hooks use ELEMENTS_PATH and element folders unquoted (package-installs'
+ * `--path=$ELEMENTS_PATH`, `declare -A a=($(get_image_element_array))`), so
+ * a folder whose path holds a blank or a shell character (a clone in
+ * "~/my projects") would break them: hooks see such a folder through a link
+ * in the build's work folder instead. Plain paths are passed as they are.
+ */
+function plainElementPaths(elementsPath: string[], elements: Element[], dirs: BuildDirs): { elementsPath: string[]; elements: Element[] } {
+  const PLAIN = /^[\w./+@%,:=-]+$/;
+  const links = new Map<string, string>();
+  const linked = (path: string) => {
+    if (PLAIN.test(path)) return path;
+    let link = links.get(path);
+    if (!link) {
+      link = join(dirs.build, "elements-path", String(links.size));
+      mkdirSync(dirname(link), { recursive: true });
+      symlinkSync(path, link);
+      links.set(path, link);
+    }
+    return link;
+  };
+  return {
+    elementsPath: elementsPath.map(linked),
+    elements: elements.map((e) => (PLAIN.test(e.dir) ? e : { ...e, dir: join(linked(dirname(e.dir)), e.name) })),
+  };
 }
 
 /** DIB's lib/ folder, found as disk-image-create finds it (importing diskimage_builder), if DIB is installed. */
