@@ -17,7 +17,7 @@ import { DEFAULT_IMAGE } from "../builder/defaults.ts";
 import { table } from "../lib/log.ts";
 import { chooseAccel } from "../lib/qemu/accel.ts";
 import { Vm } from "../lib/qemu/vm.ts";
-import { bootAndWait, findImage, overlayDisk, removeRunDir, tempRunDir, type BootMode } from "../pipeline/boot.ts";
+import { bootAndWait, findImage, overlayDisk, removeRunDir, tempRunDir, type BootPath } from "../pipeline/boot.ts";
 import { DISK } from "../wire/boot.ts";
 
 const args = process.argv.slice(2);
@@ -46,7 +46,7 @@ const accel = await chooseAccel(flag("accel", "tcg") as "auto" | "tcg" | "kvm", 
 
 const results: Record<string, number[]> = { direct: [], disk: [], reference: [] };
 for (let i = 0; i < runs; i++) {
-  for (const mode of ["direct", "disk"] as BootMode[]) {
+  for (const mode of ["direct", "bios"] as BootPath[]) {
     const runDir = tempRunDir();
     try {
       const disk = await overlayDisk(image, runDir);
