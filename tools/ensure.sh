@@ -34,6 +34,12 @@ need qemu-img qemu-utils
 need qemu-system-x86_64 qemu-system-x86
 need grub-mkimage grub-common
 need /usr/lib/grub/i386-pc/boot.img grub-pc-bin
+# Golden disks boot under UEFI too: GRUB's EFI image on a FAT32 EFI system
+# partition made with mkfs.vfat and mtools; OVMF boots it in ooo test-image.
+need /usr/lib/grub/x86_64-efi/kernel.img grub-efi-amd64-bin
+need mkfs.vfat dosfstools
+need mcopy mtools
+need /usr/share/OVMF/OVMF_CODE_4M.fd ovmf
 # builder/disk/grub.test.ts runs grub.cfg in GRUB built as a program.
 need grub-emu grub-emu
 need debugfs e2fsprogs

@@ -1,6 +1,7 @@
 import { closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
+import { MissingRequirement } from "../../lib/errors.ts";
 import { CommandFailed, run } from "../../lib/run.ts";
 import type { Filesystem } from "../../wire/boot.ts";
 import { ImageTooSmall, UnsupportedFileName } from "../errors.ts";
@@ -147,6 +148,8 @@ const MTOOLS_ENV = {
 export async function mkfsVfat(options: { file: string; size: number; label: string; uuid: string; tree?: string; sourceDateEpoch: number }) {
   const id = options.uuid.replace("-", "");
   if (!/^[0-9A-F]{8}$/i.test(id)) throw new Error(`bug: ${options.uuid} is no FAT volume ID (XXXX-XXXX)`);
+  if (!Bun.which("mkfs.vfat") || !Bun.which("mcopy"))
+    throw new MissingRequirement("mkfs.vfat and mcopy (for the EFI system partition)", "apt-get install dosfstools mtools");
   rmSync(options.file, { force: true }); // -C makes the file, and will not overwrite one
   await run("mkfs.vfat", ["--invariant", "-F", "32", "-S", "512", "-s", "1", "-i", id, "-n", options.label, "-C", options.file, String(Math.floor(options.size / 1024))], {
     what: `making the ${options.label} filesystem (mkfs.vfat)`,
