@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from "yargs";
 import { DEFAULT_IMAGE } from "../builder/defaults.ts";
+import { UsageError } from "../lib/errors.ts";
 import { log, table } from "../lib/log.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client/args.ts";
@@ -25,7 +26,6 @@ export const testImageCommand: CommandModule<object, TestImageArgs> = {
         type: "string",
         default: "all",
         describe: "which boots, comma-separated: direct (kernel+initrd), bios (the disk's GRUB under SeaBIOS), uefi (under OVMF); disk = bios,uefi; all",
-        coerce: bootPaths,
       })
       .option("accel", { choices: ["auto", "tcg", "kvm"], default: "auto", describe: "qemu acceleration (auto: KVM only if a probe boot works)" })
       .option("timeout", { type: "number", default: 120, describe: "seconds to wait for the node's ready line" })
@@ -35,7 +35,7 @@ export const testImageCommand: CommandModule<object, TestImageArgs> = {
   handler: async (argv) => {
     const result = await testImage({
       image: argv.image,
-      modes: argv.boot as unknown as BootPath[],
+      modes: bootPaths(argv.boot),
       accel: argv.accel as "auto" | "tcg" | "kvm",
       timeoutSeconds: argv.timeout,
     });
@@ -66,9 +66,9 @@ function bootPaths(text: string): BootPath[] {
     if (w === "all") return BOOT_PATHS;
     if (w === "disk") return ["bios", "uefi"];
     if ((BOOT_PATHS as readonly string[]).includes(w)) return [w as BootPath];
-    throw new Error(`--boot: unknown boot '${w}' (direct, bios, uefi, disk or all)`);
+    throw new UsageError(`--boot: unknown boot '${w}' (direct, bios, uefi, disk or all)`);
   });
-  if (!paths.length) throw new Error("--boot: name at least one boot (direct, bios, uefi, disk or all)");
+  if (!paths.length) throw new UsageError("--boot: name at least one boot (direct, bios, uefi, disk or all)");
   return [...new Set(paths)];
 }
 

@@ -36,6 +36,12 @@ describe("golden disk images", () => {
     for (const mode of ["bios", "uefi"]) expect(consoleOf(mode).match(/ooo: booting slot A/g)).toHaveLength(1);
   }, 8 * MINUTES);
 
+  test("test-image --boot names what it does not know, before anything boots", async () => {
+    const r = await ooo(["test-image", "/nonexistent", "--boot", "bios,floppy"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--boot: unknown boot 'floppy' (direct, bios, uefi, disk or all)");
+  });
+
   test("data under a state path survives a power cut and a reboot; the rest of the node does not", async () => {
     requireCommand("qemu-system-x86_64");
     const built = await buildTestImage("node");
