@@ -163,6 +163,11 @@ export class Vm {
     return !this.exited;
   }
 
+  /** qemu's process id (benchmarks read its CPU time). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   async wait() {
     await this.child.catch(() => {});
   }
