@@ -81,6 +81,23 @@ roles:
     expect(s.roles[0]!.rollingUpdates).toEqual({ maxBatchSize: 2, minInService: 1, pauseSeconds: 30, policy: "replace" });
   });
 
+  test("boot modes: bios unless an inventory entry says uefi; a stack wanting both has an entry for each", () => {
+    const s = parseStack(
+      `version: 1
+inventory:
+  vms: { driver: qemu }
+  uefi-vms: { driver: qemu, boot_mode: uefi }
+roles:
+  web: { count: 1, image: app@7, inventory: vms }
+  db: { count: 1, image: app@7, inventory: uefi-vms }
+`,
+      FILE,
+    );
+    expect(s.inventory.vms).toMatchObject({ boot_mode: "bios" });
+    expect(s.inventory["uefi-vms"]).toMatchObject({ boot_mode: "uefi" });
+    expect(parseStack(GOOD, FILE).inventory.local).toMatchObject({ boot_mode: "bios" });
+  });
+
   test.each([
     ["unknown role key", `version: 1\nroles:\n  web:\n    count: 1\n    image: node@stable\n    imagee: x\n`, [`${FILE}:6 roles.web.imagee: unknown key (known: count, image, inventory, size, metadata, nodes, name_format, rolling_updates, expose)`]],
     ["missing image", `version: 1\nroles:\n  web:\n    count: 1\n`, [`${FILE}:3 roles.web.image: is required: an image in the store, NAME@TAG (else NAME@VERSION), NAME:TAG, NAME@sha256:HEX, sha256:HEX, NAME (the newest) or an image ID`]],
@@ -108,6 +125,7 @@ roles:
       `version: 1\ninventory:\n  a: { driver: qemu }\n  b: { driver: qemu }\nroles:\n  web:\n    count: 1\n    image: x@1\n`,
       [`${FILE}:6 roles.web: name its inventory: there are several entries (a, b)`],
     ],
+    ["an unknown boot mode", `version: 1\ninventory:\n  vms: { driver: qemu, boot_mode: efi }\nroles:\n  web:\n    count: 1\n    image: x@1\n`, [`${FILE}:3 inventory.vms.boot_mode: Invalid option: expected one of "uefi"|"bios"`]],
     ["more nodes than the pool has", `version: 1\ninventory:\n  vms: { driver: qemu, max_nodes: 1 }\nroles:\n  web:\n    count: 2\n    image: x@1\n`, [`${FILE}:3 inventory.vms.max_nodes: the roles want 2 nodes from vms, which has room for 1`]],
     ["reserved metadata keys", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    metadata:\n      ooo: { node: x }\n`, [`${FILE}:7 roles.web.metadata.ooo: is written by the deployer; choose another key`]],
     [

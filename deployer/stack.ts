@@ -177,7 +177,7 @@ function sizeOf(layers: (SizeV1 | undefined)[], place: Path[], problems: PathPro
 
 function normalize(data: StackFileV1, file: string, problems: PathProblem[]): Stack {
   const fileName = basename(file, extname(file));
-  const inventory: Record<string, InventoryEntry> = data.inventory ?? { local: { driver: "qemu", accel: "tcg" } };
+  const inventory: Record<string, InventoryEntry> = data.inventory ?? { local: { driver: "qemu", accel: "tcg", boot_mode: "bios" } };
   const pools = Object.keys(inventory);
   const store: StoreChoice = data.store?.url
     ? {

@@ -49,7 +49,13 @@ export function findImage(image: string): BuiltImage {
   };
 }
 
-export type BootMode = "direct" | "disk";
+/**
+ * How a test boots an image: `direct` hands qemu the kernel and initrd (no
+ * bootloader, SeaBIOS); `bios` and `uefi` boot the disk through its own GRUB,
+ * under SeaBIOS and under OVMF.
+ */
+export const BOOT_PATHS = ["direct", "bios", "uefi"] as const;
+export type BootPath = (typeof BOOT_PATHS)[number];
 
 /** The kernel command line of a direct boot of slot A, as GRUB would give it, plus extras. */
 export function directCmdline(manifest: Manifest, extra: string[] = []): string {
@@ -83,7 +89,7 @@ export function tempRunDir(prefix = "ooo-vm-") {
 /** Power on and wait for the node's ready line. The caller kills the VM. */
 export async function bootAndWait(options: {
   image: BuiltImage;
-  mode: BootMode;
+  mode: BootPath;
   disk: { file: string; format: "raw" | "qcow2" };
   runDir: string;
   consoleLog: string;
@@ -104,6 +110,7 @@ export async function bootAndWait(options: {
     dir: options.runDir,
     disk: options.disk,
     accel,
+    firmware: mode === "uefi" ? "uefi" : "bios",
     consoleLog: options.consoleLog,
     cpus: options.cpus ?? 2,
     memoryMiB: options.memoryMiB,

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from "yargs";
 import { DEFAULT_IMAGE } from "../builder/defaults.ts";
+import { UsageError } from "../lib/errors.ts";
 import { log, table } from "../lib/log.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client/args.ts";
@@ -7,6 +8,7 @@ import { promote, promoteTarget } from "./promote.ts";
 import { attachProgressFile, progressFileOption } from "../lib/progress-file.ts";
 import { publish, type PublishReport } from "./publish.ts";
 import { loadSigningKey, PASSWORD_ENV } from "./signing.ts";
+import { BOOT_PATHS, type BootPath } from "./boot.ts";
 import { testImage } from "./test-image.ts";
 
 /**
@@ -22,15 +24,20 @@ export const testImageCommand: CommandModule<object, TestImageArgs> = {
   builder: (y) =>
     y
       .positional("image", { type: "string", demandOption: true, describe: "the build's -o path, manifest, or .raw/.qcow2" })
-      .option("boot", { choices: ["direct", "disk", "both"], default: "both", describe: "kernel+initrd, the disk's own bootloader, or both" })
+      .option("boot", {
+        type: "string",
+        default: "all",
+        describe: "which boots, comma-separated: direct (kernel+initrd), bios (the disk's GRUB under SeaBIOS), uefi (under OVMF); disk = bios,uefi; all",
+      })
       .option("accel", { choices: ["auto", "tcg", "kvm"], default: "auto", describe: "qemu acceleration (auto: KVM only if a probe boot works)" })
       .option("timeout", { type: "number", default: 120, describe: "seconds to wait for the node's ready line" })
       .option("json", { type: "boolean", describe: "print the result as JSON on stdout" })
-      .example("$0 test-image out/default", "boot both ways and check") as unknown as Argv<TestImageArgs>,
+      .example("$0 test-image out/default", "boot all three ways and check each")
+      .example("$0 test-image out/default --boot uefi", "only through GRUB under UEFI") as unknown as Argv<TestImageArgs>,
   handler: async (argv) => {
     const result = await testImage({
       image: argv.image,
-      modes: argv.boot === "both" ? ["direct", "disk"] : [argv.boot as "direct" | "disk"],
+      modes: bootPaths(argv.boot),
       accel: argv.accel as "auto" | "tcg" | "kvm",
       timeoutSeconds: argv.timeout,
     });
@@ -54,6 +61,18 @@ export const testImageCommand: CommandModule<object, TestImageArgs> = {
   },
 };
 
+/** --boot's words, in the order given, each once. */
+function bootPaths(text: string): BootPath[] {
+  const words = text.split(",").map((w) => w.trim()).filter(Boolean);
+  const paths = words.flatMap((w): readonly BootPath[] => {
+    if (w === "all") return BOOT_PATHS;
+    if (w === "disk") return ["bios", "uefi"];
+    if ((BOOT_PATHS as readonly string[]).includes(w)) return [w as BootPath];
+    throw new UsageError(`--boot: unknown boot '${w}' (direct, bios, uefi, disk or all)`);
+  });
+  if (!paths.length) throw new UsageError("--boot: name at least one boot (direct, bios, uefi, disk or all)");
+  return [...new Set(paths)];
+}
 
 const mib = (n: number) => Number((n / 2 ** 20).toFixed(1));
 /** The table's "chunks sent": a first publish sends the tar whole, an image already there sends nothing. */

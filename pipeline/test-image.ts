@@ -2,18 +2,19 @@ import { basename } from "node:path";
 import { log } from "../lib/log.ts";
 import type { Accel } from "../lib/qemu/accel.ts";
 import type { ReadyReport } from "../wire/ready-report.ts";
-import { bootAndWait, checkReport, findImage, overlayDisk, removeRunDir, tempRunDir, type BootMode } from "./boot.ts";
+import { bootAndWait, checkReport, findImage, overlayDisk, removeRunDir, tempRunDir, type BootPath } from "./boot.ts";
 import { ImageChecksFailed } from "./errors.ts";
 
 export interface TestImageResult {
   image: string;
   digest: string;
-  boots: { mode: BootMode; seconds: number; consoleLog: string; report: ReadyReport; failures: string[] }[];
+  boots: { mode: BootPath; seconds: number; consoleLog: string; report: ReadyReport; failures: string[] }[];
 }
 
 /**
  * `ooo test-image`: boot a built image in qemu — directly from its kernel and
- * initrd, and through its own disk bootloader — wait for the node's ready
+ * initrd, and through its own disk bootloader under legacy BIOS (SeaBIOS)
+ * and under UEFI (OVMF) — wait for the node's ready
  * line on the serial console and check what a golden node must be: / read
  * only, /mnt/state the state partition and writable, every declared state
  * path bind-mounted from it, no failed unit. The image file is never
@@ -21,13 +22,13 @@ export interface TestImageResult {
  */
 export async function testImage(options: {
   image: string;
-  modes: BootMode[];
+  modes: BootPath[];
   accel: "auto" | Accel;
   timeoutSeconds: number;
 }): Promise<TestImageResult> {
   const image = findImage(options.image);
   const result: TestImageResult = { image: image.base, digest: image.manifest.digest, boots: [] };
-  const problems: { mode: BootMode; failures: string[]; consoleLog: string }[] = [];
+  const problems: { mode: BootPath; failures: string[]; consoleLog: string }[] = [];
   for (const mode of options.modes) {
     const consoleLog = `${image.base}.console-${mode}.log`;
     const runDir = tempRunDir();

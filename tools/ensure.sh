@@ -50,6 +50,11 @@ need sfdisk fdisk
 need qemu-img qemu-utils
 need grub-mkimage grub-common
 need /usr/lib/grub/i386-pc/boot.img grub-pc-bin
+# Golden disks boot under UEFI too: GRUB's EFI image on a FAT32 EFI system
+# partition made with mkfs.vfat and mtools.
+need /usr/lib/grub/x86_64-efi/kernel.img grub-efi-amd64-bin
+need mkfs.vfat dosfstools
+need mcopy mtools
 # busybox-base needs a *static* busybox; Debian's plain busybox is dynamic.
 need readelf binutils
 # -t ramdisk: the initramfs's archives and their compression.

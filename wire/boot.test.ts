@@ -9,6 +9,7 @@ import {
   chooseSlot,
   CMDLINE_KEYS,
   DISK,
+  ENV_ATOMIC_BYTES,
   ENV_BLOCK_SIZE,
   initialEnv,
   parseEnv,
@@ -90,6 +91,15 @@ describe("GRUB's environment block", () => {
   });
   test("an oversized block is refused", () => {
     expect(() => renderEnv(new Map([["X", "y".repeat(1100)]]))).toThrow(/too large/);
+  });
+  test("every block ooo writes changes only the first sector: a rewrite in place is all or nothing", () => {
+    const full = env({ ORDER: "B A", A_OK: "1", B_OK: "1", A_TRY: "1", B_TRY: "1", B_DIGEST: V2, EXTRA_CMDLINE: "" });
+    const blocks = [renderEnv(initialEnv(V1)), renderEnv(full), renderEnv(new Map())];
+    for (const b of blocks) expect(b.slice(ENV_ATOMIC_BYTES)).toBe("#".repeat(ENV_BLOCK_SIZE - ENV_ATOMIC_BYTES));
+    // What is left of the sector for EXTRA_CMDLINE, and past it a clear refusal:
+    const room = ENV_ATOMIC_BYTES - renderEnv(full).indexOf("EXTRA_CMDLINE=\n") - "EXTRA_CMDLINE=\n".length;
+    expect(room).toBeGreaterThan(250);
+    expect(() => renderEnv(new Map([...full, ["EXTRA_CMDLINE", "z".repeat(room + 1)]]))).toThrow(/one sector/);
   });
   test("slot state: set and read back; ORDER puts a slot first", () => {
     const e = initialEnv(V1);

@@ -1,12 +1,18 @@
 /**
  * The boot contract of an ooo disk, defined once for everything that reads
- * or writes it: the builder lays the disk out and installs GRUB
- * (builder/disk/), GRUB picks a root slot at every boot, the node's agents
- * find the disk and change the boot environment (agents/takeover/), the
- * deployer grows the state partition (deployer/drivers/qemu-disk.ts).
+ * or writes it: the builder lays the disk out and installs GRUB for both
+ * firmwares (builder/disk/), GRUB picks a root slot at every boot, the
+ * node's agents find the disk and change the boot environment
+ * (agents/takeover/), the deployer grows the state partition
+ * (deployer/drivers/qemu-disk.ts).
+ *
+ * One disk boots under UEFI and under legacy BIOS: the boot partition is an
+ * EFI system partition holding GRUB for x86_64-efi at the removable path
+ * (no NVRAM entry needed), and the BIOS boot partition holds GRUB's i386-pc
+ * core image. Both GRUBs read the same grub.cfg and environment block there.
  *
  *  - the partitions: number, GPT name and type, filesystem and label, size;
- *  - the files on the boot partition: grub.cfg, the environment block, the slot records;
+ *  - the files on the boot partition: GRUB's EFI binary, grub.cfg, the environment block, the slot records;
  *  - GRUB's environment block: its format, keys and defaults;
  *  - the slot-choice rule, as GRUB script (grubConfig) and as TypeScript
  *    (chooseSlot) side by side: builder/disk/grub.test.ts runs the script in
@@ -29,17 +35,17 @@ export const isSlot = (s: string | undefined): s is Slot => (SLOTS as readonly (
 
 export const MiB = 2 ** 20;
 
-/** GPT partition types: BIOS boot (GRUB's), and the Discoverable Partitions Specification's. */
+/** GPT partition types: BIOS boot (GRUB's), EFI system (the UEFI spec's), and the Discoverable Partitions Specification's. */
 export const GPT_TYPES = {
   biosBoot: "21686148-6449-6E6F-744E-656564454649",
-  xbootldr: "BC13C2FF-59E6-4262-A352-B275FD6F7172",
+  esp: "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
   rootX86_64: "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
   linuxData: "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
 } as const;
 
 /** Filesystems on an ooo disk: the type Linux mounts it as, the GRUB module that reads it. */
 export const FILESYSTEMS = {
-  ext2: { linux: "ext2", grubModule: "ext2" },
+  vfat: { linux: "vfat", grubModule: "fat" },
   ext4: { linux: "ext4", grubModule: "ext2" },
 } as const;
 export type Filesystem = keyof typeof FILESYSTEMS;
@@ -59,15 +65,26 @@ export interface PartitionSpec {
 
 /**
  * The golden disk, in disk order:
- *   1 bios-boot   1 MiB   GRUB's core image (SeaBIOS boots it)
- *   2 ooo-boot   16 MiB   grub.cfg, the environment block that picks the slot, the slot records
+ *   1 bios-boot   1 MiB   GRUB's i386-pc core image (a BIOS boots it through the MBR)
+ *   2 ooo-boot   64 MiB   the EFI system partition (FAT32): GRUB's EFI binary (UEFI boots it),
+ *                         grub.cfg and the environment block that picks the slot (both GRUBs
+ *                         read them), the slot records
  *   3 ooo-root-a  slot    the root, read-only on the node
  *   4 ooo-root-b  slot    empty: an in-place upgrade writes the next root here
  *   5 ooo-state   rest    precious data, never written by an upgrade; grows with the disk
+ *
+ * The boot partition is FAT32, not FAT16: the UEFI spec ("File System Format") has
+ * firmware read FAT12/16 on removable media and FAT32 on the system
+ * partition of a fixed disk, and some firmware refuses a FAT16 ESP there.
+ * FAT32 needs at least 65,525 clusters; 64 MiB in 512-byte clusters has
+ * about 130,000, the layout Windows itself gives its 100 MB ESP, which every
+ * PC firmware has met. The files need about 2 MiB (no kernels here: they
+ * stay in the root slots); the rest leaves room for a signed shim and
+ * GRUB (Secure Boot). A hole in the image file costs nothing.
  */
 export const DISK = {
   biosBoot: { number: 1, name: "bios-boot", type: GPT_TYPES.biosBoot, size: 1 * MiB },
-  boot: { number: 2, name: "ooo-boot", type: GPT_TYPES.xbootldr, fs: "ext2", label: "ooo-boot", size: 16 * MiB },
+  boot: { number: 2, name: "ooo-boot", type: GPT_TYPES.esp, fs: "vfat", label: "OOO-BOOT", size: 64 * MiB },
   rootA: { number: 3, name: "ooo-root-a", type: GPT_TYPES.rootX86_64, fs: "ext4", label: "ooo-root", size: "slot" },
   rootB: { number: 4, name: "ooo-root-b", type: GPT_TYPES.rootX86_64, fs: "ext4", label: "ooo-root", size: "slot" },
   state: { number: 5, name: "ooo-state", type: GPT_TYPES.linuxData, fs: "ext4", label: "ooo-state", size: "rest" },
@@ -85,15 +102,30 @@ export const SLOT_PARTITIONS: Record<Slot, (typeof DISK)["rootA" | "rootB"]> = {
 /** The filesystem type Linux mounts a partition's filesystem as. */
 export const mountType = (p: { fs: Filesystem }) => FILESYSTEMS[p.fs].linux;
 
-/** Files on the boot partition, relative to its root. */
+/**
+ * Files on the boot partition, relative to its root. FAT has no journal, so
+ * the node never changes the filesystem's structure (no file created,
+ * renamed, truncated or removed): every file it writes is made by the
+ * builder at its final size and rewritten in place, which touches only the
+ * file's own sectors (and its directory entry's time), as GRUB's save_env
+ * does. agents/takeover/boot-partition.ts says why that is the safe way.
+ */
 export const BOOT_FILES = {
-  /** GRUB's prefix: the core image loads the rest from here. */
+  /** The UEFI removable-media path for x86_64 (UEFI spec, "Removable Media Boot Behavior"): firmware boots it with no NVRAM entry. */
+  efiBinary: "EFI/BOOT/BOOTX64.EFI",
+  /** GRUB's prefix: both GRUB images load the rest from here. */
   grubDir: "grub",
   grubConfig: "grub/grub.cfg",
   env: "grub/grubenv",
-  /** What the node remembers of a slot's latest takeover (agents/takeover/records.ts). */
-  slotRecord: (slot: Slot) => `ooo/slot-${slot}.json`,
+  /** What the node remembers of a slot's latest takeover (agents/takeover/records.ts), SLOT_RECORD_BYTES long. */
+  slotRecord: (slot: Slot) => `ooo/slot-${slot}.rec`,
 } as const;
+
+/**
+ * A slot record file's size. The builder writes it as zeros (no record yet);
+ * the node keeps two copies of the record in it (agents/takeover/record-file.ts).
+ */
+export const SLOT_RECORD_BYTES = 8192;
 
 /** In a root slot: the kernel and initrd GRUB (or kexec) boots, Debian's links at the root. */
 export const SLOT_FILES = { kernel: "vmlinuz", initrd: "initrd.img" } as const;
@@ -103,9 +135,13 @@ export const SLOT_FILES = { kernel: "vmlinuz", initrd: "initrd.img" } as const;
 /**
  * GRUB's environment block (grub-editenv's format): 1024 bytes, this
  * header, NAME=VALUE lines, '#' to the end. GRUB's save_env rewrites it in
- * place, which is why its size never changes.
+ * place, which is why its size never changes. ooo keeps the lines within
+ * the first ENV_ATOMIC_BYTES (one disk sector): the rest stays '#', so a
+ * rewrite in place changes one sector only, which a power cut leaves old or
+ * new, never half of each (ooo's keys take about 230 bytes).
  */
 export const ENV_BLOCK_SIZE = 1024;
+export const ENV_ATOMIC_BYTES = 512;
 const ENV_HEADER = "# GRUB Environment Block\n";
 
 export type BootEnv = Map<string, string>;
@@ -148,7 +184,8 @@ export function parseEnv(block: string): BootEnv {
 /** The block as bytes are written (latin1: one byte a character, as GRUB counts). */
 export function renderEnv(env: BootEnv): string {
   const body = ENV_HEADER + [...env].map(([k, v]) => `${k}=${v}\n`).join("");
-  if (body.length > ENV_BLOCK_SIZE) throw new Error(`GRUB environment block too large (${body.length} > ${ENV_BLOCK_SIZE} bytes)`);
+  if (body.length > ENV_ATOMIC_BYTES)
+    throw new Error(`GRUB environment block too large (${body.length} > ${ENV_ATOMIC_BYTES} bytes: ooo keeps it in one sector, so that a rewrite is all or nothing)`);
   return body.padEnd(ENV_BLOCK_SIZE, "#");
 }
 
@@ -234,9 +271,17 @@ export function grubConfig(kernelCmdline: string): string {
 # once "on trial" if X_TRY=1: the try is used up before booting, so a trial
 # boot that never reaches "good" (the node marks it, with grub-editenv or
 # ooo-agent) falls back to the next slot in ${ENV_KEYS.order} on the next boot.
-serial --unit=0 --speed=115200
-terminal_input serial console
-terminal_output serial console
+# Under UEFI the terminal is the firmware's console, which OVMF (and firmware
+# with console redirection) copies to the serial port: GRUB's own serial
+# terminal beside it would print every line twice.
+if [ "$grub_platform" = "efi" ]; then
+  terminal_input console
+  terminal_output console
+else
+  serial --unit=0 --speed=115200
+  terminal_input serial console
+  terminal_output serial console
+fi
 set timeout=0
 ${GRUB_DEFAULTS.map(([k, v]) => `set ${k}=${quote(v)}`).join("\n")}
 load_env ${loaded}

@@ -3,7 +3,8 @@ import { z } from "zod";
 /**
  * What the node remembers about a slot's latest takeover, on the boot
  * partition (never the state partition, which an upgrade does not write):
- * /ooo/slot-A.json, /ooo/slot-B.json.
+ * /ooo/slot-A.rec, /ooo/slot-B.rec, each holding two copies of the record
+ * (record-file.ts).
  */
 export const SlotRecord = z.object({
   digest: z.string().describe("The image written (or being written) into the slot"),

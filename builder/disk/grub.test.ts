@@ -40,7 +40,7 @@ const rows: Row[] = [
 ];
 
 describe("grub.cfg in GRUB (grub-emu) chooses the slot wire/boot.ts's chooseSlot does", () => {
-  requireCommand("grub-emu", "sfdisk", "mkfs.ext4", "debugfs");
+  requireCommand("grub-emu", "sfdisk", "mkfs.vfat", "mcopy", "mtype");
   const dir = mkdtempSync(join(tmpdir(), "ooo-grub-emu-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const disk = join(dir, "disk.raw");
@@ -59,7 +59,7 @@ describe("grub.cfg in GRUB (grub-emu) chooses the slot wire/boot.ts's chooseSlot
     writeFileSync(join(tree, BOOT_FILES.grubConfig), grubConfig("console=ttyS0"));
     writeFileSync(join(tree, BOOT_FILES.env), renderEnv(env), "latin1");
     const fs = join(dir, "boot.fs");
-    await mkfsFor(DISK.boot, { file: fs, size: boot.size, uuid: "00000000-0000-4000-8000-000000000002", tree, sourceDateEpoch: 0 });
+    await mkfsFor(DISK.boot, { file: fs, size: boot.size, uuid: "0000-0002", tree, sourceDateEpoch: 0 });
     await writeInto(disk, fs, boot.offset);
     // At the shell GRUB drops to once `boot` fails, `reboot` ends the emulator.
     const grub = Bun.spawn(["grub-emu", "-m", join(dir, "device.map"), "-r", `hd0,gpt${DISK.boot.number}`, "-d", `/${BOOT_FILES.grubDir}`], {
@@ -73,7 +73,7 @@ describe("grub.cfg in GRUB (grub-emu) chooses the slot wire/boot.ts's chooseSlot
     const console = out + err;
     const booted = /ooo: booting slot (\w+) from \(hd0,gpt(\d+)\) trial=(\d)/.exec(console);
     if (!booted) throw new Error(`GRUB chose no slot; it said:\n${console}`);
-    const block = await capture("debugfs", ["-R", `cat /${BOOT_FILES.env}`, `${disk}?offset=${boot.offset}`]);
+    const block = await capture("mtype", ["-i", `${disk}@@${boot.offset}`, `::/${BOOT_FILES.env}`], { env: { MTOOLS_SKIP_CHECK: "1" } });
     return {
       slot: booted[1],
       partition: Number(booted[2]),

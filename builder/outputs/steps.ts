@@ -3,12 +3,12 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { run } from "../../lib/run.ts";
 import { canonicalTar } from "../../lib/tar/canonical.ts";
-import { BOOT_FILES, DISK, grubConfig, initialEnv, renderEnv } from "../../wire/boot.ts";
-import { installGrubBios } from "../disk/grub.ts";
+import { BOOT_FILES, DISK, grubConfig, initialEnv, renderEnv, SLOT_RECORD_BYTES, SLOTS } from "../../wire/boot.ts";
+import { installGrubBios, makeGrubEfi } from "../disk/grub.ts";
 import { writePartitionTable } from "../disk/gpt.ts";
 import { minimumSlot, partition, planDisk, type DiskLayout } from "../disk/layout.ts";
 import { mkfsFor, writeInto } from "../disk/mkfs.ts";
-import { uuidFor } from "../disk/uuid.ts";
+import { fsUuid, uuidFor } from "../disk/uuid.ts";
 import { resolveInRoot } from "./in-root.ts";
 import type { OutputWork } from "./work.ts";
 
@@ -91,7 +91,7 @@ export function rootfs(work: OutputWork): Promise<string> {
   });
 }
 
-/** The whole golden disk: GPT, GRUB, boot partition, root slot A, empty slot B, state. */
+/** The whole golden disk: GPT, GRUB for BIOS and UEFI, boot partition (the ESP), root slot A, empty slot B, state. */
 export function disk(work: OutputWork): Promise<string> {
   return work.once("assemble disk image", async () => {
     const [plan, c, fs] = await Promise.all([layout(work), canonical(work), rootfs(work)]);
@@ -103,14 +103,9 @@ export function disk(work: OutputWork): Promise<string> {
     await writeInto(file, fs, partition(plan, "rootA").offset);
 
     const boot = partition(plan, "boot");
-    const bootFsUuid = uuidFor(c.digest, "fs-boot");
-    const bootTree = work.scratchPath("boot-tree");
-    mkdirSync(join(bootTree, BOOT_FILES.grubDir), { recursive: true });
-    await Bun.write(join(bootTree, BOOT_FILES.grubConfig), grubConfig(KERNEL_CMDLINE));
-    // The block names the image slot A holds (the upgrade agent compares it).
-    await Bun.write(join(bootTree, BOOT_FILES.env), Buffer.from(renderEnv(initialEnv(c.digest)), "latin1"));
+    const bootFsUuid = fsUuid(DISK.boot.fs, c.digest, "fs-boot");
     const bootFs = work.scratchPath("boot.fs");
-    await mkfsFor(DISK.boot, { file: bootFs, size: boot.size, uuid: bootFsUuid, tree: bootTree, sourceDateEpoch: work.options.sourceDateEpoch });
+    await mkfsFor(DISK.boot, { file: bootFs, size: boot.size, uuid: bootFsUuid, tree: await bootTree(work, c.digest, bootFsUuid), sourceDateEpoch: work.options.sourceDateEpoch });
     await writeInto(file, bootFs, boot.offset);
 
     const state = partition(plan, "state");
@@ -121,6 +116,26 @@ export function disk(work: OutputWork): Promise<string> {
     await installGrubBios({ file, biosBoot: partition(plan, "biosBoot"), bootFsUuid, scratch: work.scratch });
     return file;
   });
+}
+
+/**
+ * What the boot partition holds (wire/boot.ts: BOOT_FILES): GRUB's EFI
+ * binary, grub.cfg, the environment block naming the image slot A holds
+ * (the upgrade agent compares it), and the slot records at their full size
+ * (the node rewrites them in place, never creates them).
+ */
+async function bootTree(work: OutputWork, digest: string, bootFsUuid: string): Promise<string> {
+  const tree = work.scratchPath("boot-tree");
+  const put = async (path: string, data: string | Buffer) => {
+    mkdirSync(join(tree, path, ".."), { recursive: true });
+    await Bun.write(join(tree, path), data);
+  };
+  mkdirSync(join(tree, BOOT_FILES.efiBinary, ".."), { recursive: true });
+  await makeGrubEfi({ out: join(tree, BOOT_FILES.efiBinary), bootFsUuid, scratch: work.scratch });
+  await put(BOOT_FILES.grubConfig, grubConfig(KERNEL_CMDLINE));
+  await put(BOOT_FILES.env, Buffer.from(renderEnv(initialEnv(digest)), "latin1"));
+  for (const slot of SLOTS) await put(BOOT_FILES.slotRecord(slot), Buffer.alloc(SLOT_RECORD_BYTES));
+  return tree;
 }
 
 /** The kernel and initrd of the root, for direct (bootloader-less) boots. */

@@ -7,6 +7,8 @@ import type { Problem } from "../../lib/errors.ts";
 import { Qmp } from "../../lib/qemu/qmp.ts";
 import { machineArgs } from "../../lib/qemu/machine.ts";
 import { chooseAccel } from "../../lib/qemu/accel.ts";
+import { newVarStore, ovmfMissing } from "../../lib/qemu/firmware.ts";
+import { BootMode } from "../../wire/deploy.ts";
 import { makeConfigDrive } from "../config-drive.ts";
 import { freePort } from "../daemons.ts";
 import { DriverFailed } from "../errors.ts";
@@ -30,6 +32,11 @@ import { writeDisk } from "./qemu-disk.ts";
  *
  * Powered off means no qemu process, as sushy-tools' ForceOff destroys the
  * libvirt domain.
+ *
+ * Firmware: SeaBIOS, or OVMF (`boot_mode: uefi`) with the node's own UEFI
+ * variable store in its folder, made fresh when the node is provisioned
+ * (a new machine) and kept across power cycles (its NVRAM). The golden disk
+ * boots under either.
  */
 export const QemuPool = z
   .strictObject({
@@ -39,6 +46,9 @@ export const QemuPool = z
       .default("tcg")
       .describe("qemu acceleration: tcg always works; kvm is faster where it works; auto probes KVM once per host boot"),
     max_nodes: z.int().min(0).optional().describe("At most this many VMs from this pool (default: no limit)"),
+    boot_mode: BootMode.default("bios").describe(
+      "The VMs' firmware: bios (SeaBIOS; the quicker boot under emulation) or uefi (OVMF, Debian's ovmf). Golden disks boot under both; a stack that wants both has an inventory entry for each",
+    ),
   })
   .describe("Virtual machines on this host, made on demand");
 export type QemuPool = z.infer<typeof QemuPool>;
@@ -61,6 +71,7 @@ const files = (node: DriverNode) => ({
   console: join(node.dir, "console.log"),
   pid: join(node.dir, "qemu.pid"),
   spec: join(node.dir, "vm.json"),
+  varStore: join(node.dir, "ovmf-vars.fd"),
   qmp: qmpPath(node.dir),
   forward: (service: string) => join(node.dir, `forward-${service}`),
 });
@@ -138,6 +149,8 @@ async function powerOn(node: DriverNode) {
   const spec = VmSpec.parse(JSON.parse(readFileSync(f.spec, "utf8")));
   const pool = QemuPool.parse(node.pool);
   const accel = await chooseAccel(pool.accel, spec.probeKernel && existsSync(spec.probeKernel) ? spec.probeKernel : undefined);
+  // A node provisioned while its pool said bios has no variable store yet.
+  if (pool.boot_mode === "uefi" && !existsSync(f.varStore)) newVarStore(f.varStore);
   rmSync(f.qmp, { force: true });
   const args = [
     ...machineArgs({
@@ -147,6 +160,8 @@ async function powerOn(node: DriverNode) {
       cpus: spec.cpus,
       guestForwards: spec.services.map((s) => ({ ip: GUEST_IP[s.name], port: s.tls ? 443 : 80, command: f.forward(s.name) })),
       hostForwards: spec.hostForwards,
+      firmware: pool.boot_mode,
+      varStore: f.varStore,
     }),
     "-drive", `file=${f.disk},format=raw,if=none,id=disk0,cache=writeback,discard=unmap,detect-zeroes=unmap`,
     "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
@@ -192,6 +207,8 @@ export const qemuDriver: NodeDriver<QemuPool> = {
     ] as const)
       if (!Bun.which(program)) problems.push({ message: `the qemu driver needs ${program}: apt-get install ${pkg}` });
     if (pool.accel === "kvm" && !existsSync("/dev/kvm")) problems.push({ message: "accel: kvm, but this host has no /dev/kvm" });
+    const ovmf = pool.boot_mode === "uefi" ? ovmfMissing() : undefined;
+    if (ovmf) problems.push({ message: `boot_mode: uefi needs ${ovmf}` });
     return problems;
   },
 
@@ -211,9 +228,12 @@ export const qemuDriver: NodeDriver<QemuPool> = {
     const f = files(node);
     const tmpDisk = `${f.disk}.new`;
     const tmpDrive = `${f.configDrive}.new`;
+    const tmpVars = `${f.varStore}.new`;
     try {
       await writeDisk(request.image.path, tmpDisk, node.size.diskBytes);
       await makeConfigDrive(tmpDrive, request.configDrive);
+      const uefi = QemuPool.parse(node.pool).boot_mode === "uefi";
+      if (uefi) newVarStore(tmpVars);
       for (const s of request.services) writeForward(f.forward(s.name), s);
       // Exposed ports keep their host port across rebuilds, so what a user noted stays true.
       const before = readSpec(node)?.hostForwards ?? [];
@@ -224,12 +244,15 @@ export const qemuDriver: NodeDriver<QemuPool> = {
       writeFileSync(f.spec, JSON.stringify(spec, null, 2) + "\n");
       renameSync(tmpDisk, f.disk);
       renameSync(tmpDrive, f.configDrive);
+      if (uefi) renameSync(tmpVars, f.varStore);
+      else rmSync(f.varStore, { force: true });
     } catch (e) {
       if (e instanceof DriverFailed) throw e;
       throw new DriverFailed(node.name, `writing the image failed: ${(e as Error).message}`, { cause: e });
     } finally {
       rmSync(tmpDisk, { force: true });
       rmSync(tmpDrive, { force: true });
+      rmSync(tmpVars, { force: true });
     }
   },
 
@@ -269,7 +292,7 @@ export const qemuDriver: NodeDriver<QemuPool> = {
   async describe(node) {
     const f = files(node);
     const pid = runningPid(node);
-    const out: Record<string, string> = { console: f.console };
+    const out: Record<string, string> = { console: f.console, firmware: QemuPool.parse(node.pool).boot_mode };
     if (pid !== undefined) out.pid = String(pid);
     if (existsSync(f.disk)) out.disk = `${f.disk} (${(statSync(f.disk).blocks * 512 / 2 ** 20).toFixed(0)} MiB used)`;
     if (pid !== undefined) out.qmp = f.qmp;

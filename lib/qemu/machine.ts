@@ -1,4 +1,5 @@
 import type { Accel } from "./accel.ts";
+import { firmwareArgs, type Firmware } from "./firmware.ts";
 
 /**
  * The qemu machine every ooo node runs on, test VM or deployed node: one
@@ -9,6 +10,8 @@ import type { Accel } from "./accel.ts";
  * - `romfile=` on the NIC: no iPXE option ROM, which the firmware would
  *   otherwise load and run at every power-on (seconds under emulation) for a
  *   network boot we never do.
+ * - firmware: SeaBIOS (qemu's own), or OVMF for UEFI (firmware.ts), with the
+ *   machine's own variable store.
  */
 export interface MachineOptions {
   name: string;
@@ -17,6 +20,10 @@ export interface MachineOptions {
   cpus: number;
   guestForwards?: { ip: string; port: number; command: string }[];
   hostForwards?: { hostPort: number; guestPort: number }[];
+  /** Default bios. */
+  firmware?: Firmware;
+  /** The machine's UEFI variable store (firmware uefi). */
+  varStore?: string;
 }
 
 /**
@@ -57,5 +64,6 @@ export function machineArgs(o: MachineOptions): string[] {
     "-netdev", net,
     "-device", "virtio-net-pci,netdev=net0,romfile=",
     "-device", "virtio-rng-pci",
+    ...firmwareArgs(o.firmware ?? "bios", o.varStore),
   ];
 }

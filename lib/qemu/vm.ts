@@ -1,8 +1,9 @@
-import { mkdirSync, openSync, writeSync, closeSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { execa, type ResultPromise } from "execa";
 import type { Accel } from "./accel.ts";
 import { DebugChannel } from "./channel.ts";
+import { newVarStore, type Firmware } from "./firmware.ts";
 import { machineArgs } from "./machine.ts";
 import { Qmp } from "./qmp.ts";
 
@@ -21,6 +22,8 @@ export interface VmOptions {
   /** More disks (a config drive, a seed), attached after the boot disk. */
   extraDisks?: { file: string; format: "raw" | "qcow2"; readOnly?: boolean; serial?: string }[];
   accel: Accel;
+  /** bios (default) or uefi; a UEFI machine keeps its variable store in `dir` across power cycles, as a real one keeps its NVRAM. */
+  firmware?: Firmware;
   memoryMiB?: number;
   cpus?: number;
   /** Direct boot instead of the disk's bootloader. */
@@ -78,6 +81,8 @@ export class Vm {
     mkdirSync(options.dir, { recursive: true });
     const qmpPath = join(options.dir, "qmp.sock");
     const dbgPath = join(options.dir, "debug.sock");
+    const varStore = join(options.dir, "ovmf-vars.fd");
+    if (options.firmware === "uefi" && !existsSync(varStore)) newVarStore(varStore);
     const args = [
       ...machineArgs({
         name: options.name,
@@ -86,6 +91,8 @@ export class Vm {
         cpus: options.cpus ?? 1,
         guestForwards: options.guestForwards,
         hostForwards: options.hostForwards,
+        firmware: options.firmware,
+        varStore,
       }),
       ...diskArgs(options.disk, "disk0", ",discard=unmap"),
       ...(options.extraDisks ?? []).flatMap((d, i) => diskArgs(d, `disk${i + 1}`, d.readOnly ? ",readonly=on" : "")),
@@ -152,6 +159,11 @@ export class Vm {
 
   get running() {
     return !this.exited;
+  }
+
+  /** qemu's process id (benchmarks read its CPU time). */
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   async wait() {

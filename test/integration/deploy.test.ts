@@ -13,7 +13,8 @@ import type { Timeline } from "../../deployer/timeline.ts";
  * The deployer on real qemu nodes, booted once and asked many things: a
  * stack of two roles and three nodes (fixtures/stacks/two-roles.yaml) from
  * the test image, published to the stack's embedded store (db-0 on a disk
- * bigger than the image's). Bad stacks are
+ * bigger than the image's, booting under UEFI from an inventory entry with
+ * boot_mode: uefi; the web nodes under BIOS). Bad stacks are
  * refused before anything runs; the deploy is killed half-way and resumed;
  * every node signals with its own rendered config; a second deploy changes
  * nothing; a metadata change is applied without a reboot while another
@@ -94,6 +95,11 @@ describe("ooo deploy on qemu nodes", () => {
       requireCommand("qemu-system-x86_64", "socat", "mkfs.ext4", "sfdisk");
       const image = await buildTestImage("node");
       writeFileSync(stackFile, readFileSync(join(REPO, "fixtures/stacks/two-roles.yaml"), "utf8"));
+      editStack((d) => {
+        d.setIn(["inventory"], d.createNode({ vms: { driver: "qemu" }, "uefi-vms": { driver: "qemu", boot_mode: "uefi" } }));
+        d.setIn(["roles", "web", "inventory"], "vms");
+        d.setIn(["roles", "db", "inventory"], "uefi-vms");
+      });
 
       // --- the embedded store, as a person would fill it ---
       const env = await ooo(["store-env", stackFile], { env: CLEAN_ENV });
@@ -172,8 +178,13 @@ describe("ooo deploy on qemu nodes", () => {
 
       // --- status ---
       const status = await ooo(["status", stackFile, "--json"], { env: CLEAN_ENV });
-      const st = JSON.parse(status.stdout) as { nodes: { node: string; state: string; power: string }[]; services: { name: string; state: string }[] };
+      const st = JSON.parse(status.stdout) as { nodes: { node: string; state: string; power: string; driver?: Record<string, string> }[]; services: { name: string; state: string }[] };
       expect(st.nodes.map((n) => `${n.node} ${n.state} ${n.power}`).sort()).toEqual(["db-0 active on", "web-0 active on", "web-1 active on"]);
+      // db-0 booted through OVMF with its own variable store, the web nodes through SeaBIOS.
+      expect(st.nodes.map((n) => `${n.node} ${n.driver?.firmware}`).sort()).toEqual(["db-0 uefi", "web-0 bios", "web-1 bios"]);
+      expect(existsSync(join(stateDir, "nodes", "db-0", "ovmf-vars.fd"))).toBe(true);
+      expect(readFileSync(join(stateDir, "nodes", "db-0", "console.log"), "utf8")).toContain("BdsDxe: starting");
+      expect(readFileSync(join(stateDir, "nodes", "web-0", "console.log"), "utf8")).not.toContain("BdsDxe");
       expect(st.services.every((s) => s.state.startsWith("running"))).toBe(true);
       // The stack's services speak https with its own CA (made on this first deploy), which the nodes trusted to signal.
       expect(st.services.map((s) => s.state.match(/\w+(?=:\/\/127)/)?.[0])).toEqual(["https", "https"]);

@@ -18,7 +18,10 @@ import { READ_TOKEN, startStore } from "../support/store.ts";
 
 /**
  * Power loss during an in-place upgrade, on one node booting through its own
- * GRUB (no deployer: this test holds the plug). The node runs redis, its
+ * GRUB under UEFI (OVMF, the disk's EFI system partition; no deployer: this
+ * test holds the plug). upgrade.test.ts covers the same machinery under
+ * legacy BIOS (SeaBIOS), with the deployer: between them, trial boots,
+ * rollback, kexec and reboots through the firmware run under both. The node runs redis, its
  * data on the state partition. Its metadata is switched from v1 to v2, and
  * the power is cut (qemu quits, no shutdown) at each dangerous point:
  *   1. while it fetches,  2. while it writes the new slot,
@@ -102,6 +105,7 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
           dir: runDir,
           disk,
           accel: "tcg",
+          firmware: "uefi",
           memoryMiB: 1536,
           cpus: 2,
           consoleLog: join(runDir, `console-${boots}.log`),

@@ -81,7 +81,7 @@ export function buildTestImage(name: TestImageName): Promise<TestImage> {
 
 async function build(name: TestImageName): Promise<TestImage> {
   requireRoot();
-  requireCommand("mmdebstrap", "mkfs.ext4", "sfdisk", "qemu-img", "grub-mkimage");
+  requireCommand("mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "sfdisk", "qemu-img", "grub-mkimage");
   const spec: ImageSpec = TEST_IMAGES[name];
   const dir = join(ROOT, name);
   const base = join(dir, spec.output ?? name);
