@@ -1,11 +1,13 @@
-import { OooError } from "../lib/errors.ts";
+import { EXIT, OooError } from "../lib/errors.ts";
 
 // DIB's element_dependencies.py names: InvalidElementDir, MissingElementException,
 // AlreadyProvidedException, MissingOSException. Messages match DIB's where
-// users grep for them.
+// users grep for them. Mistakes in the choice of elements or in their files
+// are found before any hook runs: EXIT.usage, nothing was built.
 
 export class InvalidElementDir extends OooError {
   readonly code = "invalid-element-dir";
+  override readonly exitCode = EXIT.usage.code;
   constructor(readonly entry: string) {
     super(`ELEMENTS_PATH entry '${entry}' is not a directory`);
   }
@@ -13,6 +15,7 @@ export class InvalidElementDir extends OooError {
 
 export class MissingElement extends OooError {
   readonly code = "missing-element";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly element: string,
     readonly requiredBy: string[],
@@ -27,6 +30,7 @@ export class MissingElement extends OooError {
 
 export class AlreadyProvided extends OooError {
   readonly code = "already-provided";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly provided: string,
     readonly providers: string[],
@@ -43,6 +47,7 @@ export class AlreadyProvided extends OooError {
 
 export class MissingOS extends OooError {
   readonly code = "missing-os";
+  override readonly exitCode = EXIT.usage.code;
   constructor() {
     super("Please include an operating system element", {
       hint: "Add a base OS element such as debian-minimal or busybox-base.",
@@ -52,6 +57,7 @@ export class MissingOS extends OooError {
 
 export class DuplicateHook extends OooError {
   readonly code = "duplicate-hook";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly dir: string,
     readonly hook: string,
@@ -102,6 +108,7 @@ export class HooksChanged extends OooError {
 
 export class InvalidElement extends OooError {
   readonly code = "invalid-element";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly element: string,
     readonly file: string,
@@ -130,6 +137,7 @@ export class ImageTooSmall extends OooError {
 
 export class UnknownOutputType extends OooError {
   readonly code = "unknown-output-type";
+  override readonly exitCode = EXIT.usage.code;
   constructor(readonly type: string, readonly known: string[]) {
     super(`unknown output type '${type}' in -t; known types: ${known.join(", ")}`);
   }
@@ -137,7 +145,7 @@ export class UnknownOutputType extends OooError {
 
 export class BuildInterrupted extends OooError {
   readonly code = "interrupted";
-  override readonly exitCode = 130;
+  override readonly exitCode = EXIT.interrupted.code;
   constructor(signal: string) {
     super(`build interrupted by ${signal}; nothing was written`);
   }
@@ -145,6 +153,7 @@ export class BuildInterrupted extends OooError {
 
 export class NotRoot extends OooError {
   readonly code = "not-root";
+  override readonly exitCode = EXIT.missing.code;
   constructor() {
     super("ooo build-image must run as root (it chroots and mounts inside a private namespace)", {
       hint: "Run it with sudo, or as root in CI.",

@@ -140,7 +140,7 @@ export class PathProblem extends OooError {
   }
 }
 
-/** An output that exists: replaced only when asked (lib/user-paths.ts). */
+/** Outputs that exist: replaced only when asked (lib/user-paths.ts). */
 export class OutputExists extends OooError {
   readonly code = "output-exists";
   override readonly exitCode = EXIT.usage.code;
@@ -148,8 +148,11 @@ export class OutputExists extends OooError {
     readonly paths: string[],
     forceFlag = "--force",
   ) {
-    super(`${paths.join(", ")} ${paths.length === 1 ? "exists" : "exist"}: nothing was written`, {
-      hint: forceFlag ? `${forceFlag} replaces ${paths.length === 1 ? "it" : "them"}; or choose another output name.` : "Remove it first, or choose another name.",
+    const list = paths.length === 1 ? paths[0]! : `${paths.slice(0, -1).join(", ")} and ${paths.at(-1)}`;
+    super(`${list} ${paths.length === 1 ? "exists" : "exist"}; nothing was written`, {
+      hint: forceFlag
+        ? `${forceFlag} replaces ${paths.length === 1 ? "it" : "them"} (each only once the new one is complete); or choose another name.`
+        : "Remove it first, or choose another name.",
     });
   }
 }

@@ -78,22 +78,29 @@ function nearestExisting(path: string): string {
   return p;
 }
 
-/**
- * A folder this command may write into, made when missing (a state folder,
- * a store, an output's folder): not a file, and the folder it would be made
- * in is a folder it may write to.
- */
-export function folderToWrite(path: string, what: string): string {
-  const abs = resolve(path);
+/** Why `abs` is no folder this command can write in (made when missing), or undefined. */
+function folderProblem(abs: string): string | undefined {
   const k = kind(abs);
-  if (k === "file") throw new PathProblem(path, "is a file, not a folder", what);
+  if (k === "file") return `${abs} is a file, not a folder`;
   const at = k === "folder" ? abs : nearestExisting(abs);
-  if (kind(at) === "file") throw new PathProblem(path, `cannot be made: ${at} is a file, not a folder`, what);
+  if (kind(at) === "file") return `${at} is a file, not a folder`;
   try {
     accessSync(at, constants.W_OK);
   } catch (e) {
-    throw new PathProblem(path, at === abs ? `cannot be written to: ${reason(e)}` : `cannot be made in ${at}: ${reason(e)}`, what);
+    return at === abs ? `${abs} cannot be written to: ${reason(e)}` : `${abs} cannot be made in ${at}: ${reason(e)}`;
   }
+  return undefined;
+}
+
+/**
+ * A folder this command may write into, made when missing (a state folder,
+ * a store, a cache): not a file, and the folder it would be made in is a
+ * folder it may write to.
+ */
+export function folderToWrite(path: string, what: string): string {
+  const abs = resolve(path);
+  const problem = folderProblem(abs);
+  if (problem) throw new PathProblem(path, problem.replace(`${abs} `, ""), what);
   return abs;
 }
 
@@ -101,16 +108,18 @@ export function folderToWrite(path: string, what: string): string {
  * Files a command is about to write (one output may be several files:
  * NAME.tar, NAME.raw, NAME.manifest.json). Checked together, before any
  * work: none is a folder, their folder can be made or written, and none
- * exists unless `force`.
+ * exists unless `force`. Messages name the paths as given.
  */
 export function outputFiles(paths: string[], what: string, options: { force?: boolean; forceFlag?: string } = {}): string[] {
   const abs = paths.map((p) => resolve(p));
   abs.forEach((p, i) => {
-    if (paths[i]!.endsWith("/") || kind(p) === "folder")
-      throw new PathProblem(paths[i]!, "is a folder; name a file (in it, or beside it)", what);
+    if (paths[i]!.endsWith("/") || kind(p) === "folder") throw new PathProblem(paths[i]!, "is a folder; name a file (in it, or beside it)", what);
   });
-  for (const dir of new Set(abs.map((p) => dirname(p)))) folderToWrite(dir, `the folder of ${what}`);
-  const existing = abs.filter((p) => kind(p) === "file");
+  for (const [i, p] of abs.entries()) {
+    const problem = folderProblem(dirname(p));
+    if (problem) throw new PathProblem(paths[i]!, `its folder ${problem}`, what);
+  }
+  const existing = paths.filter((_, i) => kind(abs[i]!) === "file");
   if (existing.length && !options.force) throw new OutputExists(existing, options.forceFlag);
   return abs;
 }

@@ -66,6 +66,7 @@ export function plainMessage(issue: z.core.$ZodRawIssue): string | undefined {
   switch (issue.code) {
     case "invalid_type":
       if (issue.input === undefined) return "is required";
+      if (typeof issue.input === "number" && Number.isNaN(issue.input)) return "must be a number"; // yargs' reading of "abc" for a number
       return `must be ${EXPECTED[issue.expected] ?? issue.expected}, not ${describeValue(issue.input)}`;
     case "too_small":
       return tooSmall(issue.origin, issue.minimum, issue.inclusive);
