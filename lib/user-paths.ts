@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, rmdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { PathProblem, OutputExists } from "./errors.ts";
 
@@ -127,4 +127,24 @@ export function outputFiles(paths: string[], what: string, options: { force?: bo
 /** One output file (see outputFiles). */
 export function outputFile(path: string, what: string, options: { force?: boolean; forceFlag?: string } = {}): string {
   return outputFiles([path], what, options)[0]!;
+}
+
+/**
+ * Make the folder an output goes in (outputs' folders are made when
+ * missing); returns how to take back what it made, for a command that then
+ * fails before writing — a typo'd path leaves no empty folders behind.
+ */
+export function makeFolderFor(path: string): () => void {
+  const dir = dirname(resolve(path));
+  const first = mkdirSync(dir, { recursive: true });
+  return () => {
+    if (first === undefined) return;
+    for (let d = dir; d.length >= first.length; d = dirname(d)) {
+      try {
+        rmdirSync(d);
+      } catch {
+        return;
+      }
+    }
+  };
 }

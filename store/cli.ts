@@ -2,9 +2,9 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { publishAtomically } from "../lib/atomic.ts";
 import { trustedKeys } from "../lib/image-trust.ts";
 import { parseSignature, signerId } from "../lib/minisign.ts";
-import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../lib/errors.ts";
+import { folderToWrite, inputFile, inputPath, makeFolderFor, outputFiles } from "../lib/user-paths.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { log, table } from "../lib/log.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "./client/args.ts";
@@ -22,9 +22,9 @@ import { Store } from "./store.ts";
 
 /** `ooo store …`: run the image store and talk to one. */
 
-const tokensIn = (file: string | undefined) =>
+const tokensIn = (file: string | undefined, flag: string) =>
   file
-    ? readFileSync(file, "utf8")
+    ? readFileSync(inputFile(file, flag), "utf8")
         .split("\n")
         .map((l) => l.trim())
         .filter((l) => l && !l.startsWith("#"))
@@ -63,13 +63,14 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       flags: {
         dir: argv.dir,
         listen: argv.listen,
-        writeTokens: tokensIn(argv["write-token-file"]),
-        readTokens: tokensIn(argv["read-token-file"]),
+        writeTokens: tokensIn(argv["write-token-file"], "--write-token-file"),
+        readTokens: tokensIn(argv["read-token-file"], "--read-token-file"),
         allowEmptyUploads: argv["allow-empty-uploads"],
         tls: { cert: argv["tls-cert"], key: argv["tls-key"] },
         plainHttp: argv["plain-http"],
       },
     });
+    folderToWrite(config.dir, argv.dir ? "--dir" : "the config's dir");
     const running = await serveStore(config);
     log.info(`ooo store: ${config.dir} (${config.backend.type} backend) at ${running.url}`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -81,7 +82,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   },
 };
 
-type FetchArgs = StoreArgs & { image: string; o?: string; seed?: string[]; manifest?: boolean; "source-date-epoch"?: number; json?: boolean };
+type FetchArgs = StoreArgs & { image: string; o?: string; seed?: string[]; manifest?: boolean; "source-date-epoch"?: number; json?: boolean; force?: boolean };
 
 const mib = (n: number) => (n / 2 ** 20).toFixed(1);
 
@@ -91,8 +92,9 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
   builder: (y) =>
     withStoreArgs(y)
       .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
-      .option("o", { type: "string", describe: "output file (default: NAME.tar here)" })
-      .option("seed", { type: "string", array: true, describe: "older image tar, any file, a block device or a directory tree" })
+      .option("o", { type: "string", describe: "FILE: where to write it (default: NAME.tar here); its folder is made when missing" })
+      .option("force", { type: "boolean", describe: "replace FILE if it exists (only once the new one is complete)" })
+      .option("seed", { type: "string", array: true, nargs: 1, describe: "an older image tar, any file, a block device or a directory tree to take chunks from (may repeat)" })
       .option("manifest", { type: "boolean", describe: "fetch the build manifest (and OUT.minisig, when signed) instead of the data" })
       .option("source-date-epoch", { type: "number", describe: "mtime clamp for directory seeds (default: the image manifest's)" })
       .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
@@ -100,15 +102,24 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
       .example("$0 store fetch debian-minimal --seed / -o /mnt/new.tar", "seed from the running root")
       .example("$0 store fetch kv@live --manifest -o kv.json", "then: minisign -Vm kv.json -p ci.pub") as unknown as Argv<FetchArgs>,
   handler: async (argv) => {
+    // Everything local first: a typo costs no download.
     const ref = imageRef(argv.image);
+    const seeds = (argv.seed ?? []).map((s) => inputPath(s, "--seed"));
+    const outputs = (file: string) => (argv.manifest ? [file, `${file}.minisig`] : [file]);
+    if (argv.o !== undefined) outputFiles(outputs(argv.o), "-o", { force: argv.force });
     const client = clientFromArgs(argv);
     const image = await resolveImage(client, ref);
-    if (argv.manifest) return fetchManifest(client, image, resolve(argv.o ?? `${image.name ?? image.id}.manifest.json`));
-    const out = resolve(argv.o ?? `${image.name ?? image.id}.tar`);
+    const given = argv.o ?? `${image.name ?? image.id}.${argv.manifest ? "manifest.json" : "tar"}`;
+    const out = outputFiles(outputs(given), "-o", { force: argv.force })[0]!;
+    if (argv.manifest) return fetchManifest(client, image, out);
     let sourceDateEpoch = argv["source-date-epoch"] ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
     if (sourceDateEpoch === undefined && image.ooo_manifest) sourceDateEpoch = (await client.getManifest(image.id)).sourceDateEpoch;
     const t0 = performance.now();
-    const report = await fetchImage({ client, image, out, seeds: argv.seed ?? [], sourceDateEpoch });
+    const unmake = makeFolderFor(out);
+    const report = await fetchImage({ client, image, out, seeds, sourceDateEpoch }).catch((e: unknown) => {
+      unmake();
+      throw e;
+    });
     const seconds = (performance.now() - t0) / 1000;
     const pct = (n: number) => (report.size ? ((100 * n) / report.size).toFixed(2) : "0");
     process.stderr.write(
@@ -131,6 +142,7 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
 /** The manifest exactly as stored, and its signature beside it as minisign looks for it (FILE.minisig). */
 async function fetchManifest(client: StoreClient, image: GlanceImage, out: string) {
   const signed = await signedManifest(client, image);
+  makeFolderFor(out);
   await publishAtomically(out, async (p) => writeFileSync(p, signed.text));
   if (signed.signature !== undefined) await publishAtomically(`${out}.minisig`, async (p) => writeFileSync(p, signed.signature!));
   else rmSync(`${out}.minisig`, { force: true });
@@ -149,10 +161,10 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
   builder: (y) =>
     withStoreArgs(y)
       .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
-      .option("key", { type: "string", array: true, demandOption: true, describe: "a trusted public key, NAME.pub (repeat for several)" })
+      .option("key", { type: "string", array: true, nargs: 1, demandOption: true, describe: "a trusted public key, NAME.pub (may repeat)" })
       .example("$0 store verify kv@live --key ci.pub", "") as unknown as Argv<VerifyArgs>,
   handler: async (argv) => {
-    const keys = trustedKeys(argv.key.map((f) => readFileSync(f, "utf8")), argv.key);
+    const keys = trustedKeys(argv.key.map((f) => readFileSync(inputFile(f, "--key"), "utf8")), argv.key);
     const client = clientFromArgs(argv);
     const image = await resolveImage(client, imageRef(argv.image));
     const signed = await signedManifest(client, image);
@@ -171,7 +183,7 @@ const listCommand: CommandModule<object, ListArgs> = {
   builder: (y) =>
     withStoreArgs(y)
       .positional("name", { type: "string", describe: "only images of this name" })
-      .option("tag", { type: "string", array: true, describe: "only images with these tags" })
+      .option("tag", { type: "string", array: true, nargs: 1, describe: "only images with this tag (may repeat: all of them)" })
       .option("all", { type: "boolean", describe: "every status, not only active" })
       .option("json", { type: "boolean", describe: "print JSON on stdout" }) as unknown as Argv<ListArgs>,
   handler: async (argv) => {
@@ -223,6 +235,7 @@ const gcCommand: CommandModule<object, GcArgs> = {
   handler: async (argv) => {
     // No tokens: gc opens the store directly, as its owner (and takes its lock).
     const config = loadStoreConfig({ file: argv.config, flags: { dir: argv.dir }, tokensOptional: true });
+    Store.requireExisting(config.dir);
     const store = await Store.open({ dir: config.dir, backend: await createBackend(config) });
     try {
       const r = await collectGarbage(store, { dryRun: argv["dry-run"] });

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseWith, parseYamlFile } from "../lib/validate.ts";
 import { InvalidInput, type Problem, UsageError } from "../lib/errors.ts";
 import { isLoopback } from "../lib/tls.ts";
+import { inputFile } from "../lib/user-paths.ts";
 import { TIB } from "./store.ts";
 
 /**
@@ -36,7 +37,8 @@ export const StoreConfig = z.object({
   dir: z.string().min(1).describe("Records, the lock and (dir backend) blobs"),
   listen: z
     .string()
-    .regex(/^[^:]+:\d+$/, "HOST:PORT")
+    .regex(/^[^:]+:\d+$/, "must be HOST:PORT, such as 127.0.0.1:9292")
+    .refine((l) => Number(l.slice(l.lastIndexOf(":") + 1)) <= 65535, "the port must be at most 65535")
     .default("127.0.0.1:9292")
     .describe("Address to listen on (Glance's port by default)"),
   backend: z.discriminatedUnion("type", [DirBackendConfig, SwiftBackendConfig]).default({ type: "dir" }),
@@ -103,7 +105,8 @@ function tokenProblems(sources: [string, string[]][]): Problem[] {
 
 export function loadStoreConfig(sources: ConfigSources): StoreConfig {
   const env = sources.env ?? process.env;
-  const fromFile = sources.file ? (parseYamlFile(StoreConfig.partial(), sources.file, "invalid store config") as Partial<StoreConfig>) : {};
+  if (Boolean(sources.flags?.tls?.cert) !== Boolean(sources.flags?.tls?.key)) throw new UsageError("--tls-cert and --tls-key go together: the certificate and its key");
+  const fromFile = sources.file ? (parseYamlFile(StoreConfig.partial(), inputFile(sources.file, "--config"), "invalid store config") as Partial<StoreConfig>) : {};
   const f = sources.flags ?? {};
   const tokens = fromFile.tokens ?? { write: [], read: [] };
   const given = {
@@ -136,6 +139,10 @@ export function loadStoreConfig(sources: ConfigSources): StoreConfig {
     throw new UsageError(`the store would listen on ${config.listen} with plain http: tokens and images would cross the network in clear`, {
       hint: "Give it a certificate (--tls-cert FILE --tls-key FILE), or say --plain-http (plainHttp: true) if that network is yours alone.",
     });
+  if (config.tls) {
+    inputFile(config.tls.cert, sources.flags?.tls?.cert ? "--tls-cert" : "tls.cert");
+    inputFile(config.tls.key, sources.flags?.tls?.key ? "--tls-key" : "tls.key");
+  }
   if (config.backend.type === "swift" && !config.backend.key)
     throw new UsageError("the swift backend needs its key", { hint: "Set backend.key in the config or OOO_SWIFT_KEY." });
   return config;
