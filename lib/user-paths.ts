@@ -39,9 +39,9 @@ function reason(e: unknown): string {
 }
 
 /** A file to read: it exists, is not a folder, and may be read. */
-export function inputFile(path: string, what: string): string {
+export function inputFile(path: string, what: string, hint?: string): string {
   const k = kind(path);
-  if (k === undefined) throw new PathProblem(path, missing(path), what);
+  if (k === undefined) throw new PathProblem(path, missing(path), what, hint);
   if (k === "folder") throw new PathProblem(path, "is a folder, not a file", what);
   try {
     accessSync(path, constants.R_OK);

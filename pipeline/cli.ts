@@ -1,7 +1,11 @@
 import type { Argv, CommandModule } from "yargs";
 import { DEFAULT_IMAGE } from "../builder/defaults.ts";
 import { log, table } from "../lib/log.ts";
-import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
+import { IMAGE_REF_FORMS, LABEL_FORM, LABEL_RE } from "../wire/image-ref.ts";
+import { UsageError } from "../lib/errors.ts";
+import { inputFile } from "../lib/user-paths.ts";
+import { whileInterruptible } from "../lib/interrupt.ts";
+import type { GlanceImage } from "../store/client/image.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client/args.ts";
 import { promote, promoteTarget } from "./promote.ts";
 import { attachProgressFile, progressFileOption } from "../lib/progress-file.ts";
@@ -60,6 +64,12 @@ const mib = (n: number) => Number((n / 2 ** 20).toFixed(1));
 const sentChunks = (r: PublishReport) =>
   r.mode === "whole" ? "tar sent whole" : r.mode === "none" ? "none" : `${r.chunks.sent} of ${r.chunks.total}`;
 
+/** A tag or version that references could not name is refused before anything is sent (a tag the store refused after the upload left an untagged image). */
+function checkLabels(flag: string, labels: (string | undefined)[]) {
+  for (const l of labels)
+    if (l !== undefined && !LABEL_RE.test(l)) throw new UsageError(`${flag} ${JSON.stringify(l)}: must be ${LABEL_FORM} (references name it as NAME@${flag === "--image-version" ? "VERSION" : "TAG"})`);
+}
+
 type PublishArgs = StoreArgs & { output?: string; "image-version"?: string; tag?: string[]; sign?: string; json?: boolean; "progress-file"?: string };
 
 export const publishCommand: CommandModule<object, PublishArgs> = {
@@ -69,18 +79,28 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
     withStoreArgs(y)
       .positional("output", { type: "string", describe: `the build's -o path (default ${DEFAULT_IMAGE.output})` })
       .option("image-version", { type: "string", describe: "version of the image (default: the next number for its name)" })
-      .option("tag", { type: "string", array: true, describe: "tags to add" })
+      .option("tag", { type: "string", array: true, nargs: 1, describe: "a tag to add (may repeat)" })
       .option("sign", { type: "string", describe: `sign the manifest with this minisign secret key, NAME.key (its password: ${PASSWORD_ENV} or the terminal)` })
       .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
       .option("progress-file", progressFileOption)
       .example("$0 publish out/node --store http://store:9292 --token-file ci.token", "")
       .example("$0 publish out/node --sign ci.key --token-file ci.token", "signed: stacks that trust ci.pub deploy it") as unknown as Argv<PublishArgs>,
   handler: async (argv) => {
-    attachProgressFile(argv["progress-file"]);
+    checkLabels("--tag", argv.tag ?? []);
+    checkLabels("--image-version", [argv["image-version"]]);
     const output = argv.output ?? DEFAULT_IMAGE.output;
-    const sign = argv.sign === undefined ? undefined : await loadSigningKey(argv.sign);
-    const r = await log.step(`publish ${output}`, () =>
-      publish({ client: clientFromArgs(argv), output, version: argv["image-version"], tags: argv.tag, sign }),
+    inputFile(`${output}.manifest.json`, `${argv.output === undefined ? "the default build's" : "the build's"} manifest`, "Publish the -o path of a finished build (ooo build-image -o OUTPUT …).");
+    const client = clientFromArgs(argv);
+    const sign = argv.sign === undefined ? undefined : await loadSigningKey(inputFile(argv.sign, "--sign"));
+    attachProgressFile(argv["progress-file"]);
+    let record: GlanceImage | undefined;
+    const r = await whileInterruptible(
+      () =>
+        record
+          ? `image ${record.id} (${record.name} version ${record.ooo_version}) is left in the store ${record.status === "active" ? "active, perhaps without all its tags or its signature" : `${record.status}, without all its data`}; ` +
+            "run the same ooo publish again: it finishes this image (publishing is idempotent by digest)"
+          : "nothing was created in the store",
+      () => log.step(`publish ${output}`, () => publish({ client, output, version: argv["image-version"], tags: argv.tag, sign, onRecord: (i) => (record = i) })),
     );
     process.stderr.write(
       "\n" +
@@ -110,6 +130,7 @@ export const promoteCommand: CommandModule<object, PromoteArgs> = {
       .example("$0 promote debian-minimal@7 --tag stable", "")
       .example("$0 promote debian-minimal 7 --tag stable", "the same") as unknown as Argv<PromoteArgs>,
   handler: async (argv) => {
+    checkLabels("--tag", [argv.tag]);
     const target = promoteTarget(String(argv.image), argv.label === undefined ? undefined : String(argv.label));
     const r = await promote({ client: clientFromArgs(argv), image: target.ref, name: target.name, tag: argv.tag });
     process.stderr.write(

@@ -1,8 +1,9 @@
-import { OooError } from "../lib/errors.ts";
+import { EXIT, OooError } from "../lib/errors.ts";
 
 /** A build `ooo test-image` cannot boot: no manifest, no disk image, no kernel beside it. */
 export class UntestableBuild extends OooError {
   readonly code = "untestable-build";
+  override readonly exitCode = EXIT.usage.code;
   constructor(readonly image: string, detail: string) {
     super(`cannot test ${image}: ${detail}`, { hint: "Pass the build's -o path, its .manifest.json, or its .raw/.qcow2 file." });
   }

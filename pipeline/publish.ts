@@ -37,6 +37,8 @@ export interface PublishOptions {
   concurrency?: number;
   /** Sign the manifest with this key (signing.ts), and store the signature with the image. */
   sign?: SecretKey;
+  /** Told the image record once there is one (found or created): what an interrupted publish leaves. */
+  onRecord?: (image: GlanceImage) => void;
 }
 
 export interface PublishReport {
@@ -181,6 +183,7 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
 
   const info = await client.info();
   let image = await findExisting(client, manifest.name, manifest.digest);
+  if (image) options.onRecord?.(image);
   const fields = {
     name: manifest.name,
     disk_format: info ? "tar" : "raw", // a stock Glance knows no "tar" disk format
@@ -194,6 +197,7 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
     log.warn("the store is a plain Glance: publishing the tar only, without chunks or manifest");
     if (image?.status !== "active") {
       image ??= await createRecord(client, fields, manifest.name, options.version);
+      options.onRecord?.(image);
       image = await log.step(`upload ${tar.file}`, async () => {
         const uploaded = await ourselvesOrTheOther(client, image!.id, () => client.uploadData(image!.id, tar.path));
         log.bytes(tar.size);
@@ -215,6 +219,7 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
       await client.missingBlobs([...new Set([...index.chunks.map(([id]) => `sha256:${id}`), ...others.map((a) => `sha256:${a.sha256}`)])]),
     );
     image ??= await createRecord(client, fields, manifest.name, options.version);
+    options.onRecord?.(image);
 
     if (image.status !== "active") {
       const missingChunks = chunkOffsets(index).filter((c) => missing.has(`sha256:${c.id}`));

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { UsageError } from "../lib/errors.ts";
+import { makeFolderFor, outputFiles } from "../lib/user-paths.ts";
 import { log } from "../lib/log.ts";
 import { formatPublicKey, formatSecretKey, generateKey, isEncrypted, parseSecretKey, parseSignature, signData, signerId, type SecretKey } from "../lib/minisign.ts";
 import type { Manifest } from "../wire/manifest.ts";
@@ -56,9 +57,11 @@ async function password(what: string, confirm: boolean): Promise<string> {
 /** `ooo key generate NAME`: NAME.key (0600) and NAME.pub; an existing key is never overwritten. */
 export async function generateKeyFiles(name: string, options: { unencrypted?: boolean } = {}) {
   const files = { secret: `${name}.key`, public: `${name}.pub` };
-  for (const f of Object.values(files)) if (existsSync(f)) throw new UsageError(`${f} exists: ooo never overwrites a key`);
+  for (const f of Object.values(files)) if (existsSync(f)) throw new UsageError(`${f} exists: ooo never overwrites a key`, { hint: "Choose another NAME, or remove the old pair first." });
+  outputFiles([files.secret, files.public], "NAME", { force: true });
   const key = generateKey();
   const secret = await formatSecretKey(key, options.unencrypted ? undefined : await password(files.secret, true));
+  makeFolderFor(files.secret);
   const fd = openSync(files.secret, "wx", 0o600);
   try {
     writeSync(fd, secret);
