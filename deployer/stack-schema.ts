@@ -77,7 +77,8 @@ export const Role = z
     count: z
       .int({ error: (i) => (i.input === undefined ? "is required: how many nodes the role has" : "must be a whole number") })
       .min(0, "must be ≥ 0")
-      .describe("How many nodes the role has"),
+      .max(1000, "must be ≤ 1000 (the most one role may have)")
+      .describe("How many nodes the role has (at most 1000)"),
     image: ImageRefText,
     inventory: Label("the name of an inventory entry").optional().describe("Where its nodes come from (an inventory entry); optional when there is one"),
     size: Size.optional(),
