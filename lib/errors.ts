@@ -239,7 +239,7 @@ export function asUserError(e: unknown): OooError | undefined {
     return new ResourceExhausted(path ? `cannot ${verb} ${path}: ${RESOURCE_ERRNO[sys.code!]}` : RESOURCE_ERRNO[sys.code!]!, e);
   if (!path) return undefined;
   let problem = PATH_ERRNO[sys.code!]!;
-  if (sys.code === "ENOENT") {
+  if (sys.code === "ENOENT" && path.includes("/")) {
     const parent = path.slice(0, path.lastIndexOf("/"));
     if (parent && !existsSyncQuiet(parent)) problem = `its folder ${parent} does not exist`;
   }
