@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { stringify as toYaml } from "yaml";
 import { PathProblem, UsageError } from "../lib/errors.ts";
+import { withExamples } from "../lib/help.ts";
 import { folderToWrite, outputFile, outputFiles } from "../lib/user-paths.ts";
 import { checkArchRunnable } from "./arch.ts";
 import { resolveOutputTypes } from "./outputs/index.ts";
@@ -34,9 +35,10 @@ function buildImageArgs(y: Argv) {
       `build the default image (${DEFAULT_IMAGE.elements.join(" ")}) to ${DEFAULT_IMAGE.output}.`,
   ).positional("elements", { type: "string", array: true, describe: "the elements to build from (their dependencies are added)" });
   for (const f of Object.values(FLAGS)) y.option(f.flag, yargsOption(f));
-  return y
-    .example("$0 build-image -o out/tiny -t tar busybox-base", "")
-    .example("$0 build-image -o out/node -t qcow2 debian-minimal", "");
+  return withExamples(y, [
+    ["$0 build-image -o out/tiny -t tar busybox-base", "a tiny root, in a second"],
+    ["$0 build-image -o out/node -t qcow2 debian-minimal", "a Debian golden disk"],
+  ]);
 }
 
 type BuildImageArgs = Record<string, unknown> & { elements?: string[] };

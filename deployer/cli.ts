@@ -73,7 +73,7 @@ export const deployCommand: CommandModule<object, DeployArgs> = {
   describe: "make the stack's nodes what the stack file says (create, retry, reconfigure; again = no change)",
   builder: (y) =>
     withStack(y)
-      .option("image-cache", { type: "string", describe: "folder of downloaded golden disks (default <state>/images)" })
+      .option("image-cache", { type: "string", describe: "DIR: the downloaded golden disks (default STATE/images)" })
       .option("json", { type: "boolean", describe: "print the outcome and the timeline as JSON on stdout" })
       .option("progress-file", progressFileOption)
       .example("$0 deploy fixtures/stacks/demo.yaml", "") as unknown as Argv<DeployArgs>,
@@ -95,7 +95,7 @@ export const scaleCommand: CommandModule<object, ScaleArgs> = {
   builder: (y) =>
     withStack(y)
       .positional("counts", { type: "string", array: true, describe: "ROLE=COUNT, one for each role to change (web=3)" })
-      .option("image-cache", { type: "string", describe: "folder of downloaded golden disks (default <state>/images)" })
+      .option("image-cache", { type: "string", describe: "DIR: the downloaded golden disks (default STATE/images)" })
       .option("json", { type: "boolean", describe: "print the outcome as JSON on stdout" })
       .option("progress-file", progressFileOption)
       .example("$0 scale fixtures/stacks/demo.yaml web=3", "") as unknown as Argv<ScaleArgs>,
@@ -189,8 +189,11 @@ export const powerCommand: CommandModule<object, PowerArgs> = {
 
 export const storeEnvCommand: CommandModule<object, StackArgs> = {
   command: "store-env <stack>",
-  describe: "start the stack's embedded image store if needed and print how to publish to it (eval \"$(ooo store-env STACK)\")",
-  builder: (y) => withStack(y) as unknown as Argv<StackArgs>,
+  describe: "start the stack's embedded image store if needed; print OOO_STORE_URL and OOO_STORE_TOKEN for it",
+  builder: (y) =>
+    withStack(y)
+      .example("# then ooo publish and ooo store list use that store", "")
+      .example(`eval "$($0 store-env fixtures/stacks/demo.yaml)"`, "") as unknown as Argv<StackArgs>,
   handler: async (argv) => {
     const stack = loadStack(argv.stack);
     if (argv["state-dir"]) folderToWrite(argv["state-dir"], "--state-dir");
@@ -253,7 +256,8 @@ export const upgradeCommand: CommandModule<object, UpgradeArgs> = {
     withStack(y)
       .option("json", { type: "boolean", describe: "print the outcome and the timeline as JSON on stdout" })
       .option("progress-file", progressFileOption)
-      .example("$0 upgrade fixtures/stacks/demo.yaml", "after changing a role's image in the file") as unknown as Argv<UpgradeArgs>,
+      .example("# after changing a role's image in the stack file", "")
+      .example("$0 upgrade fixtures/stacks/demo.yaml", "") as unknown as Argv<UpgradeArgs>,
   handler: async (argv) => {
     attachProgressFile(argv["progress-file"]);
     const r = await whileInterruptible(

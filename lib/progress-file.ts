@@ -13,7 +13,7 @@ export const PROGRESS_FILE_DESCRIPTION =
 
 export const progressFileOption = {
   type: "string",
-  describe: PROGRESS_FILE_DESCRIPTION.replaceAll("`", ""),
+  describe: `FILE: ${PROGRESS_FILE_DESCRIPTION.replaceAll("`", "")}`,
 } as const;
 
 /** Start writing the progress stream to `path` (nothing without one); each line is written whole, at once. Returns the way to stop. */

@@ -5,6 +5,7 @@ import { IMAGE_REF_FORMS, LABEL_FORM, LABEL_RE } from "../wire/image-ref.ts";
 import { UsageError } from "../lib/errors.ts";
 import { inputFile } from "../lib/user-paths.ts";
 import { whileInterruptible } from "../lib/interrupt.ts";
+import { withExamples } from "../lib/help.ts";
 import type { GlanceImage } from "../store/client/image.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "../store/client/args.ts";
 import { promote, promoteTarget } from "./promote.ts";
@@ -24,14 +25,21 @@ export const testImageCommand: CommandModule<object, TestImageArgs> = {
   command: "test-image <image>",
   describe: "boot a built image in qemu and check it is a sound golden node",
   builder: (y) =>
-    y
-      .positional("image", { type: "string", demandOption: true, describe: "the build's -o path, manifest, or .raw/.qcow2" })
-      .option("boot", { choices: ["direct", "disk", "both"], default: "both", describe: "kernel+initrd, the disk's own bootloader, or both" })
-      .option("accel", { choices: ["auto", "tcg", "kvm"], default: "auto", describe: "qemu acceleration (auto: KVM only if a probe boot works)" })
-      .option("timeout", { type: "number", default: 120, describe: "seconds to wait for the node's ready line" })
-      .option("json", { type: "boolean", describe: "print the result as JSON on stdout" })
-      .example("$0 test-image out/default", "boot both ways and check") as unknown as Argv<TestImageArgs>,
+    withExamples(
+      y
+        .positional("image", { type: "string", demandOption: true, describe: "the build's -o path, its .manifest.json, or its .raw/.qcow2 file" })
+        .option("boot", {
+          choices: ["direct", "disk", "both"],
+          default: "both",
+          describe: "direct (its kernel and initrd), disk (the disk's own GRUB) or both (the default)",
+        })
+        .option("accel", { choices: ["auto", "tcg", "kvm"], default: "auto", describe: "qemu acceleration: tcg, kvm, or auto (the default: KVM if a probe boot works)" })
+        .option("timeout", { type: "number", default: 120, describe: "SECONDS to wait for the node's ready line (default 120)" })
+        .option("json", { type: "boolean", describe: "print the result as JSON on stdout" }),
+      [["$0 test-image out/default", "boot both ways and check"]],
+    ) as unknown as Argv<TestImageArgs>,
   handler: async (argv) => {
+    if (!(argv.timeout > 0)) throw new UsageError(`--timeout must be a number of seconds above 0`);
     const result = await testImage({
       image: argv.image,
       modes: argv.boot === "both" ? ["direct", "disk"] : [argv.boot as "direct" | "disk"],
@@ -76,15 +84,19 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
   command: "publish [output]",
   describe: "publish a build (its -o path) to the image store",
   builder: (y) =>
-    withStoreArgs(y)
-      .positional("output", { type: "string", describe: `the build's -o path (default ${DEFAULT_IMAGE.output})` })
-      .option("image-version", { type: "string", describe: "version of the image (default: the next number for its name)" })
-      .option("tag", { type: "string", array: true, nargs: 1, describe: "a tag to add (may repeat)" })
-      .option("sign", { type: "string", describe: `sign the manifest with this minisign secret key, NAME.key (its password: ${PASSWORD_ENV} or the terminal)` })
-      .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
-      .option("progress-file", progressFileOption)
-      .example("$0 publish out/node --store http://store:9292 --token-file ci.token", "")
-      .example("$0 publish out/node --sign ci.key --token-file ci.token", "signed: stacks that trust ci.pub deploy it") as unknown as Argv<PublishArgs>,
+    withExamples(
+      withStoreArgs(y)
+        .positional("output", { type: "string", describe: `the build's -o path (default ${DEFAULT_IMAGE.output})` })
+        .option("image-version", { type: "string", describe: "VERSION of the image (default: the next number for its name)" })
+        .option("tag", { type: "string", array: true, nargs: 1, describe: "TAG to add (may repeat)" })
+        .option("sign", { type: "string", describe: `FILE: sign the manifest with this minisign secret key, NAME.key (its password: ${PASSWORD_ENV} or the terminal)` })
+        .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
+        .option("progress-file", progressFileOption),
+      [
+        ["$0 publish out/node --store http://store:9292 --token-file ci.token"],
+        ["$0 publish out/node --sign ci.key --token-file ci.token", "signed: stacks that trust ci.pub deploy it"],
+      ],
+    ) as unknown as Argv<PublishArgs>,
   handler: async (argv) => {
     checkLabels("--tag", argv.tag ?? []);
     checkLabels("--image-version", [argv["image-version"]]);
@@ -123,12 +135,13 @@ export const promoteCommand: CommandModule<object, PromoteArgs> = {
   command: "promote <image> [label]",
   describe: "move a tag onto an image, off the other images of its name",
   builder: (y) =>
-    withStoreArgs(y)
-      .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
-      .positional("label", { type: "string", describe: "the older form: `promote NAME X` is `promote NAME@X`; an image ID for X must be named NAME" })
-      .option("tag", { type: "string", demandOption: true, describe: "the tag to move, e.g. stable" })
-      .example("$0 promote debian-minimal@7 --tag stable", "")
-      .example("$0 promote debian-minimal 7 --tag stable", "the same") as unknown as Argv<PromoteArgs>,
+    withExamples(
+      withStoreArgs(y)
+        .positional("image", { type: "string", demandOption: true, describe: `the image: ${IMAGE_REF_FORMS}` })
+        .positional("label", { type: "string", describe: "the older form: promote NAME X is promote NAME@X (an image ID for X must be named NAME)" })
+        .option("tag", { type: "string", demandOption: true, describe: "TAG to move, e.g. stable (required)" }),
+      [["$0 promote debian-minimal@7 --tag stable"], ["$0 promote debian-minimal 7 --tag stable", "the same, the older way"]],
+    ) as unknown as Argv<PromoteArgs>,
   handler: async (argv) => {
     checkLabels("--tag", [argv.tag]);
     const target = promoteTarget(String(argv.image), argv.label === undefined ? undefined : String(argv.label));

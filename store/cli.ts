@@ -4,6 +4,7 @@ import { trustedKeys } from "../lib/image-trust.ts";
 import { parseSignature, signerId } from "../lib/minisign.ts";
 import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../lib/errors.ts";
+import { withExamples } from "../lib/help.ts";
 import { folderToWrite, inputFile, inputPath, makeFolderFor, outputFiles } from "../lib/user-paths.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { log, table } from "../lib/log.ts";
@@ -46,17 +47,19 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   command: "serve",
   describe: "serve the image store (Glance v2 API) until stopped",
   builder: (y) =>
-    y
-      .option("config", { type: "string", describe: "YAML config file (store/config.ts documents every key)" })
-      .option("dir", { type: "string", describe: "store directory: records, lock, dir-backend blobs" })
-      .option("listen", { type: "string", describe: "HOST:PORT (default 127.0.0.1:9292)" })
-      .option("write-token-file", { type: "string", describe: "file with write tokens, one a line (also OOO_STORE_WRITE_TOKEN)" })
-      .option("read-token-file", { type: "string", describe: "file with read-only tokens, one a line (also OOO_STORE_READ_TOKEN)" })
-      .option("allow-empty-uploads", { type: "boolean", describe: "accept 0-byte image data without x-ooo-allow-empty" })
-      .option("tls-cert", { type: "string", describe: "serve https with this PEM certificate (chain)" })
-      .option("tls-key", { type: "string", describe: "and this PEM private key" })
-      .option("plain-http", { type: "boolean", describe: "allow plain http on an address that is not loopback" })
-      .example("OOO_STORE_WRITE_TOKEN=… $0 store serve --dir /var/lib/ooo/store", "") as unknown as Argv<ServeArgs>,
+    withExamples(
+      y
+        .option("config", { type: "string", describe: "FILE: YAML settings (store/config.ts documents every key)" })
+        .option("dir", { type: "string", describe: "DIR: the store's folder (records, lock, the dir backend's blobs); made when missing" })
+        .option("listen", { type: "string", describe: "HOST:PORT to listen on (default 127.0.0.1:9292)" })
+        .option("write-token-file", { type: "string", describe: "FILE with write tokens, one a line (also OOO_STORE_WRITE_TOKEN)" })
+        .option("read-token-file", { type: "string", describe: "FILE with read-only tokens, one a line (also OOO_STORE_READ_TOKEN)" })
+        .option("allow-empty-uploads", { type: "boolean", describe: "accept 0-byte image data without x-ooo-allow-empty" })
+        .option("tls-cert", { type: "string", describe: "FILE: serve https with this PEM certificate (chain)" })
+        .option("tls-key", { type: "string", describe: "FILE: and this PEM private key" })
+        .option("plain-http", { type: "boolean", describe: "allow plain http on an address that is not loopback" }),
+      [["OOO_STORE_WRITE_TOKEN=… $0 store serve --dir /var/lib/ooo/store"]],
+    ) as unknown as Argv<ServeArgs>,
   handler: async (argv) => {
     const config = loadStoreConfig({
       file: argv.config,
@@ -91,16 +94,18 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
   describe: "fetch an image's data, reusing chunks of local seeds",
   builder: (y) =>
     withStoreArgs(y)
-      .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
+      .positional("image", { type: "string", demandOption: true, describe: `the image: ${IMAGE_REF_FORMS}` })
       .option("o", { type: "string", describe: "FILE: where to write it (default: NAME.tar here); its folder is made when missing" })
       .option("force", { type: "boolean", describe: "replace FILE if it exists (only once the new one is complete)" })
       .option("seed", { type: "string", array: true, nargs: 1, describe: "an older image tar, any file, a block device or a directory tree to take chunks from (may repeat)" })
       .option("manifest", { type: "boolean", describe: "fetch the build manifest (and OUT.minisig, when signed) instead of the data" })
-      .option("source-date-epoch", { type: "number", describe: "mtime clamp for directory seeds (default: the image manifest's)" })
+      .option("source-date-epoch", { type: "number", describe: "SECONDS: the mtime clamp for directory seeds (default: the image manifest's)" })
       .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
       .example("$0 store fetch debian-minimal@stable --seed /dev/vda2 -o /tmp/new.tar", "")
-      .example("$0 store fetch debian-minimal --seed / -o /mnt/new.tar", "seed from the running root")
-      .example("$0 store fetch kv@live --manifest -o kv.json", "then: minisign -Vm kv.json -p ci.pub") as unknown as Argv<FetchArgs>,
+      .example("# seed from the running root", "")
+      .example("$0 store fetch debian-minimal --seed / -o /mnt/new.tar", "")
+      .example("# the manifest; then: minisign -Vm kv.json -p ci.pub", "")
+      .example("$0 store fetch kv@live --manifest -o kv.json", "") as unknown as Argv<FetchArgs>,
   handler: async (argv) => {
     // Everything local first: a typo costs no download.
     const ref = imageRef(argv.image);
@@ -160,8 +165,8 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
   describe: "check that an image's manifest is signed by one of these keys and names the image's data",
   builder: (y) =>
     withStoreArgs(y)
-      .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
-      .option("key", { type: "string", array: true, nargs: 1, demandOption: true, describe: "a trusted public key, NAME.pub (may repeat)" })
+      .positional("image", { type: "string", demandOption: true, describe: `the image: ${IMAGE_REF_FORMS}` })
+      .option("key", { type: "string", array: true, nargs: 1, demandOption: true, describe: "FILE: a trusted public key, NAME.pub (required; may repeat)" })
       .example("$0 store verify kv@live --key ci.pub", "") as unknown as Argv<VerifyArgs>,
   handler: async (argv) => {
     const keys = trustedKeys(argv.key.map((f) => readFileSync(inputFile(f, "--key"), "utf8")), argv.key);
@@ -182,8 +187,8 @@ const listCommand: CommandModule<object, ListArgs> = {
   describe: "list images (newest first)",
   builder: (y) =>
     withStoreArgs(y)
-      .positional("name", { type: "string", describe: "only images of this name" })
-      .option("tag", { type: "string", array: true, nargs: 1, describe: "only images with this tag (may repeat: all of them)" })
+      .positional("name", { type: "string", describe: "only images of this NAME" })
+      .option("tag", { type: "string", array: true, nargs: 1, describe: "only images with this TAG (may repeat: all of them)" })
       .option("all", { type: "boolean", describe: "every status, not only active" })
       .option("json", { type: "boolean", describe: "print JSON on stdout" }) as unknown as Argv<ListArgs>,
   handler: async (argv) => {
@@ -214,7 +219,7 @@ const showCommand: CommandModule<object, StoreArgs & { image: string }> = {
   command: "show <image>",
   describe: "show an image record (JSON)",
   builder: (y) =>
-    withStoreArgs(y).positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS }) as unknown as Argv<StoreArgs & { image: string }>,
+    withStoreArgs(y).positional("image", { type: "string", demandOption: true, describe: `the image: ${IMAGE_REF_FORMS}` }) as unknown as Argv<StoreArgs & { image: string }>,
   handler: async (argv) => {
     const ref = imageRef(argv.image);
     const image = await resolveImage(clientFromArgs(argv), ref);
@@ -229,8 +234,8 @@ const gcCommand: CommandModule<object, GcArgs> = {
   describe: "delete blobs no image refers to (stop the server first)",
   builder: (y) =>
     y
-      .option("config", { type: "string", describe: "the server's YAML config" })
-      .option("dir", { type: "string", describe: "store directory" })
+      .option("config", { type: "string", describe: "FILE: the server's YAML settings" })
+      .option("dir", { type: "string", describe: "DIR: the store's folder (it must be one: gc makes none)" })
       .option("dry-run", { type: "boolean", describe: "only say what would be deleted" }) as unknown as Argv<GcArgs>,
   handler: async (argv) => {
     // No tokens: gc opens the store directly, as its owner (and takes its lock).

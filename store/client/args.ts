@@ -19,9 +19,9 @@ export interface StoreArgs {
 
 export function withStoreArgs<T>(y: Argv<T>): Argv<T & StoreArgs> {
   return y
-    .option("store", { type: "string", describe: "store URL (OOO_STORE_URL; default http://127.0.0.1:9292)" })
-    .option("token-file", { type: "string", describe: "file holding the store token (or OOO_STORE_TOKEN)" })
-    .option("ca-file", { type: "string", describe: "PEM of the CA to trust for an https store (or OOO_STORE_CA; default: the system's CAs)" }) as Argv<T & StoreArgs>;
+    .option("store", { type: "string", describe: "URL of the store (or OOO_STORE_URL; default http://127.0.0.1:9292)" })
+    .option("token-file", { type: "string", describe: "FILE whose first line is the store token (or OOO_STORE_TOKEN)" })
+    .option("ca-file", { type: "string", describe: "FILE: the PEM of the CA to trust for an https store (or OOO_STORE_CA; default: the system's CAs)" }) as Argv<T & StoreArgs>;
 }
 
 /** The store's URL as given: http or https, else a usage error naming where it came from. */
