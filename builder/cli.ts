@@ -71,7 +71,7 @@ export function optionsFromArgs(argv: BuildImageArgs, args: string[] = argsAfter
       ...given,
       elements: useDefault ? DEFAULT_IMAGE.elements : elements,
       output: given.output ?? (useDefault ? DEFAULT_IMAGE.output : "image"),
-      types: types?.length ? types : useDefault ? DEFAULT_IMAGE.types : ["tar"],
+      types: types ?? (useDefault ? DEFAULT_IMAGE.types : ["tar"]),
       offline: given.offline || process.env.DIB_OFFLINE === "1",
       // A kept work folder must outlive the build's namespace, so it cannot be a tmpfs.
       noTmpfs: given.noTmpfs || given.keepFailed,
