@@ -1,6 +1,6 @@
-import { existsSync, rmSync } from "node:fs";
-import { dirname } from "node:path";
+import { rmSync } from "node:fs";
 import { log } from "../lib/log.ts";
+import { firstMissing } from "../lib/user-paths.ts";
 import { daemonPid } from "./daemons.ts";
 import { embeddedStoreFiles, metadataDaemon, stopEmbeddedStore, stopMetadataService } from "./services.ts";
 
@@ -15,8 +15,7 @@ import { embeddedStoreFiles, metadataDaemon, stopEmbeddedStore, stopMetadataServ
  * before its first change to a node; from then on nothing is undone.
  */
 export async function refusedLeavesNothing<T>(stateDir: string, fn: (acting: () => void) => Promise<T>): Promise<T> {
-  let made: string | undefined;
-  for (let d = stateDir; !existsSync(d); d = dirname(d)) made = d;
+  const made = firstMissing(stateDir);
   const before = { store: daemonPid(embeddedStoreFiles(stateDir).daemon) !== undefined, metadata: daemonPid(metadataDaemon(stateDir)) !== undefined };
   let acted = false;
   try {

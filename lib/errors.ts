@@ -93,6 +93,7 @@ export function isOooError(e: unknown): e is OooError {
 /** A minisign key file ooo cannot use: malformed, another algorithm, a wrong password. Never shows the key. */
 export class KeyUnusable extends OooError {
   readonly code = "key-unusable";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly source: string,
     reason: string,

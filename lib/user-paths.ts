@@ -129,6 +129,13 @@ export function outputFile(path: string, what: string, options: { force?: boolea
   return outputFiles([path], what, options)[0]!;
 }
 
+/** The outermost folder of `path` that does not exist yet (what making it would make), or undefined. */
+export function firstMissing(path: string): string | undefined {
+  let made: string | undefined;
+  for (let d = resolve(path); !existsSync(d) && dirname(d) !== d; d = dirname(d)) made = d;
+  return made;
+}
+
 /**
  * Make the folder an output goes in (outputs' folders are made when
  * missing); returns how to take back what it made, for a command that then

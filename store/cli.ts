@@ -5,7 +5,7 @@ import { parseSignature, signerId } from "../lib/minisign.ts";
 import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../lib/errors.ts";
 import { withExamples } from "../lib/help.ts";
-import { folderToWrite, inputFile, inputPath, makeFolderFor, outputFiles } from "../lib/user-paths.ts";
+import { firstMissing, folderToWrite, inputFile, inputPath, makeFolderFor, outputFiles } from "../lib/user-paths.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { log, table } from "../lib/log.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "./client/args.ts";
@@ -74,7 +74,16 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       },
     });
     folderToWrite(config.dir, argv.dir ? "--dir" : "the config's dir");
-    const running = await serveStore(config);
+    if (config.tls) {
+      inputFile(config.tls.cert, argv["tls-cert"] ? "--tls-cert" : "the config's tls.cert");
+      inputFile(config.tls.key, argv["tls-key"] ? "--tls-key" : "the config's tls.key");
+    }
+    // A store that could not start (the address is taken) leaves no new, empty store folder behind.
+    const made = firstMissing(config.dir);
+    const running = await serveStore(config).catch((e: unknown) => {
+      if (made) rmSync(made, { recursive: true, force: true });
+      throw e;
+    });
     log.info(`ooo store: ${config.dir} (${config.backend.type} backend) at ${running.url}`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once("SIGINT", () => resolve("SIGINT"));
@@ -118,6 +127,8 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
     const out = outputFiles(outputs(given), "-o", { force: argv.force })[0]!;
     if (argv.manifest) return fetchManifest(client, image, out);
     let sourceDateEpoch = argv["source-date-epoch"] ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
+    if (sourceDateEpoch !== undefined && !(Number.isInteger(sourceDateEpoch) && sourceDateEpoch >= 0))
+      throw new UsageError(`${argv["source-date-epoch"] !== undefined ? "--source-date-epoch" : "SOURCE_DATE_EPOCH"} must be a whole number of seconds since 1970`);
     if (sourceDateEpoch === undefined && image.ooo_manifest) sourceDateEpoch = (await client.getManifest(image.id)).sourceDateEpoch;
     const t0 = performance.now();
     const unmake = makeFolderFor(out);

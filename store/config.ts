@@ -13,12 +13,12 @@ import { TIB } from "./store.ts";
  */
 const Token = z.string().min(16, "a token has at least 16 characters");
 
-export const DirBackendConfig = z.object({
+export const DirBackendConfig = z.strictObject({
   type: z.literal("dir"),
   path: z.string().optional().describe("Folder for blobs (default: DIR/blobs)"),
 });
 
-export const SwiftBackendConfig = z.object({
+export const SwiftBackendConfig = z.strictObject({
   type: z.literal("swift"),
   authUrl: z.url().describe("Swift's v1 auth endpoint (tempauth/swauth), e.g. http://127.0.0.1:8080/auth/v1.0"),
   user: z.string().min(1).describe("account:user"),
@@ -32,7 +32,8 @@ export const SwiftBackendConfig = z.object({
     .describe("Blobs larger than this go up as static large objects made of segments this big"),
 });
 
-export const StoreConfig = z.object({
+// Strict: a misspelt key (lisen:) is reported, not ignored in favour of the default.
+export const StoreConfig = z.strictObject({
   version: z.literal(1).default(1).describe("Config format version"),
   dir: z.string().min(1).describe("Records, the lock and (dir backend) blobs"),
   listen: z
@@ -43,7 +44,7 @@ export const StoreConfig = z.object({
     .describe("Address to listen on (Glance's port by default)"),
   backend: z.discriminatedUnion("type", [DirBackendConfig, SwiftBackendConfig]).default({ type: "dir" }),
   tokens: z
-    .object({
+    .strictObject({
       write: z.array(Token).default([]).describe("Tokens that may publish (CI)"),
       read: z.array(Token).default([]).describe("Tokens that may only read (nodes)"),
     })
@@ -139,10 +140,6 @@ export function loadStoreConfig(sources: ConfigSources): StoreConfig {
     throw new UsageError(`the store would listen on ${config.listen} with plain http: tokens and images would cross the network in clear`, {
       hint: "Give it a certificate (--tls-cert FILE --tls-key FILE), or say --plain-http (plainHttp: true) if that network is yours alone.",
     });
-  if (config.tls) {
-    inputFile(config.tls.cert, sources.flags?.tls?.cert ? "--tls-cert" : "tls.cert");
-    inputFile(config.tls.key, sources.flags?.tls?.key ? "--tls-key" : "tls.key");
-  }
   if (config.backend.type === "swift" && !config.backend.key)
     throw new UsageError("the swift backend needs its key", { hint: "Set backend.key in the config or OOO_SWIFT_KEY." });
   return config;

@@ -26,8 +26,8 @@ export type FileSpec =
 export interface BadInput {
   /** What the user did, in their words. */
   name: string;
-  /** The command line after the program (`ooo`, or the agent's name). */
-  argv: string[];
+  /** The command line after the program (`ooo`, or the agent's name); a function for what is known only when the row runs. */
+  argv: string[] | (() => string[]);
   /** Files and folders made in the row's folder first. */
   files?: Record<string, FileSpec>;
   env?: Record<string, string>;
@@ -119,7 +119,8 @@ export async function runBadInput(row: BadInput, options: TableOptions = {}) {
   try {
     await row.before?.(dir);
     const before = snapshot(dir, fixtureMounts);
-    const proc = Bun.spawn([...(options.program ?? ["bun", join(REPO, "cli/ooo.ts")]), ...row.argv], {
+    const argv = typeof row.argv === "function" ? row.argv() : row.argv;
+    const proc = Bun.spawn([...(options.program ?? ["bun", join(REPO, "cli/ooo.ts")]), ...argv], {
       cwd: dir,
       env: { ...process.env, NO_COLOR: "1", COLUMNS: "100", ...(options.env?.() ?? {}), ...(row.env ?? {}) },
       stdin: "ignore",
@@ -143,7 +144,7 @@ export async function runBadInput(row: BadInput, options: TableOptions = {}) {
       mounts: mountsUnder(dir).filter((m) => !fixtureMounts.includes(m)),
     };
     const expected = { exit: row.exit, says: true, internalError: false, newOrChanged: [], removed: [], processes: [], mounts: [] };
-    if (JSON.stringify(result) !== JSON.stringify(expected)) process.stderr.write(`\n--- ooo ${row.argv.join(" ")}\n${stderr}${stdout ? `(stdout)\n${stdout}` : ""}\n`);
+    if (JSON.stringify(result) !== JSON.stringify(expected)) process.stderr.write(`\n--- ooo ${argv.join(" ")}\n${stderr}${stdout ? `(stdout)\n${stdout}` : ""}\n`);
     expect(result).toEqual(expected);
   } finally {
     for (const m of fixtureMounts.reverse()) Bun.spawnSync(["umount", "-l", m]);
