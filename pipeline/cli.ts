@@ -101,9 +101,15 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
     checkLabels("--tag", argv.tag ?? []);
     checkLabels("--image-version", [argv["image-version"]]);
     const output = argv.output ?? DEFAULT_IMAGE.output;
-    inputFile(`${output}.manifest.json`, `${argv.output === undefined ? "the default build's" : "the build's"} manifest`, "Publish the -o path of a finished build (ooo build-image -o OUTPUT …).");
+    const extension = /\.(manifest\.json|tar|raw|qcow2)$/.exec(output)?.[0];
+    inputFile(
+      `${output}.manifest.json`,
+      `${argv.output === undefined ? "the default build's" : "the build's"} manifest`,
+      extension ? `Give the -o path without ${extension}: ooo publish ${output.slice(0, -extension.length)}` : "Publish the -o path of a finished build (ooo build-image -o OUTPUT …).",
+    );
     const client = clientFromArgs(argv);
-    const sign = argv.sign === undefined ? undefined : await loadSigningKey(inputFile(argv.sign, "--sign"));
+    if (argv.sign !== undefined) inputFile(argv.sign, "--sign");
+    const sign = argv.sign === undefined ? undefined : await loadSigningKey(argv.sign);
     attachProgressFile(argv["progress-file"]);
     let record: GlanceImage | undefined;
     const r = await whileInterruptible(

@@ -23,7 +23,13 @@ export class ImageChecksFailed extends OooError {
   }
 }
 
-/** A build cannot be published as it is: no manifest, a missing or changed artifact. */
+/** A publish that went wrong once it had started. */
 export class PublishFailed extends OooError {
   readonly code = "publish-failed";
+}
+
+/** A build that cannot be published as it is (its manifest, a missing or changed artifact): found before anything is sent. */
+export class UnpublishableBuild extends OooError {
+  readonly code = "unpublishable-build";
+  override readonly exitCode = EXIT.usage.code;
 }

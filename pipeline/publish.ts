@@ -10,7 +10,7 @@ import type { GlanceImage } from "../store/client/image.ts";
 import { indexStream } from "../store/client/indexer.ts";
 import { openSeed } from "../store/client/seed.ts";
 import type { SecretKey } from "../lib/minisign.ts";
-import { PublishFailed } from "./errors.ts";
+import { PublishFailed, UnpublishableBuild } from "./errors.ts";
 import { signImage } from "./signing.ts";
 
 /**
@@ -62,13 +62,13 @@ const GLANCE_ARCH: Record<string, string> = { amd64: "x86_64", arm64: "aarch64",
 function readManifest(output: string) {
   const path = `${output}.manifest.json`;
   if (!existsSync(path))
-    throw new PublishFailed(`no build manifest at ${path}`, { hint: "Publish the -o path of a finished build (ooo build-image -o OUTPUT …)." });
+    throw new UnpublishableBuild(`no build manifest at ${path}`, { hint: "Publish the -o path of a finished build (ooo build-image -o OUTPUT …)." });
   const text = readFileSync(path, "utf8");
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new PublishFailed(`${path} is not valid JSON`);
+    throw new UnpublishableBuild(`${path} is not valid JSON`);
   }
   return { text, manifest: parseWith(Manifest, raw, "invalid build manifest", { file: path }), dir: dirname(path) };
 }
@@ -161,14 +161,14 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
   const { text, manifest, dir } = readManifest(options.output);
   const files = manifest.artifacts.map((a) => {
     const path = join(dir, a.file);
-    if (!existsSync(path)) throw new PublishFailed(`artifact ${a.file} listed in the manifest is missing (${path})`);
-    if (statSync(path).size !== a.size) throw new PublishFailed(`artifact ${path} is ${statSync(path).size} bytes; the manifest says ${a.size}`);
+    if (!existsSync(path)) throw new UnpublishableBuild(`artifact ${a.file} listed in the manifest is missing (${path})`);
+    if (statSync(path).size !== a.size) throw new UnpublishableBuild(`artifact ${path} is ${statSync(path).size} bytes; the manifest says ${a.size}`);
     return { ...a, path };
   });
   const tar = files.find((a) => a.type === "tar");
-  if (!tar) throw new PublishFailed(`the build has no tar artifact`, { hint: "Build with -t tar (plus any disk formats): nodes fetch the root's canonical tar." });
+  if (!tar) throw new UnpublishableBuild(`the build has no tar artifact`, { hint: "Build with -t tar (plus any disk formats): nodes fetch the root's canonical tar." });
   if (`sha256:${tar.sha256}` !== manifest.digest)
-    throw new PublishFailed(`${tar.file} has sha256 ${tar.sha256} but the manifest digest is ${manifest.digest}`);
+    throw new UnpublishableBuild(`${tar.file} has sha256 ${tar.sha256} but the manifest digest is ${manifest.digest}`);
   const totalBytes = files.reduce((n, a) => n + a.size, 0);
   const report: PublishReport = {
     image: undefined as unknown as GlanceImage,
@@ -182,6 +182,8 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
   };
 
   const info = await client.info();
+  // Before anything is sent: a publish that cannot sign must not leave an unsigned image.
+  if (options.sign && !info) throw new PublishFailed("a plain Glance keeps no manifest: there is nothing to sign; nothing was sent");
   let image = await findExisting(client, manifest.name, manifest.digest);
   if (image) options.onRecord?.(image);
   const fields = {
@@ -263,7 +265,6 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
   }
 
   if (options.sign) {
-    if (!info) throw new PublishFailed("a plain Glance keeps no manifest: there is nothing to sign");
     report.signedBy = await signImage(client, await client.getImage(image!.id), text, manifest, options.sign);
   }
   for (const tag of options.tags ?? []) await client.addTag(image!.id, tag);

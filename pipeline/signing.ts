@@ -45,6 +45,7 @@ async function ask(prompt: string): Promise<string> {
 
 async function password(what: string, confirm: boolean): Promise<string> {
   const given = process.env[PASSWORD_ENV];
+  if (given === "") throw new UsageError(`${PASSWORD_ENV} is set but empty: ${what} needs a password`, { hint: "Use --unencrypted for a key without a password." });
   if (given !== undefined) return given;
   if (!process.stdin.isTTY)
     throw new UsageError(`${what} needs a password and there is no terminal to ask it on`, { hint: `Set ${PASSWORD_ENV}.` });

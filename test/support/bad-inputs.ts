@@ -30,7 +30,8 @@ export interface BadInput {
   argv: string[] | (() => string[]);
   /** Files and folders made in the row's folder first. */
   files?: Record<string, FileSpec>;
-  env?: Record<string, string>;
+  /** Added to the environment; undefined removes a variable. */
+  env?: Record<string, string | undefined>;
   /** The exit code (EXIT.*.code). */
   exit: number;
   /** A fragment of stderr that names what is wrong. */
@@ -120,9 +121,12 @@ export async function runBadInput(row: BadInput, options: TableOptions = {}) {
     await row.before?.(dir);
     const before = snapshot(dir, fixtureMounts);
     const argv = typeof row.argv === "function" ? row.argv() : row.argv;
+    const env = Object.fromEntries(
+      Object.entries({ ...process.env, NO_COLOR: "1", COLUMNS: "100", ...(options.env?.() ?? {}), ...(row.env ?? {}) }).filter((e): e is [string, string] => e[1] !== undefined),
+    );
     const proc = Bun.spawn([...(options.program ?? ["bun", join(REPO, "cli/ooo.ts")]), ...argv], {
       cwd: dir,
-      env: { ...process.env, NO_COLOR: "1", COLUMNS: "100", ...(options.env?.() ?? {}), ...(row.env ?? {}) },
+      env,
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
