@@ -77,6 +77,7 @@ export class UnknownDriver extends OooError {
  */
 export class NodeTokenNotReadOnly extends OooError {
   readonly code = "node-token-not-read-only";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly setting: string,
     readonly url: string,

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { basename, dirname, extname, resolve } from "node:path";
 import type { z } from "zod";
-import { InvalidInput, KeyUnusable, type Problem } from "../lib/errors.ts";
+import { InvalidInput, KeyUnusable, type Problem, systemReason } from "../lib/errors.ts";
 import type { TrustedKey } from "../lib/image-trust.ts";
 import { parsePublicKey } from "../lib/minisign.ts";
 import { parseYamlText } from "../lib/validate.ts";
@@ -200,7 +200,7 @@ function normalize(data: StackFileV1, file: string, problems: PathProblem[]): St
     try {
       trustedKeys.push({ name: given, key: parsePublicKey(readFileSync(resolve(dirname(file), given), "utf8"), given) });
     } catch (e) {
-      problems.push({ path: ["trust", "keys", i], message: e instanceof KeyUnusable ? e.message : `cannot read ${given}: ${(e as Error).message}` });
+      problems.push({ path: ["trust", "keys", i], message: e instanceof KeyUnusable ? e.message : `cannot read ${given}: ${systemReason(e) ?? (e as Error).message}` });
     }
   });
   const roles: RoleSpec[] = [];

@@ -214,6 +214,12 @@ export class ResourceExhausted extends OooError {
   }
 }
 
+/** What a system error says about its path, in plain words ("does not exist"); undefined for other errors. */
+export function systemReason(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" ? (PATH_ERRNO[code] ?? RESOURCE_ERRNO[code]) : undefined;
+}
+
 type SystemError = Error & { code?: string; syscall?: string; path?: string; dest?: string };
 
 function systemErrorIn(e: unknown): SystemError | undefined {
