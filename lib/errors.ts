@@ -244,7 +244,8 @@ export function asUserError(e: unknown): OooError | undefined {
   const verb = VERB[sys.syscall ?? ""] ?? "use";
   if (sys.code! in RESOURCE_ERRNO)
     return new ResourceExhausted(path ? `cannot ${verb} ${path}: ${RESOURCE_ERRNO[sys.code!]}` : RESOURCE_ERRNO[sys.code!]!, e);
-  if (!path) return undefined;
+  // Bun leaves the path out of some (readFileSync of a folder): still the user's path, unnamed.
+  if (!path) return new PathProblem("a path given", `${PATH_ERRNO[sys.code!]!} (${sys.syscall ?? sys.code})`);
   let problem = PATH_ERRNO[sys.code!]!;
   if (sys.code === "ENOENT" && path.includes("/")) {
     const parent = path.slice(0, path.lastIndexOf("/"));
