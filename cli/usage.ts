@@ -23,6 +23,17 @@ export function helpWidth(): number {
 
 const words = (argv: string[]) => argv.filter((w) => !w.startsWith("-"));
 
+/** Edits from a to b (Levenshtein): a typo of a command is one or two. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 export function yargsFailure(message: string, usage: UsageView, argv: string[] = hideBin(process.argv)): string {
   const commands = usage.getCommands().map((c) => c[0].split(" ")[0]!);
   // "ooo store <command>" → the words that name the command so far: ["store"].
@@ -32,9 +43,12 @@ export function yargsFailure(message: string, usage: UsageView, argv: string[] =
   if (commands.length) {
     const given = words(argv)[named.length];
     const list = commands.join(", ");
-    return given !== undefined && !commands.includes(given)
-      ? `unknown command: ooo ${level}${given}. The ${level}commands are: ${list}`
-      : `name a${level ? ` ${level.trim()}` : ""} command: ${list}`;
+    if (given !== undefined && !commands.includes(given)) {
+      const near = commands.find((c) => distance(c, given) <= 2);
+      return `unknown command: ooo ${level}${given}.${near ? ` Did you mean ooo ${level}${near}?` : ""} The ${level}commands are: ${list}`;
+    }
+    const option = given === undefined ? argv.find((a) => a.startsWith("-")) : undefined;
+    return `${option ? `unknown option ${option.split("=")[0]}; ` : ""}name a${level ? ` ${level.trim()}` : ""} command: ${list}`;
   }
   let m: RegExpExecArray | null;
   if ((m = /^Not enough non-option arguments: got (\d+)/.exec(message))) {

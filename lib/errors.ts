@@ -15,7 +15,7 @@ export const EXIT = {
     meaning: "nothing was done: a flag, argument, path or input file is wrong (the message names it); also a refused overwrite",
   },
   refused: { code: 3, meaning: "not allowed: the token may not do this, or the image is not signed by a trusted key" },
-  missing: { code: 4, meaning: "the host lacks what the command needs: root, a Debian package, qemu, a device" },
+  missing: { code: 4, meaning: "the host lacks what the command needs: root, a Debian package, qemu, a device, memory for the stack's VMs" },
   internal: { code: 70, meaning: "a bug in ooo: the message says how to report it" },
   interrupted: { code: 130, meaning: "stopped by Ctrl-C (SIGINT) or SIGTERM (143); the message says what is left and how the next run continues" },
 } as const;
