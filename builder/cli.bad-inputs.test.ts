@@ -36,6 +36,13 @@ const rows: BadInput[] = [
   },
   { name: "--checksum's files exist", argv: ["build-image", "-o", "img", "--checksum", "--image-cache", CACHE, "busybox-base"], files: { "img.tar.md5": "x" }, exit: USAGE, says: "img.tar.md5 exists" },
   { name: "a raw disk's kernel beside it exists", argv: ["build-image", "-o", "img", "-t", "raw", "--image-cache", CACHE, "busybox-base"], files: { "img.vmlinuz": "x" }, exit: USAGE, says: "img.vmlinuz exists" },
+  {
+    name: "no elements: says first that it builds the default image",
+    argv: ["build-image", "--image-cache", CACHE],
+    files: { "out/default.raw": "an earlier build" },
+    exit: USAGE,
+    says: /no elements given: building the default image \(debian-minimal ooo-node redis\) to out\/default[\s\S]*out\/default.raw exists/,
+  },
   // Architectures (item 4)
   { name: "-a zz80", argv: ["build-image", "-a", "zz80", "-o", "img", "--image-cache", CACHE, "busybox-base"], exit: USAGE, says: "-a: zz80 is no architecture Debian builds for" },
   { name: "-a empty", argv: ["build-image", "-a", "", "-o", "img", "--image-cache", CACHE, "busybox-base"], exit: USAGE, says: "-a:  is no architecture" },

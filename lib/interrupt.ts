@@ -8,30 +8,47 @@ import { EXIT } from "./errors.ts";
  *
  *   await whileInterruptible(() => `image ${id} is left queued; run the same publish again`, () => upload());
  *
- * The innermost running description is printed; the process then exits 130
- * (143 for SIGTERM) at once. Commands that stop on a signal by themselves
- * (store serve, the build's namespace) do not use this.
+ * and may give an `undo` for a stretch where nothing is done yet (a deploy
+ * still checking): on the signal it runs first, and what it says replaces
+ * the description. Then the process exits 130 (143 for SIGTERM). Commands
+ * that stop on a signal by themselves (store serve, the build's namespace)
+ * do not use this.
  */
-type Describe = () => string;
-const running: Describe[] = [];
+interface Stretch {
+  describe?: () => string;
+  undo?: () => Promise<string | undefined>;
+}
+const running: Stretch[] = [];
 let installed = false;
+let stopping = false;
 
-function onSignal(signal: NodeJS.Signals) {
-  const said = running.at(-1)?.();
+async function onSignal(signal: NodeJS.Signals) {
+  if (stopping) return;
+  stopping = true;
+  let said: string | undefined;
+  for (const s of [...running].reverse()) {
+    said ??= s.undo ? await Promise.race([s.undo().catch(() => undefined), Bun.sleep(15_000).then(() => undefined)]) : undefined;
+    said ??= s.describe?.();
+  }
   process.stderr.write(`\ninterrupted by ${signal}${said ? `: ${said}` : ""}\n`);
   process.exit(signal === "SIGINT" ? EXIT.interrupted.code : 128 + 15);
 }
 
-export async function whileInterruptible<T>(describe: Describe, fn: () => Promise<T>): Promise<T> {
+async function during<T>(stretch: Stretch, fn: () => Promise<T>): Promise<T> {
   if (!installed) {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     installed = true;
   }
-  running.push(describe);
+  running.push(stretch);
   try {
     return await fn();
   } finally {
-    running.splice(running.lastIndexOf(describe), 1);
+    running.splice(running.lastIndexOf(stretch), 1);
   }
 }
+
+export const whileInterruptible = <T>(describe: () => string, fn: () => Promise<T>) => during({ describe }, fn);
+
+/** While `fn` runs, an interrupt first runs `undo`; when it returns a text, that is what the user is told. */
+export const undoOnInterrupt = <T>(undo: () => Promise<string | undefined>, fn: () => Promise<T>) => during({ undo }, fn);

@@ -85,7 +85,7 @@ const rows: BadInput[] = [
   { name: "gc of a store its server holds", argv: () => ["store", "gc", "--dir", s.dir], exit: EXIT.failed.code, says: "another ooo store server is using" },
   // the command itself (item 9)
   { name: "store without a command", argv: ["store"], exit: USAGE, says: "name a store command: serve, fetch, verify, list, show, gc" },
-  { name: "store with an unknown command", argv: ["store", "fecth", "kv"], exit: USAGE, says: "unknown command: ooo store fecth. The store commands are: serve, fetch" },
+  { name: "store with an unknown command", argv: ["store", "fecth", "kv"], exit: USAGE, says: "unknown command: ooo store fecth. Did you mean ooo store fetch? The store commands are: serve, fetch" },
   { name: "fetch without an image", argv: ["store", "fetch"], exit: USAGE, says: "missing IMAGE: ooo store fetch <image>" },
 ];
 
