@@ -118,6 +118,16 @@ export class InvalidElement extends OooError {
   }
 }
 
+/** DIB: "Failed to deploy the root element." — root.d ran and left nothing: a failed build, found once its hooks ran. */
+export class EmptyRoot extends OooError {
+  readonly code = "empty-root";
+  constructor() {
+    super("element (root.d): root.d: Failed to deploy the root element: the root is empty after root.d", {
+      hint: "Include an operating system element whose root.d creates it (debian-minimal, busybox-base).",
+    });
+  }
+}
+
 export class ImageTooSmall extends OooError {
   readonly code = "image-too-small";
   constructor(
