@@ -20,7 +20,7 @@ import {
   sourcedEnvironment,
 } from "./environment.ts";
 import { orderEnvironmentFiles } from "./elements/run-parts.ts";
-import { EmptyRoot, HooksChanged, InvalidElement, NotRoot } from "./errors.ts";
+import { EmptyRoot, HooksChanged, NotRoot } from "./errors.ts";
 import { finalizeRoot } from "./finalize.ts";
 import { runHook } from "./hooks/sandbox.ts";
 import { hooksChangedSince, mergeHooks, type Hook } from "./hooks/tree.ts";
