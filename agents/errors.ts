@@ -1,4 +1,4 @@
-import { OooError } from "../lib/errors.ts";
+import { OooError, systemReason } from "../lib/errors.ts";
 import type { RamdiskPhase } from "../wire/deploy.ts";
 
 /**
@@ -87,7 +87,7 @@ export class WriteFailed extends OooError {
     readonly path: string,
     cause: unknown,
   ) {
-    super(`could not write ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`could not write ${path}: ${systemReason(cause) ?? (cause instanceof Error ? cause.message : String(cause))}`, { cause });
   }
 }
 

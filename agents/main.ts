@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 import { basename } from "node:path";
-import { isOooError, UsageError } from "../lib/errors.ts";
+import { asUserError, UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { HelpRequested } from "./args.ts";
 import { agentSink, type AgentName } from "./log.ts";
@@ -44,8 +44,16 @@ const USAGE = `usage: ooo-agent AGENT [ARGS...]   (or call it as os-collect-conf
   deploy              the deploy ramdisk's agent: look the machine up, report it, write its disk (see deploy --help)
 `;
 
+/**
+ * The originals' exit codes, which scripts test: 1 for any error (a path
+ * the user gave included: where the Python agents crashed with a traceback
+ * and 1, ours say which path and why), 11 when os-refresh-config's lock is
+ * held; argparse's 2 for a bad command line is the UsageError's own.
+ */
+const agentExitCode = (code: number) => (code === 11 ? 11 : 1);
+
 /** Run one command and turn what it throws into the originals' exit codes and messages. */
-async function guarded(run: () => Promise<number>): Promise<number> {
+async function guarded(run: () => Promise<number>, exitCode: (code: number) => number = (code) => code): Promise<number> {
   try {
     return await run();
   } catch (e) {
@@ -57,10 +65,11 @@ async function guarded(run: () => Promise<number>): Promise<number> {
       process.stderr.write(`${e.message}\n`);
       return e.exitCode;
     }
-    if (isOooError(e)) {
-      log.error(e.message);
-      if (e.hint) log.error(`hint: ${e.hint}`);
-      return e.exitCode;
+    const user = asUserError(e);
+    if (user) {
+      log.error(user.message);
+      if (user.hint) log.error(`hint: ${user.hint}`);
+      return exitCode(user.exitCode);
     }
     log.error(`internal error: this is a bug in ooo-agent, please report it with the command and its log.`);
     process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
@@ -70,7 +79,7 @@ async function guarded(run: () => Promise<number>): Promise<number> {
 
 export async function runAgent(agent: AgentName, args: string[]): Promise<number> {
   log.addSink(agentSink(agent, { file: agent === "os-apply-config" && process.geteuid?.() === 0 ? "/var/log/os-apply-config.log" : undefined }));
-  return guarded(async () => (await AGENTS[agent]())(args));
+  return guarded(async () => (await AGENTS[agent]())(args), agentExitCode);
 }
 
 async function runTakeover(command: string, args: string[]): Promise<number> {

@@ -44,7 +44,7 @@ mkdirSync(outDir, { recursive: true });
 
 async function build(name: string, elements: string[]) {
   const base = join(outDir, name);
-  const r = await execa("bun", [join(repo, "cli/ooo.ts"), "build-image", "-o", base, "-t", "raw", ...elements], { reject: false, all: true });
+  const r = await execa("bun", [join(repo, "cli/ooo.ts"), "build-image", "-o", base, "--force", "-t", "raw", ...elements], { reject: false, all: true });
   if (r.exitCode !== 0) throw new Error(`building ${name} failed:\n${String(r.all).split("\n").slice(-20).join("\n")}`);
   return findImage(base);
 }

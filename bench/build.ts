@@ -116,7 +116,7 @@ async function ooo(label: string): Promise<Run> {
   return timed(
     label,
     process.execPath,
-    [join(REPO, "cli/ooo.ts"), "build-image", "-t", "tar", "-o", join(work, label), "--image-cache", join(work, "ooo-cache"), "debian-minimal", "bench-hook"],
+    [join(REPO, "cli/ooo.ts"), "build-image", "-t", "tar", "-o", join(work, label), "--force", "--image-cache", join(work, "ooo-cache"), "debian-minimal", "bench-hook"],
     { ...common, PATH: SYSTEM_PATH },
     output,
   );

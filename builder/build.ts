@@ -20,7 +20,7 @@ import {
   sourcedEnvironment,
 } from "./environment.ts";
 import { orderEnvironmentFiles } from "./elements/run-parts.ts";
-import { HooksChanged, InvalidElement, NotRoot } from "./errors.ts";
+import { EmptyRoot, HooksChanged, NotRoot } from "./errors.ts";
 import { finalizeRoot } from "./finalize.ts";
 import { runHook } from "./hooks/sandbox.ts";
 import { hooksChangedSince, mergeHooks, type Hook } from "./hooks/tree.ts";
@@ -285,5 +285,5 @@ function aptArchivesDir(imageCache: string) {
 /** DIB: "Failed to deploy the root element." when root.d left an empty root. */
 function checkRootDeployed(root: string) {
   if (!existsSync(root) || readdirSync(root).length === 0)
-    throw new InvalidElement("(root.d)", "root.d", "Failed to deploy the root element: the root is empty after root.d. Include an operating system element whose root.d creates it (debian-minimal, busybox-base).");
+    throw new EmptyRoot();
 }

@@ -1,32 +1,46 @@
-import { resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { stringify as toYaml } from "yaml";
-import { UsageError } from "../lib/errors.ts";
+import { PathProblem, UsageError } from "../lib/errors.ts";
+import { withExamples } from "../lib/help.ts";
+import { folderToWrite, outputFile, outputFiles } from "../lib/user-paths.ts";
+import { checkArchRunnable } from "./arch.ts";
+import { resolveOutputTypes } from "./outputs/index.ts";
 import { fileSink, formatSeconds, log, table } from "../lib/log.ts";
 import { attachProgressFile } from "../lib/progress-file.ts";
 import { parseWith } from "../lib/validate.ts";
-import { build, type BuildResult } from "./build.ts";
+import { build, resolveBuildElements, type BuildResult } from "./build.ts";
 import { DEFAULT_IMAGE } from "./defaults.ts";
+import { ManifestV1 } from "../wire/manifest.ts";
 import { NotRoot } from "./errors.ts";
 import { discoverElements, elementsPath } from "./elements/discover.ts";
 import { expandDependencies } from "./elements/resolve.ts";
 import { insideBuildNamespace, LAUNCHER_PID, relaunchInNamespace } from "./namespace.ts";
-import { BuildOptions, DEFAULT_SOURCE_DATE_EPOCH, defaultImageCache, FLAGS } from "./options.ts";
+import { BuildOptions, dashed, DEFAULT_SOURCE_DATE_EPOCH, defaultImageCache, FLAGS } from "./options.ts";
 import { prepareWorkDir } from "./workdir.ts";
 
 const splitList = (values: unknown, at: RegExp = /,/) =>
   (values === undefined ? [] : Array.isArray(values) ? values : [values]).flatMap((v) => String(v).split(at)).map((v) => v.trim()).filter(Boolean);
+
+/** How yargs reads a flag: a list flag may repeat, one value per occurrence (so it never swallows the elements after it). */
+const yargsOption = (f: (typeof FLAGS)[keyof typeof FLAGS]) => ({
+  type: f.yargs,
+  ...("split" in f ? { array: true, nargs: 1 } : {}),
+  describe: `${f.arg ? `${f.arg}: ` : ""}${f.describe.replaceAll("`", "")}`,
+});
 
 function buildImageArgs(y: Argv) {
   y.usage(
     "$0 build-image [options] ELEMENT...\n\n" +
       "Build an image from elements, with disk-image-create's flags. Without elements,\n" +
       `build the default image (${DEFAULT_IMAGE.elements.join(" ")}) to ${DEFAULT_IMAGE.output}.`,
-  ).positional("elements", { type: "string", array: true, describe: "elements to build from" });
-  for (const f of Object.values(FLAGS)) y.option(f.flag, { type: f.yargs, describe: f.describe.replaceAll("`", "") });
-  return y
-    .example("$0 build-image -o out/tiny -t tar busybox-base", "a tiny root tarball")
-    .example("$0 build-image -o out/node -t qcow2 debian-minimal", "a Debian golden disk image");
+  ).positional("elements", { type: "string", array: true, describe: "the elements to build from (their dependencies are added)" });
+  for (const f of Object.values(FLAGS)) y.option(f.flag, yargsOption(f));
+  return withExamples(y, [
+    ["$0 build-image -o out/tiny -t tar busybox-base", "a tiny root, in a second"],
+    ["$0 build-image -o out/node -t qcow2 debian-minimal", "a Debian golden disk"],
+  ]);
 }
 
 type BuildImageArgs = Record<string, unknown> & { elements?: string[] };
@@ -49,13 +63,17 @@ export function optionsFromArgs(argv: BuildImageArgs, args: string[] = argsAfter
   const useDefault = elements.length === 0;
   const epoch = process.env.SOURCE_DATE_EPOCH;
   const types = given.types as string[] | undefined;
+  const flagOf = (path: PropertyKey[]) => {
+    const f = FLAGS[path[0] as keyof typeof FLAGS];
+    return f ? dashed(f.flag) : undefined;
+  };
   return parseWith(
     BuildOptions,
     {
       ...given,
       elements: useDefault ? DEFAULT_IMAGE.elements : elements,
       output: given.output ?? (useDefault ? DEFAULT_IMAGE.output : "image"),
-      types: types?.length ? types : useDefault ? DEFAULT_IMAGE.types : ["tar"],
+      types: types ?? (useDefault ? DEFAULT_IMAGE.types : ["tar"]),
       offline: given.offline || process.env.DIB_OFFLINE === "1",
       // A kept work folder must outlive the build's namespace, so it cannot be a tmpfs.
       noTmpfs: given.noTmpfs || given.keepFailed,
@@ -64,7 +82,53 @@ export function optionsFromArgs(argv: BuildImageArgs, args: string[] = argsAfter
       sourceDateEpoch: epoch === undefined ? DEFAULT_SOURCE_DATE_EPOCH : Number(epoch),
     },
     "invalid build-image options",
+    { nameOf: flagOf },
   );
+}
+
+/**
+ * Everything the command line names, checked before the build starts (and
+ * before the relaunch into the build namespace, so that nothing — not even
+ * the log — is written for a mistake): the elements and their dependencies,
+ * the output types, the architecture, and every path: outputs (refused when
+ * they exist, unless --force), log, progress file, caches.
+ */
+function checkBeforeBuild(options: BuildOptions) {
+  resolveBuildElements(options);
+  const types = resolveOutputTypes(options.types);
+  checkArchRunnable(options.arch);
+  if (options.output.endsWith("/"))
+    throw new PathProblem(options.output, `names a folder; -o is a name without extension (-o ${options.output}image writes ${options.output}image.${types[0]!.name})`, "-o");
+  const files = [...new Set(types.flatMap((t) => t.files ?? [t.name]))].map((ext) => `${options.output}.${ext}`);
+  const sums = options.checksum ? files.flatMap((f) => [`${f}.md5`, `${f}.sha256`]) : [];
+  const rebuilt = previousBuild(options.output);
+  const wanted = [`${options.output}.manifest.json`, ...files, ...sums];
+  // A rebuild replaces its own earlier outputs, as disk-image-create does (each only once the new
+  // one is complete); anything else in the way is refused without --force.
+  outputFiles(wanted.filter((f) => !rebuilt.has(resolve(f))), "-o", { force: options.force });
+  outputFiles(wanted.filter((f) => rebuilt.has(resolve(f))), "-o", { force: true });
+  // Logs are appended to, never replaced.
+  outputFile(options.logfile ?? `${options.output}.log`, "--logfile", { force: true });
+  if (options.progressFile && !options.progressFile.startsWith("/dev/")) outputFile(options.progressFile, "--progress-file", { force: true });
+  folderToWrite(options.imageCache, "--image-cache");
+}
+
+/**
+ * The files an earlier build wrote at this -o: its manifest, the artifacts
+ * it lists and their checksum files. None when there is no manifest there,
+ * or it is not an ooo manifest.
+ */
+function previousBuild(output: string): Set<string> {
+  const manifestFile = resolve(`${output}.manifest.json`);
+  let parsed;
+  try {
+    parsed = ManifestV1.safeParse(JSON.parse(readFileSync(manifestFile, "utf8")));
+  } catch {
+    return new Set();
+  }
+  if (!parsed.success) return new Set();
+  const files = parsed.data.artifacts.map((a) => resolve(dirname(manifestFile), a.file));
+  return new Set([manifestFile, ...files, ...files.flatMap((f) => [`${f}.md5`, `${f}.sha256`])]);
 }
 
 function summary(result: BuildResult): string {
@@ -108,9 +172,12 @@ export const buildImageCommand: CommandModule<object, BuildImageArgs> = {
   builder: (y) => buildImageArgs(y) as unknown as Argv<BuildImageArgs>,
   handler: async (argv) => {
     const options = optionsFromArgs(argv);
+    if (!insideBuildNamespace() && !splitList(argv.elements).length)
+      log.info(`no elements given: building the default image (${DEFAULT_IMAGE.elements.join(" ")}) to ${options.output}`);
     // Before the relaunch: unprivileged, unshare would only say "Operation not permitted".
     if (process.getuid?.() !== 0) throw new NotRoot();
     if (!insideBuildNamespace()) {
+      checkBeforeBuild(options);
       process.exitCode = await relaunchInNamespace({
         imageCache: options.imageCache,
         onDisk: options.noTmpfs,
@@ -144,14 +211,14 @@ export const elementInfoCommand: CommandModule<object, ElementInfoArgs> = {
   describe: "show elements and their expanded dependencies (DIB's element-info)",
   builder: (y) =>
     y
-      .positional("elements", { type: "string", array: true, default: [] })
-      .option("expand-dependencies", { type: "boolean", describe: "print the expanded set (default)" })
+      .positional("elements", { type: "string", array: true, default: [], defaultDescription: "none", describe: "the elements to expand (with --list: none)" })
+      .option("expand-dependencies", { type: "boolean", describe: "print the expanded set (the default)" })
       .option("env", { alias: "e", type: "boolean", describe: "print eval-able IMAGE_ELEMENT variables" })
       .option("list", { type: "boolean", describe: "list every element found and its folder" })
-      .option("elements-path", { type: "string", array: true, describe: "element folders, searched before ELEMENTS_PATH" })
+      .option("elements-path", yargsOption(FLAGS.elementsPath))
       .example("$0 element-info --expand-dependencies debian-minimal vm", "") as unknown as Argv<ElementInfoArgs>,
   handler: (argv) => {
-    const all = discoverElements(elementsPath(argv["elements-path"] ?? []));
+    const all = discoverElements(elementsPath(splitList(argv["elements-path"], FLAGS.elementsPath.split)));
     if (argv.list) {
       for (const e of [...all.values()].sort((a, b) => a.name.localeCompare(b.name))) process.stdout.write(`${e.name}\t${e.dir}\n`);
       return;

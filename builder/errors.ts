@@ -1,11 +1,13 @@
-import { OooError } from "../lib/errors.ts";
+import { EXIT, OooError } from "../lib/errors.ts";
 
 // DIB's element_dependencies.py names: InvalidElementDir, MissingElementException,
 // AlreadyProvidedException, MissingOSException. Messages match DIB's where
-// users grep for them.
+// users grep for them. Mistakes in the choice of elements or in their files
+// are found before any hook runs: EXIT.usage, nothing was built.
 
 export class InvalidElementDir extends OooError {
   readonly code = "invalid-element-dir";
+  override readonly exitCode = EXIT.usage.code;
   constructor(readonly entry: string) {
     super(`ELEMENTS_PATH entry '${entry}' is not a directory`);
   }
@@ -13,6 +15,7 @@ export class InvalidElementDir extends OooError {
 
 export class MissingElement extends OooError {
   readonly code = "missing-element";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly element: string,
     readonly requiredBy: string[],
@@ -27,6 +30,7 @@ export class MissingElement extends OooError {
 
 export class AlreadyProvided extends OooError {
   readonly code = "already-provided";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly provided: string,
     readonly providers: string[],
@@ -43,6 +47,7 @@ export class AlreadyProvided extends OooError {
 
 export class MissingOS extends OooError {
   readonly code = "missing-os";
+  override readonly exitCode = EXIT.usage.code;
   constructor() {
     super("Please include an operating system element", {
       hint: "Add a base OS element such as debian-minimal or busybox-base.",
@@ -52,6 +57,7 @@ export class MissingOS extends OooError {
 
 export class DuplicateHook extends OooError {
   readonly code = "duplicate-hook";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly dir: string,
     readonly hook: string,
@@ -102,12 +108,23 @@ export class HooksChanged extends OooError {
 
 export class InvalidElement extends OooError {
   readonly code = "invalid-element";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly element: string,
     readonly file: string,
     detail: string,
   ) {
     super(`element ${element}: ${file}: ${detail}`);
+  }
+}
+
+/** DIB: "Failed to deploy the root element." — root.d ran and left nothing: a failed build, found once its hooks ran. */
+export class EmptyRoot extends OooError {
+  readonly code = "empty-root";
+  constructor() {
+    super("element (root.d): root.d: Failed to deploy the root element: the root is empty after root.d", {
+      hint: "Include an operating system element whose root.d creates it (debian-minimal, busybox-base).",
+    });
   }
 }
 
@@ -130,6 +147,7 @@ export class ImageTooSmall extends OooError {
 
 export class UnknownOutputType extends OooError {
   readonly code = "unknown-output-type";
+  override readonly exitCode = EXIT.usage.code;
   constructor(readonly type: string, readonly known: string[]) {
     super(`unknown output type '${type}' in -t; known types: ${known.join(", ")}`);
   }
@@ -148,7 +166,7 @@ export class RamdiskIncomplete extends OooError {
 
 export class BuildInterrupted extends OooError {
   readonly code = "interrupted";
-  override readonly exitCode = 130;
+  override readonly exitCode = EXIT.interrupted.code;
   constructor(signal: string) {
     super(`build interrupted by ${signal}; nothing was written`);
   }
@@ -156,6 +174,7 @@ export class BuildInterrupted extends OooError {
 
 export class NotRoot extends OooError {
   readonly code = "not-root";
+  override readonly exitCode = EXIT.missing.code;
   constructor() {
     super("ooo build-image must run as root (it chroots and mounts inside a private namespace)", {
       hint: "Run it with sudo, or as root in CI.",

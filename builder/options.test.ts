@@ -74,8 +74,14 @@ describe("build-image flags, declared once (options.ts)", () => {
   });
 
   test("a bad value names its flag", () => {
-    expect(() => optionsFromArgs({ elements: ["x"], "env-keep": "NOT A NAME" }, [])).toThrow(/envKeep/);
-    expect(() => optionsFromArgs({ elements: ["x"], "image-size": -1 }, [])).toThrow(/imageSize/);
+    expect(() => optionsFromArgs({ elements: ["x"], "env-keep": "NOT A NAME" }, [])).toThrow(/--env-keep: must be a variable name/);
+    expect(() => optionsFromArgs({ elements: ["x"], "image-size": -1 }, [])).toThrow(/--image-size: must be more than 0/);
+  });
+
+  test("-a takes Debian's names (and DIB's kernel names for some), nothing else", () => {
+    expect(optionsFromArgs({ elements: ["x"], a: "x86_64" }, []).arch).toBe("amd64");
+    expect(optionsFromArgs({ elements: ["x"], a: "aarch64" }, []).arch).toBe("arm64");
+    expect(() => optionsFromArgs({ elements: ["x"], a: "zz80" }, [])).toThrow(/-a: zz80 is no architecture Debian builds for; one of: amd64, arm64/);
   });
 
   test("every flag has a description and a distinct spelling", () => {

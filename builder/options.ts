@@ -2,12 +2,10 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { PROGRESS_FILE_DESCRIPTION } from "../lib/progress-file.ts";
+import { debianArch, hostArch, UNKNOWN_ARCH } from "./arch.ts";
 import { DEFAULT_IMAGE } from "./defaults.ts";
 
-/** Debian's name for the machine's architecture, as DIB's ARCH (x86_64 → amd64). */
-export function hostArch(): string {
-  return process.arch === "x64" ? "amd64" : process.arch === "arm64" ? "arm64" : process.arch;
-}
+export { hostArch } from "./arch.ts";
 
 /**
  * SOURCE_DATE_EPOCH when the caller sets none: a fixed instant (2024-01-01),
@@ -53,7 +51,16 @@ export const FLAGS = {
     describe: `comma-separated output types: \`tar\`, \`rootfs\`, \`raw\`, \`qcow2\`, \`ramdisk\` (default \`tar\`; without elements \`${DEFAULT_IMAGE.types.join(",")}\`)`,
     schema: z.array(z.string().min(1)).min(1),
   }),
-  arch: flag({ flag: "a", arg: "ARCH", yargs: "string", describe: "architecture (default: this machine's, as Debian names it)", schema: z.string().default(hostArch()) }),
+  arch: flag({
+    flag: "a",
+    arg: "ARCH",
+    yargs: "string",
+    describe: "architecture, as Debian names it (default: this machine's); another machine's needs qemu-user-static",
+    schema: z
+      .string()
+      .default(hostArch())
+      .transform((a, ctx) => debianArch(a) ?? (ctx.addIssue({ code: "custom", message: `${a} ${UNKNOWN_ARCH}` }), z.NEVER)),
+  }),
   skipBase: flag({ flag: "n", yargs: "boolean", describe: "do not add the `base` element", schema: z.boolean().default(false) }),
   packages: flag({
     flag: "p",
@@ -69,13 +76,13 @@ export const FLAGS = {
   checksum: flag({ flag: "checksum", yargs: "boolean", describe: "write `.md5` and `.sha256` beside each output", schema: z.boolean().default(false) }),
   offline: flag({ flag: "offline", yargs: "boolean", describe: "do not refresh caches from the network (`DIB_OFFLINE`)", schema: z.boolean().default(false) }),
   noTmpfs: flag({ flag: "no-tmpfs", yargs: "boolean", describe: "build on disk instead of in memory", schema: z.boolean().default(false) }),
-  logfile: flag({ flag: "logfile", arg: "FILE", yargs: "string", describe: "the full log (default `NAME.log` beside the output)", schema: z.string().optional() }),
+  logfile: flag({ flag: "logfile", arg: "FILE", yargs: "string", describe: "the full log, appended to (default `NAME.log` beside the output)", schema: z.string().optional() }),
   elementsPath: flag({
     flag: "elements-path",
     arg: "DIR",
     yargs: "string",
     split: /[,:]/,
-    describe: "element folders (colon-separated) searched before `ELEMENTS_PATH`",
+    describe: "element folders (colon-separated; may repeat) searched before `ELEMENTS_PATH`",
     schema: z.array(z.string()).default([]),
   }),
   imageCache: flag({
@@ -94,10 +101,16 @@ export const FLAGS = {
     yargs: "string",
     split: /,/,
     describe: "pass this variable to hooks although its name looks secret (`*_TOKEN`, `*_KEY`, …) or is ooo's (`OOO_*`); may repeat",
-    schema: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a variable name")).default([]),
+    schema: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name (letters, digits and _)")).default([]),
   }),
   json: flag({ flag: "json", yargs: "boolean", describe: "print the build manifest as JSON on stdout", schema: z.boolean().default(false) }),
   progressFile: flag({ flag: "progress-file", arg: "FILE", yargs: "string", describe: PROGRESS_FILE_DESCRIPTION, schema: z.string().optional() }),
+  force: flag({
+    flag: "force",
+    yargs: "boolean",
+    describe: "replace files in the outputs' way that no earlier build at this -o wrote (an earlier build's own outputs are always replaced)",
+    schema: z.boolean().default(false),
+  }),
 };
 
 type FlagShape = { [K in keyof typeof FLAGS]: (typeof FLAGS)[K]["schema"] };

@@ -7,6 +7,7 @@ import { PackageInstalls } from "./elements/schema.ts";
 import { requireCommand } from "../test/support/require.ts";
 import { InvalidElement } from "./errors.ts";
 import { squashFiles, type PackagePlan } from "./packages.ts";
+import "../lib/zod-messages.ts"; // the messages users see (cli/ooo.ts loads it first)
 
 /**
  * package-installs squash, as DIB's package-installs-squash (collect_data)
@@ -160,7 +161,7 @@ describe("package-installs.yaml validation", () => {
     ["unknown phase", "a: {phase: finalise.d}", "a.phase"],
     ["unknown key (typo)", "a: {phsae: install.d}", "a"],
     ["arch and not-arch together", "a: {arch: amd64, not-arch: arm64}", "arch and not-arch given together"],
-    ["a list at the top", "- a\n- b\n", "expected record"],
+    ["a list at the top", "- a\n- b\n", "must be a mapping (key: value), not a list"],
   ];
   for (const [name, yaml, message] of bad) {
     test(`rejected: ${name}`, () => {

@@ -1,6 +1,8 @@
 import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../lib/errors.ts";
+import { whileInterruptible } from "../lib/interrupt.ts";
+import { folderToWrite, inputFile } from "../lib/user-paths.ts";
 import { log, table } from "../lib/log.ts";
 import { imageRef } from "../store/client/resolve.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
@@ -14,7 +16,7 @@ import { notUpgraded, upgrade, upgradeTable, type UpgradeProgress, type UpgradeR
 import { lockStack } from "./lock.ts";
 import { serveMetadata } from "./metadata-service.ts";
 import { driverNode } from "./node-ops.ts";
-import { parseCounts, scaleStackFile } from "./scale.ts";
+import { parseCounts, scaledStack, writeScaled } from "./scale.ts";
 import { ensureEmbeddedStore } from "./services.ts";
 import { prepareStackTls } from "./stack-tls.ts";
 import { loadStack } from "./stack.ts";
@@ -30,8 +32,24 @@ type StackArgs = { stack: string; "state-dir"?: string };
 
 const withStack = <T>(y: Argv<T>) =>
   y
-    .positional("stack", { type: "string", demandOption: true, describe: "the stack file (YAML)" })
-    .option("state-dir", { type: "string", describe: "the stack's state folder (default .ooo/<stack name>/ beside the file)" }) as Argv<T & StackArgs>;
+    .positional("stack", { type: "string", demandOption: true, describe: "the stack file (YAML; deployer/stack-schema.ts documents it)" })
+    .option("state-dir", { type: "string", describe: "DIR: the stack's state folder (default .ooo/NAME/ beside the stack file)" }) as Argv<T & StackArgs>;
+
+/** The state folder of a stack that was deployed: --state-dir, or the default beside the file. */
+function deployedStateDir(argv: StackArgs): string {
+  const stateDir = stateDirOf(inputFileOrState(argv), argv["state-dir"]);
+  if (!existsSync(join(stateDir, "state.db"))) throw new NoState(stateDir);
+  return stateDir;
+}
+
+/** status, delete, power work from the state alone: the stack file may be gone, if --state-dir says where the state is. */
+function inputFileOrState(argv: StackArgs): string {
+  return argv["state-dir"] && !existsSync(argv.stack) ? argv.stack : inputFile(argv.stack, "the stack file");
+}
+
+/** What a deploy interrupted by Ctrl-C leaves, and how the next run goes on. */
+const deployLeft = (command: string, stack: string) =>
+  `nodes being written or booting are left as they are (ooo status ${stack} shows them); \`ooo ${command} ${stack}\` again resumes where this one stopped`;
 
 function printReport(r: DeployReport, json?: boolean) {
   const rows = r.outcomes.map((o) => [o.node, o.role, o.action, o.result, o.action === "none" ? "" : o.why, (o.error ?? "").split("\n")[0]!.slice(0, 60)]);
@@ -55,13 +73,16 @@ export const deployCommand: CommandModule<object, DeployArgs> = {
   describe: "make the stack's nodes what the stack file says (create, retry, reconfigure; again = no change)",
   builder: (y) =>
     withStack(y)
-      .option("image-cache", { type: "string", describe: "folder of downloaded golden disks (default <state>/images)" })
+      .option("image-cache", { type: "string", describe: "DIR: the downloaded golden disks (default STATE/images)" })
       .option("json", { type: "boolean", describe: "print the outcome and the timeline as JSON on stdout" })
       .option("progress-file", progressFileOption)
       .example("$0 deploy fixtures/stacks/demo.yaml", "") as unknown as Argv<DeployArgs>,
   handler: async (argv) => {
     attachProgressFile(argv["progress-file"]);
-    const r = await deploy(argv.stack, { stateDir: argv["state-dir"], imageCache: argv["image-cache"] });
+    const r = await whileInterruptible(
+      () => deployLeft("deploy", argv.stack),
+      () => deploy(argv.stack, { stateDir: argv["state-dir"], imageCache: argv["image-cache"] }),
+    );
     printReport(r, argv.json);
   },
 };
@@ -73,17 +94,32 @@ export const scaleCommand: CommandModule<object, ScaleArgs> = {
   describe: "change roles' node counts in the stack file (ROLE=N …) and deploy",
   builder: (y) =>
     withStack(y)
-      .positional("counts", { type: "string", array: true, demandOption: true, describe: "ROLE=COUNT" })
-      .option("image-cache", { type: "string", describe: "folder of downloaded golden disks (default <state>/images)" })
+      .positional("counts", { type: "string", array: true, describe: "ROLE=COUNT, one for each role to change (web=3)" })
+      .option("image-cache", { type: "string", describe: "DIR: the downloaded golden disks (default STATE/images)" })
       .option("json", { type: "boolean", describe: "print the outcome as JSON on stdout" })
       .option("progress-file", progressFileOption)
       .example("$0 scale fixtures/stacks/demo.yaml web=3", "") as unknown as Argv<ScaleArgs>,
   handler: async (argv) => {
-    attachProgressFile(argv["progress-file"]);
     const counts = parseCounts(argv.counts.map(String));
-    const before = await scaleStackFile(resolve(argv.stack), counts);
-    for (const [role, n] of Object.entries(counts)) log.info(`${role}: ${before[role]} → ${n} (written to ${argv.stack})`);
-    const r = await deploy(argv.stack, { stateDir: argv["state-dir"], imageCache: argv["image-cache"], command: "scale" });
+    const file = inputFile(argv.stack, "the stack file");
+    const scaled = scaledStack(file, counts);
+    attachProgressFile(argv["progress-file"]);
+    let written = false;
+    const r = await whileInterruptible(
+      () => (written ? `the stack file has the new counts; ${deployLeft("deploy", argv.stack)}` : `the stack file is unchanged; nothing was done`),
+      () =>
+        deploy(file, {
+          stack: scaled.stack,
+          stateDir: argv["state-dir"],
+          imageCache: argv["image-cache"],
+          command: "scale",
+          beforeChanges: async () => {
+            await writeScaled(file, scaled);
+            written = true;
+            for (const [role, n] of Object.entries(counts)) log.info(`${role}: ${scaled.before[role]} → ${n} (written to ${argv.stack})`);
+          },
+        }),
+    );
     printReport(r, argv.json);
   },
 };
@@ -93,13 +129,14 @@ export const statusCommand: CommandModule<object, StackArgs & { json?: boolean }
   describe: "show every node's state, power, image and metadata serial, and the stack's services",
   builder: (y) => withStack(y).option("json", { type: "boolean", describe: "print JSON on stdout" }) as unknown as Argv<StackArgs & { json?: boolean }>,
   handler: async (argv) => {
+    const stateDir = deployedStateDir(argv);
     let stack;
     try {
       stack = loadStack(argv.stack);
     } catch (e) {
       log.warn(`the stack file does not load (${(e as Error).message.split("\n")[0]}); showing the state only`);
     }
-    const s = await stackStatus(stateDirOf(argv.stack, argv["state-dir"]), stack);
+    const s = await stackStatus(stateDir, stack);
     if (argv.json) process.stdout.write(JSON.stringify(s, null, 2) + "\n");
     else process.stdout.write(statusText(s) + "\n");
   },
@@ -113,7 +150,7 @@ export const deleteCommand: CommandModule<object, StackArgs & { purge?: boolean 
       StackArgs & { purge?: boolean }
     >,
   handler: async (argv) => {
-    const r = await deleteStack(stateDirOf(argv.stack, argv["state-dir"]), { purge: argv.purge });
+    const r = await deleteStack(stateDirOf(inputFileOrState(argv), argv["state-dir"]), { purge: argv.purge });
     process.stderr.write(
       `removed ${r.removed.length ? r.removed.join(", ") : "no nodes"}; stopped ${r.stopped.length ? r.stopped.join(" and ") : "nothing (no service was running)"}${r.purged ? "; state folder removed" : ""}\n`,
     );
@@ -127,11 +164,14 @@ export const powerCommand: CommandModule<object, PowerArgs> = {
   describe: "power a node on, off (pull the plug), soft-off (ACPI), reset or reboot",
   builder: (y) =>
     withStack(y)
-      .positional("node", { type: "string", demandOption: true })
-      .positional("target", { choices: ["on", "off", "soft-off", "reset", "reboot"], demandOption: true }) as unknown as Argv<PowerArgs>,
+      .positional("node", { type: "string", demandOption: true, describe: "the node's name (web-0; ooo status lists them)" })
+      .positional("target", {
+        choices: ["on", "off", "soft-off", "reset", "reboot"],
+        demandOption: true,
+        describe: "on, off (pull the plug), soft-off (ACPI), reset or reboot",
+      }) as unknown as Argv<PowerArgs>,
   handler: async (argv) => {
-    const stateDir = stateDirOf(argv.stack, argv["state-dir"]);
-    if (!existsSync(join(stateDir, "state.db"))) throw new NoState(stateDir);
+    const stateDir = deployedStateDir(argv);
     const db = StateDb.open(stateDir);
     const unlock = lockStack(stateDir, `power ${argv.node} ${argv.target}`);
     try {
@@ -149,10 +189,14 @@ export const powerCommand: CommandModule<object, PowerArgs> = {
 
 export const storeEnvCommand: CommandModule<object, StackArgs> = {
   command: "store-env <stack>",
-  describe: "start the stack's embedded image store if needed and print how to publish to it (eval \"$(ooo store-env STACK)\")",
-  builder: (y) => withStack(y) as unknown as Argv<StackArgs>,
+  describe: "start the stack's embedded image store if needed; print OOO_STORE_URL and OOO_STORE_TOKEN for it",
+  builder: (y) =>
+    withStack(y)
+      .example("# then ooo publish and ooo store list use that store", "")
+      .example(`eval "$($0 store-env fixtures/stacks/demo.yaml)"`, "") as unknown as Argv<StackArgs>,
   handler: async (argv) => {
     const stack = loadStack(argv.stack);
+    if (argv["state-dir"]) folderToWrite(argv["state-dir"], "--state-dir");
     if (stack.store.kind !== "embedded") {
       process.stdout.write(`export OOO_STORE_URL=${stack.store.url}\n`);
       return;
@@ -202,6 +246,9 @@ function printUpgrade(r: UpgradeReport, json?: boolean) {
 
 type UpgradeArgs = StackArgs & { json?: boolean; "progress-file"?: string };
 
+const upgradeLeft = (stack: string, again = `ooo upgrade ${stack}`) =>
+  `nodes already moving to their new image go on by themselves (each boots it on trial and keeps it, or falls back); ooo status ${stack} shows where each is, and \`${again}\` again goes on with the rest`;
+
 export const upgradeCommand: CommandModule<object, UpgradeArgs> = {
   command: "upgrade <stack>",
   describe: "move every node to the image its role now names, in place, batch by batch (rolling_updates)",
@@ -209,10 +256,14 @@ export const upgradeCommand: CommandModule<object, UpgradeArgs> = {
     withStack(y)
       .option("json", { type: "boolean", describe: "print the outcome and the timeline as JSON on stdout" })
       .option("progress-file", progressFileOption)
-      .example("$0 upgrade fixtures/stacks/demo.yaml", "after changing a role's image in the file") as unknown as Argv<UpgradeArgs>,
+      .example("# after changing a role's image in the stack file", "")
+      .example("$0 upgrade fixtures/stacks/demo.yaml", "") as unknown as Argv<UpgradeArgs>,
   handler: async (argv) => {
     attachProgressFile(argv["progress-file"]);
-    const r = await upgrade(argv.stack, { stateDir: argv["state-dir"], onProgress: showProgress });
+    const r = await whileInterruptible(
+      () => upgradeLeft(argv.stack),
+      () => upgrade(argv.stack, { stateDir: argv["state-dir"], onProgress: showProgress }),
+    );
     printUpgrade(r, argv.json);
   },
 };
@@ -224,14 +275,17 @@ export const takeoverCommand: CommandModule<object, TakeoverArgs> = {
   describe: "move one node to an image in place (the original's takeovernode), whatever its role names",
   builder: (y) =>
     withStack(y)
-      .positional("node", { type: "string", demandOption: true })
+      .positional("node", { type: "string", demandOption: true, describe: "the node's name (web-0; ooo status lists them)" })
       .option("image", { type: "string", demandOption: true, describe: `the image: ${IMAGE_REF_FORMS}` })
       .option("json", { type: "boolean", describe: "print the outcome as JSON on stdout" })
       .option("progress-file", progressFileOption) as unknown as Argv<TakeoverArgs>,
   handler: async (argv) => {
-    attachProgressFile(argv["progress-file"]);
     const image = imageRef(argv.image).text;
-    const r = await upgrade(argv.stack, { stateDir: argv["state-dir"], nodes: [argv.node], image, onProgress: showProgress });
+    attachProgressFile(argv["progress-file"]);
+    const r = await whileInterruptible(
+      () => upgradeLeft(argv.stack, `ooo takeover ${argv.stack} ${argv.node} --image ${image}`),
+      () => upgrade(argv.stack, { stateDir: argv["state-dir"], nodes: [argv.node], image, onProgress: showProgress }),
+    );
     printUpgrade(r, argv.json);
   },
 };

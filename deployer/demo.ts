@@ -50,7 +50,7 @@ const built = () => {
 
 say(`1. the golden image (${OUTPUT}: ${DEFAULT_IMAGE.elements.join(" ")})`);
 if (built()) process.stderr.write(`${OUTPUT} is built (delete it to build again).\n`);
-else await ooo(["build-image"]);
+else await ooo(["build-image", "--force"]); // a build with a part missing is made again whole
 const digest = (JSON.parse(readFileSync(manifest, "utf8")) as { digest: string }).digest;
 
 say("2. the image store (embedded in the stack's state folder) and the image in it");

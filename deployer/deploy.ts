@@ -8,6 +8,9 @@ import { driverFor } from "./drivers/index.ts";
 import { RoleImagesUnusable, RoleImageUnusable } from "./errors.ts";
 import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
 import { lockStack } from "./lock.ts";
+import { checkHostCapacity } from "./capacity.ts";
+import { refusedLeavesNothing } from "./refused.ts";
+import { folderToWrite } from "../lib/user-paths.ts";
 import { driverNode, metadataFor, powerOn, provision, redeliver, resumePoweredOn, waitForSignal, type NodeContext } from "./node-ops.ts";
 import { nodeTrustOf } from "./node-metadata.ts";
 import { nodesToRemove, planNode, type NodeAction, type PlannedNode } from "./plan.ts";
@@ -33,7 +36,15 @@ export interface DeployOptions {
   imageCache?: string;
   /** The command, for the run record ("deploy", "scale"). */
   command?: string;
+  /** The stack, when the caller has it already (scale: the file's new text, not yet written). */
+  stack?: Stack;
+  /** Run once everything is checked, before the first change (scale writes the stack file here). */
+  beforeChanges?: () => Promise<void>;
 }
+
+/** How to put an image into a stack's embedded store, for the hint of a refused deploy. */
+export const publishHint = (stack: Stack) =>
+  `The stack's images come from its embedded store: \`eval "$(ooo store-env ${stack.file})"\` sets the store for \`ooo publish OUTPUT --tag TAG\` and \`ooo store list\`.`;
 
 export interface NodeOutcome {
   node: string;
@@ -110,10 +121,16 @@ export async function resolveImages(stack: Stack, ctx: Pick<NodeContext, "store"
 }
 
 export async function deploy(stackFile: string, options: DeployOptions = {}): Promise<DeployReport> {
-  const stack = loadStack(stackFile);
+  const stack = options.stack ?? loadStack(stackFile);
   for (const w of stack.warnings) log.warn(`${w.file}:${w.line} ${w.path}: ${w.message}`);
   await checkDrivers(stack);
-  const stateDir = stateDirOf(stack.file, options.stateDir);
+  checkHostCapacity(stack);
+  const stateDir = folderToWrite(stateDirOf(stack.file, options.stateDir), options.stateDir ? "--state-dir" : "the state folder");
+  if (options.imageCache) folderToWrite(options.imageCache, "--image-cache");
+  return refusedLeavesNothing(stateDir, (acting) => converge(stack, stateDir, options, acting));
+}
+
+async function converge(stack: Stack, stateDir: string, options: DeployOptions, acting: () => void): Promise<DeployReport> {
   const db = StateDb.open(stateDir);
   const unlock = lockStack(stateDir, options.command ?? "deploy");
   const run = db.startRun(options.command ?? "deploy");
@@ -124,7 +141,12 @@ export async function deploy(stackFile: string, options: DeployOptions = {}): Pr
     const tls = await prepareStackTls(stack, stateDir, db);
     const store = await storeFor(stack, stateDir);
     const ctxBase = { db, run, stateDir, store, cache: new ImageCache(options.imageCache ?? join(stateDir, "images")) };
-    const images = await log.step("resolve the roles' images", () => resolveImages(stack, ctxBase));
+    const images = await log.step("resolve the roles' images", () => resolveImages(stack, ctxBase)).catch((e: unknown) => {
+      if (e instanceof RoleImagesUnusable && stack.store.kind === "embedded") e.hint = publishHint(stack);
+      throw e;
+    });
+    await options.beforeChanges?.();
+    acting();
     for (const [role, image] of images) {
       log.info(`${role}: ${image.ref} → ${image.name} ${image.digest.slice(0, 19)}… (image ${image.id})${image.signer ? `, signed by ${image.signer.name} (key ID ${image.signer.key.id})` : ""}`);
       if (image.signer) db.noteSigner(image.digest, { name: image.signer.name, id: image.signer.key.id });
@@ -165,7 +187,7 @@ export async function deploy(stackFile: string, options: DeployOptions = {}): Pr
 
     for (const row of remove) await log.step(`remove ${row.name} (the stack no longer has it)`, () => removeNode(db, stateDir, row.name, run));
 
-    const outcomes = await Promise.all(plan.map((p) => converge(ctx, p, images.get(p.spec.role)!, stack.inventory[p.spec.pool] ?? {})));
+    const outcomes = await Promise.all(plan.map((p) => convergeNode(ctx, p, images.get(p.spec.role)!, stack.inventory[p.spec.pool] ?? {})));
     // Scaled to nothing: nobody polls the metadata service any more.
     if (!db.nodes().length && (await stopMetadataService(stateDir))) log.info("no node left: the metadata service stopped");
     const failed = outcomes.filter((o) => o.result === "failed");
@@ -188,7 +210,7 @@ async function needServices(db: StateDb, stack: Stack) {
   return stack.nodes.length > 0 || db.nodes().length > 0;
 }
 
-async function converge(ctx: NodeContext, p: PlannedNode, image: ResolvedImage, pool: Record<string, unknown>): Promise<NodeOutcome> {
+async function convergeNode(ctx: NodeContext, p: PlannedNode, image: ResolvedImage, pool: Record<string, unknown>): Promise<NodeOutcome> {
   const { db, run } = ctx;
   const base = { node: p.spec.name, role: p.spec.role, action: p.action.kind, why: p.action.why, drift: p.drift };
   if (p.action.kind === "none") return { ...base, result: "unchanged" };

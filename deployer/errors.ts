@@ -1,4 +1,4 @@
-import { OooError } from "../lib/errors.ts";
+import { EXIT, OooError } from "../lib/errors.ts";
 
 /**
  * The deployer's named errors: what went wrong and what the user needs to
@@ -64,6 +64,7 @@ export class DriverFailed extends OooError {
 /** The stack names a driver ooo does not have. */
 export class UnknownDriver extends OooError {
   readonly code = "unknown-driver";
+  override readonly exitCode = EXIT.usage.code;
   constructor(name: string, known: string[]) {
     super(`no node driver called ${name} (known: ${known.join(", ")})`);
   }
@@ -76,6 +77,7 @@ export class UnknownDriver extends OooError {
  */
 export class NodeTokenNotReadOnly extends OooError {
   readonly code = "node-token-not-read-only";
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly setting: string,
     readonly url: string,
@@ -117,6 +119,7 @@ export class DeployFailed extends OooError {
 /** `ooo status` or `delete` on a stack that was never deployed. */
 export class NoState extends OooError {
   readonly code = "no-state";
+  override readonly exitCode = EXIT.usage.code;
   constructor(stateDir: string) {
     super(`this stack has no state in ${stateDir}: it was never deployed (or --state-dir points elsewhere)`);
   }
@@ -125,6 +128,7 @@ export class NoState extends OooError {
 /** A node named on the command line is not part of the stack. */
 export class UnknownNode extends OooError {
   readonly code = "unknown-node";
+  override readonly exitCode = EXIT.usage.code;
   constructor(node: string, known: string[]) {
     super(`no node ${node} in this stack (nodes: ${known.join(", ") || "none"})`);
   }
@@ -132,6 +136,7 @@ export class UnknownNode extends OooError {
 
 export class NothingToUpgrade extends OooError {
   readonly code = "nothing-to-upgrade";
+  override readonly exitCode = EXIT.usage.code;
   constructor(what: string) {
     super(`nothing to upgrade: ${what} has no deployed node`, { hint: "Deploy the stack first (ooo deploy STACK)." });
   }
@@ -139,6 +144,7 @@ export class NothingToUpgrade extends OooError {
 
 export class UpgradeImpossible extends OooError {
   readonly code = "upgrade-impossible";
+  override readonly exitCode = EXIT.usage.code;
   constructor(detail: string) {
     super(`cannot upgrade: ${detail}`, { hint: "Lower min_in_service, or add nodes to the role." });
   }
@@ -148,5 +154,14 @@ export class UpgradeFailed extends OooError {
   readonly code = "upgrade-failed";
   constructor(readonly nodes: string[]) {
     super(`${nodes.length} node${nodes.length === 1 ? "" : "s"} did not upgrade:\n${nodes.map((n) => `  - ${n}`).join("\n")}`);
+  }
+}
+
+/** The stack's VMs do not fit in this host (checked before anything starts: capacity.ts). */
+export class HostTooSmall extends OooError {
+  readonly code = "host-too-small";
+  override readonly exitCode = EXIT.missing.code;
+  constructor(what: string, hint: string) {
+    super(`${what}: nothing was started`, { hint });
   }
 }

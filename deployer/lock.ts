@@ -7,7 +7,8 @@ import { StackBusy } from "./errors.ts";
  * One ooo command changes a stack at a time: an flock on `lock` in the state
  * folder. The kernel drops it when the process dies, even by SIGKILL, so a
  * killed deploy leaves no stale lock — the next one resumes at once. The
- * holder writes who it is into the file, for the message others get.
+ * holder writes who it is into the file, for the message others get, and
+ * empties it when done.
  * (The descriptor is close-on-exec: daemons and VMs started under the lock
  * do not inherit it.)
  */
@@ -30,7 +31,12 @@ export function lockStack(stateDir: string, command: string): () => void {
   writeSync(fd, `ooo ${command} (pid ${process.pid}, since ${new Date().toISOString()})\n`);
   let held = true;
   return () => {
-    if (held) closeSync(fd);
+    if (!held) return;
+    // Released, the lock names nobody: a holder's pid left in the file would read as a stale lock.
+    try {
+      ftruncateSync(fd, 0);
+    } catch {}
+    closeSync(fd);
     held = false;
   };
 }

@@ -9,8 +9,9 @@ import { parseStack } from "./stack.ts";
  * `ooo scale STACK ROLE=N …` changes the roles' counts in the stack file
  * itself — comments and layout kept — so that the file stays the truth (a
  * count kept only in the state would be undone by the next `ooo deploy`).
- * The new file is validated before it replaces the old one; then the CLI
- * deploys it.
+ * The new file is validated, and everything a deploy checks before it
+ * touches a node (drivers, images, tokens) is checked with it, before it
+ * replaces the old one: a refused scale leaves the file as it was.
  */
 export function parseCounts(args: string[]): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -37,11 +38,20 @@ export function scaledText(text: string, file: string, counts: Record<string, nu
   return out;
 }
 
-/** Change the counts in the file; returns what each role had before. */
-export async function scaleStackFile(file: string, counts: Record<string, number>): Promise<Record<string, number>> {
+/** The stack with the counts changed, checked like any stack file — nothing is written yet. */
+export function scaledStack(file: string, counts: Record<string, number>) {
   const text = readFileSync(file, "utf8");
   const before = Object.fromEntries(parseStack(text, file).roles.map((r) => [r.name, r.count]));
   const out = scaledText(text, file, counts);
-  if (out !== text) await publishAtomically(file, async (p) => writeFileSync(p, out));
-  return before;
+  return { text, out, stack: parseStack(out, file), before };
+}
+
+/**
+ * Write the new counts, once the deploy has checked everything else: the
+ * file is replaced only if nobody changed it since it was read.
+ */
+export async function writeScaled(file: string, scaled: { text: string; out: string }) {
+  if (scaled.out === scaled.text) return;
+  if (readFileSync(file, "utf8") !== scaled.text) throw new UsageError(`${file} changed while ooo scale checked it; nothing was written`, { hint: "Run ooo scale again." });
+  await publishAtomically(file, async (p) => writeFileSync(p, scaled.out));
 }

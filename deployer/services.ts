@@ -157,7 +157,7 @@ export async function storeFor(stack: Stack, stateDir: string): Promise<StackSto
   if (stack.store.kind === "embedded") {
     const s = await ensureEmbeddedStore(stateDir);
     return {
-      client: new StoreClient({ url: s.url, token: s.readToken, ca: s.ca }),
+      client: new StoreClient({ url: s.url, token: s.readToken, ca: s.ca, source: `the stack's embedded store (its log: ${embeddedPaths(stateDir).daemon.logFile})` }),
       url: s.url,
       readToken: s.readToken,
       service: { name: "store", host: "127.0.0.1", portFile: embeddedPaths(stateDir).portFile, tls: Boolean(s.ca) },
@@ -168,7 +168,7 @@ export async function storeFor(stack: Stack, stateDir: string): Promise<StackSto
   const url = new URL(stack.store.url);
   const https = url.protocol === "https:";
   const ca = stack.store.caFile ? readCa(stack.store.caFile) : undefined;
-  const client = new StoreClient({ url: stack.store.url, token, ...(ca ? { ca } : {}) });
+  const client = new StoreClient({ url: stack.store.url, token, ...(ca ? { ca } : {}), source: `store.url in ${stack.file}` });
   if (token) {
     const setting = stack.store.tokenFile ? `store.token_file (${stack.store.tokenFile})` : "OOO_STORE_TOKEN";
     const scope = await client.tokenScope();

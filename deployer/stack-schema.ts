@@ -20,10 +20,10 @@ export const LABEL_RE = /^[a-z][a-z0-9-]*$/;
 const Label = (what: string) =>
   z
     .string({ error: required(what) })
-    .regex(LABEL_RE, "lowercase letters, digits and '-', starting with a letter")
-    .max(40, "at most 40 characters");
+    .regex(LABEL_RE, "must be lowercase letters, digits and '-', starting with a letter")
+    .max(40, "must be at most 40 characters");
 
-const SizeText = z.string().regex(SIZE_RE, "a size such as 768M, 2G or 8GiB");
+const SizeText = z.string().regex(SIZE_RE, "must be a size such as 768M, 2G or 8GiB");
 
 export const Size = z
   .strictObject({
@@ -39,7 +39,7 @@ export const Size = z
   })
   .describe("A node's size (its flavor)");
 
-const Duration = z.union([z.number().nonnegative(), z.string().regex(DURATION_RE, "a duration such as 30s, 2m or 1h")], {
+const Duration = z.union([z.number().nonnegative(), z.string().regex(DURATION_RE, "must be a duration such as 30s, 2m or 1h")], {
   error: "must be seconds as a number, or a duration such as 30s, 2m or 1h",
 });
 
@@ -77,7 +77,8 @@ export const Role = z
     count: z
       .int({ error: (i) => (i.input === undefined ? "is required: how many nodes the role has" : "must be a whole number") })
       .min(0, "must be ≥ 0")
-      .describe("How many nodes the role has"),
+      .max(1000, "must be ≤ 1000 (the most one role may have)")
+      .describe("How many nodes the role has (at most 1000)"),
     image: ImageRefText,
     inventory: Label("the name of an inventory entry").optional().describe("Where its nodes come from (an inventory entry); optional when there is one"),
     size: Size.optional(),

@@ -1,10 +1,11 @@
 import { readFileSync } from "node:fs";
 import { basename, dirname, extname, resolve } from "node:path";
 import type { z } from "zod";
-import { InvalidInput, KeyUnusable, type Problem } from "../lib/errors.ts";
+import { InvalidInput, KeyUnusable, type Problem, systemReason } from "../lib/errors.ts";
 import type { TrustedKey } from "../lib/image-trust.ts";
 import { parsePublicKey } from "../lib/minisign.ts";
 import { parseYamlText } from "../lib/validate.ts";
+import { inputFile } from "../lib/user-paths.ts";
 import type { NodeSize } from "./drivers/driver.ts";
 import type { InventoryEntry } from "./drivers/index.ts";
 import { stackRules } from "./stack-rules.ts";
@@ -78,6 +79,9 @@ export interface Stack {
 
 export const DEFAULT_SIZE = { memoryMiB: 1024, cpus: 1 } as const;
 export const MIN_MEMORY_MIB = 256;
+/** Sanity limits, so that a slip of the unit is caught by the file's check, not by the host. */
+export const MAX_MEMORY_MIB = 16 * 1024 ** 2;
+export const MAX_DISK_BYTES = 64 * 2 ** 40;
 export const DEFAULT_SIGNAL_TIMEOUT = 600;
 export const DEFAULT_POLLING_INTERVAL = 5;
 export const DEFAULT_NAME_FORMAT = "{role}-{index}";
@@ -168,9 +172,13 @@ function sizeOf(layers: (SizeV1 | undefined)[], place: Path[], problems: PathPro
       size.memoryMiB = Math.floor(bytes / MiB);
       if (size.memoryMiB < MIN_MEMORY_MIB)
         problems.push({ path: [...place[i]!, "memory"], message: `must be at least ${MIN_MEMORY_MIB} MiB (a Debian node does not boot in less)` });
+      else if (size.memoryMiB > MAX_MEMORY_MIB) problems.push({ path: [...place[i]!, "memory"], message: `must be at most ${MAX_MEMORY_MIB / 1024 ** 2} TiB (is it MiB where GiB was meant?)` });
     }
     if (layer.cpus !== undefined) size.cpus = layer.cpus;
-    if (layer.disk !== undefined) size.diskBytes = Math.floor(parseSize(layer.disk, GiB)! / MiB) * MiB;
+    if (layer.disk !== undefined) {
+      size.diskBytes = Math.floor(parseSize(layer.disk, GiB)! / MiB) * MiB;
+      if (size.diskBytes > MAX_DISK_BYTES) problems.push({ path: [...place[i]!, "disk"], message: `must be at most ${MAX_DISK_BYTES / 2 ** 40} TiB` });
+    }
   });
   return size;
 }
@@ -192,7 +200,7 @@ function normalize(data: StackFileV1, file: string, problems: PathProblem[]): St
     try {
       trustedKeys.push({ name: given, key: parsePublicKey(readFileSync(resolve(dirname(file), given), "utf8"), given) });
     } catch (e) {
-      problems.push({ path: ["trust", "keys", i], message: e instanceof KeyUnusable ? e.message : `cannot read ${given}: ${(e as Error).message}` });
+      problems.push({ path: ["trust", "keys", i], message: e instanceof KeyUnusable ? e.message : `cannot read ${given}: ${systemReason(e) ?? (e as Error).message}` });
     }
   });
   const roles: RoleSpec[] = [];
@@ -256,6 +264,8 @@ function normalize(data: StackFileV1, file: string, problems: PathProblem[]): St
 export function parseStack(text: string, file: string): Stack {
   file = resolve(file);
   const { value, lineOf } = parseYamlText(text, file);
+  if (value === null || value === undefined)
+    throw new InvalidInput(`${file} is not a valid stack file`, [{ file, message: "is empty: a stack file has at least version: 1 and roles: (fixtures/stacks/demo.yaml is one)" }]);
   const parsed = StackFileV1.safeParse(value);
   const found: PathProblem[] = parsed.success ? [] : issueProblems(parsed.error.issues);
   const data = parsed.success ? parsed.data : salvage(value);
@@ -274,11 +284,5 @@ export function parseStack(text: string, file: string): Stack {
 }
 
 export function loadStack(file: string): Stack {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new InvalidInput(`cannot read the stack file`, [{ file, message: (e as Error).message }]);
-  }
-  return parseStack(text, file);
+  return parseStack(readFileSync(inputFile(file, "the stack file"), "utf8"), file);
 }

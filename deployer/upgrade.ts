@@ -3,7 +3,9 @@ import { log, table } from "../lib/log.ts";
 import { CompletionSignal, type UpgradeOutcome } from "../wire/signal.ts";
 import { checkDrivers, resolveImages, stateDirOf } from "./deploy.ts";
 import { driverFor } from "./drivers/index.ts";
-import { NothingToUpgrade, UpgradeImpossible, UnknownNode } from "./errors.ts";
+import { NoState, NothingToUpgrade, UpgradeImpossible, UnknownNode } from "./errors.ts";
+import { refusedLeavesNothing } from "./refused.ts";
+import { existsSync } from "node:fs";
 import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
 import { nodeTrustOf } from "./node-metadata.ts";
 import { stackTls } from "./stack-tls.ts";
@@ -11,8 +13,8 @@ import { lockStack } from "./lock.ts";
 import { driverNode, metadataFor, powerOn, provision, waitForSignal, type NodeContext } from "./node-ops.ts";
 import { consoleSize, watchNode } from "./node-watch.ts";
 import { ensureMetadataService, storeFor } from "./services.ts";
-import { loadStack, type NodeSpec, type RoleSpec } from "./stack.ts";
-import { StateDb, type NodeRow } from "./state.ts";
+import { loadStack, type NodeSpec, type RoleSpec, type Stack } from "./stack.ts";
+import { STATE_DB, StateDb, type NodeRow } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
 
 /**
@@ -102,11 +104,19 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
   const stack = loadStack(stackFile);
   await checkDrivers(stack);
   const stateDir = stateDirOf(stack.file, options.stateDir);
-  const db = StateDb.open(stateDir);
+  // Nothing deployed, nothing to upgrade: said before any service starts.
+  if (!existsSync(join(stateDir, STATE_DB))) throw new NoState(stateDir);
+  return refusedLeavesNothing(stateDir, (acting) => upgradeNodes(stack, stateDir, options, acting));
+}
+
+async function upgradeNodes(stack: Stack, stateDir: string, options: UpgradeOptions, acting: () => void): Promise<UpgradeReport> {
+  const db = StateDb.open(stateDir, { create: false });
   const unlock = lockStack(stateDir, options.image ? "takeover" : "upgrade");
   const run = db.startRun(options.image ? "takeover" : "upgrade");
   let result = "failed";
   try {
+    if (options.nodes) for (const n of options.nodes) if (!db.node(n)) throw new UnknownNode(n, db.nodes().map((r) => r.name));
+    if (!db.nodes().length) throw new NothingToUpgrade(`stack ${stack.name}`);
     const tls = stackTls(stateDir);
     const store = await storeFor(stack, stateDir);
     const cache = new ImageCache(options.imageCache ?? join(stateDir, "images"));
@@ -114,7 +124,6 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
     const images = options.image ? new Map<string, ResolvedImage>() : await log.step("resolve the roles' images", () =>
       resolveImages(stack, { store }, { requireDisk: (role) => policyOf(role) === "replace" }),
     );
-    if (options.nodes) for (const n of options.nodes) if (!db.node(n)) throw new UnknownNode(n, db.nodes().map((r) => r.name));
     const services = [await ensureMetadataService(stateDir), store.service];
     const ctx: NodeContext = {
       db,
@@ -157,6 +166,7 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
           log.info(`${role.name}: pause ${role.rollingUpdates.pauseSeconds}s before the next batch`);
           await Bun.sleep(role.rollingUpdates.pauseSeconds * 1000);
         }
+        acting();
         const outcomes = await log.step(`${role.name}: batch ${i + 1}/${batches.length}: ${batch.join(", ")}`, () =>
           Promise.all(
             batch.map((name) => {

@@ -1,6 +1,7 @@
 import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { lastErrno, systemError } from "./errno.ts";
 
 /**
  * Publish a file so that nobody ever sees half of it, even if the process is
@@ -21,6 +22,23 @@ const libc = dlopen("libc.so.6", {
 function linkFd(fd: number, dest: string): boolean {
   const src = Buffer.from(`/proc/self/fd/${fd}\0`);
   return libc.symbols.linkat(AT_FDCWD, src, AT_FDCWD, Buffer.from(`${dest}\0`), AT_SYMLINK_FOLLOW) === 0;
+}
+
+/**
+ * Give an unnamed file its name `dest`, replacing what was there: linked
+ * under a temporary name beside it, then renamed over it. A rename that
+ * fails (dest is a folder, the disk is read-only) takes the temporary name
+ * away again: nothing is left behind.
+ */
+function linkInto(fd: number, dest: string) {
+  const staged = join(dirname(dest), `.${basename(dest)}.new-${process.pid}-${Date.now()}`);
+  if (!linkFd(fd, staged)) throw systemError(lastErrno(), "link", dest);
+  try {
+    renameSync(staged, dest);
+  } catch (e) {
+    rmSync(staged, { force: true });
+    throw e;
+  }
 }
 
 /**
@@ -52,9 +70,7 @@ export async function publishAtomically(dest: string, write: (path: string) => P
   try {
     await write(`/proc/${process.pid}/fd/${fd}`);
     fsyncSync(fd);
-    const staged = join(dir, `.${basename(dest)}.new-${process.pid}-${Date.now()}`);
-    if (!linkFd(fd, staged)) throw new Error(`could not link the finished ${dest} into place`);
-    renameSync(staged, dest);
+    linkInto(fd, dest);
     fsyncDir(dir);
   } finally {
     closeSync(fd);
@@ -104,9 +120,7 @@ export function stageFile(dir: string, mode = 0o644): StagedFile {
         if (options.durable !== false) fsyncSync(fd);
         if (partial) renameSync(partial, dest);
         else {
-          const staged = join(dirname(dest), `.${basename(dest)}.new-${process.pid}-${Date.now()}`);
-          if (!linkFd(fd, staged)) throw new Error(`could not link the finished ${dest} into place`);
-          renameSync(staged, dest);
+          linkInto(fd, dest);
         }
         partial = undefined;
         if (options.durable !== false) fsyncDir(dirname(dest));

@@ -19,3 +19,9 @@ export function describeErrno(errno = lastErrno()): string {
   const name = Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? "unknown error";
   return `${name} (errno ${errno})`;
 }
+
+/** An errno from a libc call as the Error node:fs would throw (code, syscall, path), so that callers treat both alike. */
+export function systemError(errno: number, syscall: string, path: string): Error & { code: string; errno: number; syscall: string; path: string } {
+  const code = Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? "EUNKNOWN";
+  return Object.assign(new Error(`${code}: ${syscall} '${path}'`), { code, errno: -errno, syscall, path });
+}

@@ -1,6 +1,7 @@
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { jsonLinesSink, log } from "./log.ts";
+import { outputFile } from "./user-paths.ts";
 
 /**
  * `--progress-file FILE`, the same on every long command (build-image,
@@ -12,13 +13,16 @@ export const PROGRESS_FILE_DESCRIPTION =
 
 export const progressFileOption = {
   type: "string",
-  describe: PROGRESS_FILE_DESCRIPTION.replaceAll("`", ""),
+  describe: `FILE: ${PROGRESS_FILE_DESCRIPTION.replaceAll("`", "")}`,
 } as const;
 
 /** Start writing the progress stream to `path` (nothing without one); each line is written whole, at once. Returns the way to stop. */
 export function attachProgressFile(path: string | undefined): () => void {
   if (!path) return () => {};
-  if (!path.startsWith("/dev/")) mkdirSync(dirname(path), { recursive: true });
+  if (!path.startsWith("/dev/")) {
+    outputFile(path, "--progress-file", { force: true }); // appended to, never replaced
+    mkdirSync(dirname(path), { recursive: true });
+  }
   const fd = openSync(path, "a");
   const write = (line: string) => {
     const bytes = Buffer.from(line);

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { isMap, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import type { z } from "zod";
 import { InvalidInput, type Problem } from "./errors.ts";
+import "./zod-messages.ts";
 
 /**
  * The one way inputs cross the edge: parse with a zod schema, report every
@@ -11,14 +12,19 @@ export function parseWith<S extends z.ZodType>(
   schema: S,
   value: unknown,
   what: string,
-  place: { file?: string; lineOf?: (path: PropertyKey[]) => number | undefined } = {},
+  place: {
+    file?: string;
+    lineOf?: (path: PropertyKey[]) => number | undefined;
+    /** How the user names the thing at a path, when not by its keys (a flag: `--image-size`). */
+    nameOf?: (path: PropertyKey[]) => string | undefined;
+  } = {},
 ): z.infer<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const problems: Problem[] = result.error.issues.map((issue) => ({
     file: place.file,
     line: place.lineOf?.(issue.path),
-    path: issue.path.length ? issue.path.map(String).join(".") : undefined,
+    path: place.nameOf?.(issue.path) ?? (issue.path.length ? issue.path.map(String).join(".") : undefined),
     message: issue.message,
   }));
   throw new InvalidInput(what, problems);

@@ -1,8 +1,9 @@
-import { OooError } from "../lib/errors.ts";
+import { EXIT, OooError } from "../lib/errors.ts";
 
 /** A build `ooo test-image` cannot boot: no manifest, no disk image, no kernel beside it. */
 export class UntestableBuild extends OooError {
   readonly code = "untestable-build";
+  override readonly exitCode = EXIT.usage.code;
   constructor(readonly image: string, detail: string) {
     super(`cannot test ${image}: ${detail}`, { hint: "Pass the build's -o path, its .manifest.json, or its .raw/.qcow2 file." });
   }
@@ -22,7 +23,13 @@ export class ImageChecksFailed extends OooError {
   }
 }
 
-/** A build cannot be published as it is: no manifest, a missing or changed artifact. */
+/** A publish that went wrong once it had started. */
 export class PublishFailed extends OooError {
   readonly code = "publish-failed";
+}
+
+/** A build that cannot be published as it is (its manifest, a missing or changed artifact): found before anything is sent. */
+export class UnpublishableBuild extends OooError {
+  readonly code = "unpublishable-build";
+  override readonly exitCode = EXIT.usage.code;
 }

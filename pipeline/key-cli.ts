@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../lib/errors.ts";
+import { withExamples } from "../lib/help.ts";
 import { generateKeyFiles, PASSWORD_ENV } from "./signing.ts";
 
 /** `ooo key generate NAME`: a signing key pair for `ooo publish --sign`, in minisign's format. */
@@ -9,11 +10,12 @@ const generateCommand: CommandModule<object, GenerateArgs> = {
   command: "generate <name>",
   describe: "write NAME.key (secret, 0600) and NAME.pub (for stacks' trust.keys), minisign's format",
   builder: (y) =>
-    y
-      .positional("name", { type: "string", demandOption: true, describe: "path and name of the pair, without extension" })
-      .option("unencrypted", { type: "boolean", describe: "no password on NAME.key (minisign -W): for CI, whose secret store guards the file" })
-      .example("$0 key generate ci", `asks a password (or takes ${PASSWORD_ENV})`)
-      .example("$0 key generate ci --unencrypted", "") as unknown as Argv<GenerateArgs>,
+    withExamples(
+      y
+        .positional("name", { type: "string", demandOption: true, describe: "path and name of the pair, without extension (its folder is made when missing)" })
+        .option("unencrypted", { type: "boolean", describe: "no password on NAME.key (minisign -W): for CI, whose secret store guards the file" }),
+      [["$0 key generate ci", `asks a password (or takes ${PASSWORD_ENV})`], ["$0 key generate ci --unencrypted"]],
+    ) as unknown as Argv<GenerateArgs>,
   handler: async (argv) => {
     const r = await generateKeyFiles(argv.name, { unencrypted: argv.unencrypted });
     process.stderr.write(

@@ -10,7 +10,7 @@ import type { GlanceImage } from "../store/client/image.ts";
 import { indexStream } from "../store/client/indexer.ts";
 import { openSeed } from "../store/client/seed.ts";
 import type { SecretKey } from "../lib/minisign.ts";
-import { PublishFailed } from "./errors.ts";
+import { PublishFailed, UnpublishableBuild } from "./errors.ts";
 import { signImage } from "./signing.ts";
 
 /**
@@ -37,6 +37,8 @@ export interface PublishOptions {
   concurrency?: number;
   /** Sign the manifest with this key (signing.ts), and store the signature with the image. */
   sign?: SecretKey;
+  /** Told the image record once there is one (found or created): what an interrupted publish leaves. */
+  onRecord?: (image: GlanceImage) => void;
 }
 
 export interface PublishReport {
@@ -60,13 +62,13 @@ const GLANCE_ARCH: Record<string, string> = { amd64: "x86_64", arm64: "aarch64",
 function readManifest(output: string) {
   const path = `${output}.manifest.json`;
   if (!existsSync(path))
-    throw new PublishFailed(`no build manifest at ${path}`, { hint: "Publish the -o path of a finished build (ooo build-image -o OUTPUT …)." });
+    throw new UnpublishableBuild(`no build manifest at ${path}`, { hint: "Publish the -o path of a finished build (ooo build-image -o OUTPUT …)." });
   const text = readFileSync(path, "utf8");
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new PublishFailed(`${path} is not valid JSON`);
+    throw new UnpublishableBuild(`${path} is not valid JSON`);
   }
   return { text, manifest: parseWith(Manifest, raw, "invalid build manifest", { file: path }), dir: dirname(path) };
 }
@@ -159,14 +161,14 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
   const { text, manifest, dir } = readManifest(options.output);
   const files = manifest.artifacts.map((a) => {
     const path = join(dir, a.file);
-    if (!existsSync(path)) throw new PublishFailed(`artifact ${a.file} listed in the manifest is missing (${path})`);
-    if (statSync(path).size !== a.size) throw new PublishFailed(`artifact ${path} is ${statSync(path).size} bytes; the manifest says ${a.size}`);
+    if (!existsSync(path)) throw new UnpublishableBuild(`artifact ${a.file} listed in the manifest is missing (${path})`);
+    if (statSync(path).size !== a.size) throw new UnpublishableBuild(`artifact ${path} is ${statSync(path).size} bytes; the manifest says ${a.size}`);
     return { ...a, path };
   });
   const tar = files.find((a) => a.type === "tar");
-  if (!tar) throw new PublishFailed(`the build has no tar artifact`, { hint: "Build with -t tar (plus any disk formats): nodes fetch the root's canonical tar." });
+  if (!tar) throw new UnpublishableBuild(`the build has no tar artifact`, { hint: "Build with -t tar (plus any disk formats): nodes fetch the root's canonical tar." });
   if (`sha256:${tar.sha256}` !== manifest.digest)
-    throw new PublishFailed(`${tar.file} has sha256 ${tar.sha256} but the manifest digest is ${manifest.digest}`);
+    throw new UnpublishableBuild(`${tar.file} has sha256 ${tar.sha256} but the manifest digest is ${manifest.digest}`);
   const totalBytes = files.reduce((n, a) => n + a.size, 0);
   const report: PublishReport = {
     image: undefined as unknown as GlanceImage,
@@ -180,7 +182,10 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
   };
 
   const info = await client.info();
+  // Before anything is sent: a publish that cannot sign must not leave an unsigned image.
+  if (options.sign && !info) throw new PublishFailed("a plain Glance keeps no manifest: there is nothing to sign; nothing was sent");
   let image = await findExisting(client, manifest.name, manifest.digest);
+  if (image) options.onRecord?.(image);
   const fields = {
     name: manifest.name,
     disk_format: info ? "tar" : "raw", // a stock Glance knows no "tar" disk format
@@ -194,6 +199,7 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
     log.warn("the store is a plain Glance: publishing the tar only, without chunks or manifest");
     if (image?.status !== "active") {
       image ??= await createRecord(client, fields, manifest.name, options.version);
+      options.onRecord?.(image);
       image = await log.step(`upload ${tar.file}`, async () => {
         const uploaded = await ourselvesOrTheOther(client, image!.id, () => client.uploadData(image!.id, tar.path));
         log.bytes(tar.size);
@@ -215,6 +221,7 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
       await client.missingBlobs([...new Set([...index.chunks.map(([id]) => `sha256:${id}`), ...others.map((a) => `sha256:${a.sha256}`)])]),
     );
     image ??= await createRecord(client, fields, manifest.name, options.version);
+    options.onRecord?.(image);
 
     if (image.status !== "active") {
       const missingChunks = chunkOffsets(index).filter((c) => missing.has(`sha256:${c.id}`));
@@ -258,7 +265,6 @@ export async function publish(options: PublishOptions): Promise<PublishReport> {
   }
 
   if (options.sign) {
-    if (!info) throw new PublishFailed("a plain Glance keeps no manifest: there is nothing to sign");
     report.signedBy = await signImage(client, await client.getImage(image!.id), text, manifest, options.sign);
   }
   for (const tag of options.tags ?? []) await client.addTag(image!.id, tag);

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { UsageError } from "../lib/errors.ts";
+import { makeFolderFor, outputFiles } from "../lib/user-paths.ts";
 import { log } from "../lib/log.ts";
 import { formatPublicKey, formatSecretKey, generateKey, isEncrypted, parseSecretKey, parseSignature, signData, signerId, type SecretKey } from "../lib/minisign.ts";
 import type { Manifest } from "../wire/manifest.ts";
@@ -44,6 +45,7 @@ async function ask(prompt: string): Promise<string> {
 
 async function password(what: string, confirm: boolean): Promise<string> {
   const given = process.env[PASSWORD_ENV];
+  if (given === "") throw new UsageError(`${PASSWORD_ENV} is set but empty: ${what} needs a password`, { hint: "Use --unencrypted for a key without a password." });
   if (given !== undefined) return given;
   if (!process.stdin.isTTY)
     throw new UsageError(`${what} needs a password and there is no terminal to ask it on`, { hint: `Set ${PASSWORD_ENV}.` });
@@ -56,9 +58,11 @@ async function password(what: string, confirm: boolean): Promise<string> {
 /** `ooo key generate NAME`: NAME.key (0600) and NAME.pub; an existing key is never overwritten. */
 export async function generateKeyFiles(name: string, options: { unencrypted?: boolean } = {}) {
   const files = { secret: `${name}.key`, public: `${name}.pub` };
-  for (const f of Object.values(files)) if (existsSync(f)) throw new UsageError(`${f} exists: ooo never overwrites a key`);
+  for (const f of Object.values(files)) if (existsSync(f)) throw new UsageError(`${f} exists: ooo never overwrites a key`, { hint: "Choose another NAME, or remove the old pair first." });
+  outputFiles([files.secret, files.public], "NAME", { force: true });
   const key = generateKey();
   const secret = await formatSecretKey(key, options.unencrypted ? undefined : await password(files.secret, true));
+  makeFolderFor(files.secret);
   const fd = openSync(files.secret, "wx", 0o600);
   try {
     writeSync(fd, secret);

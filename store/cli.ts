@@ -2,9 +2,10 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { publishAtomically } from "../lib/atomic.ts";
 import { trustedKeys } from "../lib/image-trust.ts";
 import { parseSignature, signerId } from "../lib/minisign.ts";
-import { resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../lib/errors.ts";
+import { withExamples } from "../lib/help.ts";
+import { firstMissing, folderToWrite, inputFile, inputPath, makeFolderFor, outputFiles } from "../lib/user-paths.ts";
 import { IMAGE_REF_FORMS } from "../wire/image-ref.ts";
 import { log, table } from "../lib/log.ts";
 import { clientFromArgs, type StoreArgs, withStoreArgs } from "./client/args.ts";
@@ -22,9 +23,9 @@ import { Store } from "./store.ts";
 
 /** `ooo store …`: run the image store and talk to one. */
 
-const tokensIn = (file: string | undefined) =>
+const tokensIn = (file: string | undefined, flag: string) =>
   file
-    ? readFileSync(file, "utf8")
+    ? readFileSync(inputFile(file, flag), "utf8")
         .split("\n")
         .map((l) => l.trim())
         .filter((l) => l && !l.startsWith("#"))
@@ -46,31 +47,43 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   command: "serve",
   describe: "serve the image store (Glance v2 API) until stopped",
   builder: (y) =>
-    y
-      .option("config", { type: "string", describe: "YAML config file (store/config.ts documents every key)" })
-      .option("dir", { type: "string", describe: "store directory: records, lock, dir-backend blobs" })
-      .option("listen", { type: "string", describe: "HOST:PORT (default 127.0.0.1:9292)" })
-      .option("write-token-file", { type: "string", describe: "file with write tokens, one a line (also OOO_STORE_WRITE_TOKEN)" })
-      .option("read-token-file", { type: "string", describe: "file with read-only tokens, one a line (also OOO_STORE_READ_TOKEN)" })
-      .option("allow-empty-uploads", { type: "boolean", describe: "accept 0-byte image data without x-ooo-allow-empty" })
-      .option("tls-cert", { type: "string", describe: "serve https with this PEM certificate (chain)" })
-      .option("tls-key", { type: "string", describe: "and this PEM private key" })
-      .option("plain-http", { type: "boolean", describe: "allow plain http on an address that is not loopback" })
-      .example("OOO_STORE_WRITE_TOKEN=… $0 store serve --dir /var/lib/ooo/store", "") as unknown as Argv<ServeArgs>,
+    withExamples(
+      y
+        .option("config", { type: "string", describe: "FILE: YAML settings (store/config.ts documents every key)" })
+        .option("dir", { type: "string", describe: "DIR: the store's folder (records, lock, the dir backend's blobs); made when missing" })
+        .option("listen", { type: "string", describe: "HOST:PORT to listen on (default 127.0.0.1:9292)" })
+        .option("write-token-file", { type: "string", describe: "FILE with write tokens, one a line (also OOO_STORE_WRITE_TOKEN)" })
+        .option("read-token-file", { type: "string", describe: "FILE with read-only tokens, one a line (also OOO_STORE_READ_TOKEN)" })
+        .option("allow-empty-uploads", { type: "boolean", describe: "accept 0-byte image data without x-ooo-allow-empty" })
+        .option("tls-cert", { type: "string", describe: "FILE: serve https with this PEM certificate (chain)" })
+        .option("tls-key", { type: "string", describe: "FILE: and this PEM private key" })
+        .option("plain-http", { type: "boolean", describe: "allow plain http on an address that is not loopback" }),
+      [["OOO_STORE_WRITE_TOKEN=… $0 store serve --dir /var/lib/ooo/store"]],
+    ) as unknown as Argv<ServeArgs>,
   handler: async (argv) => {
     const config = loadStoreConfig({
       file: argv.config,
       flags: {
         dir: argv.dir,
         listen: argv.listen,
-        writeTokens: tokensIn(argv["write-token-file"]),
-        readTokens: tokensIn(argv["read-token-file"]),
+        writeTokens: tokensIn(argv["write-token-file"], "--write-token-file"),
+        readTokens: tokensIn(argv["read-token-file"], "--read-token-file"),
         allowEmptyUploads: argv["allow-empty-uploads"],
         tls: { cert: argv["tls-cert"], key: argv["tls-key"] },
         plainHttp: argv["plain-http"],
       },
     });
-    const running = await serveStore(config);
+    folderToWrite(config.dir, argv.dir ? "--dir" : "the config's dir");
+    if (config.tls) {
+      inputFile(config.tls.cert, argv["tls-cert"] ? "--tls-cert" : "the config's tls.cert");
+      inputFile(config.tls.key, argv["tls-key"] ? "--tls-key" : "the config's tls.key");
+    }
+    // A store that could not start (the address is taken) leaves no new, empty store folder behind.
+    const made = firstMissing(config.dir);
+    const running = await serveStore(config).catch((e: unknown) => {
+      if (made) rmSync(made, { recursive: true, force: true });
+      throw e;
+    });
     log.info(`ooo store: ${config.dir} (${config.backend.type} backend) at ${running.url}`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once("SIGINT", () => resolve("SIGINT"));
@@ -81,7 +94,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   },
 };
 
-type FetchArgs = StoreArgs & { image: string; o?: string; seed?: string[]; manifest?: boolean; "source-date-epoch"?: number; json?: boolean };
+type FetchArgs = StoreArgs & { image: string; o?: string; seed?: string[]; manifest?: boolean; "source-date-epoch"?: number; json?: boolean; force?: boolean };
 
 const mib = (n: number) => (n / 2 ** 20).toFixed(1);
 
@@ -90,25 +103,39 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
   describe: "fetch an image's data, reusing chunks of local seeds",
   builder: (y) =>
     withStoreArgs(y)
-      .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
-      .option("o", { type: "string", describe: "output file (default: NAME.tar here)" })
-      .option("seed", { type: "string", array: true, describe: "older image tar, any file, a block device or a directory tree" })
+      .positional("image", { type: "string", demandOption: true, describe: `the image: ${IMAGE_REF_FORMS}` })
+      .option("o", { type: "string", describe: "FILE: where to write it (default: NAME.tar here); its folder is made when missing" })
+      .option("force", { type: "boolean", describe: "replace FILE if it exists (only once the new one is complete)" })
+      .option("seed", { type: "string", array: true, nargs: 1, describe: "an older image tar, any file, a block device or a directory tree to take chunks from (may repeat)" })
       .option("manifest", { type: "boolean", describe: "fetch the build manifest (and OUT.minisig, when signed) instead of the data" })
-      .option("source-date-epoch", { type: "number", describe: "mtime clamp for directory seeds (default: the image manifest's)" })
+      .option("source-date-epoch", { type: "number", describe: "SECONDS: the mtime clamp for directory seeds (default: the image manifest's)" })
       .option("json", { type: "boolean", describe: "print the report as JSON on stdout" })
       .example("$0 store fetch debian-minimal@stable --seed /dev/vda2 -o /tmp/new.tar", "")
-      .example("$0 store fetch debian-minimal --seed / -o /mnt/new.tar", "seed from the running root")
-      .example("$0 store fetch kv@live --manifest -o kv.json", "then: minisign -Vm kv.json -p ci.pub") as unknown as Argv<FetchArgs>,
+      .example("# seed from the running root", "")
+      .example("$0 store fetch debian-minimal --seed / -o /mnt/new.tar", "")
+      .example("# the manifest; then: minisign -Vm kv.json -p ci.pub", "")
+      .example("$0 store fetch kv@live --manifest -o kv.json", "") as unknown as Argv<FetchArgs>,
   handler: async (argv) => {
+    // Everything local first: a typo costs no download.
     const ref = imageRef(argv.image);
+    const seeds = (argv.seed ?? []).map((s) => inputPath(s, "--seed"));
+    const outputs = (file: string) => (argv.manifest ? [file, `${file}.minisig`] : [file]);
+    if (argv.o !== undefined) outputFiles(outputs(argv.o), "-o", { force: argv.force });
     const client = clientFromArgs(argv);
     const image = await resolveImage(client, ref);
-    if (argv.manifest) return fetchManifest(client, image, resolve(argv.o ?? `${image.name ?? image.id}.manifest.json`));
-    const out = resolve(argv.o ?? `${image.name ?? image.id}.tar`);
+    const given = argv.o ?? `${image.name ?? image.id}.${argv.manifest ? "manifest.json" : "tar"}`;
+    const out = outputFiles(outputs(given), "-o", { force: argv.force })[0]!;
+    if (argv.manifest) return fetchManifest(client, image, out);
     let sourceDateEpoch = argv["source-date-epoch"] ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
+    if (sourceDateEpoch !== undefined && !(Number.isInteger(sourceDateEpoch) && sourceDateEpoch >= 0))
+      throw new UsageError(`${argv["source-date-epoch"] !== undefined ? "--source-date-epoch" : "SOURCE_DATE_EPOCH"} must be a whole number of seconds since 1970`);
     if (sourceDateEpoch === undefined && image.ooo_manifest) sourceDateEpoch = (await client.getManifest(image.id)).sourceDateEpoch;
     const t0 = performance.now();
-    const report = await fetchImage({ client, image, out, seeds: argv.seed ?? [], sourceDateEpoch });
+    const unmake = makeFolderFor(out);
+    const report = await fetchImage({ client, image, out, seeds, sourceDateEpoch }).catch((e: unknown) => {
+      unmake();
+      throw e;
+    });
     const seconds = (performance.now() - t0) / 1000;
     const pct = (n: number) => (report.size ? ((100 * n) / report.size).toFixed(2) : "0");
     process.stderr.write(
@@ -131,6 +158,7 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
 /** The manifest exactly as stored, and its signature beside it as minisign looks for it (FILE.minisig). */
 async function fetchManifest(client: StoreClient, image: GlanceImage, out: string) {
   const signed = await signedManifest(client, image);
+  makeFolderFor(out);
   await publishAtomically(out, async (p) => writeFileSync(p, signed.text));
   if (signed.signature !== undefined) await publishAtomically(`${out}.minisig`, async (p) => writeFileSync(p, signed.signature!));
   else rmSync(`${out}.minisig`, { force: true });
@@ -148,11 +176,11 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
   describe: "check that an image's manifest is signed by one of these keys and names the image's data",
   builder: (y) =>
     withStoreArgs(y)
-      .positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS })
-      .option("key", { type: "string", array: true, demandOption: true, describe: "a trusted public key, NAME.pub (repeat for several)" })
+      .positional("image", { type: "string", demandOption: true, describe: `the image: ${IMAGE_REF_FORMS}` })
+      .option("key", { type: "string", array: true, nargs: 1, demandOption: true, describe: "FILE: a trusted public key, NAME.pub (required; may repeat)" })
       .example("$0 store verify kv@live --key ci.pub", "") as unknown as Argv<VerifyArgs>,
   handler: async (argv) => {
-    const keys = trustedKeys(argv.key.map((f) => readFileSync(f, "utf8")), argv.key);
+    const keys = trustedKeys(argv.key.map((f) => readFileSync(inputFile(f, "--key"), "utf8")), argv.key);
     const client = clientFromArgs(argv);
     const image = await resolveImage(client, imageRef(argv.image));
     const signed = await signedManifest(client, image);
@@ -170,8 +198,8 @@ const listCommand: CommandModule<object, ListArgs> = {
   describe: "list images (newest first)",
   builder: (y) =>
     withStoreArgs(y)
-      .positional("name", { type: "string", describe: "only images of this name" })
-      .option("tag", { type: "string", array: true, describe: "only images with these tags" })
+      .positional("name", { type: "string", describe: "only images of this NAME" })
+      .option("tag", { type: "string", array: true, nargs: 1, describe: "only images with this TAG (may repeat: all of them)" })
       .option("all", { type: "boolean", describe: "every status, not only active" })
       .option("json", { type: "boolean", describe: "print JSON on stdout" }) as unknown as Argv<ListArgs>,
   handler: async (argv) => {
@@ -202,7 +230,7 @@ const showCommand: CommandModule<object, StoreArgs & { image: string }> = {
   command: "show <image>",
   describe: "show an image record (JSON)",
   builder: (y) =>
-    withStoreArgs(y).positional("image", { type: "string", demandOption: true, describe: IMAGE_REF_FORMS }) as unknown as Argv<StoreArgs & { image: string }>,
+    withStoreArgs(y).positional("image", { type: "string", demandOption: true, describe: `the image: ${IMAGE_REF_FORMS}` }) as unknown as Argv<StoreArgs & { image: string }>,
   handler: async (argv) => {
     const ref = imageRef(argv.image);
     const image = await resolveImage(clientFromArgs(argv), ref);
@@ -217,12 +245,13 @@ const gcCommand: CommandModule<object, GcArgs> = {
   describe: "delete blobs no image refers to (stop the server first)",
   builder: (y) =>
     y
-      .option("config", { type: "string", describe: "the server's YAML config" })
-      .option("dir", { type: "string", describe: "store directory" })
+      .option("config", { type: "string", describe: "FILE: the server's YAML settings" })
+      .option("dir", { type: "string", describe: "DIR: the store's folder (it must be one: gc makes none)" })
       .option("dry-run", { type: "boolean", describe: "only say what would be deleted" }) as unknown as Argv<GcArgs>,
   handler: async (argv) => {
     // No tokens: gc opens the store directly, as its owner (and takes its lock).
     const config = loadStoreConfig({ file: argv.config, flags: { dir: argv.dir }, tokensOptional: true });
+    Store.requireExisting(config.dir);
     const store = await Store.open({ dir: config.dir, backend: await createBackend(config) });
     try {
       const r = await collectGarbage(store, { dryRun: argv["dry-run"] });

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseWith, parseYamlFile } from "../lib/validate.ts";
 import { InvalidInput, type Problem, UsageError } from "../lib/errors.ts";
 import { isLoopback } from "../lib/tls.ts";
+import { inputFile } from "../lib/user-paths.ts";
 import { TIB } from "./store.ts";
 
 /**
@@ -12,12 +13,12 @@ import { TIB } from "./store.ts";
  */
 const Token = z.string().min(16, "a token has at least 16 characters");
 
-export const DirBackendConfig = z.object({
+export const DirBackendConfig = z.strictObject({
   type: z.literal("dir"),
   path: z.string().optional().describe("Folder for blobs (default: DIR/blobs)"),
 });
 
-export const SwiftBackendConfig = z.object({
+export const SwiftBackendConfig = z.strictObject({
   type: z.literal("swift"),
   authUrl: z.url().describe("Swift's v1 auth endpoint (tempauth/swauth), e.g. http://127.0.0.1:8080/auth/v1.0"),
   user: z.string().min(1).describe("account:user"),
@@ -31,17 +32,19 @@ export const SwiftBackendConfig = z.object({
     .describe("Blobs larger than this go up as static large objects made of segments this big"),
 });
 
-export const StoreConfig = z.object({
+// Strict: a misspelt key (lisen:) is reported, not ignored in favour of the default.
+export const StoreConfig = z.strictObject({
   version: z.literal(1).default(1).describe("Config format version"),
   dir: z.string().min(1).describe("Records, the lock and (dir backend) blobs"),
   listen: z
     .string()
-    .regex(/^[^:]+:\d+$/, "HOST:PORT")
+    .regex(/^[^:]+:\d+$/, "must be HOST:PORT, such as 127.0.0.1:9292")
+    .refine((l) => Number(l.slice(l.lastIndexOf(":") + 1)) <= 65535, "the port must be at most 65535")
     .default("127.0.0.1:9292")
     .describe("Address to listen on (Glance's port by default)"),
   backend: z.discriminatedUnion("type", [DirBackendConfig, SwiftBackendConfig]).default({ type: "dir" }),
   tokens: z
-    .object({
+    .strictObject({
       write: z.array(Token).default([]).describe("Tokens that may publish (CI)"),
       read: z.array(Token).default([]).describe("Tokens that may only read (nodes)"),
     })
@@ -103,7 +106,8 @@ function tokenProblems(sources: [string, string[]][]): Problem[] {
 
 export function loadStoreConfig(sources: ConfigSources): StoreConfig {
   const env = sources.env ?? process.env;
-  const fromFile = sources.file ? (parseYamlFile(StoreConfig.partial(), sources.file, "invalid store config") as Partial<StoreConfig>) : {};
+  if (Boolean(sources.flags?.tls?.cert) !== Boolean(sources.flags?.tls?.key)) throw new UsageError("--tls-cert and --tls-key go together: the certificate and its key");
+  const fromFile = sources.file ? (parseYamlFile(StoreConfig.partial(), inputFile(sources.file, "--config"), "invalid store config") as Partial<StoreConfig>) : {};
   const f = sources.flags ?? {};
   const tokens = fromFile.tokens ?? { write: [], read: [] };
   const given = {

@@ -1,4 +1,4 @@
-import { OooError } from "../lib/errors.ts";
+import { EXIT, OooError } from "../lib/errors.ts";
 
 /**
  * The store server's errors. Those a request can cause carry the HTTP
@@ -42,7 +42,7 @@ export class BadRequest extends StoreError {
 export class Unauthorized extends StoreError {
   readonly code = "unauthorized";
   readonly status = 401;
-  override readonly exitCode = 3;
+  override readonly exitCode = EXIT.refused.code;
   constructor(message = "This server could not verify that you are authorized to access the resource") {
     super(message, { hint: "Pass the store's token with --token-file or OOO_STORE_TOKEN." });
   }
@@ -52,7 +52,7 @@ export class Unauthorized extends StoreError {
 export class Forbidden extends StoreError {
   readonly code = "forbidden";
   readonly status = 403;
-  override readonly exitCode = 3;
+  override readonly exitCode = EXIT.refused.code;
 }
 
 /** The image is not in a state that allows this (Glance's 409). */
@@ -159,9 +159,28 @@ export class ListenFailed extends OooError {
     readonly listen: string,
     cause: unknown,
   ) {
+    const code = (cause as { code?: string }).code;
     super(`ooo store serve cannot listen on ${listen}: ${cause instanceof Error ? cause.message : String(cause)}`, {
       cause,
-      hint: "Another program (another store?) may hold the port: stop it, or choose another address with --listen HOST:PORT.",
+      hint:
+        code === "EADDRINUSE"
+          ? "Another program (another store?) holds the port: stop it, or choose another port with --listen HOST:PORT."
+          : code === "EADDRNOTAVAIL"
+            ? "This machine has no such address: choose one of its own (127.0.0.1, or an address `ip addr` shows) with --listen HOST:PORT."
+            : code === "EACCES"
+              ? "Ports below 1024 need root: choose a higher port with --listen HOST:PORT."
+              : "Choose another address with --listen HOST:PORT.",
+    });
+  }
+}
+
+/** A folder given as a store that is none: a typo must not become a new, empty store. */
+export class NotAStore extends OooError {
+  readonly code = "not-a-store";
+  override readonly exitCode = EXIT.usage.code;
+  constructor(readonly dir: string) {
+    super(`${dir} is not an ooo image store (it has no images/ folder); nothing was done`, {
+      hint: "Give the --dir (or the config's dir:) of a store `ooo store serve` made.",
     });
   }
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { BlobBackend } from "./backends/types.ts";
-import { BadRequest, Conflict, Forbidden, Gone, ImageNotFound, NotFound, TooLarge } from "./errors.ts";
+import { BadRequest, Conflict, Forbidden, Gone, ImageNotFound, NotAStore, NotFound, TooLarge } from "./errors.ts";
 import { DIGEST_FORMAT, isDigest } from "../wire/digest.ts";
 import { UUID_RE } from "../wire/image-ref.ts";
 import { BASE_KEYS, ImageRecord, isReadOnlyKey, PropertyKey, Tag } from "./image.ts";
@@ -80,6 +80,11 @@ export class Store {
     this.allowEmptyUploads = options.allowEmptyUploads ?? false;
     this.md5Checksums = options.md5Checksums ?? false;
     this.imageSizeCap = options.imageSizeCap ?? TIB;
+  }
+
+  /** For tools that open only a store that exists (gc): a folder without one is refused, never made into one. */
+  static requireExisting(dir: string) {
+    if (!existsSync(join(dir, "images"))) throw new NotAStore(dir);
   }
 
   static async open(options: StoreOptions): Promise<Store> {

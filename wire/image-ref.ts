@@ -79,3 +79,7 @@ export const ImageRefText = z
   .describe(
     "An image in the store: NAME@TAG (a tag, e.g. node@stable; when NAME has no such tag, the version), NAME:TAG (a tag only), NAME@sha256:HEX or sha256:HEX (a digest), NAME (its newest active image) or an image ID",
   );
+
+/** A tag or version as references can name it (LABEL above); `promote --tag` and `publish --tag/--image-version` are checked against it before anything is sent. */
+export const LABEL_RE = new RegExp(`^${LABEL}$`);
+export const LABEL_FORM = "letters, digits, '.', '_', '+' and '-', starting with a letter or digit";

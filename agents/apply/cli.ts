@@ -11,6 +11,20 @@ import { renderTree } from "./render.ts";
 import { defaultTemplatesDir, findTemplates } from "./templates.ts";
 import { writeTree } from "./write.ts";
 import { MetadataError } from "../errors.ts";
+import { inputFolder } from "../../lib/user-paths.ts";
+
+/**
+ * Strict mode, ooo's own (ooo's elements run it): Python's os-apply-config
+ * 12.0.0 renders from a templates root that does not exist (nothing) and
+ * skips metadata files that do not exist (rendering empty values over good
+ * files), and so does ours by default, for scripts that rely on it.
+ */
+export const STRICT_ENV = "OS_APPLY_CONFIG_STRICT";
+
+function checkStrict(templates: string | undefined, files: string[]) {
+  if (templates !== undefined) inputFolder(templates, "the templates root (-t)");
+  for (const f of files.filter(Boolean)) if (!existsSync(f)) throw new MetadataError(f, "No such metadata file (--strict)");
+}
 
 export const OS_CONFIG_FILES_PATH_DEFAULT = "/var/lib/os-collect-config/os_config_files.json";
 const OS_CONFIG_FILES_PATH_OLD = "/var/run/os-collect-config/os_config_files.json";
@@ -34,6 +48,12 @@ const spec = (env: NodeJS.ProcessEnv): ParserSpec => ({
     { flags: ["--key-default"], dest: "keyDefault", kind: "value", help: "print this if --key is not found" },
     { flags: ["--boolean-key"], dest: "booleanKey", kind: "value", help: "exit 0 if the key is true, 1 if false, 255 if not a boolean" },
     { flags: ["--os-config-files"], dest: "osConfigFiles", kind: "value", help: "path of os_config_files.json" },
+    {
+      flags: ["--strict"],
+      dest: "strict",
+      kind: "flag",
+      help: `refuse a templates root that is not a folder and metadata files that do not exist (the original renders nothing, or empty values, without a word); also ${STRICT_ENV}=1`,
+    },
   ],
 });
 
@@ -50,6 +70,7 @@ const Options = z.object({
   keyDefault: z.string().optional(),
   booleanKey: z.string().optional(),
   osConfigFiles: z.string(),
+  strict: z.boolean().default(false),
 });
 type Options = z.infer<typeof Options>;
 
@@ -90,6 +111,7 @@ export async function applyMain(argv: string[], env: NodeJS.ProcessEnv = process
     return 0;
   }
   const files = metadataFiles(o, env);
+  if (o.strict || env[STRICT_ENV] === "1") checkStrict(o.key || o.booleanKey ? undefined : o.templates, files);
   if (o.key && o.booleanKey) log.warn("--key is not compatible with --boolean-key. --boolean-key ignored.");
 
   if (o.key) {

@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { inputFile } from "../../lib/user-paths.ts";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
@@ -94,7 +95,7 @@ export function readConfigFiles(files: string[], dirs: string[]): { data: IniDat
   const read: string[] = [];
   const all = [...files, ...dirs.flatMap((d) => readdirSync(d).filter((f) => f.endsWith(".conf")).sort().map((f) => join(d, f)))];
   for (const f of all) {
-    parseIni(readFileSync(f, "utf8"), f, data);
+    parseIni(readFileSync(inputFile(f, "the config file"), "utf8"), f, data);
     read.push(f);
   }
   return { data, read };

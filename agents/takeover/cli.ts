@@ -24,8 +24,17 @@ const USAGE = `usage: ooo-agent takeover [--no-reboot] [--before-configure]
        ooo-agent slots                     show the root slots
 `;
 
+const FLAGS: Record<string, string[]> = { takeover: ["--no-reboot", "--before-configure"] };
+
 /** `ooo-agent takeover|mark-good|trial-failed|trial-watchdog|slots` (the node side of in-place upgrades). */
 export async function takeoverMain(command: string, args: string[]): Promise<number> {
+  if (args.includes("-h") || args.includes("--help")) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  // A mistyped flag is refused, not taken for a run without it (outside the try: it is no takeover failure).
+  const unknown = args.filter((a) => a.startsWith("-") && !(FLAGS[command] ?? []).includes(a));
+  if (unknown.length) throw new UsageError(`${command}: unknown option ${unknown.join(", ")}\n${USAGE}`);
   try {
     return await dispatch(command, args);
   } catch (e) {
@@ -98,6 +107,7 @@ async function dispatch(command: string, args: string[]): Promise<number> {
     }
     case "trial-watchdog": {
       const seconds = Number(args[0] ?? 300);
+      if (!(seconds >= 0)) throw new UsageError(`trial-watchdog: SECONDS must be a number, not ${JSON.stringify(args[0])}`);
       const failed = await trialFailed(`no signal within ${seconds} s: the new root was not configured in time`, { rebootAfterSeconds: 1 });
       if (!failed) log.info("trial-watchdog: the booted slot is good; nothing to do");
       return 0;

@@ -6,6 +6,7 @@ import type { OutputType } from "./types.ts";
 /** `-t qcow2`: the whole disk through qemu-img, compressed unless -u (as DIB). */
 export const qcow2Output: OutputType = {
   name: "qcow2",
+  files: ["qcow2", "vmlinuz", "initrd"],
   description: "the whole disk as qcow2 (compressed unless -u)",
   async produce(work) {
     const raw = await disk(work);
@@ -17,6 +18,6 @@ export const qcow2Output: OutputType = {
       return out;
     });
     await work.emit("qcow2", "qcow2", file);
-    await emitBootFiles(work);
+    await emitBootFiles(work, "qcow2");
   },
 };

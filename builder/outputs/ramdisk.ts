@@ -35,6 +35,7 @@ const MiB = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 export const ramdiskOutput: OutputType = {
   name: "ramdisk",
   description: "a ramdisk: NAME.vmlinuz + NAME.initramfs with what the elements list (ramdisk-modules.d, binary-deps.d, init.d)",
+  files: ["vmlinuz", "initramfs"],
   async produce(work) {
     const r = await ramdisk(work);
     const kernel = await work.emit("vmlinuz", "vmlinuz", r.vmlinuz);

@@ -13,6 +13,8 @@ export interface Artifact {
 export interface OutputType {
   name: string;
   description: string;
+  /** The extensions of the files it writes beside -o (default: its name), checked before the build for what exists. */
+  files?: string[];
   produce(work: OutputWork): Promise<void>;
 }
 

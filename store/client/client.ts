@@ -24,6 +24,8 @@ export interface ClientOptions {
   ca?: string;
   /** The name the store's certificate carries, when the URL reaches it by another (a node's forward). */
   serverName?: string;
+  /** Where the URL came from, for the hint when the store cannot be reached ("--store or OOO_STORE_URL", "store.url in stack.yaml"). */
+  source?: string;
 }
 
 /** The CA the environment names for the store (OOO_STORE_CA, a PEM file). */
@@ -82,8 +84,10 @@ export class StoreClient {
   readonly url: string;
   private readonly token?: string;
   private readonly tls: ReturnType<typeof clientTls>;
+  private readonly source?: string;
 
   constructor(options: ClientOptions) {
+    this.source = options.source;
     this.url = options.url.replace(/\/+$/, "").replace(/\/v2$/, "");
     this.token = options.token;
     this.tls = clientTls({ ca: options.ca ?? storeCaFromEnv(), serverName: options.serverName });
@@ -102,7 +106,7 @@ export class StoreClient {
     try {
       res = await fetch(url, { method, body: init.body, headers, signal: init.signal, redirect: "manual", ...this.tls });
     } catch (e) {
-      throw new StoreUnreachable(this.url, e);
+      throw new StoreUnreachable(this.url, e, this.source);
     }
     if (!(init.ok ?? [200]).includes(res.status)) throw new StoreRequestFailed(method, path, res.status, await errorDetail(res));
     return res;
@@ -222,7 +226,7 @@ export class StoreClient {
     try {
       got = await getToFile(new URL(`${this.url}${path}`), headers, fd, { dataStatuses: [data] });
     } catch (e) {
-      if (e instanceof ConnectFailed) throw new StoreUnreachable(this.url, e);
+      if (e instanceof ConnectFailed) throw new StoreUnreachable(this.url, e, this.source);
       throw e;
     }
     if (![200, 204, 206].includes(got.status)) throw new StoreRequestFailed("GET", path, got.status, errorMessage(got.text ?? "", `HTTP ${got.status}`));

@@ -1,4 +1,4 @@
-import { OooError } from "../../lib/errors.ts";
+import { EXIT, OooError } from "../../lib/errors.ts";
 
 /**
  * The store client's errors: what the server answered, what the data did,
@@ -17,7 +17,7 @@ export class StoreRequestFailed extends OooError {
     readonly detail: string,
   ) {
     super(`${method} ${url}: ${status} ${detail}`);
-    this.exitCode = status === 401 || status === 403 ? 3 : 1;
+    this.exitCode = status === 401 || status === 403 ? EXIT.refused.code : EXIT.failed.code;
   }
 }
 
@@ -26,6 +26,8 @@ export class StoreUnreachable extends OooError {
   constructor(
     readonly url: string,
     cause: unknown,
+    /** Where the URL came from ("--store or OOO_STORE_URL", "store.url in stack.yaml"): the hint says where to fix it. */
+    source?: string,
   ) {
     const message = cause instanceof Error ? cause.message : String(cause);
     const tls = /certificate|CERT_|self.signed|altname|TLS|SSL/i.test(message);
@@ -33,7 +35,7 @@ export class StoreUnreachable extends OooError {
       cause,
       hint: tls
         ? "Its certificate is not trusted here: give the CA that signed it with --ca-file or OOO_STORE_CA (a stack's own CA: .ooo/STACK/tls/ca.pem)."
-        : "Is `ooo store serve` running there? Set the address with --store or OOO_STORE_URL.",
+        : `Is \`ooo store serve\` running there?${source ? ` The address comes from ${source}.` : ""}`,
     });
   }
 }
@@ -41,7 +43,7 @@ export class StoreUnreachable extends OooError {
 /** The CA file named to trust for the store cannot be read. */
 export class StoreCaUnreadable extends OooError {
   readonly code = "store-ca-unreadable";
-  override readonly exitCode = 2;
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly file: string,
     readonly from: string,
@@ -79,7 +81,7 @@ export class CorruptDownload extends OooError {
 /** Text that is not an image reference (wire/image-ref.ts). */
 export class BadImageRef extends OooError {
   readonly code = "bad-image-ref";
-  override readonly exitCode = 2;
+  override readonly exitCode = EXIT.usage.code;
   constructor(
     readonly ref: string,
     problem: string,

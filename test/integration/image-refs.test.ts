@@ -100,8 +100,8 @@ describe("every form names the same image", () => {
   test("through ooo store fetch and ooo store show", async () => {
     const env = { OOO_STORE_TOKEN: READ_TOKEN };
     const tar = readFileSync(join(work, "kv-2.tar"));
-    for (const [form, ref] of forms()) {
-      const out = join(work, `fetched-${form!.replace(/[^A-Za-z]/g, "")}.tar`);
+    for (const [i, [form, ref]] of forms().entries()) {
+      const out = join(work, `fetched-${i}-${form!.replace(/[^A-Za-z]/g, "")}.tar`);
       const fetched = await ooo(["store", "fetch", ref!, "-o", out], env);
       expect([ref, fetched.code, fetched.stderr]).toEqual([ref, 0, expect.stringContaining(target.ooo_digest!)]);
       expect(createHash("sha256").update(readFileSync(out)).digest("hex")).toBe(createHash("sha256").update(tar).digest("hex"));
