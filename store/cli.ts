@@ -91,7 +91,9 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
     let sourceDateEpoch = argv["source-date-epoch"] ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
     if (sourceDateEpoch === undefined && image.ooo_manifest) sourceDateEpoch = (await client.getManifest(image.id)).sourceDateEpoch;
     const t0 = performance.now();
-    const report = await fetchImage({ client, image, out, seeds: argv.seed ?? [], sourceDateEpoch });
+    // A digest the user wrote is what the data must be, whatever the store's record says.
+    const digest = ref.form === "digest" || ref.form === "name-digest" ? ref.digest : undefined;
+    const report = await fetchImage({ client, image, out, digest, seeds: argv.seed ?? [], sourceDateEpoch });
     const seconds = (performance.now() - t0) / 1000;
     const pct = (n: number) => (report.size ? ((100 * n) / report.size).toFixed(2) : "0");
     process.stderr.write(
