@@ -156,7 +156,7 @@ describe("canonicalTar", () => {
     expect(createHash("sha256").update(a).digest("hex")).toBe(createHash("sha256").update(c).digest("hex"));
   });
 
-  test("canonicalDigest is the sha256 of those bytes, hashed on another thread", async () => {
+  test("canonicalDigest is the sha256 of those bytes, hashed by another process", async () => {
     const a = await tarBytes(join(scratch, "one"));
     expect(await canonicalDigest(join(scratch, "two"), { sourceDateEpoch: SDE })).toBe(`sha256:${createHash("sha256").update(a).digest("hex")}`);
   });

@@ -48,22 +48,21 @@ function minor(rdev: number) {
   return Number(((BigInt(rdev) >> 12n) & 0xffffff00n) | (BigInt(rdev) & 0xffn));
 }
 
-export async function* canonicalTar(root: string, options: CanonicalOptions): AsyncGenerator<Buffer> {
+/** One entry of the canonical stream: its header bytes, and for a regular file where its data is. */
+export interface CanonicalEntry {
+  header: Buffer;
+  data?: { path: string; size: number };
+}
+
+/**
+ * The canonical stream entry by entry, without the files' bytes: the walk
+ * and the encoding, shared by canonicalTar (the bytes as buffers) and
+ * canonical-digest.ts (the bytes straight into a hash). After the last
+ * entry comes END_OF_ARCHIVE.
+ */
+export function* canonicalEntries(root: string, options: CanonicalOptions): Generator<CanonicalEntry> {
   const sde = Math.floor(options.sourceDateEpoch);
   const firstPathOf = new Map<string, string>();
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const push = (b: Buffer) => {
-    pending.push(b);
-    pendingBytes += b.length;
-  };
-  const take = () => {
-    const out = Buffer.concat(pending, pendingBytes);
-    pending = [];
-    pendingBytes = 0;
-    return out;
-  };
-
   // Explicit stack instead of recursion: deep trees must not blow the JS stack.
   const stack: { fsPath: string; tarPath: string; isRoot: boolean }[] = [{ fsPath: root, tarPath: "./", isRoot: true }];
   while (stack.length) {
@@ -95,27 +94,7 @@ export async function* canonicalTar(root: string, options: CanonicalOptions): As
       } else firstPathOf.set(key, tarPath);
     }
     if (entry.type === "file") entry.size = st.size;
-    push(encodeHeader(entry));
-
-    if (entry.type === "file") {
-      const fd = openSync(fsPath, "r");
-      try {
-        let done = 0;
-        while (done < st.size) {
-          const want = Math.min(CHUNK, st.size - done);
-          const buf = Buffer.allocUnsafe(want);
-          const n = readSync(fd, buf, 0, want, done);
-          if (n <= 0) throw new TreeChanged(`${fsPath} shrank while it was being read`);
-          push(n === want ? buf : buf.subarray(0, n));
-          done += n;
-          if (pendingBytes >= CHUNK) yield take();
-        }
-        push(padding(st.size));
-      } finally {
-        closeSync(fd);
-      }
-    }
-    if (pendingBytes >= CHUNK) yield take();
+    yield { header: encodeHeader(entry), ...(entry.type === "file" ? { data: { path: fsPath, size: st.size } } : {}) };
 
     if (type === "directory") {
       const children = readdirSync(fsPath)
@@ -124,11 +103,57 @@ export async function* canonicalTar(root: string, options: CanonicalOptions): As
       // Pushed in reverse so that the stack pops them in order.
       for (let i = children.length - 1; i >= 0; i--) {
         const name = children[i]!;
-        const childFs = `${fsPath}/${name}`;
-        const childTar = `${entry.path}${name}`;
-        stack.push({ fsPath: childFs, tarPath: childTar, isRoot: false });
+        stack.push({ fsPath: `${fsPath}/${name}`, tarPath: `${entry.path}${name}`, isRoot: false });
       }
     }
+  }
+}
+
+/**
+ * A file's bytes as its entry holds them, in pieces of at most CHUNK bytes
+ * read into `buffer()` (a new one each time, or one reused once the piece is
+ * consumed), then its padding.
+ */
+export function* fileData(data: { path: string; size: number }, buffer: (bytes: number) => Buffer): Generator<Buffer> {
+  const fd = openSync(data.path, "r");
+  try {
+    let done = 0;
+    while (done < data.size) {
+      const want = Math.min(CHUNK, data.size - done);
+      const buf = buffer(want);
+      const n = readSync(fd, buf, 0, want, done);
+      if (n <= 0) throw new TreeChanged(`${data.path} shrank while it was being read`);
+      yield buf.subarray(0, n);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const pad = padding(data.size);
+  if (pad.length) yield pad;
+}
+
+export async function* canonicalTar(root: string, options: CanonicalOptions): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const push = (b: Buffer) => {
+    pending.push(b);
+    pendingBytes += b.length;
+  };
+  const take = () => {
+    const out = Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    return out;
+  };
+  for (const entry of canonicalEntries(root, options)) {
+    push(entry.header);
+    if (entry.data)
+      for (const piece of fileData(entry.data, (bytes) => Buffer.allocUnsafe(bytes))) {
+        push(piece);
+        if (pendingBytes >= CHUNK) yield take();
+      }
+    if (pendingBytes >= CHUNK) yield take();
   }
   push(END_OF_ARCHIVE);
   yield take();
