@@ -16,10 +16,10 @@ const libc = dlopen("libc.so.6", {
 }).symbols;
 
 /** Both ends, close-on-exec (a child gets the read end as its stdin by dup); the buffer raised towards `bytes` where allowed. */
-export function osPipe(bytes = 1 << 20): { read: number; write: number } {
+export function osPipe(options: { bytes?: number } = {}): { read: number; write: number } {
   const fds = new Int32Array(2);
   if (libc.pipe2(fds, O_CLOEXEC) !== 0) throw new Error(`pipe2 failed: ${describeErrno()}`);
   // Fewer, larger writes: each wake-up of the reader costs, under emulation above all. Best effort (pipe-max-size).
-  libc.fcntl(fds[1]!, F_SETPIPE_SZ, bytes);
+  libc.fcntl(fds[1]!, F_SETPIPE_SZ, options.bytes ?? 1 << 20);
   return { read: fds[0]!, write: fds[1]! };
 }

@@ -48,10 +48,48 @@ function minor(rdev: number) {
   return Number(((BigInt(rdev) >> 12n) & 0xffffff00n) | (BigInt(rdev) & 0xffn));
 }
 
-/** One entry of the canonical stream: its header bytes, and for a regular file where its data is. */
+/** One entry of the canonical stream: its path, its header bytes, and for a regular file where its data is. */
 export interface CanonicalEntry {
+  path: string;
   header: Buffer;
   data?: { path: string; size: number };
+}
+
+/**
+ * The entry of one node of a tree, `tarPath` naming it in the stream;
+ * undefined for a socket. `firstPathOf` (device:inode → path) holds the
+ * regular files seen before it in stream order: a later path of one of
+ * them is a hard link to the first.
+ */
+export function describeNode(fsPath: string, tarPath: string, options: CanonicalOptions, firstPathOf = new Map<string, string>()): { entry: TarEntry; st: Stats } | undefined {
+  const st = lstatSync(fsPath);
+  const type = typeOf(st);
+  if (!type) return undefined;
+  const entry: TarEntry = {
+    path: type === "directory" && !tarPath.endsWith("/") ? `${tarPath}/` : tarPath,
+    type,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: 0,
+    mtime: Math.min(Math.floor(st.mtimeMs / 1000), Math.floor(options.sourceDateEpoch)),
+    xattrs: lgetxattrs(fsPath),
+  };
+  if (type === "symlink") entry.linkpath = readlinkSync(fsPath);
+  if (type === "char" || type === "block") {
+    entry.devmajor = major(st.rdev);
+    entry.devminor = minor(st.rdev);
+  }
+  if (type === "file" && st.nlink > 1) {
+    const key = `${st.dev}:${st.ino}`;
+    const first = firstPathOf.get(key);
+    if (first) {
+      entry.type = "hardlink";
+      entry.linkpath = first;
+    } else firstPathOf.set(key, tarPath);
+  }
+  if (entry.type === "file") entry.size = st.size;
+  return { entry, st };
 }
 
 /**
@@ -61,42 +99,17 @@ export interface CanonicalEntry {
  * entry comes END_OF_ARCHIVE.
  */
 export function* canonicalEntries(root: string, options: CanonicalOptions): Generator<CanonicalEntry> {
-  const sde = Math.floor(options.sourceDateEpoch);
   const firstPathOf = new Map<string, string>();
   // Explicit stack instead of recursion: deep trees must not blow the JS stack.
   const stack: { fsPath: string; tarPath: string; isRoot: boolean }[] = [{ fsPath: root, tarPath: "./", isRoot: true }];
   while (stack.length) {
     const { fsPath, tarPath, isRoot } = stack.pop()!;
-    const st = lstatSync(fsPath);
-    const type = typeOf(st);
-    if (!type) continue;
-    const entry: TarEntry = {
-      path: type === "directory" && !tarPath.endsWith("/") ? `${tarPath}/` : tarPath,
-      type,
-      mode: st.mode & 0o7777,
-      uid: st.uid,
-      gid: st.gid,
-      size: 0,
-      mtime: Math.min(Math.floor(st.mtimeMs / 1000), sde),
-      xattrs: lgetxattrs(fsPath),
-    };
-    if (type === "symlink") entry.linkpath = readlinkSync(fsPath);
-    if (type === "char" || type === "block") {
-      entry.devmajor = major(st.rdev);
-      entry.devminor = minor(st.rdev);
-    }
-    if (type === "file" && st.nlink > 1) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = firstPathOf.get(key);
-      if (first) {
-        entry.type = "hardlink";
-        entry.linkpath = first;
-      } else firstPathOf.set(key, tarPath);
-    }
-    if (entry.type === "file") entry.size = st.size;
-    yield { header: encodeHeader(entry), ...(entry.type === "file" ? { data: { path: fsPath, size: st.size } } : {}) };
+    const node = describeNode(fsPath, tarPath, options, firstPathOf);
+    if (!node) continue;
+    const { entry, st } = node;
+    yield { path: entry.path, header: encodeHeader(entry), ...(entry.type === "file" ? { data: { path: fsPath, size: st.size } } : {}) };
 
-    if (type === "directory") {
+    if (entry.type === "directory") {
       const children = readdirSync(fsPath)
         .filter((name) => !(isRoot && name === "lost+found"))
         .sort(byteCompare);
