@@ -23,7 +23,8 @@ import { indexStream } from "../../store/client/indexer.ts";
 import { requireCommand, requireRoot } from "../../test/support/require.ts";
 import type { ChunkIndex } from "../../wire/chunk-index.ts";
 import { UnsafePath } from "../errors.ts";
-import { applyPatch, planPatch } from "./patch-install.ts";
+import { applyPatch, entryReader, planPatch, type PatchPlan } from "./patch-install.ts";
+import { assembledDigest, checkWritten, PatchedRootDiffers } from "./patch-verify.ts";
 
 const work = mkdtempSync(join(tmpdir(), "ooo-patch-test-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -189,6 +190,73 @@ describe("patched install", () => {
     const plan = { extract: [], remove: ["./lib/victim/"], chunks: [], kept: 0 };
     expect(await rejection(applyPatch({ plan, fetched: new Map(), root }))).toBeInstanceOf(UnsafePath);
     expect(statSync(join(outside, "victim/file")).size).toBe(7);
+  });
+});
+
+/**
+ * What binds a patched root to the digest the node's metadata names
+ * (patch-verify.ts): the stream the patch assembles, hashed from the fetched
+ * entries and the running root's own bytes, must be that digest; what the
+ * patch wrote, read back, must be what the index lists.
+ */
+describe("patched root verification", () => {
+  const digestOf = (old: string, next: ChunkIndex, plan: PatchPlan, chunks: Map<string, Uint8Array>) => {
+    const read = entryReader(plan, new Map(plan.chunks.map((c) => [c.id, chunks.get(c.id)!])));
+    return assembledDigest({ next, plan, running: old, options: { sourceDateEpoch: SDE }, written: async (e) => read(e) }).digest;
+  };
+
+  test("the stream the patch assembles is the new image's digest, and what it wrote reads back as listed", async () => {
+    const old = oldTree();
+    const neu = newTree(old);
+    const [o, n] = await Promise.all([indexTree(old), indexTree(neu)]);
+    const plan = planPatch(n.index, o.index);
+    expect(await digestOf(old, n.index, plan, n.chunks)).toBe(n.index.digest);
+    const target = join(work, `verified-${Math.random().toString(36).slice(2)}`);
+    Bun.spawnSync(["cp", "-a", old, target]);
+    await applyPatch({ plan, fetched: new Map(plan.chunks.map((c) => [c.id, n.chunks.get(c.id)!])), root: target });
+    checkWritten(plan, target, { sourceDateEpoch: SDE });
+  });
+
+  test("a valid image other than the named one, its index claiming the named digest, assembles to its own digest", async () => {
+    const old = oldTree();
+    const named = newTree(old);
+    const served = newTree(old);
+    writeFileSync(join(served, "etc/app/conf"), "a=2\n"); // another build: one file differs
+    settle(served);
+    const [o, n, x] = await Promise.all([indexTree(old), indexTree(named), indexTree(served)]);
+    expect(x.index.digest).not.toBe(n.index.digest);
+    const lie = { ...x.index, digest: n.index.digest };
+    const plan = planPatch(lie, o.index);
+    expect(await digestOf(old, lie, plan, x.chunks)).toBe(x.index.digest);
+  });
+
+  test("an index that calls a changed entry unchanged does not assemble to the digest: the running root's own bytes are hashed", async () => {
+    const old = oldTree();
+    const neu = newTree(old);
+    const [o, n] = await Promise.all([indexTree(old), indexTree(neu)]);
+    const before = new Map(o.index.entries!.map((e) => [e[0], e[2]]));
+    // The store says ./etc/mode (its mode changed) is the running root's: the node would keep the old one.
+    const lie = { ...n.index, entries: n.index.entries!.map((e): typeof e => (e[0] === "./etc/mode" ? [e[0], e[1], before.get(e[0])!] : e)) };
+    const plan = planPatch(lie, o.index);
+    expect(plan.extract.map((e) => e.path)).not.toContain("./etc/mode");
+    expect(await digestOf(old, lie, plan, n.chunks)).not.toBe(n.index.digest);
+  });
+
+  test("what the patch wrote is read back: an entry that is not as listed, or a removed path still there, is found", async () => {
+    const old = oldTree();
+    const neu = newTree(old);
+    const [o, n] = await Promise.all([indexTree(old), indexTree(neu)]);
+    const plan = planPatch(n.index, o.index);
+    const target = join(work, `readback-${Math.random().toString(36).slice(2)}`);
+    Bun.spawnSync(["cp", "-a", old, target]);
+    await applyPatch({ plan, fetched: new Map(plan.chunks.map((c) => [c.id, n.chunks.get(c.id)!])), root: target });
+    chmodSync(join(target, "usr/bin/added"), 0o600);
+    expect(() => checkWritten(plan, target, { sourceDateEpoch: SDE })).toThrow(PatchedRootDiffers);
+    chmodSync(join(target, "usr/bin/added"), 0o644);
+    checkWritten(plan, target, { sourceDateEpoch: SDE });
+    mkdirSync(join(target, "usr/share/doc/gone"));
+    utimesSync(join(target, "usr/share/doc"), 1_600_000_000, 1_600_000_000); // its directory as the patch left it
+    expect(() => checkWritten(plan, target, { sourceDateEpoch: SDE })).toThrow(/still in the new root/);
   });
 });
 

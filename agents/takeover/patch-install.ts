@@ -27,6 +27,7 @@ export interface PatchEntry {
   offset: number;
   length: number;
   sha256: string;
+  hardlinkTo?: string;
 }
 
 export interface PatchPlan {
@@ -100,6 +101,12 @@ export function planPatch(wanted: ChunkIndex, current: ChunkIndex): PatchPlan {
   return { extract, remove, chunks: needed, kept: next.length - extract.length };
 }
 
+/** The bytes of one entry of the new stream, from the fetched chunks of the plan. */
+export function entryReader(plan: PatchPlan, fetched: Map<string, Uint8Array>): (e: PatchEntry) => Buffer {
+  const read = reader(plan, fetched);
+  return (e) => read(e.offset, e.length);
+}
+
 /** Bytes of the new stream, from the fetched chunks of the plan. */
 function reader(plan: PatchPlan, fetched: Map<string, Uint8Array>) {
   return (offset: number, length: number): Buffer => {
@@ -152,13 +159,13 @@ export async function applyPatch(options: { plan: PatchPlan; fetched: Map<string
   const writer = new EntryWriter(root);
   try {
     for (const path of plan.remove) removeInside(writer, path);
-    const read = reader(plan, options.fetched);
+    const read = entryReader(plan, options.fetched);
     // An entry replaces what the copy has at its path. A directory that
     // becomes a file (or the reverse) changes its path's trailing "/", so the
     // old one is in plan.remove and already gone.
     let bytes = 0;
     for (const e of plan.extract) {
-      const data = read(e.offset, e.length);
+      const data = read(e);
       const actual = createHash("sha256").update(data).digest("hex");
       if (actual !== e.sha256) throw new Error(`${e.path}: its bytes have sha256 ${actual}, the image lists ${e.sha256}`);
       writer.write(data, e);

@@ -3,7 +3,6 @@ import { join } from "node:path";
 import { log } from "../../lib/log.ts";
 import { run } from "../../lib/run.ts";
 import { canonicalTar } from "../../lib/tar/canonical.ts";
-import { canonicalDigest } from "../../lib/tar/canonical-digest.ts";
 import type { StoreClient } from "../../store/client/client.ts";
 import { fetchImage, fetchRun, missingRuns } from "../../store/client/fetch.ts";
 import type { GlanceImage } from "../../store/client/image.ts";
@@ -13,7 +12,8 @@ import { NotTheNamedImage } from "../errors.ts";
 import { unmountIfMounted } from "../mounts.ts";
 import type { NodeDisk } from "./disk.ts";
 import { blockDeviceSize, memAvailable } from "./host.ts";
-import { applyPatch, planPatch } from "./patch-install.ts";
+import { applyPatch, entryReader, planPatch, type PatchPlan } from "./patch-install.ts";
+import { assembledDigest, checkWritten, PatchedRootDiffers } from "./patch-verify.ts";
 import { startPreload, type KernelPreload } from "./preload.ts";
 import type { Report } from "./progress.ts";
 import { ACTIVE_ROOT, finishNewSlot, formatNewSlot, mountSlot, NEW_ROOT } from "./slot-mounts.ts";
@@ -28,9 +28,9 @@ import { planStream, streamInto } from "./stream-install.ts";
  *
  * Each checks what it wrote against `digest`, the image the node's metadata
  * names — never against a digest the store gives (its record, its chunk
- * index): the store may be wrong or lying. The patched root is hashed whole
- * once written (its canonical stream, as the image digest is made), the
- * streamed one as it is written, the staged one before it is extracted.
+ * index): the store may be wrong or lying. The patched root is hashed as it
+ * is assembled (patch-verify.ts), the streamed one as it is written, the
+ * staged one before it is extracted.
  */
 const STAGING = "/run/ooo/takeover";
 
@@ -60,9 +60,6 @@ export interface SlotWrite {
   preload?: KernelPreload;
 }
 
-/** The patched root is not the named image. Not the store's word alone: the streamed way, which checks every byte it writes, is tried next. */
-export class PatchedRootDiffers extends Error {}
-
 /** The store's chunk index must at least say it is of the named image. */
 function checkIndex(index: ChunkIndex, digest: string) {
   if (index.digest !== digest) throw new NotTheNamedImage("the image the store's chunk index describes", digest, index.digest);
@@ -83,14 +80,60 @@ export async function writePatched(o: SlotWrite): Promise<number> {
   await o.report("fetching", { bytes_done: 0, bytes_total: o.imageBytes });
   const want = new Set(plan.chunks.map((c) => c.id));
   const fetched = new Map<string, Uint8Array>();
+  // The image is hashed from now on, beside the fetch, the copy and the patch: the
+  // running root's entries as it goes, the fetched ones once they are all here.
+  let allFetched!: () => void;
+  const fetchedP = new Promise<void>((resolve) => (allFetched = resolve));
+  const read = entryReader(plan, fetched);
+  const options = { sourceDateEpoch: o.sourceDateEpoch ?? Number.MAX_SAFE_INTEGER };
+  let assembled: ReturnType<typeof assembledDigest> | undefined;
+  try {
+    mountSlot(source, ACTIVE_ROOT, { readOnly: true });
+    assembled = assembledDigest({
+      next: wanted,
+      plan,
+      running: ACTIVE_ROOT,
+      options,
+      written: async (e) => {
+        await fetchedP;
+        return read(e);
+      },
+    });
+    const bytes = await fetchAndPatch(o, { wanted, plan, want, fetched, allFetched, source, dest, options });
+    await o.report("verifying", { bytes_done: bytes, bytes_total: o.imageBytes, message: `the digest of the root assembled in slot ${o.target}` });
+    const actual = await assembled.digest;
+    if (actual !== o.digest) throw new PatchedRootDiffers(new NotTheNamedImage(`the root patched in slot ${o.target}`, o.digest, actual).message);
+    return bytes;
+  } finally {
+    assembled?.abort();
+    releaseMount(ACTIVE_ROOT);
+  }
+}
+
+/** writePatched's fetch, copy and patch, while the assembled root is hashed. Returns bytes fetched. */
+async function fetchAndPatch(
+  o: SlotWrite,
+  p: {
+    wanted: ChunkIndex;
+    plan: PatchPlan;
+    want: Set<string>;
+    fetched: Map<string, Uint8Array>;
+    allFetched: () => void;
+    source: string;
+    dest: string;
+    options: { sourceDateEpoch: number };
+  },
+): Promise<number> {
+  const { plan, want, fetched, source, dest } = p;
   let bytes = 0;
-  for (const r of missingRuns(wanted, (id) => want.has(id) && !fetched.has(id), 16 << 20)) {
+  for (const r of missingRuns(p.wanted, (id) => want.has(id) && !fetched.has(id), 16 << 20)) {
     await fetchRun(o.client, o.image.id, r, 5, (id, data) => {
       fetched.set(id, data);
       bytes += data.length;
     });
     await o.report("fetching", { bytes_done: bytes, bytes_total: o.imageBytes });
   }
+  p.allFetched();
   startPreload(o.preload);
   await o.report("writing", {
     bytes_done: bytes,
@@ -107,9 +150,7 @@ export async function writePatched(o: SlotWrite): Promise<number> {
   mountSlot(dest, NEW_ROOT);
   try {
     await applyPatch({ plan, fetched, root: NEW_ROOT });
-    await o.report("verifying", { bytes_done: bytes, bytes_total: o.imageBytes, message: `the canonical digest of slot ${o.target}` });
-    const actual = await canonicalDigest(NEW_ROOT, { sourceDateEpoch: o.sourceDateEpoch ?? Number.MAX_SAFE_INTEGER });
-    if (actual !== o.digest) throw new PatchedRootDiffers(new NotTheNamedImage(`the patched root in slot ${o.target}`, o.digest, actual).message);
+    checkWritten(plan, NEW_ROOT, p.options);
   } finally {
     finishNewSlot(o.preload);
   }

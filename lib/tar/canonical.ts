@@ -95,8 +95,8 @@ export function describeNode(fsPath: string, tarPath: string, options: Canonical
 /**
  * The canonical stream entry by entry, without the files' bytes: the walk
  * and the encoding, shared by canonicalTar (the bytes as buffers) and
- * canonical-digest.ts (the bytes straight into a hash). After the last
- * entry comes END_OF_ARCHIVE.
+ * agents/takeover/patch-verify.ts (the bytes straight into a hash, read
+ * into one reused buffer). After the last entry comes END_OF_ARCHIVE.
  */
 export function* canonicalEntries(root: string, options: CanonicalOptions): Generator<CanonicalEntry> {
   const firstPathOf = new Map<string, string>();
