@@ -253,6 +253,8 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
       );
       expect(done.data.upgrade?.result).toBe("upgraded");
       expect(done.data.upgrade?.restart).toBe("kexec");
+      // Written as a patched copy, its assembled stream the named digest: not the streamed fallback.
+      expect(done.data.upgrade?.method).toBe("patched");
       await dataKept();
     } finally {
       await vm?.kill();
