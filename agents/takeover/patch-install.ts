@@ -19,8 +19,8 @@ import { EntryWriter } from "./write-entry.ts";
  * Every extracted byte is checked against its entry's sha256, and its tar
  * header must name the entry's path; nothing is written through a symlink
  * of the copy (write-entry.ts). The entries are the store's word only: the
- * finished root is checked against the digest the node's metadata names
- * before it is armed (write-slot.ts).
+ * root the patch assembles is checked against the digest the node's
+ * metadata names before it is armed (patch-verify.ts).
  */
 export interface PatchEntry {
   path: string;
