@@ -159,6 +159,34 @@ export class TakeoverFailed extends OooError {
   readonly code = "takeover-failed";
 }
 
+/**
+ * What the store gave for an upgrade cannot be installed safely: it is not
+ * the image the node's metadata names, or it would write outside the slot.
+ * The takeover stops at once; another way of writing would fetch the same.
+ */
+export class UntrustedImage extends OooError {
+  readonly code: string = "untrusted-image";
+}
+
+/** An entry of the new root that would land outside the slot, or whose header is not what the image's index lists. */
+export class UnsafePath extends UntrustedImage {
+  override readonly code = "unsafe-path";
+}
+
+/** The root assembled from the store's data is another image than the one the metadata names. */
+export class NotTheNamedImage extends UntrustedImage {
+  override readonly code = "not-the-named-image";
+  constructor(
+    readonly what: string,
+    readonly named: string,
+    readonly actual: string,
+  ) {
+    super(`${what} is ${actual}, not ${named}, the image this node's metadata names: the store's data for it is not that image`, {
+      hint: "the node installs only the digest its metadata names; check what the store serves for it",
+    });
+  }
+}
+
 // ---- deploy (the deploy ramdisk) -----------------------------------------
 
 /** The kernel command line lacks what the ramdisk needs (ooo.md=URL), or says it wrongly. */

@@ -1,13 +1,17 @@
 import { dlopen, FFIType, ptr } from "bun:ffi";
+import { describeErrno } from "./errno.ts";
 
 /**
  * Extended attributes of a path without following symlinks (llistxattr /
- * lgetxattr from libc). Neither Node nor Bun exposes them, and spawning
- * getfattr per file would dominate the cost of walking a root.
+ * lgetxattr / lsetxattr / lremovexattr from libc). Neither Node nor Bun
+ * exposes them, and spawning getfattr per file would dominate the cost of
+ * walking a root.
  */
 const libc = dlopen("libc.so.6", {
   llistxattr: { args: [FFIType.cstring, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
   lgetxattr: { args: [FFIType.cstring, FFIType.cstring, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+  lsetxattr: { args: [FFIType.cstring, FFIType.cstring, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+  lremovexattr: { args: [FFIType.cstring, FFIType.cstring], returns: FFIType.i32 },
 });
 
 const cstr = (s: string) => Buffer.from(s + "\0");
@@ -57,4 +61,20 @@ export function lgetxattrs(path: string): [name: string, value: Buffer][] {
     }
   }
   return out;
+}
+
+/** The names of `path`'s xattrs (not following a final symlink). */
+export function lxattrNames(path: string): string[] {
+  return listNames(cstr(path));
+}
+
+/** Set one xattr of `path` (not following a final symlink). */
+export function lsetxattr(path: string, name: string, value: Buffer) {
+  const bytes = value.length ? value : Buffer.alloc(1); // a pointer even for an empty value
+  if (libc.symbols.lsetxattr(cstr(path), cstr(name), ptr(bytes), value.length, 0) !== 0) throw new Error(`setting xattr ${name} of ${path}: ${describeErrno()}`);
+}
+
+/** Remove one xattr of `path` (not following a final symlink). */
+export function lremovexattr(path: string, name: string) {
+  if (libc.symbols.lremovexattr(cstr(path), cstr(name)) !== 0) throw new Error(`removing xattr ${name} of ${path}: ${describeErrno()}`);
 }

@@ -131,8 +131,10 @@ const fetchCommand: CommandModule<object, FetchArgs> = {
       throw new UsageError(`${argv["source-date-epoch"] !== undefined ? "--source-date-epoch" : "SOURCE_DATE_EPOCH"} must be a whole number of seconds since 1970`);
     if (sourceDateEpoch === undefined && image.ooo_manifest) sourceDateEpoch = (await client.getManifest(image.id)).sourceDateEpoch;
     const t0 = performance.now();
+    // A digest the user wrote is what the data must be, whatever the store's record says.
+    const digest = ref.form === "digest" || ref.form === "name-digest" ? ref.digest : undefined;
     const unmake = makeFolderFor(out);
-    const report = await fetchImage({ client, image, out, seeds, sourceDateEpoch }).catch((e: unknown) => {
+    const report = await fetchImage({ client, image, out, digest, seeds, sourceDateEpoch }).catch((e: unknown) => {
       unmake();
       throw e;
     });

@@ -3,7 +3,8 @@ import { StoreClient } from "../../store/client/client.ts";
 import type { GlanceImage } from "../../store/client/image.ts";
 import { resolveImage } from "../../store/client/resolve.ts";
 import { setOrder, setSlot, type Slot } from "../../wire/boot.ts";
-import { TakeoverFailed } from "../errors.ts";
+import { TakeoverFailed, UntrustedImage } from "../errors.ts";
+import { verifyNodeImage } from "../verify-image.ts";
 import { withBootPartition } from "./boot-partition.ts";
 import type { NodeDisk } from "./disk.ts";
 import { blockDeviceSize } from "./host.ts";
@@ -21,6 +22,12 @@ import { writePatched, writeStaged, writeStreamed, type Indexes } from "./write-
  * changes, is written (write-slot.ts), and only then becomes first in the
  * boot order, on trial. A power cut anywhere before that leaves the old
  * root booting, and the next run starts over.
+ *
+ * The digest the metadata names is the only root of trust: the store
+ * finds the image and its data, but the slot is armed only once what was
+ * written is that digest (write-slot.ts checks it). Data that is not, or
+ * that would write outside the slot, ends the takeover at once
+ * (UntrustedImage): another way of writing would fetch the same data.
  */
 export async function installInto(
   ctx: TakeoverContext,
@@ -40,17 +47,21 @@ export async function installInto(
   if (!store) return fail("the metadata names a new image but no store to fetch it from (ooo.store)");
 
   await report("checking");
-  const client = new StoreClient({ url: store.url, token: store.token });
+  const client = new StoreClient({ url: store.url, token: store.token, serverName: store.server_name });
   // Every request a round trip from an emulated CPU: ask what can be asked at once.
   const currentP = from ? resolveImage(client, from) : Promise.reject(new Error("the running image is unknown"));
   currentP.catch(() => {});
   const image = await resolveImage(client, wanted.digest).catch((e: Error) => fail(`image ${wanted.digest} is not in the store: ${e.message}`));
+  if (image.ooo_digest !== undefined && image.ooo_digest !== wanted.digest)
+    return fail(`the store answered for ${wanted.digest} with image ${image.id}, which it says is ${image.ooo_digest}: not the image this node's metadata names`);
+  // With trusted keys on its config drive, the node takes only an image whose manifest one of them signed.
+  const trusted = await verifyNodeImage(client, image, wanted.digest).catch((e: Error & { hint?: string }) => fail(e.message, e.hint));
   const indexes: Indexes = currentP.then(async (current) => {
     const [next, running] = await Promise.all([client.getChunkIndex(image.id), client.getChunkIndex(current.id)]);
     return { next, running, current };
   });
   indexes.catch(() => {});
-  const manifest = await client.getManifest(image.id).catch(() => undefined);
+  const manifest = trusted.signed?.manifest ?? (await client.getManifest(image.id).catch(() => undefined));
   const imageBytes = image.size ?? manifest?.sizes.rootBytes ?? 0;
   const slotBytes = await blockDeviceSize(disk.slots[target]);
   // ext4's own metadata and journal take about a tenth; the tree must fit the rest.
@@ -71,7 +82,10 @@ export async function installInto(
   // new root holds the same files).
   const preload = ctx.reboot ? preloadRunningKernel(disk, target) : undefined;
   try {
-    return await writeAndArm({ disk, target, wanted, from, image, imageBytes, report, indexes, client, manifest, preload, fail });
+    return await writeAndArm({ disk, target, wanted, from, image, imageBytes, report, indexes, client, manifest, preload, fail }).catch((e: unknown) => {
+      if (e instanceof TakeoverFailed || !(e instanceof Error)) throw e;
+      return fail(e instanceof UntrustedImage ? e.message : `writing slot ${target} failed: ${e.message}`, e instanceof UntrustedImage ? e.hint : undefined);
+    });
   } catch (e) {
     if (preload?.result) {
       await preload.result;
@@ -103,12 +117,14 @@ async function writeAndArm(o: {
   const attempt = async (method: "patched" | "streamed", write: () => Promise<number>) => {
     if (!from) return undefined;
     return write().catch((e: Error) => {
+      if (e instanceof UntrustedImage) throw e;
       notes.push(`could not install ${method}: ${e.message}`);
       log.warn(`takeover: ${notes.at(-1)}; trying the next way`);
       return undefined;
     });
   };
-  const args = { client, disk, target, image, imageBytes, report, indexes, preload };
+  const sourceDateEpoch = manifest?.sourceDateEpoch;
+  const args = { client, disk, target, digest: wanted.digest, image, imageBytes, sourceDateEpoch, report, indexes, preload };
   const patched = await attempt("patched", () => writePatched(args));
   const streamed = patched === undefined ? await attempt("streamed", () => writeStreamed(args)) : undefined;
   if (patched !== undefined) {
@@ -117,7 +133,7 @@ async function writeAndArm(o: {
   } else if (streamed !== undefined) {
     fetched = streamed;
     how = "streamed";
-  } else fetched = await writeStaged({ client, disk, target, image, imageBytes, sourceDateEpoch: manifest?.sourceDateEpoch, report, fail, preload });
+  } else fetched = await writeStaged({ ...args, fail });
   const note = notes.length ? notes.join("; ") : undefined;
   log.info(`takeover: slot ${target} written (${how}), ${fetched} bytes fetched of ${imageBytes}`);
 

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
-import { lstatSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { END_OF_ARCHIVE } from "../../lib/tar/encode.ts";
+import { rmSync } from "node:fs";
+import { BeneathFailed } from "../../lib/beneath.ts";
 import { chunkOffsets, entryOffsets, type ChunkIndex } from "../../wire/chunk-index.ts";
-import { tarExtract } from "./tar-extract.ts";
+import { UnsafePath } from "../errors.ts";
+import { EntryWriter } from "./write-entry.ts";
 
 /**
  * Install a new root as a patch of a copy of the running one. The store
@@ -16,17 +16,18 @@ import { tarExtract } from "./tar-extract.ts";
  * the new image lacks and extracts from the new stream only the entries that
  * differ: for a one-package upgrade, a few hundred files.
  *
- * Every extracted byte is checked against its entry's sha256; the entries
- * themselves the store recomputed from the image's data before it kept them.
- * The untouched files are those of the running root, which was checked
- * against its own digest when it was written and has been mounted read-only
- * since.
+ * Every extracted byte is checked against its entry's sha256, and its tar
+ * header must name the entry's path; nothing is written through a symlink
+ * of the copy (write-entry.ts). The entries are the store's word only: the
+ * root the patch assembles is checked against the digest the node's
+ * metadata names before it is armed (patch-verify.ts).
  */
 export interface PatchEntry {
   path: string;
   offset: number;
   length: number;
   sha256: string;
+  hardlinkTo?: string;
 }
 
 export interface PatchPlan {
@@ -39,8 +40,6 @@ export interface PatchPlan {
   /** Entries the new root keeps from the running one. */
   kept: number;
 }
-
-export class UnsafePath extends Error {}
 
 /** `./a/b/` → `./a/`; the root has no parent. */
 function parentOf(path: string): string | undefined {
@@ -102,6 +101,12 @@ export function planPatch(wanted: ChunkIndex, current: ChunkIndex): PatchPlan {
   return { extract, remove, chunks: needed, kept: next.length - extract.length };
 }
 
+/** The bytes of one entry of the new stream, from the fetched chunks of the plan. */
+export function entryReader(plan: PatchPlan, fetched: Map<string, Uint8Array>): (e: PatchEntry) => Buffer {
+  const read = reader(plan, fetched);
+  return (e) => read(e.offset, e.length);
+}
+
 /** Bytes of the new stream, from the fetched chunks of the plan. */
 function reader(plan: PatchPlan, fetched: Map<string, Uint8Array>) {
   return (offset: number, length: number): Buffer => {
@@ -127,17 +132,21 @@ function reader(plan: PatchPlan, fetched: Map<string, Uint8Array>) {
   };
 }
 
-/** Refuse to remove through a symlink: an absolute one would lead out of the root. */
-function removeInside(root: string, path: string) {
-  const parts = path.replace(/\/$/, "").split("/").slice(1);
-  let at = root;
-  for (const part of parts.slice(0, -1)) {
-    at = join(at, part);
-    const st = lstatSync(at, { throwIfNoEntry: false });
-    if (!st) return; // already gone
-    if (!st.isDirectory()) throw new UnsafePath(`${path}: ${at.slice(root.length)} in the copied root is not a directory`);
+/** Remove `path` from the copied root, never through a symlink of it: an absolute one would lead out of the root. */
+function removeInside(writer: EntryWriter, path: string) {
+  let removed;
+  try {
+    removed = writer.locate(path);
+  } catch (e) {
+    if (e instanceof BeneathFailed && e.errno === 2 /* ENOENT */) return; // already gone
+    throw e;
   }
-  rmSync(join(root, ...parts), { recursive: true, force: true });
+  try {
+    // Through the directory's fd: nothing on the way is resolved again.
+    rmSync(removed.dir.procPath(removed.name), { recursive: true, force: true });
+  } finally {
+    removed.dir.close();
+  }
 }
 
 /**
@@ -147,26 +156,24 @@ function removeInside(root: string, path: string) {
  */
 export async function applyPatch(options: { plan: PatchPlan; fetched: Map<string, Uint8Array>; root: string }): Promise<number> {
   const { plan, root } = options;
-  for (const path of plan.remove) removeInside(root, path);
-  const read = reader(plan, options.fetched);
-  // tar replaces a file by unlinking it first. A directory that becomes a
-  // file (or the reverse) changes its path's trailing "/", so the old one is
-  // in plan.remove and already gone.
-  const tar = tarExtract(root);
-  let bytes = 0;
+  const writer = new EntryWriter(root);
   try {
+    for (const path of plan.remove) removeInside(writer, path);
+    const read = entryReader(plan, options.fetched);
+    // An entry replaces what the copy has at its path. A directory that
+    // becomes a file (or the reverse) changes its path's trailing "/", so the
+    // old one is in plan.remove and already gone.
+    let bytes = 0;
     for (const e of plan.extract) {
-      const data = read(e.offset, e.length);
+      const data = read(e);
       const actual = createHash("sha256").update(data).digest("hex");
       if (actual !== e.sha256) throw new Error(`${e.path}: its bytes have sha256 ${actual}, the image lists ${e.sha256}`);
-      await tar.write(data);
+      writer.write(data, e);
       bytes += data.length;
     }
-    await tar.write(END_OF_ARCHIVE);
-  } catch (e) {
-    tar.abort();
-    throw e;
+    writer.finish();
+    return bytes;
+  } finally {
+    writer.close();
   }
-  await tar.end();
-  return bytes;
 }

@@ -1,9 +1,12 @@
 import { spawn } from "node:child_process";
 
 /**
- * `tar -x` into a new root, fed from memory: the one way both install paths
- * (stream-install.ts, patch-install.ts) write files, so that modes, numeric
- * owners, xattrs and mtimes land exactly as the canonical stream says.
+ * `tar -x` into a freshly made filesystem, fed from memory (stream-install.ts),
+ * so that modes, numeric owners, xattrs and mtimes land exactly as the
+ * canonical stream says. Only there: the tree holds nothing but what the
+ * stream made, and GNU tar defers a symlink that points out (absolute or
+ * with "..") to the end, so no entry is written through one. A copy of a
+ * running root is patched by write-entry.ts instead.
  */
 export function tarExtract(target: string, extraArgs: string[] = []) {
   const tar = spawn("tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", ...extraArgs, "-xpf", "-", "-C", target], {

@@ -8,10 +8,12 @@ import { fetchImage, fetchRun, missingRuns } from "../../store/client/fetch.ts";
 import type { GlanceImage } from "../../store/client/image.ts";
 import type { ChunkIndex } from "../../wire/chunk-index.ts";
 import type { Slot } from "../../wire/boot.ts";
+import { NotTheNamedImage } from "../errors.ts";
 import { unmountIfMounted } from "../mounts.ts";
 import type { NodeDisk } from "./disk.ts";
 import { blockDeviceSize, memAvailable } from "./host.ts";
-import { applyPatch, planPatch } from "./patch-install.ts";
+import { applyPatch, entryReader, planPatch, type PatchPlan } from "./patch-install.ts";
+import { assembledDigest, checkWritten, PatchedRootDiffers } from "./patch-verify.ts";
 import { startPreload, type KernelPreload } from "./preload.ts";
 import type { Report } from "./progress.ts";
 import { ACTIVE_ROOT, finishNewSlot, formatNewSlot, mountSlot, NEW_ROOT } from "./slot-mounts.ts";
@@ -23,6 +25,12 @@ import { planStream, streamInto } from "./stream-install.ts";
  * images' tar entries; as one stream from the running root and the few
  * missing chunks; by fetching into a staging tmpfs with the running root as
  * the seed. Each returns the bytes it fetched.
+ *
+ * Each checks what it wrote against `digest`, the image the node's metadata
+ * names — never against a digest the store gives (its record, its chunk
+ * index): the store may be wrong or lying. The patched root is hashed as it
+ * is assembled (patch-verify.ts), the streamed one as it is written, the
+ * staged one before it is extracted.
  */
 const STAGING = "/run/ooo/takeover";
 
@@ -41,17 +49,26 @@ export interface SlotWrite {
   client: StoreClient;
   disk: NodeDisk;
   target: Slot;
+  /** The digest the metadata names: what the slot must hold. */
+  digest: string;
   image: GlanceImage;
   imageBytes: number;
+  /** The new image's mtime clamp (its manifest's; any other value only fails the check). */
+  sourceDateEpoch?: number;
   report: Report;
   indexes: Indexes;
   preload?: KernelPreload;
 }
 
+/** The store's chunk index must at least say it is of the named image. */
+function checkIndex(index: ChunkIndex, digest: string) {
+  if (index.digest !== digest) throw new NotTheNamedImage("the image the store's chunk index describes", digest, index.digest);
+}
+
 /** The new root as a patched copy of the running one (patch-install.ts). Returns bytes fetched; throws if it cannot. */
 export async function writePatched(o: SlotWrite): Promise<number> {
   const { next: wanted, running: have } = await o.indexes;
-  if (o.image.ooo_digest && wanted.digest !== o.image.ooo_digest) throw new Error(`the chunk index is of ${wanted.digest}, not ${o.image.ooo_digest}`);
+  checkIndex(wanted, o.digest);
   const plan = planPatch(wanted, have);
   const planned = plan.chunks.reduce((a, c) => a + c.size, 0);
   if (planned > Math.max(256 * 2 ** 20, memAvailable() / 4)) throw new Error(`${planned} bytes of changed files: too many to hold in memory`);
@@ -63,14 +80,60 @@ export async function writePatched(o: SlotWrite): Promise<number> {
   await o.report("fetching", { bytes_done: 0, bytes_total: o.imageBytes });
   const want = new Set(plan.chunks.map((c) => c.id));
   const fetched = new Map<string, Uint8Array>();
+  // The image is hashed from now on, beside the fetch, the copy and the patch: the
+  // running root's entries as it goes, the fetched ones once they are all here.
+  let allFetched!: () => void;
+  const fetchedP = new Promise<void>((resolve) => (allFetched = resolve));
+  const read = entryReader(plan, fetched);
+  const options = { sourceDateEpoch: o.sourceDateEpoch ?? Number.MAX_SAFE_INTEGER };
+  let assembled: ReturnType<typeof assembledDigest> | undefined;
+  try {
+    mountSlot(source, ACTIVE_ROOT, { readOnly: true });
+    assembled = assembledDigest({
+      next: wanted,
+      plan,
+      running: ACTIVE_ROOT,
+      options,
+      written: async (e) => {
+        await fetchedP;
+        return read(e);
+      },
+    });
+    const bytes = await fetchAndPatch(o, { wanted, plan, want, fetched, allFetched, source, dest, options });
+    await o.report("verifying", { bytes_done: bytes, bytes_total: o.imageBytes, message: `the digest of the root assembled in slot ${o.target}` });
+    const actual = await assembled.digest;
+    if (actual !== o.digest) throw new PatchedRootDiffers(new NotTheNamedImage(`the root patched in slot ${o.target}`, o.digest, actual).message);
+    return bytes;
+  } finally {
+    assembled?.abort();
+    releaseMount(ACTIVE_ROOT);
+  }
+}
+
+/** writePatched's fetch, copy and patch, while the assembled root is hashed. Returns bytes fetched. */
+async function fetchAndPatch(
+  o: SlotWrite,
+  p: {
+    wanted: ChunkIndex;
+    plan: PatchPlan;
+    want: Set<string>;
+    fetched: Map<string, Uint8Array>;
+    allFetched: () => void;
+    source: string;
+    dest: string;
+    options: { sourceDateEpoch: number };
+  },
+): Promise<number> {
+  const { plan, want, fetched, source, dest } = p;
   let bytes = 0;
-  for (const r of missingRuns(wanted, (id) => want.has(id) && !fetched.has(id), 16 << 20)) {
+  for (const r of missingRuns(p.wanted, (id) => want.has(id) && !fetched.has(id), 16 << 20)) {
     await fetchRun(o.client, o.image.id, r, 5, (id, data) => {
       fetched.set(id, data);
       bytes += data.length;
     });
     await o.report("fetching", { bytes_done: bytes, bytes_total: o.imageBytes });
   }
+  p.allFetched();
   startPreload(o.preload);
   await o.report("writing", {
     bytes_done: bytes,
@@ -87,6 +150,7 @@ export async function writePatched(o: SlotWrite): Promise<number> {
   mountSlot(dest, NEW_ROOT);
   try {
     await applyPatch({ plan, fetched, root: NEW_ROOT });
+    checkWritten(plan, NEW_ROOT, p.options);
   } finally {
     finishNewSlot(o.preload);
   }
@@ -96,6 +160,7 @@ export async function writePatched(o: SlotWrite): Promise<number> {
 /** The new root as one stream (stream-install.ts). Returns bytes fetched; throws if it cannot or the digest differs. */
 export async function writeStreamed(o: SlotWrite): Promise<number> {
   const { next: wanted, running: have, current } = await o.indexes;
+  checkIndex(wanted, o.digest);
   const currentManifest = await o.client.getManifest(current.id).catch(() => undefined);
   const plan = planStream(wanted, have);
   const missingBytes = [...plan.fetch.values()].reduce((a, b) => a + b, 0);
@@ -121,7 +186,7 @@ export async function writeStreamed(o: SlotWrite): Promise<number> {
       oldStream: canonicalTar(ACTIVE_ROOT, { sourceDateEpoch: currentManifest?.sourceDateEpoch ?? Number.MAX_SAFE_INTEGER }),
       target: NEW_ROOT,
     });
-    if (result.digest !== wanted.digest) throw new Error(`the streamed root is ${result.digest}, not ${wanted.digest}`);
+    if (result.digest !== o.digest) throw new NotTheNamedImage(`the root streamed into slot ${o.target}`, o.digest, result.digest);
   } finally {
     releaseMount(ACTIVE_ROOT);
     finishNewSlot(o.preload);
@@ -134,6 +199,7 @@ export async function writeStaged(o: {
   client: StoreClient;
   disk: NodeDisk;
   target: Slot;
+  digest: string;
   image: GlanceImage;
   imageBytes: number;
   sourceDateEpoch?: number;
@@ -154,10 +220,11 @@ export async function writeStaged(o: {
       client: o.client,
       image: o.image,
       out: staged,
+      digest: o.digest,
       seeds: [ACTIVE_ROOT],
       sourceDateEpoch: o.sourceDateEpoch,
       onProgress: (r) => void o.report("fetching", { bytes_done: r.fetched, bytes_total: o.imageBytes }),
-    }).catch((e: Error) => o.fail(`fetching ${o.image.ooo_digest ?? o.image.id} failed: ${e.message}`));
+    }).catch((e: Error) => o.fail(`fetching ${o.digest} failed: ${e.message}`));
     unmountIfMounted(ACTIVE_ROOT);
     startPreload(o.preload);
     await o.report("writing", { bytes_done: result.fetched, bytes_total: o.imageBytes });

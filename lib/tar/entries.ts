@@ -1,5 +1,8 @@
 import { createHash, type Hash } from "node:crypto";
+import { cString, NotATarStream, octalField, padded, paxRecords } from "./decode.ts";
 import { BLOCK } from "./encode.ts";
+
+export { NotATarStream };
 
 /**
  * The entries of a pax/ustar stream (the canonical root stream of
@@ -22,38 +25,6 @@ export interface StreamEntry {
   /** For a hard link: the path it links to. */
   hardlinkTo?: string;
 }
-
-export class NotATarStream extends Error {}
-
-function cString(b: Buffer, start: number, length: number): string {
-  const field = b.subarray(start, start + length);
-  const end = field.indexOf(0);
-  return field.subarray(0, end < 0 ? field.length : end).toString("utf8");
-}
-
-function octalField(b: Buffer, start: number, length: number): number {
-  const text = cString(b, start, length).trim();
-  if (!/^[0-7]*$/.test(text)) throw new NotATarStream(`a header field holds ${JSON.stringify(text)}, not an octal number`);
-  return text ? parseInt(text, 8) : 0;
-}
-
-function paxRecords(data: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
-  let at = 0;
-  while (at < data.length) {
-    const space = data.indexOf(0x20, at);
-    if (space < 0) break;
-    const len = Number(data.subarray(at, space).toString("ascii"));
-    if (!Number.isInteger(len) || len <= 0) throw new NotATarStream("a pax header record has no valid length");
-    const record = data.subarray(space + 1, at + len - 1);
-    const eq = record.indexOf(0x3d);
-    if (eq > 0) out.set(record.subarray(0, eq).toString("utf8"), record.subarray(eq + 1).toString("utf8"));
-    at += len;
-  }
-  return out;
-}
-
-const padded = (size: number) => Math.ceil(size / BLOCK) * BLOCK;
 
 export class EntryIndexer {
   readonly entries: StreamEntry[] = [];
@@ -107,7 +78,7 @@ export class EntryIndexer {
   private onBlock(block: Buffer) {
     if (this.state === "pax") {
       this.consume(block);
-      this.pax = paxRecords(block.subarray(0, this.paxSize));
+      this.pax = new Map(paxRecords(block.subarray(0, this.paxSize)).map(([k, v]) => [k, v.toString("utf8")]));
       this.state = "header";
       this.want = BLOCK;
       return;

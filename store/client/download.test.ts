@@ -5,13 +5,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StoreClient } from "./client.ts";
 import { downloadImage } from "./download.ts";
-import { CorruptDownload, ImageUnavailable, StoreRequestFailed } from "./errors.ts";
+import { CorruptDownload, ImageUnavailable, NothingToVerify, StoreRequestFailed } from "./errors.ts";
 import type { GlanceImage } from "./image.ts";
 
 /**
  * downloadImage against a tiny fake server: resuming from a partial file a
  * previous run left, a server that ignores Range, a partial file with wrong
- * bytes. (The store suite covers a connection cut mid-way.)
+ * bytes, data with nothing (or only md5) to check it by, a digest the caller
+ * trusts against the store's record. (The store suite covers a connection
+ * cut mid-way.)
  */
 const data = new Uint8Array(5_000_000).map((_, i) => (i * 13 + (i >> 11)) & 0xff);
 const sha256 = (d: Uint8Array) => createHash("sha256").update(d).digest("hex");
@@ -94,5 +96,34 @@ test("an image without data is refused before any request; a refusal by the serv
   expect(ranges).toEqual([]);
   forbid = true;
   expect(await rejection(downloadImage(client(), image, out))).toBeInstanceOf(StoreRequestFailed);
+  expect(readdirSync(dir)).toEqual([]);
+});
+
+test("data with nothing to check it by, or only md5, is refused before any request", async () => {
+  const md5 = createHash("md5").update(data).digest("hex");
+  for (const record of [
+    { ...image, os_hash_algo: null, os_hash_value: null },
+    { ...image, os_hash_algo: null, os_hash_value: null, checksum: md5 },
+    { ...image, os_hash_algo: "md5", os_hash_value: md5 },
+  ]) {
+    const refused = await rejection(downloadImage(client(), record, join(dir, "image.tar")));
+    expect(refused).toBeInstanceOf(NothingToVerify);
+  }
+  expect(String(await rejection(downloadImage(client(), { ...image, os_hash_algo: null, os_hash_value: null, checksum: md5 }, join(dir, "image.tar"))))).toContain("only md5");
+  expect(ranges).toEqual([]);
+  expect(readdirSync(dir)).toEqual([]);
+});
+
+test("the caller's digest is the check: data the record vouches for is refused when it is not what the caller named", async () => {
+  const out = join(dir, "image.tar");
+  // No hash on the record: the caller's digest alone lets it download.
+  const report = await downloadImage(client(), { ...image, os_hash_algo: null, os_hash_value: null }, out, { digest: `sha256:${image.os_hash_value}` });
+  expect(report.size).toBe(data.length);
+  rmSync(out);
+  // The record's hash matches the data, but the caller named other data.
+  const other = `sha256:${sha256(new Uint8Array([1, 2, 3]))}`;
+  const refused = await rejection(downloadImage(client(), image, out, { digest: other }));
+  expect(refused).toBeInstanceOf(CorruptDownload);
+  expect(String(refused)).toContain(other);
   expect(readdirSync(dir)).toEqual([]);
 });

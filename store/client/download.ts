@@ -1,16 +1,19 @@
-import { getHashes } from "node:crypto";
 import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fsyncDir } from "../../lib/atomic.ts";
 import type { StoreClient } from "./client.ts";
-import { CorruptDownload, ImageUnavailable, StoreRequestFailed } from "./errors.ts";
+import { CorruptDownload, ImageUnavailable, NothingToVerify, StoreRequestFailed } from "./errors.ts";
 import type { GlanceImage } from "./image.ts";
 import { FileHash } from "../../lib/parallel-hash.ts";
 
 /**
  * Download an image's data whole, resuming with Range after a cut
- * connection, and verify it as the glance CLI does: by os_hash_value with
- * os_hash_algo, else the md5 checksum, else Content-MD5. The bytes collect in
+ * connection, and verify it: against the digest the caller trusts
+ * (`digest`, sha256:HEX: what a node's metadata or the user named), else
+ * as the glance CLI does, by os_hash_value with os_hash_algo. Unlike the
+ * glance CLI, never by md5 (the legacy `checksum`, Content-MD5): collisions
+ * are cheap, so a store could pass off other data under it. Data with
+ * nothing to check against is not downloaded at all. The bytes collect in
  * `.OUT.<hash>.partial` beside OUT, so a later run resumes too, and OUT
  * appears (renamed) only once verified.
  */
@@ -23,11 +26,19 @@ export interface DownloadReport {
   requests: number;
 }
 
-function verifier(image: GlanceImage): { algo: string; expected: string } | undefined {
-  if (image.os_hash_algo && image.os_hash_value && getHashes().includes(image.os_hash_algo))
-    return { algo: image.os_hash_algo, expected: image.os_hash_value };
-  if (image.checksum) return { algo: "md5", expected: image.checksum };
-  return undefined;
+/** Glance's os_hash_algo values that are a check (Glance's default is sha512; ours sha256). */
+const STRONG = new Set(["sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512"]);
+
+function verifier(image: GlanceImage, digest: string | undefined): { algo: string; expected: string } {
+  if (digest !== undefined) {
+    if (!digest.startsWith("sha256:")) throw new NothingToVerify(image.id, `the digest to check against is ${JSON.stringify(digest)}, not sha256:HEX`);
+    return { algo: "sha256", expected: digest.slice("sha256:".length) };
+  }
+  if (image.os_hash_algo && image.os_hash_value && STRONG.has(image.os_hash_algo)) return { algo: image.os_hash_algo, expected: image.os_hash_value };
+  throw new NothingToVerify(
+    image.name ? `${image.name} (${image.id})` : image.id,
+    image.checksum || image.os_hash_algo ? `the store gives only ${image.os_hash_algo ?? "md5"}, which proves nothing` : "the store gives no hash of its data",
+  );
 }
 
 /** Only an active image has data; say so before a request or a file. */
@@ -39,15 +50,13 @@ export async function downloadImage(
   client: StoreClient,
   image: GlanceImage,
   out: string,
-  options: { retries?: number; backoffMs?: number } = {},
+  options: { retries?: number; backoffMs?: number; digest?: string } = {},
 ): Promise<DownloadReport> {
   requireData(image);
   const retries = options.retries ?? 5;
-  const check = verifier(image);
-  const partial = join(dirname(out), `.${basename(out)}.${(image.os_hash_value ?? image.checksum ?? image.id).slice(0, 16)}.partial`);
-  // Without a hash on the record, md5 still serves for a Content-MD5 header.
-  const algo = check?.algo ?? "md5";
-  let contentMd5: string | undefined;
+  const check = verifier(image, options.digest);
+  const partial = join(dirname(out), `.${basename(out)}.${check.expected.slice(0, 16)}.partial`);
+  const algo = check.algo;
 
   let have = existsSync(partial) ? statSync(partial).size : 0;
   if (image.size !== null && image.size !== undefined && have > image.size) {
@@ -88,7 +97,6 @@ export async function downloadImage(
           attempt--;
           continue;
         }
-        contentMd5 = res.headers.get("Content-MD5") ?? contentMd5;
         if (have !== before + res.written) throw new Error(`the download did not append to ${partial}: ${before} + ${res.written} bytes, the file has ${have}`);
         break;
       } catch (e) {
@@ -96,11 +104,10 @@ export async function downloadImage(
         await Bun.sleep((options.backoffMs ?? 200) * 2 ** attempt);
       }
     }
-    const expected = check ?? (contentMd5 ? { algo: "md5", expected: contentMd5 } : undefined);
     const [actual] = await hash.digest(have);
-    if (expected && actual !== expected.expected) {
+    if (actual !== check.expected) {
       rmSync(partial, { force: true });
-      throw new CorruptDownload(`image ${image.id}`, `${expected.algo}:${expected.expected}`, `${expected.algo}:${actual}`);
+      throw new CorruptDownload(`image ${image.id}`, `${check.algo}:${check.expected}`, `${check.algo}:${actual}`);
     }
     if (image.size !== null && image.size !== undefined && have !== image.size)
       throw new CorruptDownload(`image ${image.id}`, `${image.size} bytes`, `${have} bytes`);

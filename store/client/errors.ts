@@ -100,3 +100,16 @@ export class UnknownImage extends OooError {
     super(`no image in the store matches ${ref}: ${known}`, { hint: "`ooo store list` shows the images the store has." });
   }
 }
+
+/** Data that nothing trusted says what it should be: not downloaded, since no check could tell it from other data. */
+export class NothingToVerify extends OooError {
+  readonly code = "nothing-to-verify";
+  constructor(
+    readonly image: string,
+    reason: string,
+  ) {
+    super(`refusing to download image ${image}: ${reason}; nothing would tell its data from other data`, {
+      hint: "name it by digest (NAME@sha256:HEX or sha256:HEX), or have the store record a sha256 or sha512 of it (os_hash_algo/os_hash_value)",
+    });
+  }
+}

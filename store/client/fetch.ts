@@ -18,7 +18,10 @@ import { openSeed } from "./seed.ts";
  * neighbouring missing chunks in one request), so it works against any
  * server that serves Range, a real Glance included. Every fetched chunk is
  * checked against its id, and the whole against the image digest, before
- * OUT gets its name (lib/atomic.ts): a failed fetch leaves nothing.
+ * OUT gets its name (lib/atomic.ts): a failed fetch leaves nothing. The
+ * digest is the caller's (`digest`: what a node's metadata or the user
+ * named) when it has one; the store's record says it otherwise, and a chunk
+ * index for other data than that is refused before a chunk is fetched.
  *
  * An image without a chunk index (or a server without ooo's extensions) is
  * downloaded whole, resumably.
@@ -27,6 +30,8 @@ export interface FetchOptions {
   client: StoreClient;
   image: GlanceImage;
   out: string;
+  /** The digest the data must have (sha256:HEX), from a source the caller trusts more than the store's record. */
+  digest?: string;
   seeds?: string[];
   /** How the seeds' directory trees are put in canonical form (the image's manifest says). */
   sourceDateEpoch?: number;
@@ -95,14 +100,14 @@ export function missingRuns(index: ChunkIndex, isMissing: (id: string) => boolea
 export async function fetchImage(options: FetchOptions): Promise<FetchReport> {
   const { client, image, out } = options;
   requireData(image);
-  const digest = image.ooo_digest ?? (image.os_hash_algo === "sha256" ? `sha256:${image.os_hash_value}` : "");
+  const digest = options.digest ?? image.ooo_digest ?? (image.os_hash_algo === "sha256" ? `sha256:${image.os_hash_value}` : "");
   const loaded = await loadIndex(client, image);
   if (!loaded) {
     log.info(`${image.id} has no chunk index: downloading it whole`);
-    const d = await downloadImage(client, image, out, { retries: options.retries });
+    const d = await downloadImage(client, image, out, { retries: options.retries, digest: options.digest });
     return {
       image: image.id,
-      digest,
+      digest: options.digest ?? digest,
       size: d.size,
       seeded: 0,
       fetched: d.received,

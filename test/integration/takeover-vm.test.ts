@@ -13,7 +13,9 @@ import { chunkOffsets } from "../../wire/chunk-index.ts";
 import { CompletionSignal } from "../../wire/signal.ts";
 import { buildTestImage } from "../support/images.ts";
 import { redis } from "../support/redis.ts";
+import { lyingStore } from "../support/lying-store.ts";
 import { requireCommand } from "../support/require.ts";
+import { withEntryAfter } from "../support/spliced-image.ts";
 import { READ_TOKEN, startStore } from "../support/store.ts";
 
 /**
@@ -33,6 +35,11 @@ import { READ_TOKEN, startStore } from "../support/store.ts";
  * Before that, bad input: an image the store does not have, one too big
  * for the slot, and v2 with its new chunks corrupted in the store. Each must fail before the switch,
  * be reported with its reason, and leave the node on v1 with its data.
+ * Then two that a store could use to take the node over: a lying store
+ * (it answers for the named digest with another valid image, every claim
+ * rewritten to the named digest), and an image whose entry would be
+ * written through the running root's var/run → /run. Refused the same way,
+ * nothing armed, and /run untouched.
  */
 const METADATA_IP = "10.0.2.100";
 const STORE_IP = "10.0.2.101";
@@ -43,6 +50,8 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
     requireCommand("qemu-system-x86_64", "socat");
     const [v1, v2] = await Promise.all([buildTestImage("kv-v1"), buildTestImage("kv-v2")]);
     const store = await startStore();
+    // The node reaches the store through this proxy, which passes everything through until told to lie.
+    const liar = lyingStore(store.url);
     const runDir = tempRunDir();
     const signals: CompletionSignal[] = [];
     const progress: { phase: string }[] = [];
@@ -89,6 +98,18 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
     let vm: Vm | undefined;
     try {
       const published = [await publish({ client: store.client, output: v1.base }), await publish({ client: store.client, output: v2.base })];
+      // v1's root plus one entry beneath its own var/run → /run: on the live system, the file that makes
+      // post-configure.d run the takeover a second time (elements/ooo-takeover).
+      const escape = await withEntryAfter(v1, join(runDir, "escape"), "./var/run", {
+        path: "./var/run/ooo/takeover-deferred",
+        type: "file",
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtime: v1.manifest.sourceDateEpoch,
+      });
+      await publish({ client: store.client, output: escape.base });
       const drive = join(runDir, "config-drive.img");
       await makeConfigDrive(drive, {
         "os-collect-config": { collectors: ["config-drive", "heat"], polling_interval: 3, heat: { metadata_url: `http://${METADATA_IP}`, node: "n1", token: TOKEN } },
@@ -112,7 +133,7 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
           extraDisks: [{ file: drive, format: "raw", readOnly: true }],
           guestForwards: [
             { ip: METADATA_IP, port: 80, command: `socat STDIO TCP:127.0.0.1:${server.port}` },
-            { ip: STORE_IP, port: 80, command: `socat STDIO TCP:${new URL(store.url).host}` },
+            { ip: STORE_IP, port: 80, command: `socat STDIO TCP:${liar.host}` },
           ],
           hostForwards: [{ hostPort: redisPort, guestPort: 6379 }],
         });
@@ -172,6 +193,24 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
       serial = 4;
       expect(await failedUpgrade("corrupt chunks")).toContain("Corrupt image download");
       flip(); // and back
+      // Bad input 4: a lying store. The metadata names the big image; the store answers with v2, a valid
+      // image that fits, its record, chunk index and manifest all claiming big's digest. The node checks
+      // the root it wrote against the digest its metadata names, and refuses before arming it.
+      let since = progress.length;
+      liar.lie({ named: big.digest, served: { id: published[1]!.image.id, digest: v2.manifest.digest } });
+      wanted = big.digest;
+      serial++;
+      expect(await failedUpgrade("a lying store")).toContain(`is ${v2.manifest.digest}, not ${big.digest}`);
+      liar.lie(undefined);
+      expect(progress.slice(since).map((p) => p.phase)).not.toContain("switching");
+      // Bad input 5: an image whose entry would be written through the running root's var/run → /run.
+      // Refused before a byte of it is written: had the file reached /run, post-configure.d would
+      // have run the takeover again before the signal, a second "checking" in the progress.
+      since = progress.length;
+      wanted = escape.digest;
+      serial++;
+      expect(await failedUpgrade("an entry beneath var/run")).toContain("./var/run/ooo/takeover-deferred would be written through a symlink");
+      expect(progress.slice(since).filter((p) => p.phase === "checking")).toHaveLength(1);
 
       // Now the metadata names v2 again, and the store holds it intact. After each cut the node
       // comes back to metadata naming v1 (it runs v1: nothing to do), so that the test sees it boot
@@ -188,7 +227,6 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
         expect((await ready()).slot).toBe("A");
         await dataKept();
       };
-      serial = 4;
       nameV2();
 
       // 1. Cut while fetching; 2. while writing: the old root boots, data intact, the node starts over.
@@ -219,10 +257,13 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
       );
       expect(done.data.upgrade?.result).toBe("upgraded");
       expect(done.data.upgrade?.restart).toBe("kexec");
+      // Written as a patched copy, its assembled stream the named digest: not the streamed fallback.
+      expect(done.data.upgrade?.method).toBe("patched");
       await dataKept();
     } finally {
       await vm?.kill();
       server.stop(true);
+      liar.stop();
       await store.stop();
       removeRunDir(runDir);
     }
