@@ -125,7 +125,7 @@ roles:
       `version: 1\ninventory:\n  a: { driver: qemu }\n  b: { driver: qemu }\nroles:\n  web:\n    count: 1\n    image: x@1\n`,
       [`${FILE}:6 roles.web: name its inventory: there are several entries (a, b)`],
     ],
-    ["an unknown boot mode", `version: 1\ninventory:\n  vms: { driver: qemu, boot_mode: efi }\nroles:\n  web:\n    count: 1\n    image: x@1\n`, [`${FILE}:3 inventory.vms.boot_mode: Invalid option: expected one of "uefi"|"bios"`]],
+    ["an unknown boot mode", `version: 1\ninventory:\n  vms: { driver: qemu, boot_mode: efi }\nroles:\n  web:\n    count: 1\n    image: x@1\n`, [`${FILE}:3 inventory.vms.boot_mode: must be one of: "uefi", "bios"`]],
     ["more nodes than the pool has", `version: 1\ninventory:\n  vms: { driver: qemu, max_nodes: 1 }\nroles:\n  web:\n    count: 2\n    image: x@1\n`, [`${FILE}:3 inventory.vms.max_nodes: the roles want 2 nodes from vms, which has room for 1`]],
     ["reserved metadata keys", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    metadata:\n      ooo: { node: x }\n`, [`${FILE}:7 roles.web.metadata.ooo: is written by the deployer; choose another key`]],
     [

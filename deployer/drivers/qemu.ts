@@ -53,6 +53,9 @@ export const QemuPool = z
   .describe("Virtual machines on this host, made on demand");
 export type QemuPool = z.infer<typeof QemuPool>;
 
+/** A node's pool settings; a node made before a setting existed gets its default (and one made before nodes kept their entry, all of them). */
+const poolOf = (node: DriverNode): QemuPool => QemuPool.parse({ ...node.pool, driver: "qemu" });
+
 /** Guest addresses of the host services (10.0.2.0/24 is qemu's user network; .2 host, .3 DNS, .15 the guest). */
 const GUEST_IP: Record<HostService["name"], string> = { metadata: "10.0.2.100", store: "10.0.2.101" };
 
@@ -147,7 +150,7 @@ async function powerOn(node: DriverNode) {
   const f = files(node);
   if (!existsSync(f.disk) || !existsSync(f.spec)) throw new DriverFailed(node.name, "has no disk yet: provision it before powering it on");
   const spec = VmSpec.parse(JSON.parse(readFileSync(f.spec, "utf8")));
-  const pool = QemuPool.parse(node.pool);
+  const pool = poolOf(node);
   const accel = await chooseAccel(pool.accel, spec.probeKernel && existsSync(spec.probeKernel) ? spec.probeKernel : undefined);
   // A node provisioned while its pool said bios has no variable store yet.
   if (pool.boot_mode === "uefi" && !existsSync(f.varStore)) newVarStore(f.varStore);
@@ -232,7 +235,7 @@ export const qemuDriver: NodeDriver<QemuPool> = {
     try {
       await writeDisk(request.image.path, tmpDisk, node.size.diskBytes);
       await makeConfigDrive(tmpDrive, request.configDrive);
-      const uefi = QemuPool.parse(node.pool).boot_mode === "uefi";
+      const uefi = poolOf(node).boot_mode === "uefi";
       if (uefi) newVarStore(tmpVars);
       for (const s of request.services) writeForward(f.forward(s.name), s);
       // Exposed ports keep their host port across rebuilds, so what a user noted stays true.
@@ -292,7 +295,7 @@ export const qemuDriver: NodeDriver<QemuPool> = {
   async describe(node) {
     const f = files(node);
     const pid = runningPid(node);
-    const out: Record<string, string> = { console: f.console, firmware: QemuPool.parse(node.pool).boot_mode };
+    const out: Record<string, string> = { console: f.console, firmware: poolOf(node).boot_mode };
     if (pid !== undefined) out.pid = String(pid);
     if (existsSync(f.disk)) out.disk = `${f.disk} (${(statSync(f.disk).blocks * 512 / 2 ** 20).toFixed(0)} MiB used)`;
     if (pid !== undefined) out.qmp = f.qmp;
