@@ -67,6 +67,12 @@ describe("the hooks' environment, phase by phase (DIB 3.13's table)", () => {
     expect(outside.USER).toBeUndefined();
   });
 
+  test("SHELL inside the chroot: the caller's, else root's login shell, as sudo -E sets it (a CI runner has none)", () => {
+    expect(hookEnvironment(context(), "install.d", "target").SHELL).toMatch(/^\/.+sh$/);
+    expect(hookEnvironment(context({ caller: { PATH: "/bin", SHELL: "/bin/zsh" } }), "install.d", "target").SHELL).toBe("/bin/zsh");
+    expect(hookEnvironment(context(), "post-root.d", "host").SHELL).toBeUndefined();
+  });
+
   test("DIB_IMAGE_SIZE: --image-size until post-root.d, the computed KiB from block-device.d", () => {
     const c = context({ imageSizeKiB: 1698624 }, { imageSize: 2 });
     expect(hookEnvironment(c, "post-root.d", "host").DIB_IMAGE_SIZE).toBe("2");

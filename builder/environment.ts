@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { log } from "../lib/log.ts";
@@ -53,6 +53,12 @@ interface Exported {
 const TARGET_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const given = (c: EnvContext, name: string) => c.caller[name];
 const when = (on: boolean, value: string) => (on ? value : undefined);
+
+/** root's login shell on this host, as sudo sets SHELL when the caller has none (a CI runner often has none). */
+function rootShell(): string {
+  const entry = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith("root:"));
+  return entry?.split(":")[6] || "/bin/sh";
+}
 
 /** $_LIB/die: sourced and `export -f`ed by disk-image-create. */
 const DIE = "() {  local exitcode=$?;\n set +o xtrace;\n echo $@;\n exit $exitcode\n}";
@@ -120,6 +126,7 @@ export const DIB_EXPORTS: readonly Exported[] = [
   { name: "TMPDIR", phases: "target", dib: "img-functions run_in_target (env -u)", value: () => UNSET },
   { name: "VIRTUAL_ENV", phases: "target", dib: "img-functions run_in_target (env -u)", value: () => UNSET },
   ...["USER", "LOGNAME", "SUDO_USER"].map((name) => ({ name, phases: "target" as const, dib: "img-functions run_in_target (sudo -E as root)", value: () => "root" })),
+  { name: "SHELL", phases: "target", dib: "img-functions run_in_target (sudo -E sets it when the caller has none)", value: (c) => given(c, "SHELL") ?? rootShell() },
   ...["SUDO_UID", "SUDO_GID"].map((name) => ({ name, phases: "target" as const, dib: "img-functions run_in_target (sudo -E as root)", value: () => "0" })),
   { name: "SOURCE_DATE_EPOCH", phases: "all", dib: "ooo's addition: reproducible builds (mmdebstrap, dpkg and others clamp times to it)", value: (c) => String(c.options.sourceDateEpoch) },
 ];
