@@ -7,7 +7,8 @@ import type { DeployInstructions, Disk, RamdiskPhase } from "../../wire/deploy.t
 import { chooseRootDisk, CONFIG_DRIVE_PARTITION_BYTES, deployBytes } from "../../wire/root-device.ts";
 import { DeployStepFailed, ImageMismatch } from "../errors.ts";
 import type { DeployClient } from "./client.ts";
-import { ImageWriter, type Target } from "./image-writer.ts";
+import type { Target } from "./held-disk.ts";
+import { ImageWriter } from "./image-writer.ts";
 import { disks } from "./inventory.ts";
 import { blockDeviceSize, rereadPartitions, zeroOutBlock, zeroOutFile } from "./syscalls.ts";
 
