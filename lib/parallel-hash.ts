@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
 import type { FromHashWorker, ToHashWorker } from "./hash-worker.ts";
 
 /**
@@ -31,7 +33,7 @@ export type BlockSink = (block: Uint8Array, position: number) => unknown;
 
 interface Listener {
   hashed?(seq: number): void;
-  digest(hex: string): void;
+  digest(hex: string, bytes?: ArrayBuffer): void;
   /** The job failed, or the thread died: either way the worker is done with it. */
   failed(message: string): void;
   cancelled(): void;
@@ -39,6 +41,7 @@ interface Listener {
 
 class HashThread {
   private readonly worker: Worker;
+  dead = false;
   private readonly listeners = new Map<number, Listener>();
 
   constructor(readonly algorithm: string) {
@@ -48,12 +51,13 @@ class HashThread {
       const listener = this.listeners.get(m.job);
       if (!listener) return;
       if ("seq" in m) listener.hashed?.(m.seq);
-      else if ("digest" in m) listener.digest(m.digest);
+      else if ("digest" in m) listener.digest(m.digest, m.bytes);
       else if ("error" in m) listener.failed(m.error);
       else listener.cancelled();
     };
     this.worker.onerror = (event) => {
       // A dead thread fails its jobs; the next job gets a new one.
+      this.dead = true;
       if (threads.get(this.algorithm) === this) threads.delete(this.algorithm);
       for (const listener of this.listeners.values()) listener.failed(`hash worker (${this.algorithm}) failed: ${event.message}`);
       this.listeners.clear();
@@ -71,8 +75,13 @@ class HashThread {
     if (this.listeners.delete(job) && this.listeners.size === 0) this.worker.unref();
   }
 
-  post(message: ToHashWorker) {
-    this.worker.postMessage(message);
+  post(message: ToHashWorker, transfer: ArrayBuffer[] = []) {
+    this.worker.postMessage(message, transfer);
+  }
+
+  /** Jobs open on this thread. */
+  get load() {
+    return this.listeners.size;
   }
 }
 
@@ -309,5 +318,46 @@ export class ParallelHash {
       }
     }
     await Promise.all(this.sinking);
+  }
+}
+
+/** Threads of PieceHasher, kept for the next one (each is ~20 ms to start). */
+const pieceThreads = new Map<string, HashThread[]>();
+
+/**
+ * Hash independent pieces (a disk map's chunks) on up to `width` threads
+ * of their own, several at once: each piece is moved to the least busy
+ * thread and back (a transferred ArrayBuffer, not a copy). With one CPU
+ * there is nothing to gain from threads: width 0 hashes on this one.
+ */
+export class PieceHasher {
+  constructor(
+    readonly algorithm: string,
+    readonly width = Math.min(availableParallelism() - 1, 4),
+  ) {}
+
+  /** The piece's digest, and the piece back (the one given is detached: use the one returned). */
+  digest(bytes: ArrayBuffer): Promise<{ hex: string; bytes: ArrayBuffer }> {
+    if (this.width < 1) return Promise.resolve({ hex: createHash(this.algorithm).update(new Uint8Array(bytes)).digest("hex"), bytes });
+    // A thread that died is replaced.
+    const pool = (pieceThreads.get(this.algorithm) ?? []).filter((t) => !t.dead);
+    while (pool.length < this.width) pool.push(new HashThread(this.algorithm));
+    pieceThreads.set(this.algorithm, pool);
+    const thread = pool.slice(0, this.width).reduce((a, b) => (b.load < a.load ? b : a));
+    const job = nextJob++;
+    return new Promise((resolve, reject) => {
+      thread.attach(job, {
+        digest: (hex, back) => {
+          thread.detach(job);
+          resolve({ hex, bytes: back! });
+        },
+        failed: (message) => {
+          thread.detach(job);
+          reject(new Error(`hashing ${this.algorithm}: ${message}`));
+        },
+        cancelled: () => {},
+      });
+      thread.post({ kind: "piece", job, algorithm: this.algorithm, bytes }, [bytes]);
+    });
   }
 }
