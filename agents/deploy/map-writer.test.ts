@@ -4,6 +4,9 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mapDisk } from "../../lib/disk-map.ts";
+import { StoreClient } from "../../store/client/client.ts";
+import { loadStoreConfig } from "../../store/config.ts";
+import { serveStore } from "../../store/server.ts";
 import { mappedBytes } from "../../wire/disk-map.ts";
 import { ImageMismatch, RangeNotServed } from "../errors.ts";
 import { DeployClient } from "./client.ts";
@@ -15,8 +18,8 @@ const MiB = 2 ** 20;
 const TOKEN = "store-token-0123456789";
 const dirs: string[] = [];
 const servers: { stop(force: boolean): unknown }[] = [];
-afterEach(() => {
-  for (const s of servers.splice(0)) s.stop(true);
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.stop(true);
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -116,6 +119,38 @@ describe("writing a disk by its map", () => {
       expect(seen.bytes).toBeLessThan(s.img.length / 3);
       expect(seen.maxInFlight).toBeGreaterThan(1);
       expect(reported.at(-1)).toBe(mappedBytes(s.map));
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test("from ooo's own store: the raw disk and its map as blobs, a read token, Range on the blob", async () => {
+    const s = setup();
+    const dir = mkdtempSync(join(tmpdir(), "ooo-map-store-"));
+    dirs.push(dir);
+    const write = "write-token-0123456789abcdef";
+    const running = await serveStore(loadStoreConfig({ flags: { dir, listen: "127.0.0.1:0" }, env: { OOO_STORE_WRITE_TOKEN: write, OOO_STORE_READ_TOKEN: TOKEN } }));
+    servers.push({ stop: () => running.stop() });
+    const publisher = new StoreClient({ url: running.url, token: write });
+    const disk = { sha256: sha256(s.img), size: s.img.length };
+    await publisher.putBlob(`sha256:${disk.sha256}`, s.file);
+    await publisher.putBlob(`sha256:${sha256(s.mapText)}`, new Uint8Array(s.mapText));
+    const client = new DeployClient(`${running.url}/md`);
+    const get = (url: string, headers: Record<string, string>, signal: AbortSignal) => client.download(url, TOKEN, signal, headers);
+    const blob = (hex: string) => `${running.url}/v2/ooo/blobs/sha256:${hex}`;
+    const image = {
+      name: "node",
+      digest: `sha256:${"d".repeat(64)}`,
+      disk: { url: blob(disk.sha256), ...disk },
+      map: { url: blob(sha256(s.mapText)), sha256: sha256(s.mapText), size: s.mapText.length },
+    };
+    const fd = openSync(s.diskFile, "r+");
+    try {
+      const writer = await MapWriter.open(get, image, { fd, kind: "file" });
+      await writer.write(() => {});
+      writer.finish();
+      writer.commit();
+      expect(readFileSync(s.diskFile).subarray(0, s.img.length).equals(s.img)).toBe(true);
     } finally {
       closeSync(fd);
     }
