@@ -22,12 +22,16 @@ import { requireCommand } from "../support/require.ts";
  * small, one right, named by a serial hint — and user networking restricted
  * to one forward: 10.0.2.100:80, a small peer in this test that speaks
  * wire/deploy.ts (the deployer's side is not built yet) and serves the node
- * image's raw disk and a config drive made as the deployer makes them. The
- * ramdisk looks itself up (the peer arms it only after a first refused
- * lookup), reports its hardware, waits in standby, erases the disks, fails a
- * deploy whose hint matches no disk (and says where), then deploys on
- * command and starts the installed node by kexec: one firmware boot in all, counted
- * on SeaBIOS's debug console (its boot handler, INT 19h). The node reads its config drive and signals.
+ * image's raw disk (by Range, as the store does), its disk map and a config
+ * drive made as the deployer makes them. The ramdisk looks itself up (the
+ * peer arms it only after a first refused lookup), reports its hardware,
+ * waits in standby, erases the disks, fails a deploy whose hint matches no
+ * disk (and says where), deploys the whole disk without its map (left for a
+ * boot from disk: the ramdisk stays), then deploys it again by its disk map
+ * (only the map's chunks travel) and starts the installed node by kexec: one
+ * firmware boot in all, counted on SeaBIOS's debug console (its boot
+ * handler, INT 19h). The node reads its config drive and signals. Both
+ * deploys' times, on one machine in one state, are printed side by side.
  */
 const GUEST_IP = "10.0.2.100";
 const MAC = "52:54:00:12:34:56"; // qemu's default for the first NIC
