@@ -65,6 +65,11 @@ export class MapWriter {
     return new MapWriter(get, image.disk.url, map, target);
   }
 
+  /** Threads the chunks are hashed on besides this one (none with one CPU). */
+  get hashThreads() {
+    return Math.max(this.hasher.width, 0);
+  }
+
   /** Bytes the chunks hold: what travels. */
   get bytesTotal() {
     return mappedBytes(this.map);

@@ -102,6 +102,8 @@ describe("the deploy ramdisk in a VM", () => {
         dir,
         accel: "tcg",
         memoryMiB: 1536,
+        // Two vCPUs, as any real machine has more than one: the chunks of a deploy by disk map are hashed on a worker thread of the compiled agent.
+        cpus: 2,
         disk: { file: small, format: "raw", serial: "SMALL-1" },
         extraDisks: [{ file: right, format: "raw", serial: "ROOT-1" }],
         kernel: { vmlinuz, initrd: initramfs, append: `console=ttyS0 ooo.md=http://${GUEST_IP} BOOTIF=01-${MAC.replaceAll(":", "-")}` },
