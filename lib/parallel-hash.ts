@@ -5,8 +5,9 @@ import type { FromHashWorker, ToHashWorker } from "./hash-worker.ts";
 /**
  * Hash big data (an image upload, a download) on other cores, one worker
  * thread per algorithm — sha256 and md5 then run side by side — while this
- * thread receives it. Two ways to hand the bytes over without copying or
- * moving them to the workers:
+ * thread receives it. Two ways to hand a stream's bytes over without
+ * copying or moving them to the workers (and PieceHasher, at the end, for
+ * many independent pieces at once):
  *
  * - FileHash: the bytes go to a file by Bun.write (natively, off this
  *   thread's JS), and the workers read the file right behind the writer,
