@@ -214,3 +214,8 @@ export class DeployStepFailed extends OooError {
 export class ImageMismatch extends OooError {
   readonly code = "image-mismatch";
 }
+
+/** The store did not answer a Range request with the bytes asked for (206 and their Content-Range): a deploy by disk map needs it. */
+export class RangeNotServed extends OooError {
+  readonly code = "range-not-served";
+}

@@ -5,7 +5,7 @@ import { Writeback } from "./writeback.ts";
 
 /**
  * A thread behind lib/parallel-hash.ts: one hash algorithm, any number of
- * jobs, two kinds of them.
+ * jobs, three kinds of them.
  *
  * - `ring`: the main thread copies a stream into blocks of a shared ring
  *   (a SharedArrayBuffer); a `data` message says which bytes to hash next,
@@ -16,6 +16,8 @@ import { Writeback } from "./writeback.ts";
  *   the final size. With
  *   `writeback`, it also starts the disk's writeback of what it has read
  *   (sync_file_range), so the final fsync finds little left to do.
+ * - `piece`: bytes moved to the thread (a transferred ArrayBuffer), hashed
+ *   whole, and moved back with the digest (PieceHasher: a disk map's chunks).
  */
 declare const self: Worker;
 
@@ -23,12 +25,13 @@ export type ToHashWorker =
   | { kind: "ring"; job: number; algorithm: string; ring: SharedArrayBuffer }
   | { kind: "data"; job: number; seq: number; at: number; length: number }
   | { kind: "follow"; job: number; algorithm: string; fd: number; from: number; writeback: boolean }
+  | { kind: "piece"; job: number; algorithm: string; bytes: ArrayBuffer }
   | { kind: "end"; job: number; size?: number }
   | { kind: "cancel"; job: number };
 
 export type FromHashWorker =
   | { job: number; seq: number }
-  | { job: number; digest: string }
+  | { job: number; digest: string; bytes?: ArrayBuffer }
   | { job: number; error: string }
   | { job: number; cancelled: true };
 
@@ -130,6 +133,11 @@ self.onmessage = (event: MessageEvent<ToHashWorker>) => {
         if (job?.kind !== "ring") return;
         job.hash.update(job.ring.subarray(m.at, m.at + m.length));
         answer({ job: m.job, seq: m.seq });
+        break;
+      }
+      case "piece": {
+        const digest = createHash(m.algorithm).update(new Uint8Array(m.bytes)).digest("hex");
+        self.postMessage({ job: m.job, digest, bytes: m.bytes } satisfies FromHashWorker, [m.bytes]);
         break;
       }
       case "follow":

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { BLOCK_BYTES, ParallelHash } from "./parallel-hash.ts";
+import { BLOCK_BYTES, ParallelHash, PieceHasher } from "./parallel-hash.ts";
 
 /**
  * The error a promise rejects with. Not `expect(p).rejects`: under bun test
@@ -63,4 +63,16 @@ test("a failing sink fails the job; cancel waits for sinks still at work", async
 
 test("an empty stream has the empty digests", async () => {
   expect(await new ParallelHash(["sha256", "md5"]).digest()).toEqual([digest("sha256", new Uint8Array()), digest("md5", new Uint8Array())]);
+});
+
+test("pieces hash on several threads at once, each moved there and back", async () => {
+  const pieces = [1, 2, 3, 4, 5].map((seed) => new Uint8Array(BLOCK_BYTES * seed + seed).fill(seed * 11));
+  const expected = pieces.map((p) => digest("sha256", p));
+  for (const width of [0, 1, 3]) {
+    const hasher = new PieceHasher("sha256", width);
+    const results = await Promise.all(pieces.map((p) => hasher.digest(p.slice().buffer)));
+    expect(results.map((r) => r.hex)).toEqual(expected);
+    // The bytes come back whole, for the caller to write.
+    expect(results.map((r) => digest("sha256", new Uint8Array(r.bytes)))).toEqual(expected);
+  }
 });

@@ -1,10 +1,13 @@
+import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
 import type { FromHashWorker, ToHashWorker } from "./hash-worker.ts";
 
 /**
  * Hash big data (an image upload, a download) on other cores, one worker
  * thread per algorithm — sha256 and md5 then run side by side — while this
- * thread receives it. Two ways to hand the bytes over without copying or
- * moving them to the workers:
+ * thread receives it. Two ways to hand a stream's bytes over without
+ * copying or moving them to the workers (and PieceHasher, at the end, for
+ * many independent pieces at once):
  *
  * - FileHash: the bytes go to a file by Bun.write (natively, off this
  *   thread's JS), and the workers read the file right behind the writer,
@@ -31,7 +34,7 @@ export type BlockSink = (block: Uint8Array, position: number) => unknown;
 
 interface Listener {
   hashed?(seq: number): void;
-  digest(hex: string): void;
+  digest(hex: string, bytes?: ArrayBuffer): void;
   /** The job failed, or the thread died: either way the worker is done with it. */
   failed(message: string): void;
   cancelled(): void;
@@ -39,6 +42,7 @@ interface Listener {
 
 class HashThread {
   private readonly worker: Worker;
+  dead = false;
   private readonly listeners = new Map<number, Listener>();
 
   constructor(readonly algorithm: string) {
@@ -48,12 +52,13 @@ class HashThread {
       const listener = this.listeners.get(m.job);
       if (!listener) return;
       if ("seq" in m) listener.hashed?.(m.seq);
-      else if ("digest" in m) listener.digest(m.digest);
+      else if ("digest" in m) listener.digest(m.digest, m.bytes);
       else if ("error" in m) listener.failed(m.error);
       else listener.cancelled();
     };
     this.worker.onerror = (event) => {
       // A dead thread fails its jobs; the next job gets a new one.
+      this.dead = true;
       if (threads.get(this.algorithm) === this) threads.delete(this.algorithm);
       for (const listener of this.listeners.values()) listener.failed(`hash worker (${this.algorithm}) failed: ${event.message}`);
       this.listeners.clear();
@@ -71,8 +76,13 @@ class HashThread {
     if (this.listeners.delete(job) && this.listeners.size === 0) this.worker.unref();
   }
 
-  post(message: ToHashWorker) {
-    this.worker.postMessage(message);
+  post(message: ToHashWorker, transfer: ArrayBuffer[] = []) {
+    this.worker.postMessage(message, transfer);
+  }
+
+  /** Jobs open on this thread. */
+  get load() {
+    return this.listeners.size;
   }
 }
 
@@ -309,5 +319,46 @@ export class ParallelHash {
       }
     }
     await Promise.all(this.sinking);
+  }
+}
+
+/** Threads of PieceHasher, kept for the next one (each is ~20 ms to start). */
+const pieceThreads = new Map<string, HashThread[]>();
+
+/**
+ * Hash independent pieces (a disk map's chunks) on up to `width` threads
+ * of their own, several at once: each piece is moved to the least busy
+ * thread and back (a transferred ArrayBuffer, not a copy). With one CPU
+ * there is nothing to gain from threads: width 0 hashes on this one.
+ */
+export class PieceHasher {
+  constructor(
+    readonly algorithm: string,
+    readonly width = Math.min(availableParallelism() - 1, 4),
+  ) {}
+
+  /** The piece's digest, and the piece back (the one given is detached: use the one returned). */
+  digest(bytes: ArrayBuffer): Promise<{ hex: string; bytes: ArrayBuffer }> {
+    if (this.width < 1) return Promise.resolve({ hex: createHash(this.algorithm).update(new Uint8Array(bytes)).digest("hex"), bytes });
+    // A thread that died is replaced.
+    const pool = (pieceThreads.get(this.algorithm) ?? []).filter((t) => !t.dead);
+    while (pool.length < this.width) pool.push(new HashThread(this.algorithm));
+    pieceThreads.set(this.algorithm, pool);
+    const thread = pool.slice(0, this.width).reduce((a, b) => (b.load < a.load ? b : a));
+    const job = nextJob++;
+    return new Promise((resolve, reject) => {
+      thread.attach(job, {
+        digest: (hex, back) => {
+          thread.detach(job);
+          resolve({ hex, bytes: back! });
+        },
+        failed: (message) => {
+          thread.detach(job);
+          reject(new Error(`hashing ${this.algorithm}: ${message}`));
+        },
+        cancelled: () => {},
+      });
+      thread.post({ kind: "piece", job, algorithm: this.algorithm, bytes }, [bytes]);
+    });
   }
 }

@@ -143,8 +143,11 @@ export const DeployInstructions = z
       name: z.string().min(1),
       digest: Digest.describe("The image's content address, as the node's metadata names it"),
       disk: Download.describe("The raw golden disk; written only once its sha256 matched"),
+      map: Download.optional().describe(
+        "The disk's map (wire/disk-map.ts; the manifest's disk-map artifact): when given, only its chunks are fetched, by Range requests on disk.url, each checked against the map, which is checked against this sha256; without it the whole disk streams",
+      ),
     }),
-    store_token: z.string().optional().describe("A read-only store token for the disk's URL"),
+    store_token: z.string().optional().describe("A read-only store token for the disk's and the map's URLs (sent as the store's X-Auth-Token)"),
     root_device: RootDeviceHints.optional(),
     config_drive: Download.describe("The config drive image, written into a partition labelled config-2"),
     restart: z.enum(["kexec", "firmware"]).describe("kexec into the installed root, or ask the deployer for a boot from disk"),

@@ -12,7 +12,7 @@ import { Digest, Sha256Hex } from "./image-ref.ts";
  * to, so an ext4 and an erofs image of one tree share it.
  */
 export const Artifact = z.object({
-  type: z.string().describe("Output type: tar, rootfs, raw, qcow2, vmlinuz, initrd, …"),
+  type: z.string().describe("Output type: tar, rootfs, raw, disk-map (where the raw disk's data is: wire/disk-map.ts), qcow2, vmlinuz, initrd, …"),
   file: z.string().describe("File name, relative to the manifest"),
   sha256: Sha256Hex,
   size: z.number().int().nonnegative().describe("Bytes (apparent size)"),

@@ -145,14 +145,15 @@ export class DeployClient {
   }
 
   /**
-   * GET a download (the golden disk, the config drive). The ramdisk's own
-   * token goes only to the metadata service's origin; the store gets its
-   * own read token, if the deployer gave one.
+   * GET a download (the golden disk or a range of it, its map, the config
+   * drive). The ramdisk's own token goes only to the metadata service's
+   * origin; the store gets its own read token, if the deployer gave one, as
+   * the store reads it (X-Auth-Token, Glance's header).
    */
-  async download(url: string, storeToken: string | undefined, signal: AbortSignal): Promise<Response> {
+  async download(url: string, storeToken: string | undefined, signal: AbortSignal, extra: Record<string, string> = {}): Promise<Response> {
     const sameOrigin = new URL(url).origin === this.origin;
-    const authorization = storeToken ? `Bearer ${storeToken}` : sameOrigin ? this.headers().authorization : undefined;
-    const res = await fetch(url, { headers: authorization ? { authorization } : {}, signal });
+    const auth: Record<string, string> = storeToken ? { "x-auth-token": storeToken } : sameOrigin ? { authorization: this.headers().authorization! } : {};
+    const res = await fetch(url, { headers: { ...extra, ...auth }, signal });
     if (!res.ok || !res.body) throw new Error(`GET ${url}: ${res.status} ${res.ok ? "without a body" : (await res.text()).slice(0, 200).trim()}`);
     return res;
   }

@@ -4,7 +4,8 @@ import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ImageMismatch } from "../errors.ts";
-import { HOLD_BYTES, ImageWriter } from "./image-writer.ts";
+import { HOLD_BYTES } from "./held-disk.ts";
+import { ImageWriter } from "./image-writer.ts";
 import { wipeEnds } from "./install.ts";
 
 const MiB = 2 ** 20;

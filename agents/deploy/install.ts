@@ -7,7 +7,9 @@ import type { DeployInstructions, Disk, RamdiskPhase } from "../../wire/deploy.t
 import { chooseRootDisk, CONFIG_DRIVE_PARTITION_BYTES, deployBytes } from "../../wire/root-device.ts";
 import { DeployStepFailed, ImageMismatch } from "../errors.ts";
 import type { DeployClient } from "./client.ts";
-import { ImageWriter, type Target } from "./image-writer.ts";
+import type { Target } from "./held-disk.ts";
+import { ImageWriter } from "./image-writer.ts";
+import { MapWriter } from "./map-writer.ts";
 import { disks } from "./inventory.ts";
 import { blockDeviceSize, rereadPartitions, zeroOutBlock, zeroOutFile } from "./syscalls.ts";
 
@@ -32,11 +34,6 @@ type Phase = (phase: RamdiskPhase, extra?: { bytes_done?: number; bytes_total?: 
 
 /** `chosen` hears of the disk as soon as it is picked (a failure after that names it). */
 export async function install(client: DeployClient, d: DeployInstructions, phase: Phase, chosen: (disk: Disk) => void = () => {}): Promise<Installed> {
-  const step = <T>(name: RamdiskPhase, fn: () => Promise<T>): Promise<T> =>
-    fn().catch((e: unknown) => {
-      throw e instanceof DeployStepFailed ? e : new DeployStepFailed(name, (e as Error).message, { cause: e });
-    });
-
   await phase("selecting-disk");
   const disk = await step("selecting-disk", async () => {
     if (d.config_drive.size > CONFIG_DRIVE_PARTITION_BYTES)
@@ -49,23 +46,11 @@ export async function install(client: DeployClient, d: DeployInstructions, phase
   });
   const device = `/dev/${disk.name}`;
 
-  await phase("writing", { bytes_done: 0, bytes_total: d.image.disk.size, message: `${d.image.name} onto ${device}` });
+  await phase("writing", { message: `${d.image.name} onto ${device}${d.image.map ? ", by its disk map" : ""}` });
   const fd = await step("writing", async () => openSync(device, constants.O_RDWR | constants.O_EXCL));
-  let writer: ImageWriter;
   try {
     const target: Target = { fd, kind: fstatSync(fd).isBlockDevice() ? "block" : "file" };
-    await step("writing", async () => {
-      wipeEnds(target);
-      writer = new ImageWriter(target, d.image.disk);
-      await streamInto(client, d, writer, (n) => phase("writing", { bytes_done: n, bytes_total: d.image.disk.size }));
-      log.info(`written ${(writer.written / MiB).toFixed(0)} MiB of data, zeroed ${(writer.zeroed / MiB).toFixed(0)} MiB without writing`);
-    });
-    await phase("verifying", { bytes_done: d.image.disk.size, bytes_total: d.image.disk.size });
-    await step("verifying", async () => {
-      const got = writer.finish();
-      log.info(`the image is ${got.size} bytes with sha256 ${got.sha256}, as the deployer named it: making the disk bootable`);
-      writer.commit();
-    });
+    await (d.image.map ? writeByMap(client, d, target, phase) : writeWhole(client, d, target, phase));
   } finally {
     closeSync(fd);
   }
@@ -93,6 +78,59 @@ export async function install(client: DeployClient, d: DeployInstructions, phase
   });
   return { disk, partitions };
 }
+
+/** The whole disk streams in, every byte hashed (without a disk map). */
+async function writeWhole(client: DeployClient, d: DeployInstructions, target: Target, phase: Phase) {
+  await phase("writing", { bytes_done: 0, bytes_total: d.image.disk.size });
+  const writer = await step("writing", async () => {
+    wipeEnds(target);
+    const writer = new ImageWriter(target, d.image.disk);
+    await streamInto(client, d, writer, (n) => phase("writing", { bytes_done: n, bytes_total: d.image.disk.size }));
+    log.info(`written ${(writer.written / MiB).toFixed(0)} MiB of data, zeroed ${(writer.zeroed / MiB).toFixed(0)} MiB without writing`);
+    return writer;
+  });
+  await phase("verifying", { bytes_done: d.image.disk.size, bytes_total: d.image.disk.size });
+  await step("verifying", async () => {
+    const got = writer.finish();
+    log.info(`the image is ${got.size} bytes with sha256 ${got.sha256}, as the deployer named it: making the disk bootable`);
+    writer.commit();
+  });
+}
+
+/** Only the disk's data, chunk by chunk as its map lists it, each chunk verified; the gaps zeroed. */
+async function writeByMap(client: DeployClient, d: DeployInstructions, target: Target, phase: Phase) {
+  const image = { ...d.image, map: d.image.map! };
+  const get = (url: string, headers: Record<string, string>, signal: AbortSignal) => client.download(url, d.store_token, signal, headers);
+  const writer = await step("writing", async () => {
+    wipeEnds(target);
+    return MapWriter.open(get, image, target);
+  });
+  const total = writer.bytesTotal;
+  log.info(`the disk map: ${(total / MiB).toFixed(0)} MiB of data in ${writer.map.chunks.length} chunks, ${(writer.map.disk.size / MiB).toFixed(0)} MiB in all; hashed ${writer.hashThreads ? `on ${writer.hashThreads} thread${writer.hashThreads > 1 ? "s" : ""} of its own` : "on this one"}`);
+  await phase("writing", { bytes_done: 0, bytes_total: total });
+  await step("writing", async () => {
+    let last = performance.now();
+    await writer.write((n) => {
+      if (performance.now() - last < PROGRESS_EVERY_MS) return;
+      last = performance.now();
+      // Not awaited: the next chunks need not wait for the report (and a lost one is no failure).
+      phase("writing", { bytes_done: n, bytes_total: total }).catch(() => {});
+    });
+    log.info(`written ${(writer.written / MiB).toFixed(0)} MiB of data, zeroed ${(writer.zeroed / MiB).toFixed(0)} MiB without fetching or writing it`);
+  });
+  await phase("verifying", { bytes_done: total, bytes_total: total });
+  await step("verifying", async () => {
+    const got = writer.finish();
+    log.info(`all ${got.chunks} chunks (${got.bytes} bytes) matched the disk map, whose sha256 the deployer named: making the disk bootable`);
+    writer.commit();
+  });
+}
+
+/** A step's failure names the step (the phases of wire/deploy.ts). */
+const step = <T>(name: RamdiskPhase, fn: () => Promise<T>): Promise<T> =>
+  fn().catch((e: unknown) => {
+    throw e instanceof DeployStepFailed ? e : new DeployStepFailed(name, (e as Error).message, { cause: e });
+  });
 
 /** Old signatures gone first (a partition table, a filesystem, RAID metadata at either end): wipefs's first and last MiB. */
 export function wipeEnds(target: Target) {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { makeConfigDrive } from "../../deployer/config-drive.ts";
 import { capture, run } from "../../lib/run.ts";
@@ -7,6 +8,7 @@ import { sha256File } from "../../lib/sparse.ts";
 import { Vm } from "../../lib/qemu/vm.ts";
 import { removeRunDir, tempRunDir } from "../../pipeline/boot.ts";
 import { DEPLOY_VERSION, type Command } from "../../wire/deploy.ts";
+import { DISK_MAP_ARTIFACT, DiskMap, mappedBytes } from "../../wire/disk-map.ts";
 import { CompletionSignal } from "../../wire/signal.ts";
 import { CONFIG_DRIVE_PARTITION_BYTES } from "../../wire/root-device.ts";
 import { RAMDISK_TARGET_BYTES } from "../../builder/outputs/ramdisk.ts";
@@ -20,12 +22,16 @@ import { requireCommand } from "../support/require.ts";
  * small, one right, named by a serial hint — and user networking restricted
  * to one forward: 10.0.2.100:80, a small peer in this test that speaks
  * wire/deploy.ts (the deployer's side is not built yet) and serves the node
- * image's raw disk and a config drive made as the deployer makes them. The
- * ramdisk looks itself up (the peer arms it only after a first refused
- * lookup), reports its hardware, waits in standby, erases the disks, fails a
- * deploy whose hint matches no disk (and says where), then deploys on
- * command and starts the installed node by kexec: one firmware boot in all, counted
- * on SeaBIOS's debug console (its boot handler, INT 19h). The node reads its config drive and signals.
+ * image's raw disk (by Range, as the store does), its disk map and a config
+ * drive made as the deployer makes them. The ramdisk looks itself up (the
+ * peer arms it only after a first refused lookup), reports its hardware,
+ * waits in standby, erases the disks, fails a deploy whose hint matches no
+ * disk (and says where), deploys the whole disk without its map (left for a
+ * boot from disk: the ramdisk stays), then deploys it again by its disk map
+ * (only the map's chunks travel) and starts the installed node by kexec: one
+ * firmware boot in all, counted on SeaBIOS's debug console (its boot
+ * handler, INT 19h). The node reads its config drive and signals. Both
+ * deploys' times, on one machine in one state, are printed side by side.
  */
 const GUEST_IP = "10.0.2.100";
 const MAC = "52:54:00:12:34:56"; // qemu's default for the first NIC
@@ -40,6 +46,10 @@ describe("the deploy ramdisk in a VM", () => {
     requireCommand("qemu-system-x86_64", "socat", "sfdisk", "dumpe2fs");
     const [node, ramdisk] = await Promise.all([buildTestImage("node"), buildTestImage("ramdisk")]);
     const raw = `${node.base}.raw`;
+    const mapFile = `${node.base}.disk-map.json`;
+    const map = DiskMap.parse(JSON.parse(readFileSync(mapFile, "utf8")));
+    const mapSum = sha256File(mapFile);
+    expect(mapSum).toEqual(pick(node.manifest.artifacts.find((a) => a.type === DISK_MAP_ARTIFACT)!));
     const vmlinuz = `${ramdisk.base}.vmlinuz`;
     const initramfs = `${ramdisk.base}.initramfs`;
     const ramdiskBytes = statSync(vmlinuz).size + statSync(initramfs).size;
@@ -65,7 +75,11 @@ describe("the deploy ramdisk in a VM", () => {
       machine: "bm-0",
       macs: [MAC],
       token: RAMDISK_TOKEN,
-      files: { "/images/node.raw": { file: raw, token: STORE_TOKEN }, "/v1/ramdisk/bm-0/config-drive": { file: drive, token: RAMDISK_TOKEN } },
+      files: {
+        "/images/node.raw": { file: raw, token: STORE_TOKEN, store: true },
+        "/images/node.disk-map.json": { file: mapFile, token: STORE_TOKEN, store: true },
+        "/v1/ramdisk/bm-0/config-drive": { file: drive, token: RAMDISK_TOKEN },
+      },
       extra: async (req, url) => {
         if (req.headers.get("authorization") !== `Bearer ${NODE_TOKEN}`) return undefined;
         if (url.pathname === "/v1/nodes/bm-0/metadata")
@@ -88,6 +102,8 @@ describe("the deploy ramdisk in a VM", () => {
         dir,
         accel: "tcg",
         memoryMiB: 1536,
+        // Two vCPUs, as any real machine has more than one: the chunks of a deploy by disk map are hashed on a worker thread of the compiled agent.
+        cpus: 2,
         disk: { file: small, format: "raw", serial: "SMALL-1" },
         extraDisks: [{ file: right, format: "raw", serial: "ROOT-1" }],
         kernel: { vmlinuz, initrd: initramfs, append: `console=ttyS0 ooo.md=http://${GUEST_IP} BOOTIF=01-${MAC.replaceAll(":", "-")}` },
@@ -120,35 +136,56 @@ describe("the deploy ramdisk in a VM", () => {
       peer.setCommand({ version: DEPLOY_VERSION, action: "erase", then: "standby" });
       await peer.until(() => peer.results.length === 1, 120_000, "post the erase's result");
       expect(peer.results[0]!.body).toMatchObject({ action: "erase", status: "success", step: "erasing" });
-      const deploy = (root_device: { serial: string }): Command => ({
+      const deploy = (root_device: { serial: string }, o: { map: boolean; restart: "kexec" | "firmware" }): Command => ({
         version: DEPLOY_VERSION,
         action: "deploy",
         deploy: {
           node: "bm-0",
-          image: { name: "node", digest: node.manifest.digest, disk: { url: `http://${GUEST_IP}/images/node.raw`, sha256: image.sha256, size: image.size } },
+          image: {
+            name: "node",
+            digest: node.manifest.digest,
+            disk: { url: `http://${GUEST_IP}/images/node.raw`, sha256: image.sha256, size: image.size },
+            ...(o.map ? { map: { url: `http://${GUEST_IP}/images/node.disk-map.json`, ...mapSum } } : {}),
+          },
           store_token: STORE_TOKEN,
           root_device,
           config_drive: { url: `http://${GUEST_IP}/v1/ramdisk/bm-0/config-drive`, sha256: driveSum.sha256, size: driveSum.size },
-          restart: "kexec",
+          restart: o.restart,
         },
       });
       // A hint no disk matches: the failure names its step and brings the log's end; the ramdisk waits on.
-      peer.setCommand(deploy({ serial: "no-such-disk" }));
+      peer.setCommand(deploy({ serial: "no-such-disk" }, { map: true, restart: "kexec" }));
       await peer.until(() => peer.results.length === 2, 120_000, "post the failed deploy's result");
       expect(peer.results[1]!.body).toMatchObject({ action: "deploy", status: "failure", step: "selecting-disk", restart: "none" });
       expect(peer.results[1]!.body.message).toContain("no disk matches the root device hints");
       expect(peer.results[1]!.body.log_tail).toContain("ooo-deploy");
-      peer.setCommand(deploy({ serial: "root-1" }));
+      // The whole disk first, streamed and hashed zeros and all (a deploy without a map), left for a boot from disk:
+      // the ramdisk stays, and the same machine, in the same state, then deploys by the disk map for comparison.
+      peer.setCommand(deploy({ serial: "root-1" }, { map: false, restart: "firmware" }));
+      const wholeAt = performance.now();
+      const wholeLoad = loadavg()[0]!;
+      await peer.until(() => peer.results.length === 3, 900_000, "post the whole-disk deploy's result");
+      expect(peer.results[2]!.body).toMatchObject({ action: "deploy", status: "success", step: "restarting", disk: "/dev/vdb", restart: "firmware" });
+      expect(peer.downloads.filter((d) => d.at >= wholeAt && d.body.path === "/images/node.raw").map((d) => d.body)).toEqual([{ path: "/images/node.raw", bytes: image.size }]);
+
+      peer.setCommand(deploy({ serial: "root-1" }, { map: true, restart: "kexec" }));
       const deployedAt = performance.now();
-      await peer.until(() => peer.results.length === 3, 900_000, "post a deploy result");
-      const result = peer.results[2]!;
+      const mapLoad = loadavg()[0]!;
+      await peer.until(() => peer.results.length === 4, 900_000, "post a deploy result");
+      const result = peer.results[3]!;
       expect(result.body).toMatchObject({ action: "deploy", status: "success", step: "restarting", disk: "/dev/vdb", restart: "kexec" });
+      // By the map: the map once, then exactly its chunks, each a range of the raw disk.
+      const fetched = peer.downloads.filter((d) => d.at >= deployedAt && d.body.path.startsWith("/images/")).map((d) => d.body);
+      expect(fetched.filter((d) => d.path === "/images/node.disk-map.json")).toEqual([{ path: "/images/node.disk-map.json", bytes: mapSum.size }]);
+      const ranges = fetched.filter((d) => d.path === "/images/node.raw").map((d) => d.range);
+      expect(ranges.sort((a, b) => a![0] - b![0])).toEqual(map.chunks.map((c) => [c.offset, c.offset + c.length]));
       const ready = await vm.waitFor(/OOO-READY (\{.*\})/, 300_000);
       await peer.until(() => signal !== undefined, 240_000, "(as the installed node) signal completion");
       expect(signal!.status).toBe("SUCCESS");
 
       const phases = (since: number) => [...new Set(peer.progress.filter((p) => p.at >= since).map((p) => p.body.phase))];
       expect(phases(0)).toEqual(["lookup", "inventory", "waiting", "erasing", "selecting-disk", "failed", "writing", "verifying", "growing-state", "config-drive", "restarting"]);
+      expect(phases(wholeAt)).toEqual(["selecting-disk", "writing", "verifying", "growing-state", "config-drive", "restarting"]);
       expect(phases(deployedAt)).toEqual(["selecting-disk", "writing", "verifying", "growing-state", "config-drive", "restarting"]);
       // SeaBIOS prints its banner twice per boot (before and after relocating itself), and enters its boot handler once.
       const firmwareBoots = (readFileSync(firmwareLog, "latin1").match(/^enter handle_19:/gm) ?? []).length;
@@ -157,15 +194,22 @@ describe("the deploy ramdisk in a VM", () => {
       for (const secret of [RAMDISK_TOKEN, STORE_TOKEN]) expect(vm.console).not.toContain(secret);
       expect(peer.refused).toEqual([]);
 
-      const at = (phase: string) => peer.progress.find((p) => p.at >= deployedAt && p.body.phase === phase)!.at;
+      const at = (phase: string, since: number) => peer.progress.find((p) => p.at >= since && p.body.phase === phase)!.at;
+      const seconds = (ms: number) => Number((ms / 1000).toFixed(1));
       const figures = {
         ramdisk_bytes: ramdiskBytes,
         boot_to_first_lookup_s: firstLookup,
-        armed_to_inventory_s: Number(((peer.inventories[0]!.at - peer.lookups.at(-1)!.at) / 1000).toFixed(1)),
-        write_s: Number(((at("verifying") - at("writing")) / 1000).toFixed(1)),
-        deploy_command_to_result_s: Number(((result.at - at("selecting-disk")) / 1000).toFixed(1)),
+        armed_to_inventory_s: seconds(peer.inventories[0]!.at - peer.lookups.at(-1)!.at),
+        whole_write_s: seconds(at("verifying", wholeAt) - at("writing", wholeAt)),
+        whole_deploy_command_to_result_s: seconds(peer.results[2]!.at - at("selecting-disk", wholeAt)),
+        whole_load: wholeLoad,
+        write_s: seconds(at("verifying", deployedAt) - at("writing", deployedAt)),
+        deploy_command_to_result_s: seconds(result.at - at("selecting-disk", deployedAt)),
+        map_load: mapLoad,
         kexec_to_ready_s: Number((ready.seconds - (result.at - t0) / 1000).toFixed(1)),
         image_bytes: image.size,
+        mapped_bytes: mappedBytes(map),
+        map_chunks: map.chunks.length,
       };
       process.stderr.write(`deploy ramdisk under TCG: ${JSON.stringify(figures)}\n`);
       await vm.kill();
@@ -198,6 +242,8 @@ describe("the deploy ramdisk in a VM", () => {
     }
   }, 40 * 60_000);
 });
+
+const pick = (a: { sha256: string; size: number }) => ({ sha256: a.sha256, size: a.size });
 
 /** Whether two files hold the same bytes in [offset, offset+length). */
 function sameBytes(a: string, b: string, offset: number, length: number): boolean {

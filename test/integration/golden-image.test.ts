@@ -2,9 +2,11 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { checkDiskMap } from "../../lib/disk-map.ts";
 import { sha256File } from "../../lib/sparse.ts";
 import { bootAndWait, findImage, overlayDisk, tempRunDir, removeRunDir } from "../../pipeline/boot.ts";
 import { DISK } from "../../wire/boot.ts";
+import { DiskMap, mappedBytes } from "../../wire/disk-map.ts";
 import { ManifestV1, type Manifest } from "../../wire/manifest.ts";
 import { buildTestImage, FIXTURE_ELEMENTS, ooo } from "../support/images.ts";
 import { requireCommand } from "../support/require.ts";
@@ -79,11 +81,17 @@ describe("golden disk images", () => {
     const image = await buildTestImage("node");
     const manifest = ManifestV1.parse(JSON.parse(readFileSync(`${image.base}.manifest.json`, "utf8")));
     const types = manifest.artifacts.map((a) => a.type).sort();
-    expect(types).toEqual(["initrd", "raw", "tar", "vmlinuz"]);
+    expect(types).toEqual(["disk-map", "initrd", "raw", "tar", "vmlinuz"]);
     for (const a of manifest.artifacts) {
       const file = join(image.base, "..", a.file);
       expect(sha256File(file)).toEqual({ sha256: a.sha256, size: a.size });
     }
+    // The map is of this raw disk, and true of it; a deploy fetches only its chunks (~a fifth of the disk).
+    const raw = manifest.artifacts.find((a) => a.type === "raw")!;
+    const map = DiskMap.parse(JSON.parse(readFileSync(`${image.base}.disk-map.json`, "utf8")));
+    expect(map.disk).toEqual({ size: raw.size, sha256: raw.sha256 });
+    expect(checkDiskMap(`${image.base}.raw`, map)).toEqual([]);
+    expect(mappedBytes(map)).toBeLessThan(raw.size / 3);
     expect(manifest.digest).toBe(`sha256:${manifest.artifacts.find((a) => a.type === "tar")!.sha256}`);
     expect(manifest.packages.map((p) => p.name)).toContain("systemd");
     expect(manifest.statePaths).toEqual(["/var/lib/ooo-demo"]);

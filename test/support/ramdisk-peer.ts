@@ -25,8 +25,13 @@ export interface PeerOptions {
   machine: string;
   macs: string[];
   token: string;
-  /** Files served as downloads, by path, each with the bearer token it wants. */
-  files: Record<string, { file: string; token: string }>;
+  /**
+   * Files served as downloads, by path, each with the token it wants: as
+   * the store reads it (X-Auth-Token) when `store`, else as the metadata
+   * service does (a bearer token). A store's file serves byte ranges, as
+   * the store does (206 with Content-Range).
+   */
+  files: Record<string, { file: string; token: string; store?: boolean }>;
   /** Other routes (a node's metadata and signal after the deploy). */
   extra?: (req: Request, url: URL) => Promise<Response | undefined>;
 }
@@ -41,7 +46,7 @@ export class RamdiskPeer {
   readonly inventories: Received<Inventory>[] = [];
   readonly progress: Received<RamdiskProgress>[] = [];
   readonly results: Received<RamdiskResult>[] = [];
-  readonly downloads: Received<{ path: string; bytes: number }>[] = [];
+  readonly downloads: Received<{ path: string; bytes: number; range?: [number, number] }>[] = [];
   readonly refused: string[] = [];
   private armed = false;
   private answered = false;
@@ -112,10 +117,20 @@ export class RamdiskPeer {
     }
     const file = this.o.files[path];
     if (file && req.method === "GET") {
-      if (bearer !== `Bearer ${file.token}`) return this.refuse(`${path}: wrong token`);
-      const bytes = statSync(file.file).size;
-      this.record(this.downloads, { path, bytes });
-      return new Response(Bun.file(file.file), { headers: { "content-length": String(bytes) } });
+      if (file.store ? req.headers.get("x-auth-token") !== file.token : bearer !== `Bearer ${file.token}`) return this.refuse(`${path}: wrong token`);
+      const size = statSync(file.file).size;
+      const range = file.store ? /^bytes=(\d+)-(\d+)$/.exec(req.headers.get("range") ?? "") : null;
+      if (range) {
+        const [first, last] = [Number(range[1]), Math.min(Number(range[2]), size - 1)];
+        if (first > last) return new Response("range not satisfiable", { status: 416, headers: { "content-range": `bytes */${size}` } });
+        this.record(this.downloads, { path, bytes: last + 1 - first, range: [first, last + 1] });
+        return new Response(Bun.file(file.file).slice(first, last + 1), {
+          status: 206,
+          headers: { "content-length": String(last + 1 - first), "content-range": `bytes ${first}-${last}/${size}` },
+        });
+      }
+      this.record(this.downloads, { path, bytes: size });
+      return new Response(Bun.file(file.file), { headers: { "content-length": String(size) } });
     }
     const m = /^\/v1\/ramdisk\/([^/]+)\/(inventory|command|progress|result)$/.exec(path);
     if (m) {

@@ -1,0 +1,156 @@
+import { createHash } from "node:crypto";
+import { log } from "../../lib/log.ts";
+import { PieceHasher } from "../../lib/parallel-hash.ts";
+import type { DeployInstructions } from "../../wire/deploy.ts";
+import { DiskMap, mappedBytes, zeroRanges, type DiskMapChunk } from "../../wire/disk-map.ts";
+import { ImageMismatch, RangeNotServed } from "../errors.ts";
+import { HeldDisk, type Target } from "./held-disk.ts";
+
+/**
+ * The golden disk by its map (wire/disk-map.ts), instead of streaming all
+ * of it: the map first, checked against the sha256 the deployer named (from
+ * the manifest: trust runs manifest → map → chunks); then only the chunks,
+ * each a Range request on the raw disk's URL, several at once, each checked
+ * against its sha256 on hash threads before it goes to the disk; the gaps
+ * are zeroed by the device. As with the whole disk, the first and last MiB
+ * are held back (HeldDisk) until every chunk has been verified and the map
+ * is of the disk the instructions name.
+ */
+
+/** Requests in flight: enough to keep the network busy while chunks are hashed and written. */
+export const CONCURRENCY = 4;
+/** Tries of one chunk whose transfer failed (a wrong sha256 is not tried again). */
+const TRIES = 3;
+/** A chunk (4 MiB) that takes this long has stalled. */
+const CHUNK_TIMEOUT_MS = 60_000;
+
+/** A GET with extra headers (Range): the deploy client's download, with the store's token. */
+export type Get = (url: string, headers: Record<string, string>, signal: AbortSignal) => Promise<Response>;
+type Image = DeployInstructions["image"] & { map: NonNullable<DeployInstructions["image"]["map"]> };
+
+export class MapWriter {
+  private readonly disk: HeldDisk;
+  private readonly hasher = new PieceHasher("sha256");
+  private readonly abort = new AbortController();
+  private placed = 0;
+  /** Chunk bytes verified and on the disk. */
+  fetched = 0;
+
+  private constructor(
+    private readonly get: Get,
+    private readonly url: string,
+    readonly map: DiskMap,
+    target: Target,
+  ) {
+    this.disk = new HeldDisk(target, map.disk.size);
+  }
+
+  /** Fetch the map and check it: its sha256 is the deployer's, and it maps the disk the instructions name. */
+  static async open(get: Get, image: Image, target: Target): Promise<MapWriter> {
+    const res = await get(image.map.url, {}, AbortSignal.timeout(CHUNK_TIMEOUT_MS));
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    if (bytes.length !== image.map.size || sha256 !== image.map.sha256)
+      throw new ImageMismatch(`the disk map is ${bytes.length} bytes with sha256 ${sha256}, not ${image.map.size} bytes with ${image.map.sha256} as the deployer said`);
+    let parsed: ReturnType<typeof DiskMap.safeParse>;
+    try {
+      parsed = DiskMap.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+    } catch (e) {
+      throw new ImageMismatch(`the disk map is not JSON: ${(e as Error).message}`);
+    }
+    if (!parsed.success) throw new ImageMismatch(`the disk map is not one: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    const map = parsed.data;
+    if (map.disk.size !== image.disk.size || map.disk.sha256 !== image.disk.sha256)
+      throw new ImageMismatch(`the disk map is of a disk of ${map.disk.size} bytes with sha256 ${map.disk.sha256}, not of ${image.name}'s (${image.disk.size} bytes, ${image.disk.sha256})`);
+    return new MapWriter(get, image.disk.url, map, target);
+  }
+
+  /** Threads the chunks are hashed on besides this one (none with one CPU). */
+  get hashThreads() {
+    return Math.max(this.hasher.width, 0);
+  }
+
+  /** Bytes the chunks hold: what travels. */
+  get bytesTotal() {
+    return mappedBytes(this.map);
+  }
+
+  get written() {
+    return this.disk.written;
+  }
+
+  get zeroed() {
+    return this.disk.zeroed;
+  }
+
+  /** Zero the gaps, then fetch, verify and write every chunk. After the first failure nothing more is written. */
+  async write(progress: (bytes: number) => void) {
+    for (const [from, to] of zeroRanges(this.map)) this.disk.zero(from, to);
+    const chunks = this.map.chunks;
+    let next = 0;
+    let failure: unknown;
+    const lane = async () => {
+      while (failure === undefined && next < chunks.length) {
+        const chunk = chunks[next++]!;
+        try {
+          await this.chunk(chunk);
+          progress(this.fetched);
+        } catch (e) {
+          failure ??= e;
+          this.abort.abort(e);
+        }
+      }
+    };
+    // Every lane settles before this returns: none writes to the disk after a failure is reported.
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, chunks.length) }, lane));
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Every chunk verified and on the disk: nothing that makes the disk bootable is written yet. */
+  finish(): { chunks: number; bytes: number } {
+    if (this.placed !== this.map.chunks.length) throw new ImageMismatch(`only ${this.placed} of the disk map's ${this.map.chunks.length} chunks were written`);
+    this.disk.flush();
+    return { chunks: this.placed, bytes: this.fetched };
+  }
+
+  /** Write the held-back first and last MiB: from now on the disk has the image's partition table. */
+  commit() {
+    this.disk.commit();
+  }
+
+  private async chunk(c: DiskMapChunk) {
+    for (let attempt = 1; ; attempt++) {
+      let bytes: ArrayBuffer;
+      try {
+        bytes = await this.range(c);
+      } catch (e) {
+        if (e instanceof RangeNotServed || attempt >= TRIES || this.abort.signal.aborted) throw e;
+        log.warn(`bytes ${c.offset}+${c.length} of the disk: ${(e as Error).message}; trying again`);
+        await Bun.sleep(attempt * 1000);
+        continue;
+      }
+      const hashed = await this.hasher.digest(bytes);
+      if (hashed.hex !== c.sha256)
+        throw new ImageMismatch(`the disk's bytes ${c.offset}+${c.length} have sha256 ${hashed.hex}, not ${c.sha256} as its map says`);
+      if (this.abort.signal.aborted) return;
+      this.disk.put(new Uint8Array(hashed.bytes), c.offset);
+      this.placed++;
+      this.fetched += c.length;
+      return;
+    }
+  }
+
+  private async range(c: DiskMapChunk): Promise<ArrayBuffer> {
+    const last = c.offset + c.length - 1;
+    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(CHUNK_TIMEOUT_MS)]);
+    const res = await this.get(this.url, { range: `bytes=${c.offset}-${last}` }, signal);
+    const said = res.headers.get("content-range");
+    if (res.status !== 206 || said !== `bytes ${c.offset}-${last}/${this.map.disk.size}`) {
+      await res.body?.cancel();
+      throw new RangeNotServed(`the disk's URL answered a request for bytes ${c.offset}-${last} with ${res.status}${said ? ` (${said})` : ""}, not 206 with those bytes of ${this.map.disk.size}`);
+    }
+    const bytes = await res.arrayBuffer();
+    if (bytes.byteLength !== c.length) throw new Error(`got ${bytes.byteLength} of its ${c.length} bytes`);
+    return bytes;
+  }
+}

@@ -1,0 +1,79 @@
+import { z } from "zod";
+import { Sha256Hex } from "./image-ref.ts";
+
+/**
+ * The disk map of a raw golden disk (`NAME.disk-map.json`, artifact type
+ * `disk-map` in the manifest): where the disk's data is, as chunks that a
+ * deploy fetches by HTTP Range from the raw disk's blob and checks one by
+ * one; every byte outside the chunks is zero. A golden disk of ~2 GiB holds
+ * ~409 MiB of data: with the map, a deploy ramdisk fetches and hashes those,
+ * and zeroes the rest on the disk without fetching it.
+ *
+ * Written by the builder beside the raw disk (builder/outputs/raw.ts), read
+ * by the deploy ramdisk (agents/deploy/). Trust runs manifest → map →
+ * chunks: the manifest names the map's sha256 like any artifact's (so a
+ * signed manifest covers it), and the map names each chunk's.
+ */
+export const DISK_MAP_VERSION = 1;
+/** The manifest's artifact type of a disk map. */
+export const DISK_MAP_ARTIFACT = "disk-map";
+/** Largest chunk the format allows: a reader holds a few in memory at once. */
+export const MAX_CHUNK_BYTES = 16 * 2 ** 20;
+
+const Bytes = z.number().int().nonnegative();
+
+export const DiskMapChunk = z.object({
+  offset: Bytes.describe("Where the chunk starts on the disk, in bytes"),
+  length: z.number().int().positive().max(MAX_CHUNK_BYTES).describe("Bytes in the chunk"),
+  sha256: Sha256Hex.describe("sha256 of the chunk's bytes"),
+});
+export type DiskMapChunk = z.infer<typeof DiskMapChunk>;
+
+/** Cross-field rules: every problem at once, each at its place. */
+function issues(map: { disk: { size: number }; chunks: DiskMapChunk[] }): { path: (string | number)[]; message: string }[] {
+  const found: { path: (string | number)[]; message: string }[] = [];
+  let end = 0;
+  map.chunks.forEach((c, i) => {
+    if (c.offset < end) found.push({ path: ["chunks", i, "offset"], message: `chunk at ${c.offset} starts before the one before it ends (${end}): chunks are in disk order and do not overlap` });
+    if (c.offset + c.length > map.disk.size) found.push({ path: ["chunks", i], message: `chunk ${c.offset}+${c.length} ends past the disk's ${map.disk.size} bytes` });
+    end = Math.max(end, c.offset + c.length);
+  });
+  return found;
+}
+
+export const DiskMapV1 = z
+  .object({
+    version: z.literal(DISK_MAP_VERSION).describe("Disk map format version"),
+    disk: z
+      .object({
+        size: Bytes.describe("The raw disk's size in bytes"),
+        sha256: Sha256Hex.describe("The raw disk's sha256 (its artifact's in the manifest)"),
+      })
+      .describe("The raw disk this maps"),
+    chunks: z.array(DiskMapChunk).describe("The disk's data, in disk order, not overlapping; every byte outside them is zero"),
+  })
+  .superRefine((map, ctx) => {
+    for (const issue of issues(map)) ctx.addIssue({ code: "custom", ...issue });
+  })
+  .describe("Where a raw disk's data is: chunks with their sha256, zeros elsewhere");
+export type DiskMap = z.infer<typeof DiskMapV1>;
+
+/** Parse any known disk map version, translating older ones forward. */
+export const DiskMap = DiskMapV1;
+
+/** Bytes the chunks hold: what a deploy fetches. */
+export function mappedBytes(map: DiskMap): number {
+  return map.chunks.reduce((n, c) => n + c.length, 0);
+}
+
+/** The [start, end) ranges between the chunks (and after the last): zeros on the disk. */
+export function zeroRanges(map: DiskMap): [number, number][] {
+  const ranges: [number, number][] = [];
+  let at = 0;
+  for (const c of map.chunks) {
+    if (c.offset > at) ranges.push([at, c.offset]);
+    at = c.offset + c.length;
+  }
+  if (at < map.disk.size) ranges.push([at, map.disk.size]);
+  return ranges;
+}
