@@ -23,6 +23,8 @@ import { stackStatus, statusText } from "./status.ts";
 import { timelineTable } from "./timeline.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { enroll } from "./bare-metal/enroll.ts";
+import { machineStatus, machinesTable } from "./bare-metal/report.ts";
 
 /** The deployer's commands: deploy, status, scale, delete, power, store-env (and the metadata service daemon). */
 
@@ -237,3 +239,22 @@ export const takeoverCommand: CommandModule<object, TakeoverArgs> = {
 };
 
 export const deployerCommands = [deployCommand, statusCommand, scaleCommand, deleteCommand, powerCommand, upgradeCommand, takeoverCommand, storeEnvCommand, metadataServiceCommand];
+
+type EnrollArgs = StackArgs & { standby?: boolean; json?: boolean };
+
+export const enrollCommand: CommandModule<object, EnrollArgs> = {
+  command: "enroll <stack>",
+  describe: "check every bare-metal machine's BMC (all problems at once, before anything is touched) and record the machines; --standby: boot them into the deploy ramdisk to wait there",
+  builder: (y) =>
+    withStack(y)
+      .option("standby", { type: "boolean", describe: "bring every machine no node uses into the deploy ramdisk (fast track)" })
+      .option("json", { type: "boolean", describe: "print the machines as JSON on stdout" }) as unknown as Argv<EnrollArgs>,
+  handler: async (argv) => {
+    const r = await enroll(argv.stack, { stateDir: argv["state-dir"], standby: argv.standby });
+    const machines = r.machines.map(machineStatus);
+    process.stderr.write(`\n${machinesTable(machines)}\n`);
+    if (argv.json) process.stdout.write(JSON.stringify({ stateDir: r.stateDir, machines }) + "\n");
+  },
+};
+
+deployerCommands.push(enrollCommand);
