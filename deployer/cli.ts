@@ -25,6 +25,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { enroll } from "./bare-metal/enroll.ts";
 import { machineStatus, machinesTable } from "./bare-metal/report.ts";
+import { noteProvisioning } from "./provisioning/settings.ts";
 
 /** The deployer's commands: deploy, status, scale, delete, power, store-env (and the metadata service daemon). */
 
@@ -163,7 +164,8 @@ export const storeEnvCommand: CommandModule<object, StackArgs> = {
     const db = StateDb.open(stateDir);
     const unlock = lockStack(stateDir, "store-env");
     try {
-      // The CA before the store: it starts with the certificate the first deploy would give it.
+      // The CA before the store: it starts with the certificate the first deploy would give it (and where it listens).
+      noteProvisioning(stateDir, stack.provisioning);
       await prepareStackTls(stack, stateDir, db);
       const s = await ensureEmbeddedStore(stateDir);
       process.stdout.write(`export OOO_STORE_URL=${s.url}\nexport OOO_STORE_TOKEN=${s.writeToken}\n${s.caFile ? `export OOO_STORE_CA=${s.caFile}\n` : ""}`);

@@ -107,7 +107,7 @@ async function streamInto(client: DeployClient, d: DeployInstructions, writer: I
   const abort = new AbortController();
   let stall = setTimeout(() => abort.abort(new Error(`the download stalled (nothing for ${STALL_MS / 1000} s)`)), STALL_MS);
   try {
-    const res = await client.download(d.image.disk.url, d.store_token, abort.signal);
+    const res = await client.download(d.image.disk.url, d.store_token, abort.signal, d.store_ca);
     let last = performance.now();
     for await (const chunk of res.body!) {
       clearTimeout(stall);

@@ -1,4 +1,6 @@
 import { CommandV1, DEPLOY_VERSION, InventoryV1, RamdiskResultV1, type Command, type Inventory, type RamdiskResult } from "../../wire/deploy.ts";
+import { driverFor } from "../drivers/index.ts";
+import type { Stack } from "../stack.ts";
 import type { StateDb } from "../state.ts";
 
 /**
@@ -157,4 +159,22 @@ export class Machines {
   ramdiskAlive(m: MachineRow, now = Date.now()): boolean {
     return m.state === "ramdisk" && m.token_hash !== null && m.seen_at !== null && now - m.seen_at < RAMDISK_ALIVE_MS;
   }
+}
+
+export interface StackMachine {
+  name: string;
+  pool: string;
+  driver: string;
+  config: Record<string, unknown>;
+  macs: string[];
+  standby: boolean;
+}
+
+/** The stack file's machines, entry by entry, in order. */
+export function stackMachines(stack: Stack): StackMachine[] {
+  return Object.entries(stack.inventory).flatMap(([pool, entry]) => {
+    const bm = driverFor(entry.driver).bareMetal;
+    if (!bm) return [];
+    return Object.entries(bm.machines(entry as never)).map(([name, m]) => ({ name, pool, driver: entry.driver, config: entry as Record<string, unknown>, macs: m.macs, standby: m.standby }));
+  });
 }
