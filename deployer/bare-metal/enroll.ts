@@ -7,7 +7,14 @@ import { MachinesUnusable } from "../errors.ts";
 import { lockStack } from "../lock.ts";
 import { loadStack, type Stack } from "../stack.ts";
 import { StateDb } from "../state.ts";
-import { Machines, type MachineRow } from "./machines.ts";
+import { Machines, stackMachines, type MachineRow } from "./machines.ts";
+import { join } from "node:path";
+import { ImageCache } from "../images.ts";
+import { noteProvisioning } from "../provisioning/settings.ts";
+import { storeFor } from "../services.ts";
+import { prepareStackTls } from "../stack-tls.ts";
+import { startProvisioning } from "./prepare.ts";
+import { bringToStandby } from "./ramdisk-ops.ts";
 
 /**
  * `ooo enroll STACK [--standby]`: the stack's bare-metal machines become
@@ -23,31 +30,12 @@ export interface EnrollOptions {
   stateDir?: string;
   /** Bring every machine that no node uses into the ramdisk (else those the inventory marks standby). */
   standby?: boolean;
-  /** How machines are brought into standby (deployer/bare-metal/standby.ts), given by the caller so that enroll stays small. */
-  toStandby?: (ctx: { stack: Stack; stateDir: string; db: StateDb; run: number }, machines: MachineRow[]) => Promise<void>;
+  imageCache?: string;
 }
 
 export interface EnrollReport {
   stateDir: string;
   machines: MachineRow[];
-}
-
-export interface StackMachine {
-  name: string;
-  pool: string;
-  driver: string;
-  config: Record<string, unknown>;
-  macs: string[];
-  standby: boolean;
-}
-
-/** The stack file's machines, entry by entry, in order. */
-export function stackMachines(stack: Stack): StackMachine[] {
-  return Object.entries(stack.inventory).flatMap(([pool, entry]) => {
-    const bm = driverFor(entry.driver).bareMetal;
-    if (!bm) return [];
-    return Object.entries(bm.machines(entry as never)).map(([name, m]) => ({ name, pool, driver: entry.driver, config: entry as Record<string, unknown>, macs: m.macs, standby: m.standby }));
-  });
 }
 
 /** Every machine's BMC, all at once: MachinesUnusable with each problem, or nothing. */
@@ -89,8 +77,12 @@ export async function enroll(stackFile: string, options: EnrollOptions = {}): Pr
     log.info(`enrolled ${machines.map((m) => m.name).join(", ")}`);
     const wanted = book.all().filter((m) => !m.node && (options.standby || machines.find((x) => x.name === m.name)?.standby));
     if (wanted.length) {
-      if (!options.toStandby) throw new UsageError("standby needs the provisioning network's services (this ooo was built without them)");
-      await options.toStandby({ stack, stateDir, db, run }, wanted);
+      // The ramdisk needs what a deploy needs: the stack's CA, the store holding the ramdisk, dnsmasq, the metadata service.
+      noteProvisioning(stateDir, stack.provisioning);
+      await prepareStackTls(stack, stateDir, db);
+      const store = await storeFor(stack, stateDir);
+      await startProvisioning({ stack, stateDir, db, store, cache: new ImageCache(options.imageCache ?? join(stateDir, "images")) });
+      await bringToStandby(db, wanted);
     }
     result = "ok";
     return { stateDir, machines: book.all() };
