@@ -161,9 +161,10 @@ export class DeployClient {
    */
   async download(url: string, storeToken: string | undefined, signal: AbortSignal, storeCa?: string): Promise<Response> {
     const sameOrigin = new URL(url).origin === this.origin;
-    const authorization = storeToken ? `Bearer ${storeToken}` : sameOrigin ? this.headers().authorization : undefined;
+    // The store takes its token as Glance does (Keystone's X-Auth-Token); the metadata service the ramdisk's as a bearer.
+    const headers: Record<string, string> = storeToken ? { "x-auth-token": storeToken } : sameOrigin ? { authorization: this.headers().authorization! } : {};
     const tls = sameOrigin ? this.tls : storeCa ? { tls: { ca: storeCa } } : {};
-    const res = await fetch(url, { headers: authorization ? { authorization } : {}, signal, ...tls });
+    const res = await fetch(url, { headers, signal, ...tls });
     if (!res.ok || !res.body) throw new Error(`GET ${url}: ${res.status} ${res.ok ? "without a body" : (await res.text()).slice(0, 200).trim()}`);
     return res;
   }

@@ -65,7 +65,7 @@ describe("the deploy ramdisk in a VM", () => {
       machine: "bm-0",
       macs: [MAC],
       token: RAMDISK_TOKEN,
-      files: { "/images/node.raw": { file: raw, token: STORE_TOKEN }, "/v1/ramdisk/bm-0/config-drive": { file: drive, token: RAMDISK_TOKEN } },
+      files: { "/images/node.raw": { file: raw, token: STORE_TOKEN, header: "x-auth-token" }, "/v1/ramdisk/bm-0/config-drive": { file: drive, token: RAMDISK_TOKEN } },
       extra: async (req, url) => {
         if (req.headers.get("authorization") !== `Bearer ${NODE_TOKEN}`) return undefined;
         if (url.pathname === "/v1/nodes/bm-0/metadata")

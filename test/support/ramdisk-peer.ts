@@ -25,8 +25,8 @@ export interface PeerOptions {
   machine: string;
   macs: string[];
   token: string;
-  /** Files served as downloads, by path, each with the bearer token it wants. */
-  files: Record<string, { file: string; token: string }>;
+  /** Files served as downloads, by path, each with the token it wants: a bearer token, or (a store's) X-Auth-Token. */
+  files: Record<string, { file: string; token: string; header?: "x-auth-token" }>;
   /** Other routes (a node's metadata and signal after the deploy). */
   extra?: (req: Request, url: URL) => Promise<Response | undefined>;
 }
@@ -112,7 +112,8 @@ export class RamdiskPeer {
     }
     const file = this.o.files[path];
     if (file && req.method === "GET") {
-      if (bearer !== `Bearer ${file.token}`) return this.refuse(`${path}: wrong token`);
+      const sent = file.header ? req.headers.get(file.header) : bearer;
+      if (sent !== (file.header ? file.token : `Bearer ${file.token}`)) return this.refuse(`${path}: wrong token`);
       const bytes = statSync(file.file).size;
       this.record(this.downloads, { path, bytes });
       return new Response(Bun.file(file.file), { headers: { "content-length": String(bytes) } });
