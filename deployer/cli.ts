@@ -25,6 +25,9 @@ import { stackStatus, statusText } from "./status.ts";
 import { timelineTable } from "./timeline.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { enroll } from "./bare-metal/enroll.ts";
+import { machineStatus, machinesTable } from "./bare-metal/report.ts";
+import { noteProvisioning } from "./provisioning/settings.ts";
 
 /** The deployer's commands: deploy, status, scale, delete, power, store-env (and the metadata service daemon). */
 
@@ -205,7 +208,8 @@ export const storeEnvCommand: CommandModule<object, StackArgs> = {
     const db = StateDb.open(stateDir);
     const unlock = lockStack(stateDir, "store-env");
     try {
-      // The CA before the store: it starts with the certificate the first deploy would give it.
+      // The CA before the store: it starts with the certificate the first deploy would give it (and where it listens).
+      noteProvisioning(stateDir, stack.provisioning);
       await prepareStackTls(stack, stateDir, db);
       const s = await ensureEmbeddedStore(stateDir);
       process.stdout.write(`export OOO_STORE_URL=${s.url}\nexport OOO_STORE_TOKEN=${s.writeToken}\n${s.caFile ? `export OOO_STORE_CA=${s.caFile}\n` : ""}`);
@@ -291,3 +295,22 @@ export const takeoverCommand: CommandModule<object, TakeoverArgs> = {
 };
 
 export const deployerCommands = [deployCommand, statusCommand, scaleCommand, deleteCommand, powerCommand, upgradeCommand, takeoverCommand, storeEnvCommand, metadataServiceCommand];
+
+type EnrollArgs = StackArgs & { standby?: boolean; json?: boolean };
+
+export const enrollCommand: CommandModule<object, EnrollArgs> = {
+  command: "enroll <stack>",
+  describe: "check every bare-metal machine's BMC (all problems at once, before anything is touched) and record the machines; --standby: boot them into the deploy ramdisk to wait there",
+  builder: (y) =>
+    withStack(y)
+      .option("standby", { type: "boolean", describe: "bring every machine no node uses into the deploy ramdisk (fast track)" })
+      .option("json", { type: "boolean", describe: "print the machines as JSON on stdout" }) as unknown as Argv<EnrollArgs>,
+  handler: async (argv) => {
+    const r = await enroll(argv.stack, { stateDir: argv["state-dir"], standby: argv.standby });
+    const machines = r.machines.map(machineStatus);
+    process.stderr.write(`\n${machinesTable(machines)}\n`);
+    if (argv.json) process.stdout.write(JSON.stringify({ stateDir: r.stateDir, machines }) + "\n");
+  },
+};
+
+deployerCommands.push(enrollCommand);

@@ -4,7 +4,9 @@ import { removeNode } from "./deploy.ts";
 import { NoState } from "./errors.ts";
 import { lockStack } from "./lock.ts";
 import { stopEmbeddedStore, stopMetadataService } from "./services.ts";
+import { stopDnsmasq } from "./provisioning/dnsmasq.ts";
 import { StateDb } from "./state.ts";
+import { parkMachines, standbyServices } from "./bare-metal/park.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
@@ -36,6 +38,8 @@ export async function deleteStack(stateDir: string, options: { purge?: boolean }
   const stopped: string[] = [];
   try {
     const nodes = db.nodes();
+    // Bare-metal nodes are erased through the deploy ramdisk: it needs the metadata service and dnsmasq.
+    await standbyServices(db, stateDir, nodes);
     await Promise.all(
       nodes.map((n) =>
         log.step(`remove ${n.name}`, async () => {
@@ -44,7 +48,13 @@ export async function deleteStack(stateDir: string, options: { purge?: boolean }
         }),
       ),
     );
-    if (await stopMetadataService(stateDir)) stopped.push("metadata service");
+    // Machines waiting in standby keep their services, unless the stack's state goes too (then they are powered off).
+    const waiting = await parkMachines(db, { purge: Boolean(options.purge) });
+    if (waiting.length) log.info(`${waiting.join(", ")} wait${waiting.length === 1 ? "s" : ""} in standby: the metadata service and dnsmasq keep running (ooo delete --purge powers them off)`);
+    else {
+      if (await stopMetadataService(stateDir)) stopped.push("metadata service");
+      if (await stopDnsmasq(stateDir)) stopped.push("dnsmasq");
+    }
     if (await stopEmbeddedStore(stateDir)) stopped.push("embedded image store");
     db.endRun(run, "ok");
   } finally {

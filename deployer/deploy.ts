@@ -19,6 +19,9 @@ import { prepareStackTls } from "./stack-tls.ts";
 import { loadStack, type Stack } from "./stack.ts";
 import { StateDb } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
+import { prepareBareMetal } from "./bare-metal/prepare.ts";
+import { releaseMachine } from "./bare-metal/ramdisk-ops.ts";
+import { noteProvisioning } from "./provisioning/settings.ts";
 
 /**
  * `ooo deploy STACK`: converge. Everything that can be checked is checked
@@ -138,6 +141,7 @@ async function converge(stack: Stack, stateDir: string, options: DeployOptions, 
   try {
     db.setInfo("stack.name", stack.name);
     db.setInfo("stack.file", stack.file);
+    noteProvisioning(stateDir, stack.provisioning);
     const tls = await prepareStackTls(stack, stateDir, db);
     const store = await storeFor(stack, stateDir);
     const ctxBase = { db, run, stateDir, store, cache: new ImageCache(options.imageCache ?? join(stateDir, "images")) };
@@ -145,6 +149,8 @@ async function converge(stack: Stack, stateDir: string, options: DeployOptions, 
       if (e instanceof RoleImagesUnusable && stack.store.kind === "embedded") e.hint = publishHint(stack);
       throw e;
     });
+    // Bare metal: machines for the new nodes, every BMC at once, the provisioning network; nodes whose machine is unusable fail untouched.
+    const unusable = await prepareBareMetal({ stack, stateDir, db, store, cache: ctxBase.cache });
     await options.beforeChanges?.();
     acting();
     for (const [role, image] of images) {
@@ -169,7 +175,8 @@ async function converge(stack: Stack, stateDir: string, options: DeployOptions, 
     for (const spec of stack.nodes) {
       const row = db.node(spec.name);
       const image = images.get(spec.role)!;
-      const power: PowerState = row ? await driverFor(row.driver).powerState(driverNode(stateDir, row)) : "off";
+      // A machine whose BMC does not answer is taken to be as it was left (on): the plan then does not power it.
+      const power: PowerState = !row ? "off" : unusable.has(spec.name) ? "on" : await driverFor(row.driver).powerState(driverNode(stateDir, row));
       const hash = metadataFor(ctx, spec, { name: row?.image_name ?? image.name, digest: row?.image_digest ?? image.digest }, 0).hash;
       plan.push(planNode(spec, { row, power, configHash: hash, wantedDigest: image.digest, signal: row ? db.signal(spec.name, row.serial) : undefined }));
     }
@@ -187,7 +194,7 @@ async function converge(stack: Stack, stateDir: string, options: DeployOptions, 
 
     for (const row of remove) await log.step(`remove ${row.name} (the stack no longer has it)`, () => removeNode(db, stateDir, row.name, run));
 
-    const outcomes = await Promise.all(plan.map((p) => convergeNode(ctx, p, images.get(p.spec.role)!, stack.inventory[p.spec.pool] ?? {})));
+    const outcomes = await Promise.all(plan.map((p) => convergeNode(ctx, p, images.get(p.spec.role)!, stack.inventory[p.spec.pool] ?? {}, unusable.get(p.spec.name))));
     // Scaled to nothing: nobody polls the metadata service any more.
     if (!db.nodes().length && (await stopMetadataService(stateDir))) log.info("no node left: the metadata service stopped");
     const failed = outcomes.filter((o) => o.result === "failed");
@@ -210,11 +217,15 @@ async function needServices(db: StateDb, stack: Stack) {
   return stack.nodes.length > 0 || db.nodes().length > 0;
 }
 
-async function convergeNode(ctx: NodeContext, p: PlannedNode, image: ResolvedImage, pool: Record<string, unknown>): Promise<NodeOutcome> {
+async function convergeNode(ctx: NodeContext, p: PlannedNode, image: ResolvedImage, pool: Record<string, unknown>, unusable?: string): Promise<NodeOutcome> {
   const { db, run } = ctx;
   const base = { node: p.spec.name, role: p.spec.role, action: p.action.kind, why: p.action.why, drift: p.drift };
   if (p.action.kind === "none") return { ...base, result: "unchanged" };
   try {
+    if (unusable && ["create", "rebuild", "power-on"].includes(p.action.kind)) {
+      if (!db.node(p.spec.name)) db.createNode({ ...p.spec, idx: p.spec.index, poolConfig: pool, machine: undefined }, run);
+      throw new Error(unusable);
+    }
     switch (p.action.kind) {
       case "create":
         db.createNode({ ...p.spec, idx: p.spec.index, poolConfig: pool }, run);
@@ -222,7 +233,7 @@ async function convergeNode(ctx: NodeContext, p: PlannedNode, image: ResolvedIma
         await powerOn(ctx, p.spec.name);
         break;
       case "rebuild":
-        db.update(p.spec.name, { pool_config: pool });
+        db.update(p.spec.name, { pool_config: pool, ...(p.spec.machine ? { machine: p.spec.machine } : {}) });
         await provision(ctx, p.spec, image);
         await powerOn(ctx, p.spec.name);
         break;
@@ -255,7 +266,10 @@ export async function removeNode(db: StateDb, stateDir: string, name: string, ru
   const row = db.node(name);
   if (!row) return;
   if (row.state !== "deleting") db.transition(name, "deleting", { run });
-  await driverFor(row.driver).destroy(driverNode(stateDir, row));
+  const driver = driverFor(row.driver);
+  // Bare metal: the machine's disks erased by the ramdisk, the machine back to standby or off.
+  if (driver.bareMetal) await releaseMachine(db, row, run);
+  await driver.destroy(driverNode(stateDir, row));
   db.deleteNode(name, run);
 }
 

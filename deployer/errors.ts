@@ -165,3 +165,44 @@ export class HostTooSmall extends OooError {
     super(`${what}: nothing was started`, { hint });
   }
 }
+
+/** A BMC credentials file that cannot be used: missing, readable by others, not {username, password}. Never shows its content. */
+export class BmcCredentialsUnusable extends OooError {
+  readonly code = "bmc-credentials-unusable";
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`BMC credentials ${file}: ${reason}`, { hint: "Write it as YAML with username: and password:, mode 0600 (umask 077 before writing it)." });
+  }
+}
+
+/** A machine's BMC did not do what it was asked (unreachable, refused the login, answered an error). */
+export class BmcFailed extends OooError {
+  readonly code = "bmc-failed";
+  constructor(
+    readonly machine: string,
+    message: string,
+    options?: { cause?: unknown; hint?: string },
+  ) {
+    super(`machine ${machine}'s BMC: ${message}`, options);
+  }
+}
+
+/** Machines that cannot be used, every one named, found before any machine was touched. */
+export class MachinesUnusable extends OooError {
+  readonly code = "machines-unusable";
+  constructor(readonly problems: { machine: string; message: string }[]) {
+    super(`nothing was touched; ${problems.length === 1 ? "a machine is" : `${problems.length} machines are`} not usable:\n${problems.map((p) => `  - ${p.machine}: ${p.message}`).join("\n")}`, {
+      hint: "Fix the inventory (BMC address, credentials file) or the BMC, then run the command again.",
+    });
+  }
+}
+
+/** The stack's bare-metal machines need a provisioning network the stack does not describe well enough. */
+export class ProvisioningUnusable extends OooError {
+  readonly code = "provisioning-unusable";
+  constructor(message: string, hint?: string) {
+    super(`provisioning network: ${message}`, hint ? { hint } : undefined);
+  }
+}

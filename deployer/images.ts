@@ -218,6 +218,13 @@ export class ImageCache {
     await p;
   }
 
+  /** One blob by its sha256 (the deploy ramdisk's kernel, its initramfs), downloaded once and verified; its path in the cache. */
+  async ensureBlob(client: StoreClient, blob: { sha256: string; size: number }, ext: string): Promise<string> {
+    const path = this.path(blob.sha256, ext);
+    await this.fetch(client, blob.sha256, blob.size, path);
+    return path;
+  }
+
   /** The image's disk (and kernel), downloaded once however many nodes ask at the same time. */
   async ensure(client: StoreClient, image: ResolvedImage): Promise<DiskImage> {
     const disk = this.path(image.disk.sha256, "raw");

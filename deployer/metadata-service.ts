@@ -8,6 +8,9 @@ import { serverTls, type TlsFiles } from "../lib/tls.ts";
 import { Progress } from "../wire/progress.ts";
 import { CompletionSignal } from "../wire/signal.ts";
 import { STATE_DB, StateDb, type NodeRow } from "./state.ts";
+import { ramdiskRoutes } from "./bare-metal/ramdisk-routes.ts";
+import { bootRoutes } from "./provisioning/boot-routes.ts";
+import { readProvisioning } from "./provisioning/settings.ts";
 
 /**
  * The metadata service: the deployer's Heat API as the node agents see it
@@ -76,9 +79,12 @@ export const LIMITS = {
 
 export interface MetadataServiceOptions {
   db: StateDb;
+  /** Where it listens on the provisioning network (for /healthz: ooo restarts a daemon that listens elsewhere). */
+  provisioning?: string[];
 }
 
-export function metadataHandler({ db }: MetadataServiceOptions) {
+export function metadataHandler({ db, provisioning = [] }: MetadataServiceOptions) {
+  const ramdisk = ramdiskRoutes({ db });
   const budget = new ByteBudget(LIMITS.budget);
   const rates = { signal: new RateLimit(LIMITS.signal.burst, LIMITS.signal.perSecond), progress: new RateLimit(LIMITS.progress.burst, LIMITS.progress.perSecond) };
 
@@ -169,9 +175,17 @@ export function metadataHandler({ db }: MetadataServiceOptions) {
     return new Response(null, { status: 204 });
   };
 
-  return async (req: Request): Promise<Response> => {
+  return async (req: Request, server?: { requestIP(req: Request): { address: string } | null }): Promise<Response> => {
     const url = new URL(req.url);
-    if (url.pathname === "/healthz" && req.method === "GET") return json(200, { service: "ooo-metadata", stateDir: db.dir, pid: process.pid });
+    if (url.pathname === "/healthz" && req.method === "GET") return json(200, { service: "ooo-metadata", stateDir: db.dir, pid: process.pid, provisioning });
+    if (url.pathname.startsWith("/v1/ramdisk/")) {
+      try {
+        return (await ramdisk(req, url, server?.requestIP(req)?.address ?? "?")) ?? problem(404, "not found");
+      } catch (e) {
+        log.error(`${req.method} ${url.pathname}: ${(e as Error).stack ?? e}`);
+        return problem(500, "internal error (see the metadata service log)");
+      }
+    }
     const m = /^\/v1\/nodes\/([^/]+)\/(metadata|signal|progress)$/.exec(url.pathname);
     if (!m) return problem(404, "not found");
     const name = decodeURIComponent(m[1]!);
@@ -194,17 +208,29 @@ export function metadataHandler({ db }: MetadataServiceOptions) {
  */
 export async function serveMetadata(stateDir: string, options: { preferredPort?: number; stop?: AbortSignal; tls?: TlsFiles } = {}): Promise<void> {
   const db = StateDb.open(stateDir, { create: false });
-  const handler = metadataHandler({ db });
+  const prov = readProvisioning(stateDir);
+  const handler = metadataHandler({ db, provisioning: prov ? [`${prov.address}:${prov.ports.metadata}`, `${prov.address}:${prov.ports.http}`] : [] });
   const tls = options.tls ? { tls: serverTls(options.tls) } : {};
-  const serve = (port: number) => Bun.serve({ hostname: "127.0.0.1", port, fetch: handler, maxRequestBodySize: 4 << 20, idleTimeout: 60, ...tls });
+  // idleTimeout: a ramdisk's command poll is held up to 60 s.
+  const serve = (hostname: string, port: number) => Bun.serve({ hostname, port, fetch: handler, maxRequestBodySize: 4 << 20, idleTimeout: 90, ...tls });
   let server: ReturnType<typeof serve>;
   try {
-    server = serve(options.preferredPort ?? 0);
+    server = serve("127.0.0.1", options.preferredPort ?? 0);
   } catch {
-    server = serve(0);
+    server = serve("127.0.0.1", 0);
   }
+  // On the provisioning network: the same service at its fixed port (installed nodes keep the URL), and the boot files in plain http.
+  const others = prov
+    ? [
+        serve(prov.address, prov.ports.metadata),
+        Bun.serve({ hostname: prov.address, port: prov.ports.http, fetch: bootRoutes({ db, provisioning: prov }), idleTimeout: 60 }),
+      ]
+    : [];
   await publishAtomically(join(stateDir, PORT_FILE), async (p) => writeFileSync(p, `${server.port}\n`));
-  log.info(`ooo metadata service for ${stateDir} on ${options.tls ? "https" : "http"}://127.0.0.1:${server.port} (pid ${process.pid})`);
+  const scheme = options.tls ? "https" : "http";
+  log.info(
+    `ooo metadata service for ${stateDir} on ${scheme}://127.0.0.1:${server.port}${prov ? `, ${scheme}://${prov.address}:${prov.ports.metadata} and boot files on http://${prov.address}:${prov.ports.http}` : ""} (pid ${process.pid})`,
+  );
   await new Promise<void>((resolve) => {
     const stop = () => {
       clearInterval(watch);
@@ -222,6 +248,6 @@ export async function serveMetadata(stateDir: string, options: { preferredPort?:
       }
     }, 5_000);
   });
-  await server.stop(true);
+  await Promise.all([server, ...others].map((s) => s.stop(true)));
   db.close();
 }

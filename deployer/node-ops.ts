@@ -11,6 +11,8 @@ import type { StackStore } from "./services.ts";
 import type { StackTls } from "./stack-tls.ts";
 import type { NodeSpec } from "./stack.ts";
 import type { NodeRow, StateDb } from "./state.ts";
+import { inRamdisk, powerOnByRamdisk, provisionByRamdisk, waitForRamdisk } from "./bare-metal/ramdisk-ops.ts";
+import { readProvisioning } from "./provisioning/settings.ts";
 
 /**
  * What the deployer does to one node: provision (image + config drive),
@@ -33,17 +35,20 @@ export interface NodeContext {
   tls?: StackTls;
 }
 
-export function driverNode(stateDir: string, row: Pick<NodeRow, "name" | "size" | "pool_config">): DriverNode {
-  return { name: row.name, dir: join(stateDir, "nodes", row.name), size: row.size, pool: row.pool_config };
+export function driverNode(stateDir: string, row: Pick<NodeRow, "name" | "size" | "pool_config"> & { machine?: string | null }): DriverNode {
+  return { name: row.name, dir: join(stateDir, "nodes", row.name), size: row.size, pool: row.pool_config, ...(row.machine ? { machine: row.machine } : {}) };
 }
 
 /** How a node reaches the services: through its driver, https where they speak it. */
-export function endpointsFor(driver: NodeDriver, store: StackStore, metadataTls: boolean): Endpoints {
+export function endpointsFor(driver: NodeDriver, store: StackStore, metadataTls: boolean, stateDir?: string): Endpoints {
   const storeUrl = new URL(store.url);
+  // Machines on the provisioning network reach the services at its address; a store of its own URL they reach there.
+  const provisioning = driver.bareMetal && stateDir ? readProvisioning(stateDir) : undefined;
+  const storeBase = driver.bareMetal && !store.embedded ? storeUrl.origin : driver.serviceUrl("store", { tls: store.service.tls, provisioning });
   return {
-    metadataUrl: driver.serviceUrl("metadata", { tls: metadataTls }),
+    metadataUrl: driver.serviceUrl("metadata", { tls: metadataTls, provisioning }),
     store: {
-      url: driver.serviceUrl("store", { tls: store.service.tls }) + storeUrl.pathname.replace(/\/+$/, ""),
+      url: storeBase + storeUrl.pathname.replace(/\/+$/, ""),
       ...(store.readToken ? { token: store.readToken } : {}),
       ...(store.serverName ? { server_name: store.serverName } : {}),
     },
@@ -52,7 +57,7 @@ export function endpointsFor(driver: NodeDriver, store: StackStore, metadataTls:
 
 /** The metadata document and its fingerprint, for a node at a serial, on the image it runs. */
 export function metadataFor(ctx: NodeContext, spec: NodeSpec, image: { name: string; digest: string; attempt?: number }, serial: number) {
-  const doc = nodeMetadata(spec, image, serial, endpointsFor(driverFor(spec.driver), ctx.store, Boolean(ctx.tls)));
+  const doc = nodeMetadata(spec, image, serial, endpointsFor(driverFor(spec.driver), ctx.store, Boolean(ctx.tls), ctx.stateDir));
   return { text: JSON.stringify(doc), hash: configHash(doc) };
 }
 
@@ -61,6 +66,7 @@ export async function provision(ctx: NodeContext, spec: NodeSpec, image: Resolve
   const { db, run } = ctx;
   const row = db.node(spec.name)!;
   const driver = driverFor(row.driver);
+  if (driver.bareMetal) return provisionByRamdisk(ctx, spec, image);
   const node = driverNode(ctx.stateDir, row);
   if ((await driver.powerState(node)) === "on") {
     await driver.setPower(node, "off");
@@ -107,6 +113,7 @@ export async function powerOn(ctx: NodeContext, name: string): Promise<void> {
   const { db, run } = ctx;
   const row = db.node(name)!;
   const driver = driverFor(row.driver);
+  if (driver.bareMetal) return powerOnByRamdisk(ctx, name);
   const node = driverNode(ctx.stateDir, row);
   const offset = consoleSize(driver.consoleLog(node));
   db.transition(name, "powering-on", { run, fields: { console_offset: offset } });
@@ -158,6 +165,12 @@ export type WaitResult = { ok: true } | { ok: false; error: string };
  */
 export async function waitForSignal(ctx: NodeContext, name: string): Promise<WaitResult> {
   const { db, run } = ctx;
+  const first = db.node(name)!;
+  // A machine in the deploy ramdisk: its result first (it kexecs into the node, or the node fails there).
+  if (driverFor(first.driver).bareMetal && inRamdisk(db, first)) {
+    const r = await waitForRamdisk(ctx, name);
+    if (!r.ok) return r;
+  }
   const start = db.node(name)!;
   const driver = driverFor(start.driver);
   const node = driverNode(ctx.stateDir, start);
@@ -187,7 +200,8 @@ export async function waitForSignal(ctx: NodeContext, name: string): Promise<Wai
         // The agents often signal before the node prints its ready line (that report waits for
         // multi-user.target): give the timeline its boot phase, a little longer.
         graceUntil ??= now + READY_GRACE_MS;
-        return booted || row.powered_on_at === null || now >= graceUntil ? { ok: true } : undefined;
+        // A machine without a console log (bare metal may have none) never shows the line: nothing to wait for.
+        return booted || row.powered_on_at === null || !consoleFile || now >= graceUntil ? { ok: true } : undefined;
       }
       if (row.state === "failed") return { ok: false, error: row.error ?? "failed" };
       if (now - lastPowerCheck > 2_000) {

@@ -12,6 +12,7 @@ function row(state: NodeState, more: Partial<NodeRow> = {}): NodeRow {
     idx: 0,
     pool: "local",
     pool_config: {},
+    machine: null,
     driver: "qemu",
     state,
     size: SPEC.size,

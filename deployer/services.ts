@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { z } from "zod";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
@@ -11,6 +11,7 @@ import { CLI, daemonPid, freePort, readPort, startDaemon, stopDaemon, type Daemo
 import type { HostService } from "./drivers/driver.ts";
 import { NodeTokenNotReadOnly } from "./errors.ts";
 import { PORT_FILE } from "./metadata-service.ts";
+import { readProvisioning } from "./provisioning/settings.ts";
 import { stackTls } from "./stack-tls.ts";
 import type { Stack } from "./stack.ts";
 
@@ -42,15 +43,27 @@ async function answers(url: string, check: (body: unknown) => boolean = () => tr
   }
 }
 
-/** Started with the stack's certificate when it has a CA (stack-tls.ts); a daemon speaking the other scheme is restarted. */
+/**
+ * Started with the stack's certificate when it has a CA (stack-tls.ts); a
+ * daemon speaking the other scheme is restarted. With a provisioning
+ * network (provisioning/settings.ts) it listens on its address too — the
+ * metadata port (https) and the boot files' port (plain http) — and a
+ * daemon listening elsewhere is restarted.
+ */
 export async function ensureMetadataService(stateDir: string): Promise<HostService> {
   const d = metadataDaemon(stateDir);
   const portFile = join(stateDir, PORT_FILE);
   const tls = stackTls(stateDir);
   const scheme = tls ? "https" : "http";
+  const prov = readProvisioning(stateDir);
+  const provListen = prov ? [`${prov.address}:${prov.ports.metadata}`, `${prov.address}:${prov.ports.http}`] : [];
   const service: HostService = { name: "metadata", host: "127.0.0.1", portFile, tls: Boolean(tls) };
   const healthy = async (pid: number) =>
-    answers(`${scheme}://127.0.0.1:${readPort(portFile)}/healthz`, (b) => (b as { pid?: number; stateDir?: string })?.pid === pid, tls?.caPem);
+    answers(
+      `${scheme}://127.0.0.1:${readPort(portFile)}/healthz`,
+      (b) => (b as { pid?: number })?.pid === pid && JSON.stringify((b as { provisioning?: string[] }).provisioning ?? []) === JSON.stringify(provListen),
+      tls?.caPem,
+    );
   const pid = daemonPid(d);
   if (pid !== undefined && (await healthy(pid))) return service;
   if (pid !== undefined) await stopDaemon(d);
@@ -59,7 +72,7 @@ export async function ensureMetadataService(stateDir: string): Promise<HostServi
     const argv = [process.execPath, CLI, "metadata-service", "--state-dir", stateDir, ...(port ? ["--port", String(port)] : [])];
     if (tls) argv.push("--tls-cert", tls.cert, "--tls-key", tls.key);
     const started = await startDaemon(d, argv, { ready: healthy });
-    log.info(`metadata service: ${scheme}://127.0.0.1:${readPort(portFile)} (pid ${started}, log ${d.logFile})`);
+    log.info(`metadata service: ${scheme}://127.0.0.1:${readPort(portFile)}${prov ? `, ${scheme}://${provListen[0]}, boot files http://${provListen[1]}` : ""} (pid ${started}, log ${d.logFile})`);
   });
   return service;
 }
@@ -100,9 +113,19 @@ export async function ensureEmbeddedStore(stateDir: string): Promise<EmbeddedSto
   const tokens = Tokens.parse(JSON.parse(readFileSync(p.tokens, "utf8")));
   const tls = stackTls(stateDir);
   const scheme = tls ? "https" : "http";
-  const up = async (port: number | undefined) => port !== undefined && (await answers(`${scheme}://127.0.0.1:${port}/versions`, undefined, tls?.caPem));
+  // With a provisioning network the store listens on its address, at its fixed port: machines fetch images there.
+  const prov = readProvisioning(stateDir);
+  const host = prov?.address ?? "127.0.0.1";
+  const up = async (port: number | undefined) => port !== undefined && (await answers(`${scheme}://${host}:${port}/versions`, undefined, tls?.caPem));
+  const listening = () => {
+    try {
+      return (parse(readFileSync(p.config, "utf8")) as { listen?: string }).listen;
+    } catch {
+      return undefined;
+    }
+  };
   const store = (port: number) => ({
-    url: `${scheme}://127.0.0.1:${port}`,
+    url: `${scheme}://${host}:${port}`,
     writeToken: tokens.write,
     readToken: tokens.read,
     dir: p.dir,
@@ -110,17 +133,19 @@ export async function ensureEmbeddedStore(stateDir: string): Promise<EmbeddedSto
   });
   const pid = daemonPid(p.daemon);
   const port = readPort(p.portFile);
-  if (pid !== undefined && (await up(port))) return store(port!);
+  const where = (n: number | undefined) => `${host}:${n}`;
+  if (pid !== undefined && listening() === where(port) && (!prov || port === prov.ports.store) && (await up(port))) return store(port!);
   if (pid !== undefined) await stopDaemon(p.daemon);
   return log.step("start the embedded image store", async () => {
-    const listen = freePort(port);
-    writeFileSync(p.config, stringify({ dir: p.data, listen: `127.0.0.1:${listen}`, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) }));
+    const listen = prov ? prov.ports.store : freePort(port);
+    // Plain http off loopback only for a stack that said trust: {plain_http: true} (it then has no CA).
+    writeFileSync(p.config, stringify({ dir: p.data, listen: where(listen), ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : prov ? { plainHttp: true } : {}) }));
     writeFileSync(p.portFile, `${listen}\n`);
     const started = await startDaemon(p.daemon, [process.execPath, CLI, "store", "serve", "--config", p.config], {
       env: { OOO_STORE_WRITE_TOKEN: tokens.write, OOO_STORE_READ_TOKEN: tokens.read, OOO_STORE_URL: undefined, OOO_STORE_TOKEN: undefined },
       ready: () => up(listen),
     });
-    log.info(`image store: ${scheme}://127.0.0.1:${listen} (pid ${started}, data ${p.data})`);
+    log.info(`image store: ${scheme}://${host}:${listen} (pid ${started}, data ${p.data})`);
     return store(listen);
   });
 }
@@ -137,6 +162,8 @@ export function embeddedStoreFiles(stateDir: string) {
 export interface StackStore {
   client: StoreClient;
   url: string;
+  /** The stack's own store (in its state folder), which the services' forwards and the provisioning address reach. */
+  embedded?: boolean;
   readToken?: string;
   service: HostService;
   /** The CA (PEM) that signed the store's certificate, when it is not the system's: nodes get it on their config drive. */
@@ -159,8 +186,9 @@ export async function storeFor(stack: Stack, stateDir: string): Promise<StackSto
     return {
       client: new StoreClient({ url: s.url, token: s.readToken, ca: s.ca, source: `the stack's embedded store (its log: ${embeddedPaths(stateDir).daemon.logFile})` }),
       url: s.url,
+      embedded: true,
       readToken: s.readToken,
-      service: { name: "store", host: "127.0.0.1", portFile: embeddedPaths(stateDir).portFile, tls: Boolean(s.ca) },
+      service: { name: "store", host: new URL(s.url).hostname, portFile: embeddedPaths(stateDir).portFile, tls: Boolean(s.ca) },
       ca: s.ca,
     };
   }

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { isLoopback } from "../lib/tls.ts";
 import { z } from "zod";
 import { Deployment } from "../wire/metadata.ts";
+import { DRIVERS } from "./drivers/index.ts";
 import type { PathProblem, Stack } from "./stack.ts";
 
 /**
@@ -10,7 +11,7 @@ import type { PathProblem, Stack } from "./stack.ts";
  * They run on the normalized stack — also on the parts of a broken file
  * that did parse, so one run shows every problem.
  */
-type Rule = (stack: Stack, context: { named: boolean }) => PathProblem[];
+type Rule = (stack: Stack, context: { named: boolean; provisioningGiven?: boolean }) => PathProblem[];
 
 /** RFC 1123 host names: nodes are named after them (and see them as ooo.node). */
 const HOSTNAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -154,8 +155,77 @@ const poolCapacity: Rule = (stack) =>
       : [];
   });
 
-const RULES: Rule[] = [stackName, storeChoice, rolePools, nodeNames, overridesNameNodes, reservedMetadata, deployments, rollingUpdates, poolCapacity];
+/** The bare-metal entries' machines, by entry (drivers with `bareMetal`). */
+function bareMetalEntries(stack: Stack) {
+  return Object.entries(stack.inventory).flatMap(([pool, entry]) => {
+    const bm = DRIVERS[entry.driver]?.bareMetal;
+    return bm ? [{ pool, machines: bm.machines(entry as never) }] : [];
+  });
+}
 
-export function stackRules(stack: Stack, context: { named: boolean; rawStore?: Parameters<typeof storeExclusive>[0] }): PathProblem[] {
+const provisioningNeeded: Rule = (stack, { provisioningGiven }) => {
+  const entries = bareMetalEntries(stack);
+  // Given but broken: its own problems say what is wrong.
+  if (!entries.length || stack.provisioning || provisioningGiven) return [];
+  return [{ path: ["provisioning"], message: `is required: inventory ${entries.map((e) => e.pool).join(", ")} has machines that boot from the provisioning network (address, interface, dhcp, ramdisk)` }];
+};
+
+/** Machine names and MACs each name one machine of the stack (lookups are by MAC; machines by name). */
+const machinesUnique: Rule = (stack) => {
+  const problems: PathProblem[] = [];
+  const names = new Map<string, string>();
+  const macs = new Map<string, string>();
+  for (const { pool, machines } of bareMetalEntries(stack))
+    for (const [name, m] of Object.entries(machines)) {
+      const other = names.get(name);
+      if (other !== undefined) problems.push({ path: ["inventory", pool, "machines", name], message: `a machine of this name is in ${other} too: machine names are the stack's` });
+      names.set(name, pool);
+      m.macs.forEach((mac, i) => {
+        const owner = macs.get(mac);
+        if (owner !== undefined) problems.push({ path: ["inventory", pool, "machines", name, "macs", i], message: `${mac} is machine ${owner}'s too` });
+        macs.set(mac, name);
+      });
+    }
+  return problems;
+};
+
+/** Nodes of a bare-metal entry: a machine each, the ones named must exist and be named once. */
+const nodeMachines: Rule = (stack) => {
+  const problems: PathProblem[] = [];
+  for (const { pool, machines } of bareMetalEntries(stack)) {
+    const nodes = stack.nodes.filter((n) => n.pool === pool);
+    if (nodes.length > Object.keys(machines).length)
+      problems.push({ path: ["inventory", pool, "machines"], message: `the roles want ${nodes.length} nodes from ${pool}, which has ${Object.keys(machines).length} machines` });
+    const taken = new Map<string, string>();
+    for (const n of nodes.filter((x) => x.machine)) {
+      const path = ["roles", n.role, "nodes", n.name, "machine"];
+      if (!machines[n.machine!]) problems.push({ path, message: `no machine ${n.machine} in inventory ${pool} (machines: ${Object.keys(machines).join(", ")})` });
+      else if (taken.has(n.machine!)) problems.push({ path, message: `machine ${n.machine} is node ${taken.get(n.machine!)}'s already` });
+      else taken.set(n.machine!, n.name);
+    }
+  }
+  for (const n of stack.nodes)
+    // (an entry that did not parse has no driver to speak of: its own problem was reported)
+    if (n.machine && DRIVERS[n.driver] && !DRIVERS[n.driver]!.bareMetal)
+      problems.push({ path: ["roles", n.role, "nodes", n.name, "machine"], message: `is for bare-metal inventory entries (ipmi, redfish); ${n.pool} is ${n.driver}` });
+  return problems;
+};
+
+const RULES: Rule[] = [
+  stackName,
+  storeChoice,
+  rolePools,
+  nodeNames,
+  overridesNameNodes,
+  reservedMetadata,
+  deployments,
+  rollingUpdates,
+  poolCapacity,
+  provisioningNeeded,
+  machinesUnique,
+  nodeMachines,
+];
+
+export function stackRules(stack: Stack, context: { named: boolean; provisioningGiven?: boolean; rawStore?: Parameters<typeof storeExclusive>[0] }): PathProblem[] {
   return [...storeExclusive(context.rawStore), ...RULES.flatMap((rule) => rule(stack, context))];
 }

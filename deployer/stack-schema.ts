@@ -69,6 +69,11 @@ export const NodeOverride = z
   .strictObject({
     metadata: Metadata.optional().describe("Merged over the role's metadata (mappings merge key by key; other values replace)"),
     size: Size.optional().describe("Replaces the role's size, field by field"),
+    machine: z
+      .string()
+      .regex(LABEL_RE, "a machine's name in the role's inventory entry")
+      .optional()
+      .describe("Bare metal: the machine this node runs on (a name in its inventory entry's machines). Default: the first free one, in the entry's order"),
   })
   .describe("Settings of one node of the role");
 
@@ -135,6 +140,43 @@ export const TrustSettings = z
   })
   .describe("What the stack trusts: image signing keys, and whether plain http may cross a network");
 
+const Port = z.int("must be a TCP port").min(1, "must be a TCP port").max(65535, "must be a TCP port");
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const Ipv4 = z.string().regex(IPV4_RE, "an IPv4 address such as 10.77.0.1");
+
+export const Provisioning = z
+  .strictObject({
+    address: Ipv4.describe("The deployer's address on the provisioning network: its services listen here (and on 127.0.0.1), machines reach them here"),
+    interface: z
+      .string()
+      .regex(/^[\w.:@-]{1,15}$/, "a network interface name such as eno2 or br0")
+      .describe("The interface of that network: dnsmasq answers DHCP and TFTP there only"),
+    dhcp: z
+      .union(
+        [
+          z.strictObject({
+            range: z
+              .string()
+              .regex(new RegExp(`^${IPV4_RE.source.slice(1, -1)}-${IPV4_RE.source.slice(1, -1)}$`), "FIRST-LAST, e.g. 10.77.0.100-10.77.0.199")
+              .describe("Addresses handed out, to the inventory's MACs only: FIRST-LAST"),
+          }),
+          z.strictObject({ proxy: z.literal(true).describe("Another DHCP server gives the addresses; dnsmasq only adds the boot information (proxy DHCP)") }),
+        ],
+        { error: "must be {range: FIRST-LAST} or {proxy: true}" },
+      )
+      .describe("How machines get addresses: a range dnsmasq hands out, or proxy DHCP beside the site's DHCP server"),
+    ramdisk: ImageRefText.describe("The deploy ramdisk: an image in the store built with -t ramdisk,tar from element ooo-deploy (e.g. ooo-deploy@stable)"),
+    ports: z
+      .strictObject({
+        metadata: Port.default(6385).describe("The metadata service (https): installed nodes keep this URL, so it is fixed"),
+        store: Port.default(9292).describe("The embedded image store (https)"),
+        http: Port.default(8080).describe("Boot files over plain http: iPXE scripts, the ramdisk's kernel and initramfs, the stack's CA certificate"),
+      })
+      .optional()
+      .describe("Fixed ports on the provisioning address (installed nodes keep the URLs)"),
+  })
+  .describe("The network bare-metal machines boot from: ooo runs dnsmasq (DHCP, TFTP) there and serves the boot files, metadata and store on its address. Needed when the inventory has ipmi or redfish machines");
+
 export const Settings = z
   .strictObject({
     signal_timeout: Duration.optional().describe("How long a node has from power-on (or a metadata change) to its completion signal. Default 10m"),
@@ -157,6 +199,7 @@ export const StackFileV1 = z
       .record(Label("an inventory entry name"), InventoryEntry)
       .optional()
       .describe("Machines the stack may use, by name, each with its driver. Default: { local: { driver: qemu } }"),
+    provisioning: Provisioning.optional(),
     roles: z.record(Label("a role name"), Role, { error: required("a mapping of role names to roles") }).describe("The roles, by name"),
   })
   .describe("An ooo stack file (ooo deploy STACK)");

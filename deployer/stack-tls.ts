@@ -40,7 +40,8 @@ export function stackTls(stateDir: string): StackTls | undefined {
 function serviceHosts(stack: Stack): string[] {
   const hosts = ["127.0.0.1", "localhost"];
   for (const driver of new Set(Object.values(stack.inventory).map((e) => e.driver)))
-    for (const service of ["metadata", "store"] as const) hosts.push(new URL(driverFor(driver).serviceUrl(service, { tls: true })).hostname.replace(/^\[|\]$/g, ""));
+    for (const service of ["metadata", "store"] as const)
+      hosts.push(new URL(driverFor(driver).serviceUrl(service, { tls: true, provisioning: stack.provisioning })).hostname.replace(/^\[|\]$/g, ""));
   return hosts;
 }
 

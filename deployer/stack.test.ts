@@ -118,7 +118,7 @@ roles:
     ["a bad role name", `version: 1\nroles:\n  Web_1:\n    count: 1\n    image: x@1\n`, [`${FILE}:3 roles.Web_1: must be lowercase letters, digits and '-', starting with a letter`]],
     ["too little memory", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    size: { memory: 128M }\n`, [`${FILE}:6 roles.web.size.memory: must be at least 256 MiB (a Debian node does not boot in less)`]],
     ["a size without sense", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    size: { memory: lots }\n`, [`${FILE}:6 roles.web.size.memory: must be a size such as 768M, 2G or 8GiB`]],
-    ["an unknown driver", `version: 1\ninventory:\n  rack: { driver: ironic }\nroles:\n  web:\n    count: 1\n    image: x@1\n`, [`${FILE}:3 inventory.rack.driver: must be one of: qemu`]],
+    ["an unknown driver", `version: 1\ninventory:\n  rack: { driver: ironic }\nroles:\n  web:\n    count: 1\n    image: x@1\n`, [`${FILE}:3 inventory.rack.driver: must be one of: qemu, ipmi, redfish`]],
     ["an unknown inventory entry", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    inventory: rack\n`, [`${FILE}:6 roles.web.inventory: no inventory entry rack (entries: local)`]],
     [
       "several inventory entries, none named",
@@ -148,7 +148,7 @@ roles:
     ],
     ["a CA file for a plain http store", `version: 1\nstore: { url: "http://127.0.0.1:9292", ca_file: stack.test.ts }\nroles: {}\n`, [`${FILE}:2 store.ca_file: no such file: /stacks/stack.test.ts`, `${FILE}:2 store.ca_file: is for an https:// url`]],
     ["a trusted key file that is missing", `version: 1\ntrust: { keys: [nope.pub] }\nroles: {}\n`, [`${FILE}:2 trust.keys.0: cannot read nope.pub: does not exist`]],
-    ["unknown top-level key", `version: 1\nrole: {}\nroles: {}\n`, [`${FILE}:2 role: unknown key (known: version, name, description, store, trust, settings, defaults, inventory, roles)`]],
+    ["unknown top-level key", `version: 1\nrole: {}\nroles: {}\n`, [`${FILE}:2 role: unknown key (known: version, name, description, store, trust, settings, defaults, inventory, provisioning, roles)`]],
   ])("refused: %s", (_, text, expected) => {
     expect(problems(text)).toEqual(expected);
   });

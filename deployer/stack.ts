@@ -10,7 +10,8 @@ import type { NodeSize } from "./drivers/driver.ts";
 import type { InventoryEntry } from "./drivers/index.ts";
 import { stackRules } from "./stack-rules.ts";
 import { InventoryEntry as InventoryEntrySchema } from "./drivers/index.ts";
-import { LABEL_RE, Role, StackFileV1, StoreSettings, Settings, Size, TrustSettings, type SizeV1 } from "./stack-schema.ts";
+import { LABEL_RE, Provisioning, Role, StackFileV1, StoreSettings, Settings, Size, TrustSettings, type SizeV1 } from "./stack-schema.ts";
+import { DRIVERS } from "./drivers/index.ts";
 import { GiB, MiB, parseDuration, parseSize } from "./units.ts";
 
 /**
@@ -41,7 +42,7 @@ export interface RoleSpec {
   nameFormat: string;
   rollingUpdates: RollingUpdatePolicy;
   /** Per-node settings by node name, as written. */
-  overrides: Record<string, { metadata?: Record<string, unknown>; size?: SizeV1 }>;
+  overrides: Record<string, { metadata?: Record<string, unknown>; size?: SizeV1; machine?: string }>;
 }
 
 export interface NodeSpec {
@@ -55,6 +56,17 @@ export interface NodeSpec {
   metadata: Record<string, unknown>;
   /** Guest TCP ports to reach from the host (the role's `expose`). */
   expose: number[];
+  /** Bare metal: the machine the stack file names for it (else the deployer picks a free one). */
+  machine?: string;
+}
+
+/** The provisioning network, normalized (stack file `provisioning:`). */
+export interface StackProvisioning {
+  address: string;
+  interface: string;
+  dhcp: { range: [string, string] } | { proxy: true };
+  ramdisk: string;
+  ports: { metadata: number; store: number; http: number };
 }
 
 export type StoreChoice = { kind: "embedded" } | { kind: "url"; url: string; tokenFile?: string; caFile?: string };
@@ -72,6 +84,8 @@ export interface Stack {
   signalTimeoutSeconds: number;
   pollingIntervalSeconds: number;
   inventory: Record<string, InventoryEntry>;
+  /** Where bare-metal machines boot from and reach the services. */
+  provisioning?: StackProvisioning;
   roles: RoleSpec[];
   nodes: NodeSpec[];
   warnings: Problem[];
@@ -142,6 +156,7 @@ function salvage(value: unknown): StackFileV1 {
     store: part(StoreSettings, v.store),
     trust: part(TrustSettings, v.trust),
     settings: part(Settings, v.settings),
+    provisioning: part(Provisioning, v.provisioning),
     inventory: v.inventory === undefined ? undefined : entries(InventoryEntrySchema, v.inventory, { driver: "?" } as unknown as InventoryEntry),
     roles: entries(Role, v.roles),
   };
@@ -185,7 +200,13 @@ function sizeOf(layers: (SizeV1 | undefined)[], place: Path[], problems: PathPro
 
 function normalize(data: StackFileV1, file: string, problems: PathProblem[]): Stack {
   const fileName = basename(file, extname(file));
-  const inventory: Record<string, InventoryEntry> = data.inventory ?? { local: { driver: "qemu", accel: "tcg", boot_mode: "bios" } };
+  const inventory: Record<string, InventoryEntry> = Object.fromEntries(
+    Object.entries(data.inventory ?? { local: { driver: "qemu", accel: "tcg", boot_mode: "bios" } }).map(([name, entry]) => {
+      // File paths in an entry (BMC credentials …) are relative to the stack file.
+      const driver = DRIVERS[entry.driver];
+      return [name, driver?.resolvePaths ? (driver.resolvePaths(entry as never, dirname(file)) as InventoryEntry) : entry];
+    }),
+  );
   const pools = Object.keys(inventory);
   const store: StoreChoice = data.store?.url
     ? {
@@ -240,6 +261,7 @@ function normalize(data: StackFileV1, file: string, problems: PathProblem[]): St
         ),
         metadata: deepMerge(spec.metadata, override?.metadata ?? {}),
         expose: role.expose ?? [],
+        ...(override?.machine ? { machine: override.machine } : {}),
       });
     }
   }
@@ -254,9 +276,21 @@ function normalize(data: StackFileV1, file: string, problems: PathProblem[]): St
     signalTimeoutSeconds: parseDuration(data.settings?.signal_timeout ?? DEFAULT_SIGNAL_TIMEOUT)!,
     pollingIntervalSeconds: parseDuration(data.settings?.polling_interval ?? DEFAULT_POLLING_INTERVAL)!,
     inventory,
+    ...(data.provisioning ? { provisioning: normalizeProvisioning(data.provisioning) } : {}),
     roles,
     nodes,
     warnings: [],
+  };
+}
+
+function normalizeProvisioning(p: z.infer<typeof Provisioning>): StackProvisioning {
+  const dhcp: StackProvisioning["dhcp"] = "range" in p.dhcp ? { range: p.dhcp.range.split("-") as [string, string] } : { proxy: true };
+  return {
+    address: p.address,
+    interface: p.interface,
+    dhcp,
+    ramdisk: p.ramdisk,
+    ports: { metadata: p.ports?.metadata ?? 6385, store: p.ports?.store ?? 9292, http: p.ports?.http ?? 8080 },
   };
 }
 
@@ -270,7 +304,8 @@ export function parseStack(text: string, file: string): Stack {
   const found: PathProblem[] = parsed.success ? [] : issueProblems(parsed.error.issues);
   const data = parsed.success ? parsed.data : salvage(value);
   const stack = normalize(data, file, found);
-  found.push(...stackRules(stack, { named: data.name !== undefined, rawStore: data.store }));
+  const provisioningGiven = typeof value === "object" && value !== null && "provisioning" in value;
+  found.push(...stackRules(stack, { named: data.name !== undefined, provisioningGiven, rawStore: data.store }));
   const place = (p: PathProblem): Problem => ({
     file,
     line: lineOf(p.path),

@@ -50,6 +50,8 @@ export interface NodeRow {
   pool: string;
   /** The inventory entry's settings when the node was made (a node outlives its entry in the stack file). */
   pool_config: Record<string, unknown>;
+  /** The machine it runs on, for bare-metal drivers (machines table). */
+  machine: string | null;
   driver: string;
   state: NodeState;
   size: NodeSize;
@@ -147,6 +149,25 @@ CREATE TABLE IF NOT EXISTS signals (
   body TEXT NOT NULL,
   PRIMARY KEY (node, serial)
 );
+CREATE TABLE IF NOT EXISTS machines (
+  name TEXT PRIMARY KEY,
+  pool TEXT NOT NULL,
+  driver TEXT NOT NULL,
+  config TEXT NOT NULL,
+  macs TEXT NOT NULL,
+  node TEXT,
+  state TEXT NOT NULL,
+  armed INTEGER NOT NULL DEFAULT 0,
+  token_hash TEXT,
+  command TEXT,
+  command_serial INTEGER NOT NULL DEFAULT 0,
+  inventory TEXT,
+  result TEXT,
+  phase TEXT,
+  seen_at INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   command TEXT NOT NULL,
@@ -182,6 +203,9 @@ export class StateDb {
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec(SCHEMA);
+    // Columns added after the first schema: added to older databases as they are opened.
+    const columns = new Set(db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('nodes')").all().map((c) => c.name));
+    if (!columns.has("machine")) db.exec("ALTER TABLE nodes ADD COLUMN machine TEXT");
     const version = db.query<{ value: string }, []>("SELECT value FROM info WHERE key = 'schema'").get();
     if (!version) db.query("INSERT INTO info (key, value) VALUES ('schema', ?)").run(SCHEMA_VERSION);
     else if (version.value !== SCHEMA_VERSION) throw new Error(`state database schema ${version.value}, this ooo knows ${SCHEMA_VERSION}`);
@@ -246,16 +270,16 @@ export class StateDb {
   }
 
   createNode(
-    n: { name: string; role: string; idx: number; pool: string; poolConfig?: Record<string, unknown>; driver: string; size: NodeSize },
+    n: { name: string; role: string; idx: number; pool: string; poolConfig?: Record<string, unknown>; driver: string; size: NodeSize; machine?: string },
     run?: number,
   ): NodeRow {
     const now = Date.now();
     this.db.transaction(() => {
       this.db
         .query(
-          "INSERT INTO nodes (name, role, idx, pool, pool_config, driver, state, size, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?)",
+          "INSERT INTO nodes (name, role, idx, pool, pool_config, driver, state, size, machine, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?)",
         )
-        .run(n.name, n.role, n.idx, n.pool, JSON.stringify(n.poolConfig ?? {}), n.driver, JSON.stringify(n.size), now, now);
+        .run(n.name, n.role, n.idx, n.pool, JSON.stringify(n.poolConfig ?? {}), n.driver, JSON.stringify(n.size), n.machine ?? null, now, now);
       this.insertEvent(n.name, "transition", { run, from: null, to: "new" });
     })();
     return this.node(n.name)!;

@@ -10,6 +10,9 @@ import { embeddedStoreFiles, metadataDaemon } from "./services.ts";
 import { stackTls } from "./stack-tls.ts";
 import type { Stack } from "./stack.ts";
 import { StateDb, type NodeState } from "./state.ts";
+import { Machines } from "./bare-metal/machines.ts";
+import { machineStatus, machinesTable, type MachineStatus } from "./bare-metal/report.ts";
+import { dnsmasqFiles } from "./provisioning/dnsmasq.ts";
 
 /**
  * `ooo status STACK`: every node with its state, power, image and the
@@ -39,6 +42,8 @@ export interface StackStatus {
   services: { name: string; state: string }[];
   lastRun?: { id: number; command: string; result: string | null; startedAt: string };
   timeline?: string;
+  /** Bare-metal machines: who runs on each, where its ramdisk is, the hardware it reported. */
+  machines?: MachineStatus[];
 }
 
 export async function stackStatus(stateDir: string, stack?: Stack): Promise<StackStatus> {
@@ -77,6 +82,9 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
     const storePid = daemonPid(store.daemon);
     if (existsSync(store.dir))
       services.push({ name: "embedded image store", state: storePid ? `running (pid ${storePid}, ${scheme}://127.0.0.1:${readPort(store.portFile)})` : "stopped" });
+    const dnsmasq = daemonPid(dnsmasqFiles(stateDir).daemon);
+    if (existsSync(dnsmasqFiles(stateDir).config)) services.push({ name: "dnsmasq (provisioning)", state: dnsmasq ? `running (pid ${dnsmasq})` : "stopped" });
+    const machines = new Machines(db).all().map(machineStatus);
     const last = db.lastRun();
     const timeline = join(stateDir, "timelines", "latest.html");
     return {
@@ -86,6 +94,7 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
       services,
       lastRun: last && { id: last.id, command: last.command, result: last.result, startedAt: new Date(last.started_at).toISOString() },
       timeline: existsSync(timeline) ? timeline : undefined,
+      ...(machines.length ? { machines } : {}),
     };
   } finally {
     db.close();
@@ -109,6 +118,7 @@ export function statusText(s: StackStatus): string {
     "",
     table(["node", "role", "state", "power", "image", "signed by", "signalled/serial", "pid", "error"], rows),
     "",
+    ...(s.machines ? [machinesTable(s.machines), ""] : []),
     ...s.services.map((x) => `${x.name}: ${x.state}`),
   ];
   const unverified = s.nodes.filter((n) => n.digest && !n.signer);

@@ -10,9 +10,12 @@ import type { EventRow, RunRow, StateDb } from "./state.ts";
  * table, written as JSON (for machines, and for the upgrade phases of
  * issue 7 to join) and as an HTML page with an SVG Gantt chart.
  */
-export type Phase = "image fetch" | "image write" | "boot" | "metadata wait" | "configure" | "upgrade fetch" | "upgrade write";
+export type Phase = "image fetch" | "ramdisk boot" | "image write" | "boot" | "metadata wait" | "configure" | "upgrade fetch" | "upgrade write";
 export type MarkKind =
   | "power-on"
+  | "fast track"
+  | "lookup"
+  | "kexec"
   | "booted"
   | "metadata published"
   | "metadata collected"
@@ -61,6 +64,7 @@ export interface Timeline {
 
 export const PHASE_COLOURS: Record<Phase, string> = {
   "image fetch": "#9ecae1",
+  "ramdisk boot": "#fdd0a2",
   "image write": "#3182bd",
   boot: "#fd8d3c",
   "metadata wait": "#bcbddc",
@@ -71,6 +75,9 @@ export const PHASE_COLOURS: Record<Phase, string> = {
 
 export const MARK_COLOURS: Record<MarkKind, string> = {
   "power-on": "#333",
+  "fast track": "#636363",
+  lookup: "#a63603",
+  kexec: "#fd8d3c",
   booted: "#e6550d",
   "metadata published": "#756bb1",
   "metadata collected": "#54278f",
@@ -102,8 +109,28 @@ export function nodeTimeline(node: string, events: EventRow[], t0: number, t1: n
   let working: number | undefined;
   for (const e of events) {
     const d = e.detail ?? {};
-    if (first === undefined && ["image-fetch-start", "power-on", "metadata-published", "image-write-start"].includes(e.kind)) first = e.at;
+    if (first === undefined && ["image-fetch-start", "power-on", "metadata-published", "image-write-start", "deploy-command"].includes(e.kind)) first = e.at;
     switch (e.kind) {
+      // Bare metal: the firmware boots the deploy ramdisk (or it waited in standby), which writes the disk and kexecs.
+      case "fast-track":
+        marks.push({ kind: "fast track", at: s(e.at), note: `machine ${d.machine} waited in the ramdisk` });
+        result = "in progress";
+        break;
+      case "ramdisk-lookup":
+        marks.push({ kind: "lookup", at: s(e.at), note: `machine ${d.machine}` });
+        end("ramdisk boot", e.at);
+        break;
+      case "ramdisk":
+        if (d.phase === "writing" && !open.has("image write")) begin("image write", e.at, "by the deploy ramdisk");
+        if (d.phase === "restarting") end("image write", e.at);
+        break;
+      case "ramdisk-result":
+        if (d.action === "deploy" && d.status === "success") {
+          end("image write", e.at);
+          marks.push({ kind: "kexec", at: s(e.at), note: d.restart === "kexec" ? "no second firmware boot" : "kexec not possible: boot from disk" });
+          begin("boot", e.at, d.restart === "kexec" ? "after kexec" : "from disk");
+        }
+        break;
       case "image-fetch-start":
         begin("image fetch", e.at, d.cached ? "in the cache" : "downloaded");
         break;
@@ -118,7 +145,8 @@ export function nodeTimeline(node: string, events: EventRow[], t0: number, t1: n
         break;
       case "power-on":
         marks.push({ kind: "power-on", at: s(e.at) });
-        begin("boot", e.at);
+        // A bare-metal machine powers on into the deploy ramdisk; its node boots later (kexec).
+        begin(d.boot === "network" ? "ramdisk boot" : "boot", e.at);
         result = "in progress";
         break;
       case "booted":

@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { Digest, Sha256Hex } from "./image-ref.ts";
 
@@ -36,9 +37,16 @@ export const RAMDISK_CMDLINE = {
   metadataUrl: "ooo.md",
   /** The MAC of the NIC the machine booted from (iPXE's ${mac}, as Ironic's BOOTIF=01-aa-bb-…). */
   bootMac: "BOOTIF",
-  /** sha256 of the CA certificate that the metadata service's TLS chain ends in, when it speaks https. */
+  /** sha256 of the CA certificate (DER) that the metadata service's TLS chain ends in, when it speaks https. */
   caSha256: "ooo.ca",
+  /** Where that certificate is served (plain http, beside the boot files): the ramdisk trusts it once its sha256 is ooo.ca's. */
+  caUrl: "ooo.ca_url",
 } as const;
+
+/** The CA pin RAMDISK_CMDLINE.caSha256 names: sha256 of the certificate (DER), lowercase hex — `openssl x509 -fingerprint -sha256` without colons. */
+export function caFingerprint(pem: string): string {
+  return new X509Certificate(pem).fingerprint256.replaceAll(":", "").toLowerCase();
+}
 
 const Mac = z
   .string()
@@ -148,6 +156,10 @@ export const DeployInstructions = z
       ),
     }),
     store_token: z.string().optional().describe("A read-only store token for the disk's and the map's URLs (sent as the store's X-Auth-Token)"),
+    store_ca: z
+      .string()
+      .optional()
+      .describe("PEM of the CA the store's https certificate chains to, when the system's CAs do not hold it (the stack's own CA for its embedded store)"),
     root_device: RootDeviceHints.optional(),
     config_drive: Download.describe("The config drive image, written into a partition labelled config-2"),
     restart: z.enum(["kexec", "firmware"]).describe("kexec into the installed root, or ask the deployer for a boot from disk"),

@@ -2,20 +2,22 @@ import { readFileSync } from "node:fs";
 import { UsageError } from "../../lib/errors.ts";
 import { log } from "../../lib/log.ts";
 import { DEPLOY_VERSION, RESULT_LOG_LIMIT, type Command, type DeployInstructions, type RamdiskPhase } from "../../wire/deploy.ts";
-import { BadRamdiskCmdline, DeployStepFailed } from "../errors.ts";
+import { DeployStepFailed } from "../errors.ts";
 import { parseRamdiskCmdline, type RamdiskArgs } from "./cmdline.ts";
 import { DeployClient, TokenRejected } from "./client.ts";
 import { eraseDisks } from "./erase.ts";
 import { install } from "./install.ts";
 import { inventory, nics } from "./inventory.ts";
 import { logTail } from "./log-tail.ts";
+import { pinnedCa } from "./pinned-ca.ts";
 import { loadInstalledRoot } from "./restart.ts";
 import { powerOff, rebootIntoLoadedKernel, restart } from "./syscalls.ts";
 
 const USAGE = `usage: ooo-agent deploy [--log FILE]
 
 The deploy ramdisk's agent (element ooo-deploy's /init runs it). Reads the
-kernel command line (ooo.md=URL of the metadata service, BOOTIF=MAC), looks
+kernel command line (ooo.md=URL of the metadata service, BOOTIF=MAC, and for
+https ooo.ca=SHA256 of the CA certificate served at ooo.ca_url=URL), looks
 the machine up by its MACs, reports its hardware and carries out the
 deployer's commands: deploy (write the golden disk, then kexec into it),
 erase, standby, power off. FILE is the ramdisk's log: its end goes with
@@ -35,9 +37,9 @@ export async function deployMain(args: string[]): Promise<number> {
     } else throw new UsageError(`ooo-agent deploy: unexpected argument ${args[i]}\n${USAGE}`);
   }
   const ramdisk = parseRamdiskCmdline(readFileSync("/proc/cmdline", "utf8"));
-  if (ramdisk.caSha256 || ramdisk.metadataUrl.startsWith("https:"))
-    throw new BadRamdiskCmdline("this ramdisk speaks plain http to the metadata service only: TLS (ooo.ca=, https) is not implemented yet");
-  const client = new DeployClient(ramdisk.metadataUrl);
+  // The stack's CA, fetched over plain http and trusted only when its sha256 is the one the boot script pinned.
+  const ca = ramdisk.caSha256 ? await pinnedCa(ramdisk.caUrl!, ramdisk.caSha256) : undefined;
+  const client = new DeployClient(ramdisk.metadataUrl, { ca });
   for (;;) {
     try {
       await serve(client, ramdisk, logFile);

@@ -17,6 +17,9 @@ import {
  * The ramdisk's side of wire/deploy.ts. The token the lookup returns lives
  * in this object only, and leaves it only in Authorization headers to the
  * metadata service's own origin: never in a log line, a file or an error.
+ * With `ca` (the stack's CA, pinned by the kernel command line: pinned-ca.ts)
+ * the service is verified against it; downloads from elsewhere (the store)
+ * against the CA the deploy command names, else the system's.
  */
 
 /** The service no longer accepts our token (the machine was disarmed, or armed again): look up again. */
@@ -27,14 +30,17 @@ const sleep = (s: number) => Bun.sleep(s * 1000);
 export class DeployClient {
   private token?: string;
   private readonly origin: string;
+  private readonly tls: { tls?: { ca: string } };
   machine = "";
   pollInterval = 5;
 
   constructor(
     readonly base: string,
-    private readonly startedAt = performance.now(),
+    options: { ca?: string; startedAt?: number } = {},
+    private readonly startedAt = options.startedAt ?? performance.now(),
   ) {
     this.origin = new URL(base).origin;
+    this.tls = options.ca ? { tls: { ca: options.ca } } : {};
   }
 
   /** Seconds since the agent started, for progress reports. */
@@ -59,6 +65,7 @@ export class DeployClient {
           headers: { "content-type": "application/json" },
           body: JSON.stringify(body),
           signal: AbortSignal.timeout(15_000),
+          ...this.tls,
         });
         if (res.ok) {
           const answer = LookupAnswerV1.parse(await res.json());
@@ -90,6 +97,7 @@ export class DeployClient {
       headers: this.headers({ "content-type": "application/json" }),
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
+      ...this.tls,
     });
     if (res.status === 401 || res.status === 403) throw new TokenRejected(`the metadata service refused our token (${res.status})`);
     if (!res.ok) throw new Error(`POST ${what}: ${res.status} ${(await res.text()).slice(0, 200).trim()}`);
@@ -136,6 +144,7 @@ export class DeployClient {
     const res = await fetch(url, {
       headers: this.headers(etag ? { "if-none-match": etag } : {}),
       signal: AbortSignal.timeout((waitSeconds + 15) * 1000),
+      ...this.tls,
     });
     if (res.status === 304) return "unchanged";
     if (res.status === 401 || res.status === 403) throw new TokenRejected(`the metadata service refused our token (${res.status})`);
@@ -148,12 +157,14 @@ export class DeployClient {
    * GET a download (the golden disk or a range of it, its map, the config
    * drive). The ramdisk's own token goes only to the metadata service's
    * origin; the store gets its own read token, if the deployer gave one, as
-   * the store reads it (X-Auth-Token, Glance's header).
+   * the store reads it (X-Auth-Token, Glance's header), and is verified
+   * against the store's CA when the deployer named one.
    */
-  async download(url: string, storeToken: string | undefined, signal: AbortSignal, extra: Record<string, string> = {}): Promise<Response> {
+  async download(url: string, storeToken: string | undefined, signal: AbortSignal, o: { headers?: Record<string, string>; storeCa?: string } = {}): Promise<Response> {
     const sameOrigin = new URL(url).origin === this.origin;
     const auth: Record<string, string> = storeToken ? { "x-auth-token": storeToken } : sameOrigin ? { authorization: this.headers().authorization! } : {};
-    const res = await fetch(url, { headers: { ...extra, ...auth }, signal });
+    const tls = sameOrigin ? this.tls : o.storeCa ? { tls: { ca: o.storeCa } } : {};
+    const res = await fetch(url, { headers: { ...o.headers, ...auth }, signal, ...tls });
     if (!res.ok || !res.body) throw new Error(`GET ${url}: ${res.status} ${res.ok ? "without a body" : (await res.text()).slice(0, 200).trim()}`);
     return res;
   }

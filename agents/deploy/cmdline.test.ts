@@ -12,7 +12,11 @@ describe("the ramdisk's kernel command line", () => {
 
   test("a CA pin, lowercased; the last of a repeated key wins", () => {
     const ca = "AB".repeat(32);
-    expect(parseRamdiskCmdline(`ooo.md=http://a ooo.md=https://b ooo.ca=${ca}`)).toEqual({ metadataUrl: "https://b", caSha256: ca.toLowerCase() });
+    expect(parseRamdiskCmdline(`ooo.md=http://a ooo.md=https://b ooo.ca=${ca} ooo.ca_url=http://b:8080/boot/ca.pem`)).toEqual({
+      metadataUrl: "https://b",
+      caSha256: ca.toLowerCase(),
+      caUrl: "http://b:8080/boot/ca.pem",
+    });
   });
 
   const refused: [string, string][] = [
@@ -20,6 +24,7 @@ describe("the ramdisk's kernel command line", () => {
     ["ooo.md=ftp://x", "not an http(s) URL"],
     ["ooo.md=http://x BOOTIF=zz", "not a MAC address"],
     ["ooo.md=http://x ooo.ca=1234", "not a sha256"],
+    [`ooo.md=https://x ooo.ca=${"ab".repeat(32)}`, "needs ooo.ca_url=URL"],
   ];
   for (const [line, message] of refused)
     test(`refused: ${line}`, () => {

@@ -12,6 +12,8 @@ export interface RamdiskArgs {
   metadataUrl: string;
   bootMac?: string;
   caSha256?: string;
+  /** Where the pinned CA certificate is served (plain http: its sha256 is what makes it trusted). */
+  caUrl?: string;
 }
 
 const HttpUrl = z.url({ protocol: /^https?$/ });
@@ -32,5 +34,8 @@ export function parseRamdiskCmdline(cmdline: string): RamdiskArgs {
   if (bootif !== undefined && !bootMac) throw new BadRamdiskCmdline(`${RAMDISK_CMDLINE.bootMac}=${bootif} is not a MAC address`);
   const ca = cmdlineWord(cmdline, RAMDISK_CMDLINE.caSha256)?.toLowerCase();
   if (ca !== undefined && !Sha256Hex.safeParse(ca).success) throw new BadRamdiskCmdline(`${RAMDISK_CMDLINE.caSha256}=${ca} is not a sha256 (64 hex digits)`);
-  return { metadataUrl: url, ...(bootMac ? { bootMac } : {}), ...(ca ? { caSha256: ca } : {}) };
+  const caUrl = cmdlineWord(cmdline, RAMDISK_CMDLINE.caUrl);
+  if (caUrl !== undefined && !HttpUrl.safeParse(caUrl).success) throw new BadRamdiskCmdline(`${RAMDISK_CMDLINE.caUrl}=${caUrl} is not an http(s) URL`);
+  if (ca && !caUrl) throw new BadRamdiskCmdline(`${RAMDISK_CMDLINE.caSha256}= needs ${RAMDISK_CMDLINE.caUrl}=URL (where the CA certificate is served)`);
+  return { metadataUrl: url, ...(bootMac ? { bootMac } : {}), ...(ca ? { caSha256: ca, caUrl } : {}) };
 }

@@ -100,7 +100,7 @@ async function writeWhole(client: DeployClient, d: DeployInstructions, target: T
 /** Only the disk's data, chunk by chunk as its map lists it, each chunk verified; the gaps zeroed. */
 async function writeByMap(client: DeployClient, d: DeployInstructions, target: Target, phase: Phase) {
   const image = { ...d.image, map: d.image.map! };
-  const get = (url: string, headers: Record<string, string>, signal: AbortSignal) => client.download(url, d.store_token, signal, headers);
+  const get = (url: string, headers: Record<string, string>, signal: AbortSignal) => client.download(url, d.store_token, signal, { headers, storeCa: d.store_ca });
   const writer = await step("writing", async () => {
     wipeEnds(target);
     return MapWriter.open(get, image, target);
@@ -145,7 +145,7 @@ async function streamInto(client: DeployClient, d: DeployInstructions, writer: I
   const abort = new AbortController();
   let stall = setTimeout(() => abort.abort(new Error(`the download stalled (nothing for ${STALL_MS / 1000} s)`)), STALL_MS);
   try {
-    const res = await client.download(d.image.disk.url, d.store_token, abort.signal);
+    const res = await client.download(d.image.disk.url, d.store_token, abort.signal, { storeCa: d.store_ca });
     let last = performance.now();
     for await (const chunk of res.body!) {
       clearTimeout(stall);

@@ -1,6 +1,8 @@
 import type { z } from "zod";
 import type { Problem } from "../../lib/errors.ts";
+import type { BootMode, RootDeviceHints } from "../../wire/deploy.ts";
 import type { ConfigDriveMetadata } from "../../wire/metadata.ts";
+import type { Bmc } from "../bmc/bmc.ts";
 
 /**
  * A node driver: how the deployer reaches machines. It is small on purpose,
@@ -33,6 +35,8 @@ export interface DriverNode {
   size: NodeSize;
   /** The node's inventory entry (the pool's settings, validated by the driver's schema). */
   pool: Record<string, unknown>;
+  /** The machine of the pool the node runs on (bare-metal drivers: a name in the entry's `machines`). */
+  machine?: string;
 }
 
 /** A service on the deployer's host that nodes must reach (metadata service, image store). */
@@ -80,6 +84,33 @@ export interface ProvisionRequest {
   expose?: number[];
 }
 
+/** Where a stack's provisioning network serves its machines (stack file `provisioning:`). */
+export interface ProvisioningAddress {
+  address: string;
+  ports: { metadata: number; store: number; http: number };
+}
+
+/** A machine of a bare-metal pool, as its inventory entry describes it. */
+export interface BareMetalMachine {
+  macs: string[];
+  boot_mode: BootMode;
+  root_device?: RootDeviceHints;
+  console_log?: string;
+  /** Kernel console for the deploy ramdisk (console=…). */
+  console: string;
+  standby: boolean;
+}
+
+/**
+ * What a driver of real machines adds: machines that a BMC powers and that
+ * boot ooo's deploy ramdisk from the provisioning network, which writes
+ * their disks (the deployer drives it: deployer/bare-metal/).
+ */
+export interface BareMetal<Pool> {
+  machines(pool: Pool): Record<string, BareMetalMachine>;
+  bmc(pool: Pool, machine: string): Bmc;
+}
+
 export interface NodeDriver<Pool extends Record<string, unknown> = Record<string, unknown>> {
   /** The name a stack file's inventory uses (`driver: qemu`). */
   readonly name: string;
@@ -88,7 +119,11 @@ export interface NodeDriver<Pool extends Record<string, unknown> = Record<string
   /** Host requirements and pool settings, checked before anything is touched: every problem at once. */
   check(pool: Pool): Promise<Problem[]>;
   /** The URL a node uses to reach a host service (the driver arranges the route; for qemu a guestfwd); https when it speaks TLS. */
-  serviceUrl(service: HostService["name"], options?: { tls?: boolean }): string;
+  serviceUrl(service: HostService["name"], options?: { tls?: boolean; provisioning?: ProvisioningAddress }): string;
+  /** Paths in an inventory entry made absolute (they are relative to the stack file). */
+  resolvePaths?(pool: Pool, stackDir: string): Pool;
+  /** Machines reached through a BMC and written by the deploy ramdisk (ipmi, redfish); the deployer provisions them, not `provision`. */
+  readonly bareMetal?: BareMetal<Pool>;
   /** Write the image and the config drive onto the node's disk. The node must be powered off; it stays off. */
   provision(node: DriverNode, request: ProvisionRequest): Promise<void>;
   powerState(node: DriverNode): Promise<PowerState>;

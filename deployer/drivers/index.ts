@@ -1,7 +1,9 @@
 import { z } from "zod";
 import { UnknownDriver } from "../errors.ts";
 import type { NodeDriver } from "./driver.ts";
+import { ipmiDriver, IpmiPool } from "./ipmi.ts";
 import { qemuDriver, QemuPool } from "./qemu.ts";
+import { redfishDriver, RedfishPool } from "./redfish.ts";
 
 /**
  * The node drivers ooo has, by the name a stack file's inventory uses. A new
@@ -10,10 +12,12 @@ import { qemuDriver, QemuPool } from "./qemu.ts";
  */
 export const DRIVERS: Record<string, NodeDriver<any>> = {
   qemu: qemuDriver,
+  ipmi: ipmiDriver,
+  redfish: redfishDriver,
 };
 
 /** An inventory entry: the `driver` key picks the schema of the rest. */
-export const InventoryEntry = z.discriminatedUnion("driver", [QemuPool]);
+export const InventoryEntry = z.discriminatedUnion("driver", [QemuPool, IpmiPool, RedfishPool]);
 export type InventoryEntry = z.infer<typeof InventoryEntry>;
 
 export function driverFor(name: string): NodeDriver {

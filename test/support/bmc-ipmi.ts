@@ -3,6 +3,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSyn
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { readCredentials } from "./bmc-credentials.ts";
+import type { Netns } from "./netns.ts";
 
 /**
  * A machine's IPMI BMC: OpenIPMI's ipmi_sim (Debian `openipmi`) on a UDP
@@ -22,6 +23,8 @@ export interface IpmiBmc {
   address: string;
   port: number;
   dir: string;
+  /** The namespace whose loopback it listens on (else the host's). */
+  netns?: Netns;
   stop(): Promise<void>;
 }
 
@@ -58,7 +61,12 @@ function lanConf(o: { name: string; port: number; username: string; password: st
 
 const EMU = ["mc_setbmc 0x20", "mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr", "mc_enable 0x20", ""].join("\n");
 
-export async function startIpmiBmc(o: { dir: string; machineDir: string; credentials: string; name: string }): Promise<IpmiBmc> {
+/**
+ * With `netns`, ipmi_sim runs inside the namespace and listens on its
+ * loopback: a deployer run inside the namespace (as on a host of the
+ * provisioning network) reaches it there, as a real one reaches its BMCs.
+ */
+export async function startIpmiBmc(o: { dir: string; machineDir: string; credentials: string; name: string; netns?: Netns }): Promise<IpmiBmc> {
   const creds = readCredentials(o.credentials);
   mkdirSync(join(o.dir, "state"), { recursive: true, mode: 0o700 });
   // popen runs the chassis program through the shell: it gets plain paths. The clone (and bun) may
@@ -75,7 +83,8 @@ export async function startIpmiBmc(o: { dir: string; machineDir: string; credent
   writeFileSync(join(o.dir, "sim.emu"), EMU);
   const log = join(o.dir, "ipmi_sim.log");
   const out = openSync(log, "a");
-  const p: Subprocess = Bun.spawn(["ipmi_sim", "-n", "-c", conf, "-f", join(o.dir, "sim.emu"), "-s", join(o.dir, "state")], {
+  const argv = ["ipmi_sim", "-n", "-c", conf, "-f", join(o.dir, "sim.emu"), "-s", join(o.dir, "state")];
+  const p: Subprocess = Bun.spawn(o.netns ? o.netns.wrap(argv[0]!, argv.slice(1)) : argv, {
     stdin: "ignore",
     stdout: out,
     stderr: out,
@@ -85,12 +94,13 @@ export async function startIpmiBmc(o: { dir: string; machineDir: string; credent
     address: "127.0.0.1",
     port,
     dir: o.dir,
+    ...(o.netns ? { netns: o.netns } : {}),
     async stop() {
       p.kill();
       await p.exited;
     },
   };
-  for (const deadline = Date.now() + 5000; !(await listening(port)); await Bun.sleep(20)) {
+  for (const deadline = Date.now() + 5000; !(await listening(port, o.netns)); await Bun.sleep(20)) {
     if (p.exitCode !== null || Date.now() > deadline) {
       await bmc.stop();
       throw new Error(`ipmi_sim for ${o.name} did not open 127.0.0.1:${port}:\n${readFileSync(log, "utf8").slice(-2000)}`);
@@ -99,8 +109,9 @@ export async function startIpmiBmc(o: { dir: string; machineDir: string; credent
   return bmc;
 }
 
-async function listening(port: number) {
-  const r = await execa("ss", ["-Huln", `sport = :${port}`], { reject: false });
+async function listening(port: number, netns?: Netns) {
+  const argv = ["ss", "-Huln", `sport = :${port}`];
+  const r = await execa(netns ? "ip" : argv[0]!, netns ? ["netns", "exec", netns.name, ...argv] : argv.slice(1), { reject: false });
   return String(r.stdout).includes(`127.0.0.1:${port}`);
 }
 
@@ -109,13 +120,11 @@ async function listening(port: number) {
  * (without -C 3 every call first spends ~10 s failing to list cipher
  * suites), the password from the environment (-E), never -P.
  */
-export async function ipmitool(bmc: { address: string; port: number }, credentialsFile: string, args: string[], timeoutMs = 20_000) {
+export async function ipmitool(bmc: { address: string; port: number; netns?: Netns }, credentialsFile: string, args: string[], timeoutMs = 20_000) {
   const creds = readCredentials(credentialsFile);
-  const r = await execa(
-    "ipmitool",
-    ["-I", "lanplus", "-C", "3", "-H", bmc.address, "-p", String(bmc.port), "-U", creds.username, "-E", ...args],
-    { env: { IPMI_PASSWORD: creds.password }, reject: false, timeout: timeoutMs, stdin: "ignore" },
-  );
+  const argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", bmc.address, "-p", String(bmc.port), "-U", creds.username, "-E", ...args];
+  const [cmd, ...rest] = bmc.netns ? bmc.netns.wrap(argv[0]!, argv.slice(1)) : argv;
+  const r = await execa(cmd!, rest, { env: { IPMI_PASSWORD: creds.password }, reject: false, timeout: timeoutMs, stdin: "ignore" });
   const stderr = String(r.stderr).trim() + (r.timedOut ? `ipmitool timed out after ${timeoutMs / 1000} s` : "");
   return { code: r.exitCode ?? -1, stdout: String(r.stdout).trim(), stderr };
 }

@@ -73,6 +73,9 @@ export function createMachine(dir: string, spec: z.input<typeof MachineSpec>): M
   return s;
 }
 
+/** The serial number of a machine's disk `i` (qemu's virtio-blk serial): NAME-i in capitals. */
+export const diskSerial = (machine: string, i: number) => `${machine.toUpperCase()}-${i}`;
+
 export function bootOverride(dir: string): BootOverride {
   const file = join(dir, "boot.json");
   return existsSync(file) ? BootOverride.parse(JSON.parse(readFileSync(file, "utf8"))) : NO_OVERRIDE;
@@ -172,7 +175,8 @@ function qemuArgs(dir: string, spec: MachineSpec, target: BootOverride["target"]
     "-device", "virtio-rng-pci",
     ...spec.disks.flatMap((file, i) => [
       "-drive", `if=none,id=drive${i},file=${file},format=raw,cache=unsafe,discard=unmap`,
-      "-device", `virtio-blk-pci,id=disk${i},drive=drive${i},bootindex=${order.disks[i]}`,
+      // A serial per disk, as real disks have: what root device hints name.
+      "-device", `virtio-blk-pci,id=disk${i},drive=drive${i},bootindex=${order.disks[i]},serial=${diskSerial(spec.name, i)}`,
     ]),
   ];
 }

@@ -29,8 +29,8 @@ export const TEST_IMAGES = {
   "kv-v1": { elements: ["debian-minimal", "ooo-node", "redis"], types: ["raw", "tar"], output: "kv" },
   "kv-v2": { elements: ["debian-minimal", "ooo-node", "redis"], types: ["raw", "tar"], packages: ["less"], output: "kv" },
   "kv-v3": { elements: ["debian-minimal", "ooo-node", "redis", "broken-configure"], types: ["tar"], packages: ["less"], output: "kv" },
-  /** The deploy ramdisk: Debian's generic kernel, busybox, the agent (ooo-agent deploy). */
-  ramdisk: { elements: ["ooo-deploy"], types: ["ramdisk"] },
+  /** The deploy ramdisk: Debian's generic kernel, busybox, the agent (ooo-agent deploy); with its tar, so that it can be published. */
+  ramdisk: { elements: ["ooo-deploy"], types: ["ramdisk", "tar"] },
   /** The tiny static base, no kernel. */
   tiny: { elements: ["busybox-base"], types: ["tar"] },
   /**

@@ -77,25 +77,24 @@ function system(id: string, dir: string) {
   };
 }
 
-export function startRedfish(o: { systems: Record<string, string>; credentials: string; port?: number }): RedfishServer {
+/** With `unix`, it also answers on that socket (the test bed serves it inside its namespace from there). */
+export function startRedfish(o: { systems: Record<string, string>; credentials: string; port?: number; unix?: string }): RedfishServer {
   const creds = readCredentials(o.credentials);
   const expected = Buffer.from(`Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`);
   const authorized = (req: Request) => {
     const got = Buffer.from(req.headers.get("authorization") ?? "");
     return got.length === expected.length && timingSafeEqual(got, expected);
   };
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: o.port ?? 0,
-    async fetch(req) {
-      const res = await route(req);
-      // sushy asks with "Connection: close" and Bun closes, but without saying
-      // so urllib3 pools the socket and its next request may hit the closed
-      // one ("Remote end closed connection without response"). Say it.
-      if (req.headers.get("connection")?.toLowerCase() === "close") res.headers.set("Connection", "close");
-      return res;
-    },
-  });
+  const fetch = async (req: Request) => {
+    const res = await route(req);
+    // sushy asks with "Connection: close" and Bun closes, but without saying
+    // so urllib3 pools the socket and its next request may hit the closed
+    // one ("Remote end closed connection without response"). Say it.
+    if (req.headers.get("connection")?.toLowerCase() === "close") res.headers.set("Connection", "close");
+    return res;
+  };
+  const server = Bun.serve({ hostname: "127.0.0.1", port: o.port ?? 0, fetch });
+  const onSocket = o.unix ? Bun.serve({ unix: o.unix, fetch }) : undefined;
   async function route(req: Request): Promise<Response> {
     const path = new URL(req.url).pathname.replace(/\/+$/, "") || "/";
     if (path === "/redfish") return Response.json({ v1: "/redfish/v1/" });
@@ -134,6 +133,7 @@ export function startRedfish(o: { systems: Record<string, string>; credentials: 
     systems: o.systems,
     async stop() {
       await server.stop(true);
+      await onSocket?.stop(true);
     },
   };
 }

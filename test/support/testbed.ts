@@ -13,7 +13,11 @@ import { requireCommand, requireRoot } from "./require.ts";
  * Bare-metal machines for tests: each a qemu VM on a tap in the test's own
  * network namespace, powered only through its BMC — an ipmi_sim on a
  * loopback UDP port, and optionally one Redfish server for all of them.
- * The test (or the deployer it drives) never starts a machine itself.
+ * The test (or the deployer it drives) never starts a machine itself. The
+ * BMCs answer inside the namespace too (ipmi_sim runs there; the Redfish
+ * server is forwarded to its loopback), so that a deployer run inside it
+ * (`netns.wrap`) sees what one on a provisioning network sees: its bridge
+ * address, the machines' NICs, their BMCs.
  *
  *   const bed = await createTestbed({ machines: [{ name: "uefi0", firmware: "uefi" }] });
  *   await ipmitool(bed.machines[0].ipmi, bed.credentials, ["power", "on"]);
@@ -59,6 +63,8 @@ export interface Testbed {
   credentials: string;
   machines: TestMachine[];
   redfish?: RedfishServer;
+  /** The Redfish server's URL inside the namespace (where a deployer run there reaches it). */
+  redfishInNetns?: string;
   destroy(): Promise<void>;
 }
 
@@ -100,17 +106,26 @@ export async function createTestbed(o: { machines: TestMachineSpec[]; redfish?: 
         memoryMiB: spec.memoryMiB ?? 512,
         netboot: spec.netboot ?? (spec.firmware === "bios" ? "ipxe" : "pxe"),
       });
-      const ipmi = await startIpmiBmc({ dir: join(mdir, "bmc"), machineDir: mdir, credentials, name: m.name });
+      const ipmi = await startIpmiBmc({ dir: join(mdir, "bmc"), machineDir: mdir, credentials, name: m.name, netns });
       bmcs.push(ipmi);
       machines.push(testMachine(m, mdir, `${SUBNET}.${10 + i}`, ipmi));
     }
-    if (o.redfish) redfish = startRedfish({ systems: Object.fromEntries(machines.map((m) => [m.systemId, m.dir])), credentials });
-    return { dir, netns, credentials, machines, redfish, destroy };
+    let redfishInNetns: string | undefined;
+    if (o.redfish) {
+      const sock = join(dir, "redfish.sock");
+      redfish = startRedfish({ systems: Object.fromEntries(machines.map((m) => [m.systemId, m.dir])), credentials, unix: sock });
+      // Inside the namespace, on its loopback: where BMCs are for a deployer there.
+      await netns.exposeUnix(REDFISH_NETNS_PORT, sock, "127.0.0.1");
+      redfishInNetns = `http://127.0.0.1:${REDFISH_NETNS_PORT}`;
+    }
+    return { dir, netns, credentials, machines, redfish, redfishInNetns, destroy };
   } catch (e) {
     await destroy();
     throw e;
   }
 }
+
+const REDFISH_NETNS_PORT = 8000;
 
 function sparseFile(file: string, mib: number) {
   const fd = openSync(file, "w");
