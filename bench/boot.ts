@@ -22,7 +22,7 @@
  * start). Already out of the way: no iPXE option ROM (romfile=), no VGA.
  * KVM, where it works, takes the emulation away.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { DEFAULT_IMAGE } from "../builder/defaults.ts";

@@ -30,6 +30,13 @@ const GOOD = stack(WEB());
 const hostMiB = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))![1]) / 1024;
 /** A stack that has been deployed once, with no node left: its state folder exists (status, power, upgrade go further). */
 const deployed = (dir: string) => StateDb.open(join(dir, ".ooo", "s")).close();
+/** …and one whose node web-0 is still being written (its deploy was interrupted). */
+const halfDeployed = (dir: string) => {
+  const db = StateDb.open(join(dir, ".ooo", "s"));
+  db.createNode({ name: "web-0", role: "web", idx: 0, pool: "local", driver: "qemu", size: { memoryMiB: 1024, cpus: 1 } });
+  db.transition("web-0", "writing-image");
+  db.close();
+};
 
 const rows: BadInput[] = [
   // The stack file (items 1, 5, 8)
@@ -90,6 +97,8 @@ const rows: BadInput[] = [
   { name: "power to a state there is none of", argv: ["power", "s.yaml", "web-0", "up"], files: { "s.yaml": GOOD }, exit: USAGE, says: 'target must be one of "on", "off", "soft-off", "reset", "reboot", not "up"' },
   { name: "upgrade a stack never deployed", argv: ["upgrade", "s.yaml"], files: { "s.yaml": GOOD }, exit: USAGE, says: "it was never deployed" },
   { name: "upgrade a stack without nodes", argv: ["upgrade", "s.yaml"], files: { "s.yaml": GOOD }, before: deployed, exit: USAGE, says: "nothing to upgrade: stack s has no deployed node", leaves: [".ooo"] },
+  { name: "upgrade a node whose deploy did not finish", argv: ["upgrade", "s.yaml"], files: { "s.yaml": GOOD }, before: halfDeployed, exit: USAGE, says: "cannot upgrade in place: web-0 is writing-image; nothing was changed", leaves: [".ooo"] },
+  { name: "takeover a node whose deploy did not finish", argv: ["takeover", "s.yaml", "web-0", "--image", "kv@stable"], files: { "s.yaml": GOOD }, before: halfDeployed, exit: USAGE, says: "web-0 is writing-image", leaves: [".ooo"] },
   { name: "takeover a node that does not exist", argv: ["takeover", "s.yaml", "web-9", "--image", "kv@2"], files: { "s.yaml": GOOD }, before: deployed, exit: USAGE, says: "no node web-9 in this stack", leaves: [".ooo"] },
   { name: "takeover without --image", argv: ["takeover", "s.yaml", "web-0"], files: { "s.yaml": GOOD }, exit: USAGE, says: "missing --image" },
   { name: "takeover an image reference that is none", argv: ["takeover", "s.yaml", "web-0", "--image", "kv@"], files: { "s.yaml": GOOD }, exit: USAGE, says: 'image reference "kv@"' },

@@ -150,6 +150,17 @@ export class UpgradeImpossible extends OooError {
   }
 }
 
+/** Nodes an in-place upgrade cannot reach: their root is not running (still being deployed, or gone). */
+export class NodesNotRunning extends OooError {
+  readonly code = "nodes-not-running";
+  override readonly exitCode = EXIT.usage.code;
+  constructor(nodes: { name: string; state: string }[]) {
+    super(`cannot upgrade in place: ${nodes.map((n) => `${n.name} is ${n.state}`).join(", ")}; nothing was changed`, {
+      hint: "An in-place upgrade needs the node's agents running: finish its deploy first (ooo deploy STACK), or name other nodes.",
+    });
+  }
+}
+
 export class UpgradeFailed extends OooError {
   readonly code = "upgrade-failed";
   constructor(readonly nodes: string[]) {

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { z } from "zod";
 import { publishAtomically, stageFile } from "../lib/atomic.ts";
 import { dataRuns } from "../lib/sparse.ts";
+import { DISK_MAP_ARTIFACT } from "../wire/disk-map.ts";
 import { Sha256Hex } from "../wire/image-ref.ts";
 import type { Manifest } from "../wire/manifest.ts";
 import type { StoreClient } from "../store/client/client.ts";
@@ -33,6 +34,8 @@ export interface ResolvedImage {
   digest: string;
   manifest: Manifest;
   disk: { sha256: string; size: number };
+  /** Where the disk's data is (wire/disk-map.ts), when the build wrote its map: a ramdisk then fetches only that. */
+  diskMap?: { sha256: string; size: number };
   kernel?: { sha256: string; size: number };
   /** The trusted key that signed its manifest (when the stack trusts keys). */
   signer?: TrustedKey;
@@ -76,6 +79,7 @@ export async function resolveRoleImage(
   if (!raw && options.requireDisk !== false)
     throw new RoleImageUnusable(role, ref, `${manifest.name} ${manifest.digest} has no raw disk: build it with -t raw,tar and publish it again`);
   const kernel = manifest.artifacts.find((a) => a.type === "vmlinuz");
+  const map = manifest.artifacts.find((a) => a.type === DISK_MAP_ARTIFACT);
   return {
     role,
     ref,
@@ -84,6 +88,7 @@ export async function resolveRoleImage(
     digest: manifest.digest,
     manifest,
     disk: raw ? { sha256: raw.sha256, size: raw.size } : { sha256: "", size: 0 },
+    ...(raw && map ? { diskMap: { sha256: map.sha256, size: map.size } } : {}),
     kernel: kernel && { sha256: kernel.sha256, size: kernel.size },
     signer,
   };

@@ -62,21 +62,16 @@ export function metadataFor(ctx: NodeContext, spec: NodeSpec, image: { name: str
 }
 
 /** Write the image and a config drive with a fresh token; the node ends powered off, state writing-image. */
-export async function provision(ctx: NodeContext, spec: NodeSpec, image: ResolvedImage): Promise<void> {
-  const { db, run } = ctx;
-  const row = db.node(spec.name)!;
-  const driver = driverFor(row.driver);
-  if (driver.bareMetal) return provisionByRamdisk(ctx, spec, image);
-  const node = driverNode(ctx.stateDir, row);
-  if ((await driver.powerState(node)) === "on") {
-    await driver.setPower(node, "off");
-    db.event(spec.name, "power-off", { why: "its disk is rewritten" }, { run });
-  }
+/**
+ * A new deploy of `image` to a node: a new token and serial, the metadata
+ * they give, and the node in writing-image until its disk is written.
+ */
+export function beginImageWrite(ctx: NodeContext, spec: NodeSpec, image: ResolvedImage, lastSerial: number, detail: Record<string, unknown> = {}) {
   const token = newToken();
-  const serial = row.serial + 1;
+  const serial = lastSerial + 1;
   const md = metadataFor(ctx, spec, { name: image.name, digest: image.digest }, serial);
-  db.transition(spec.name, "writing-image", {
-    run,
+  ctx.db.transition(spec.name, "writing-image", {
+    run: ctx.run,
     fields: {
       image_ref: image.ref,
       image_name: image.name,
@@ -90,8 +85,22 @@ export async function provision(ctx: NodeContext, spec: NodeSpec, image: Resolve
       signalled_serial: null,
       error: null,
     },
-    detail: { image: image.digest },
+    detail: { image: image.digest, ...detail },
   });
+  return { token, serial };
+}
+
+export async function provision(ctx: NodeContext, spec: NodeSpec, image: ResolvedImage): Promise<void> {
+  const { db, run } = ctx;
+  const row = db.node(spec.name)!;
+  const driver = driverFor(row.driver);
+  if (driver.bareMetal) return provisionByRamdisk(ctx, spec, image);
+  const node = driverNode(ctx.stateDir, row);
+  if ((await driver.powerState(node)) === "on") {
+    await driver.setPower(node, "off");
+    db.event(spec.name, "power-off", { why: "its disk is rewritten" }, { run });
+  }
+  const { token } = beginImageWrite(ctx, spec, image, row.serial);
   const cached = ctx.cache.has(image);
   db.event(spec.name, "image-fetch-start", { digest: image.digest, cached }, { run });
   const disk = await log.step(`${spec.name}: ${cached ? "image in the cache" : `fetch ${image.name} (${(image.disk.size / 2 ** 30).toFixed(1)} GiB disk)`}`, async () => {

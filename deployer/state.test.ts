@@ -56,6 +56,13 @@ describe("deployer state", () => {
     expect(db.node("web-0")!.state).toBe(from);
   });
 
+  test("a node can fail before its disk is written (its machine's BMC refused, its disk too small)", () => {
+    const { db } = fresh();
+    db.createNode(NODE);
+    db.transition("web-0", "failed", { fields: { error: "machine x1: BMC refused the login" } });
+    expect(db.node("web-0")).toMatchObject({ state: "failed", error: "machine x1: BMC refused the login" });
+  });
+
   test("a failed node can be retried every way, and a late success signal makes it active", () => {
     for (const to of ["writing-image", "powering-on", "configuring", "active", "deleting"] as NodeState[]) expect(TRANSITIONS.failed).toContain(to);
   });

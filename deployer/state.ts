@@ -26,7 +26,7 @@ export type NodeState = "new" | "writing-image" | "powering-on" | "booting" | "c
  * report does), so booting → active is allowed.
  */
 export const TRANSITIONS: Record<NodeState, readonly NodeState[]> = {
-  new: ["writing-image", "deleting"],
+  new: ["writing-image", "failed", "deleting"],
   "writing-image": ["writing-image", "powering-on", "failed", "deleting"],
   "powering-on": ["powering-on", "booting", "writing-image", "failed", "deleting"],
   booting: ["booting", "configuring", "active", "powering-on", "writing-image", "failed", "deleting"],

@@ -3,7 +3,7 @@ import { log, table } from "../lib/log.ts";
 import { CompletionSignal, type UpgradeOutcome } from "../wire/signal.ts";
 import { checkDrivers, resolveImages, stateDirOf } from "./deploy.ts";
 import { driverFor } from "./drivers/index.ts";
-import { NoState, NothingToUpgrade, UpgradeImpossible, UnknownNode } from "./errors.ts";
+import { NodesNotRunning, NoState, NothingToUpgrade, UpgradeImpossible, UnknownNode } from "./errors.ts";
 import { refusedLeavesNothing } from "./refused.ts";
 import { existsSync } from "node:fs";
 import { ImageCache, resolveRoleImage, type ResolvedImage } from "./images.ts";
@@ -14,7 +14,7 @@ import { driverNode, metadataFor, powerOn, provision, waitForSignal, type NodeCo
 import { consoleSize, watchNode } from "./node-watch.ts";
 import { ensureMetadataService, storeFor } from "./services.ts";
 import { loadStack, type NodeSpec, type RoleSpec, type Stack } from "./stack.ts";
-import { STATE_DB, StateDb, type NodeRow } from "./state.ts";
+import { STATE_DB, StateDb, type NodeRow, type NodeState } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
 
 /**
@@ -109,6 +109,9 @@ export async function upgrade(stackFile: string, options: UpgradeOptions = {}): 
   return refusedLeavesNothing(stateDir, (acting) => upgradeNodes(stack, stateDir, options, acting));
 }
 
+/** States in which a node runs its own root and agents (a failed one may have failed only its configuration). */
+const UPGRADABLE: readonly NodeState[] = ["active", "configuring", "failed"];
+
 async function upgradeNodes(stack: Stack, stateDir: string, options: UpgradeOptions, acting: () => void): Promise<UpgradeReport> {
   const db = StateDb.open(stateDir, { create: false });
   const unlock = lockStack(stateDir, options.image ? "takeover" : "upgrade");
@@ -117,6 +120,10 @@ async function upgradeNodes(stack: Stack, stateDir: string, options: UpgradeOpti
   try {
     if (options.nodes) for (const n of options.nodes) if (!db.node(n)) throw new UnknownNode(n, db.nodes().map((r) => r.name));
     if (!db.nodes().length) throw new NothingToUpgrade(`stack ${stack.name}`);
+    // In place, a node's own agents take the new image: a node whose root is not running would only time out.
+    const inPlace = new Set(stack.roles.filter((r) => r.rollingUpdates.policy === "rebuild-in-place").map((r) => r.name));
+    const notRunning = db.nodes().filter((r) => inPlace.has(r.role) && (!options.nodes || options.nodes.includes(r.name)) && !UPGRADABLE.includes(r.state));
+    if (notRunning.length) throw new NodesNotRunning(notRunning.map((r) => ({ name: r.name, state: r.state })));
     const tls = stackTls(stateDir);
     const store = await storeFor(stack, stateDir);
     const cache = new ImageCache(options.imageCache ?? join(stateDir, "images"));

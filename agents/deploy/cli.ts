@@ -132,6 +132,7 @@ async function deploy(client: DeployClient, d: DeployInstructions, logFile: stri
   try {
     const installed = await install(client, d, phase, (disk) => (diskName = `/dev/${disk.name}`));
     const done = `${d.image.name} (${d.image.digest}) is on ${diskName}`;
+    let noKexec = "";
     if (d.restart === "kexec") {
       await phase("restarting", { message: "loading the installed root's kernel for kexec" });
       const prepared = await loadInstalledRoot(installed.partitions);
@@ -144,9 +145,11 @@ async function deploy(client: DeployClient, d: DeployInstructions, logFile: stri
         restart();
         return;
       }
+      noKexec = prepared.reason;
       log.warn(`no kexec (${prepared.reason}): the deployer boots the disk through the firmware`);
     }
-    await client.result({ action: "deploy", status: "success", step: "restarting", message: `${done}; boot it from the disk`, disk: diskName, restart: "firmware" });
+    const why = d.restart === "kexec" ? ` (no kexec: ${noKexec})` : "";
+    await client.result({ action: "deploy", status: "success", step: "restarting", message: `${done}; boot it from the disk${why}`, disk: diskName, restart: "firmware" });
   } catch (e) {
     if (e instanceof TokenRejected) throw e;
     const step = e instanceof DeployStepFailed ? e.step : current;

@@ -1,6 +1,5 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { log } from "../../lib/log.ts";
 import { run } from "../../lib/run.ts";
 import { canonicalTar } from "../../lib/tar/canonical.ts";
 import type { StoreClient } from "../../store/client/client.ts";

@@ -10,9 +10,8 @@ import type { BareMetalMachine } from "../drivers/driver.ts";
 import { driverFor } from "../drivers/index.ts";
 import { DriverFailed } from "../errors.ts";
 import type { ResolvedImage } from "../images.ts";
-import { newToken, tokenHash } from "../metadata-service.ts";
 import { configDrive } from "../node-metadata.ts";
-import { driverNode, endpointsFor, metadataFor, type NodeContext, type WaitResult } from "../node-ops.ts";
+import { beginImageWrite, driverNode, endpointsFor, type NodeContext, type WaitResult } from "../node-ops.ts";
 import { consoleSize, consoleTail } from "../node-watch.ts";
 import type { NodeSpec } from "../stack.ts";
 import type { StateDb } from "../state.ts";
@@ -56,26 +55,7 @@ export async function provisionByRamdisk(ctx: NodeContext, spec: NodeSpec, image
     const choice = chooseRootDisk(known.disks, deployBytes(image.disk.size), machine.spec.root_device);
     if ("problem" in choice) throw new DriverFailed(spec.name, `machine ${machine.name} (as its ramdisk reported it): ${choice.problem}`);
   }
-  const token = newToken();
-  const serial = row.serial + 1;
-  const md = metadataFor(ctx, spec, { name: image.name, digest: image.digest }, serial);
-  db.transition(spec.name, "writing-image", {
-    run,
-    fields: {
-      image_ref: image.ref,
-      image_name: image.name,
-      image_digest: image.digest,
-      token_hash: tokenHash(token),
-      serial,
-      metadata: md.text,
-      config_hash: md.hash,
-      size: spec.size,
-      collected_serial: null,
-      signalled_serial: null,
-      error: null,
-    },
-    detail: { image: image.digest, machine: machine.name },
-  });
+  const { token } = beginImageWrite(ctx, spec, image, row.serial, { machine: machine.name });
   const node = driverNode(ctx.stateDir, row);
   const endpoints = endpointsFor(machine.driver, ctx.store, Boolean(ctx.tls), ctx.stateDir);
   // The config drive holds the node's token: the folder is the node's and ooo's only; the ramdisk gets it over https.
@@ -87,12 +67,19 @@ export async function provisionByRamdisk(ctx: NodeContext, spec: NodeSpec, image
   const driveSum = sha256File(drive);
   // The store's CA when it is not the system's (the stack's own for the embedded store): the ramdisk verifies the store by it.
   const storeCa = ctx.store.ca;
+  const blobUrl = (sha256: string) => `${endpoints.store!.url}/v2/ooo/blobs/sha256:${sha256}`;
   const command: Command = {
     version: DEPLOY_VERSION,
     action: "deploy",
     deploy: {
       node: spec.name,
-      image: { name: image.name, digest: image.digest, disk: { url: `${endpoints.store!.url}/v2/ooo/blobs/sha256:${image.disk.sha256}`, sha256: image.disk.sha256, size: image.disk.size } },
+      image: {
+        name: image.name,
+        digest: image.digest,
+        disk: { url: blobUrl(image.disk.sha256), ...image.disk },
+        // With its map, the ramdisk fetches only the disk's data (a fraction of its size), by Range.
+        ...(image.diskMap ? { map: { url: blobUrl(image.diskMap.sha256), ...image.diskMap } } : {}),
+      },
       ...(ctx.store.readToken ? { store_token: ctx.store.readToken } : {}),
       ...(storeCa ? { store_ca: storeCa } : {}),
       ...(machine.spec.root_device ? { root_device: machine.spec.root_device } : {}),

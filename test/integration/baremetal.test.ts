@@ -37,6 +37,14 @@ let kv: { v1: TestImage; v2: TestImage; v3: TestImage };
 const machine = (name: string) => bed.machines.find((m) => m.name === name)!;
 const ooo = (...args: string[]) => oooIn(bed.netns, args);
 const figures: Record<string, unknown> = {};
+/** The JSON report a `--json` command printed last; else what it said on stderr, as the failure. */
+function reportOf<T>(r: { code: number; stdout: string; stderr: string }): T {
+  try {
+    return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as T;
+  } catch {
+    throw new Error(`no JSON report (exit ${r.code}); stderr:\n${r.stderr.split("\n").slice(-60).join("\n")}`);
+  }
+}
 
 function db<T>(fn: (d: Database) => T): T {
   const d = new Database(join(stateDir, "state.db"), { readonly: true });
@@ -134,7 +142,7 @@ describe("bare metal through the test bed's BMCs", () => {
     const t0 = Date.now();
     const r = await ooo("deploy", stackFile, "--json");
     figures.deploy_seconds = (Date.now() - t0) / 1000;
-    const report = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { outcomes: { node: string; result: string; error?: string }[]; timeline: Timeline };
+    const report = reportOf<{ outcomes: { node: string; result: string; error?: string }[]; timeline: Timeline }>(r);
     const outcome = Object.fromEntries(report.outcomes.map((o) => [o.node, o]));
     expect(r.code).not.toBe(0);
     for (const n of ["web-0", "web-1", "web-2", "api-0", "quick-0"]) expect({ node: n, result: outcome[n]!.result, error: outcome[n]!.error }).toEqual({ node: n, result: "active", error: undefined });
@@ -183,7 +191,7 @@ describe("bare metal through the test bed's BMCs", () => {
   test("in-place upgrade on a UEFI machine (kexec) and a rollback", async () => {
     const up = await ooo("takeover", stackFile, "web-0", "--image", "kv@2", "--json");
     if (up.code !== 0) throw new Error(`the upgrade failed:\n${up.stderr}`);
-    const upgraded = JSON.parse(up.stdout.trim().split("\n").at(-1)!) as { nodes: { node: string; result: string; restart?: string; to: string }[] };
+    const upgraded = reportOf<{ nodes: { node: string; result: string; restart?: string; to: string }[] }>(up);
     expect(upgraded.nodes[0]).toMatchObject({ node: "web-0", result: "upgraded", restart: "kexec", to: kv.v2.manifest.digest });
     expect(powerEvents(machine("u1"))).toEqual(["power-on boot=pxe"]);
 
@@ -192,7 +200,7 @@ describe("bare metal through the test bed's BMCs", () => {
     const rollback = (await uefiBootable(kv.v3)) ? "web-0" : "web-2";
     const down = await ooo("takeover", stackFile, rollback, "--image", "kv@3", "--json");
     expect(down.code).not.toBe(0);
-    const rolled = JSON.parse(down.stdout.trim().split("\n").at(-1)!) as { nodes: { node: string; result: string; reason?: string }[] };
+    const rolled = reportOf<{ nodes: { node: string; result: string; reason?: string }[] }>(down);
     expect(rolled.nodes[0]).toMatchObject({ node: rollback, result: "rolled-back" });
     expect(rolled.nodes[0]!.reason).toContain("configure.d/70-broken-configure");
     const status = JSON.parse((await ooo("status", stackFile, "--json")).stdout) as { nodes: { node: string; digest?: string; state: string }[] };
