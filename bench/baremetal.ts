@@ -1,0 +1,209 @@
+#!/usr/bin/env bun
+/**
+ * Power-off-to-working on bare metal, on the test bed (test/support/
+ * testbed.ts: qemu machines under TCG powered only through ipmi_sim, network
+ * boot by the deployer's own dnsmasq, OVMF and SeaBIOS), side by side with
+ * the qemu driver, in one run and from one image (the test image kv-v1,
+ * debian-minimal + ooo-node + redis; the deploy ramdisk built from element
+ * ooo-deploy). Every machine and the qemu node have 1 vCPU and 1 GiB.
+ *
+ *   bun bench/baremetal.ts [--runs 3]
+ *
+ * Cases, each the median of --runs:
+ *   cold UEFI   one machine (OVMF), from power off: PXE → iPXE → ramdisk → write → kexec
+ *   cold BIOS   one machine (SeaBIOS and the NIC's iPXE ROM), the same
+ *   fast track  one machine waiting in the ramdisk (standby): the deploy needs no firmware boot
+ *   3 cold      three other machines (1 UEFI, 2 BIOS) at once
+ *   qemu        the qemu driver's one node (the host writes its disk and boots it)
+ *
+ * Power-off-to-working is read from each deploy's timeline: from the node's
+ * first step to its completion signal (for 3, the first step of any to the
+ * last signal). Firmware boots are counted on the machines' consoles
+ * (SeaBIOS's banner, OVMF's boot manager). Between runs `ooo delete` erases
+ * the machines through the ramdisk (reported, not counted): cold machines
+ * end off, the standby one back in the ramdisk. Targets: 1 firmware boot
+ * cold and 0 fast track (Ironic needs 2 and 1); cold ≤ 1.5 × and fast track
+ * ≤ 1.1 × the qemu driver's time; ramdisk ≤ 64 MiB. Prints a table and, as
+ * its LAST line, one JSON object of the figures.
+ */
+import { mkdirSync, statSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import type { Timeline } from "../deployer/timeline.ts";
+import { table } from "../lib/log.ts";
+import { firmwareBoots } from "../test/support/firmware-boots.ts";
+import { buildTestImage } from "../test/support/images.ts";
+import { machinesOf, oooIn, prepareBridge, publishInto, writeMetalStack } from "../test/support/metal-stack.ts";
+import { createTestbed, type TestMachine } from "../test/support/testbed.ts";
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1]! : fallback;
+};
+const runs = Number(flag("runs", "3"));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const r1 = (n: number) => Math.round(n * 10) / 10;
+const MiB = 2 ** 20;
+
+type Case = "cold UEFI" | "cold BIOS" | "fast track" | "3 cold" | "qemu";
+interface Run {
+  scenario: Case;
+  run: number;
+  seconds: number;
+  firmwareBoots: number;
+  ramdiskBoot: number;
+  write: number;
+  nodeBoot: number;
+  command: number;
+  erase: number;
+  load: number;
+}
+
+process.stderr.write("building the test images (kv-v1, the deploy ramdisk) if they are not current…\n");
+const [ramdisk, kv] = await Promise.all([buildTestImage("ramdisk"), buildTestImage("kv-v1")]);
+const ramdiskBytes = statSync(`${ramdisk.base}.vmlinuz`).size + statSync(`${ramdisk.base}.initramfs`).size;
+
+const bed = await createTestbed({
+  machines: [
+    { name: "u1", firmware: "uefi", memoryMiB: 1024 },
+    { name: "b1", firmware: "bios", memoryMiB: 1024 },
+    { name: "u2", firmware: "uefi", memoryMiB: 1024 },
+    { name: "b2", firmware: "bios", memoryMiB: 1024 },
+    { name: "b3", firmware: "bios", memoryMiB: 1024 },
+    { name: "f1", firmware: "bios", memoryMiB: 1024 },
+  ],
+});
+const machine = (name: string) => bed.machines.find((m) => m.name === name)!;
+const results: Run[] = [];
+const dir = join(bed.dir, "stack");
+mkdirSync(dir);
+const stackFile = join(dir, "bench.yaml");
+const inventory = {
+  uefi: { driver: "ipmi", machines: machinesOf(bed, [{ machine: machine("u1") }]) },
+  bios: { driver: "ipmi", machines: machinesOf(bed, [{ machine: machine("b1") }]) },
+  three: { driver: "ipmi", machines: machinesOf(bed, [{ machine: machine("u2") }, { machine: machine("b2") }, { machine: machine("b3") }]) },
+  fast: { driver: "ipmi", standby: true, machines: machinesOf(bed, [{ machine: machine("f1") }]) },
+  local: { driver: "qemu", accel: "tcg", boot_mode: "bios" },
+};
+const ROLE_OF: Record<Case, { pool: string; count: number; machines: string[] }> = {
+  "cold UEFI": { pool: "uefi", count: 1, machines: ["u1"] },
+  "cold BIOS": { pool: "bios", count: 1, machines: ["b1"] },
+  "fast track": { pool: "fast", count: 1, machines: ["f1"] },
+  "3 cold": { pool: "three", count: 3, machines: ["u2", "b2", "b3"] },
+  qemu: { pool: "local", count: 1, machines: [] },
+};
+/** The stack with only this case's role holding nodes (the others at 0: their machines stay as they are). */
+const writeStack = (scenario: Case | undefined) =>
+  writeMetalStack(stackFile, {
+    name: "bench",
+    ramdisk: "ramdisk@stable",
+    inventory,
+    roles: Object.fromEntries(
+      (Object.keys(ROLE_OF) as Case[]).map((c) => [
+        c.replaceAll(" ", "-").toLowerCase(),
+        { count: c === scenario ? ROLE_OF[c].count : 0, image: "kv@live", inventory: ROLE_OF[c].pool, size: { memory: "1G", cpus: 1 }, metadata: { redis: { port: 6379 } } },
+      ]),
+    ),
+    signalTimeout: "30m",
+  });
+
+async function ooo(argv: string[]) {
+  const r = await oooIn(bed.netns, argv);
+  if (r.code !== 0) throw new Error(`ooo ${argv.join(" ")} failed (exit ${r.code}):\n${r.stderr.split("\n").slice(-40).join("\n")}`);
+  return r;
+}
+
+function figures(t: Timeline, scenario: Case, run: number, command: number, boots: number, erase: number, load: number): Run {
+  const starts = t.nodes.map((n) => Math.min(...n.spans.map((s) => s.start)));
+  const signalled = t.nodes.map((n) => n.marks.find((m) => m.kind === "signalled" && m.note?.startsWith("SUCCESS"))?.at ?? NaN);
+  const span = (phase: string) => Math.max(...t.nodes.map((n) => n.spans.filter((s) => s.phase === phase).reduce((a, s) => a + s.end - s.start, 0)));
+  return {
+    scenario,
+    run,
+    seconds: r1(Math.max(...signalled) - Math.min(...starts)),
+    firmwareBoots: boots,
+    ramdiskBoot: r1(span("ramdisk boot")),
+    write: r1(span("image write")),
+    nodeBoot: r1(span("boot")),
+    command: r1(command),
+    erase: r1(erase),
+    load: r1(load),
+  };
+}
+
+try {
+  await prepareBridge(bed.netns);
+  writeStack(undefined);
+  await publishInto(bed.netns, stackFile, [
+    { base: ramdisk.base, version: "1", tag: "stable", name: "ramdisk" },
+    { base: kv.base, version: "1", tag: "live", name: "kv" },
+  ]);
+  // f1 waits in the ramdisk from here on: every fast-track run starts from standby.
+  await ooo(["enroll", stackFile]);
+  for (const scenario of Object.keys(ROLE_OF) as Case[]) {
+    for (let run = 1; run <= runs; run++) {
+      const ms: TestMachine[] = ROLE_OF[scenario].machines.map(machine);
+      const consoles = ms.map((m) => m.console().length);
+      writeStack(scenario);
+      const load = loadavg()[0]!;
+      const t0 = performance.now();
+      const r = await ooo(["deploy", stackFile, "--json"]);
+      const command = (performance.now() - t0) / 1000;
+      const report = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { timeline: Timeline };
+      const boots = ms.reduce((a, m, i) => a + firmwareBoots(m, consoles[i]), 0);
+      // Back to where the next run starts: machines erased (off, or in standby), the qemu node gone.
+      writeStack(undefined);
+      const e0 = performance.now();
+      await ooo(["deploy", stackFile]);
+      const erase = (performance.now() - e0) / 1000;
+      const f = figures(report.timeline, scenario, run, command, boots, erase, load);
+      results.push(f);
+      process.stderr.write(`${scenario}, run ${run}: ${f.seconds}s power-off to working, ${boots} firmware boot${boots === 1 ? "" : "s"} (load ${f.load}; removed in ${f.erase}s)\n`);
+    }
+  }
+} finally {
+  await oooIn(bed.netns, ["delete", stackFile, "--purge"]).catch(() => {});
+  await bed.destroy();
+}
+
+process.stderr.write(
+  "\n" +
+    table(
+      ["scenario", "run", "power-off→working s", "firmware boots", "ramdisk boot s", "image write s", "node boot s", "ooo deploy s", "removal s", "load"],
+      results.map((f) => [f.scenario, f.run, f.seconds, f.firmwareBoots, f.ramdiskBoot, f.write, f.nodeBoot, f.command, f.erase, f.load]),
+    ) +
+    "\n",
+);
+const of = (scenario: Case, k: keyof Run) => median(results.filter((r) => r.scenario === scenario).map((r) => r[k] as number));
+const qemu = of("qemu", "seconds");
+const summary = {
+  bench: "baremetal",
+  accel: "tcg",
+  runs,
+  image: kv.manifest.digest,
+  cold_uefi_seconds: of("cold UEFI", "seconds"),
+  cold_bios_seconds: of("cold BIOS", "seconds"),
+  fast_track_seconds: of("fast track", "seconds"),
+  three_cold_seconds: of("3 cold", "seconds"),
+  qemu_seconds: qemu,
+  cold_uefi_vs_qemu: r1((of("cold UEFI", "seconds") / qemu) * 100) / 100,
+  cold_bios_vs_qemu: r1((of("cold BIOS", "seconds") / qemu) * 100) / 100,
+  fast_track_vs_qemu: r1((of("fast track", "seconds") / qemu) * 100) / 100,
+  firmware_boots_cold: Math.max(of("cold UEFI", "firmwareBoots"), of("cold BIOS", "firmwareBoots")),
+  firmware_boots_three_cold: of("3 cold", "firmwareBoots"),
+  firmware_boots_fast_track: of("fast track", "firmwareBoots"),
+  ramdisk_bytes: ramdiskBytes,
+  ramdisk_mib: r1(ramdiskBytes / MiB),
+  ramdisk_boot_seconds: { cold_uefi: of("cold UEFI", "ramdiskBoot"), cold_bios: of("cold BIOS", "ramdiskBoot") },
+  image_write_seconds: { cold_uefi: of("cold UEFI", "write"), cold_bios: of("cold BIOS", "write"), fast_track: of("fast track", "write"), qemu: of("qemu", "write") },
+  removal_seconds: { cold: of("cold BIOS", "erase"), fast_track: of("fast track", "erase") },
+  targets: { firmware_boots_cold: 1, firmware_boots_fast_track: 0, cold_vs_qemu: 1.5, fast_track_vs_qemu: 1.1, ramdisk_bytes: 64 * MiB },
+  load_average: r1(median(results.map((r) => r.load))),
+};
+process.stderr.write(
+  `\nmedian of ${runs}: cold UEFI ${summary.cold_uefi_seconds}s, cold BIOS ${summary.cold_bios_seconds}s, fast track ${summary.fast_track_seconds}s, ` +
+    `3 cold ${summary.three_cold_seconds}s, the qemu driver ${qemu}s; firmware boots: ${summary.firmware_boots_cold} cold (Ironic: 2), ${summary.firmware_boots_fast_track} fast track (Ironic: 1); ` +
+    `ramdisk ${summary.ramdisk_mib} MiB\n`,
+);
+process.stdout.write(JSON.stringify(summary) + "\n");
