@@ -40,7 +40,8 @@ export interface MachineRow {
 
 type Row = Record<string, unknown>;
 
-const WAIT: Command = { version: DEPLOY_VERSION, action: "wait" };
+/** The command of a machine with nothing to do: wait in standby. */
+export const WAIT: Command = { version: DEPLOY_VERSION, action: "wait" };
 
 const toMachine = (r: Row): MachineRow => ({
   ...(r as unknown as MachineRow),

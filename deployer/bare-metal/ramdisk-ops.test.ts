@@ -183,3 +183,30 @@ test("ooo delete: the ramdisk erases the disks, then the machine is off and free
   await release;
   expect(book.get("m1")).toMatchObject({ node: null, state: "off" });
 }, 30_000);
+
+test("ooo delete of a standby machine: erased, told to wait, and back in standby before the command returns", async () => {
+  const pool = Pool.parse({ driver: "fakebm", standby: true, machines: { m2: { bmc: { id: "2" }, macs: ["52:54:00:aa:00:02"], boot_mode: "bios" } } });
+  book.enroll({ name: "m2", pool: "spare", driver: "fakebm", config: pool, macs: ["52:54:00:aa:00:02"] });
+  db.createNode({ ...SPEC, name: "spare-0", role: "spare", pool: "spare", machine: "m2", idx: 0, poolConfig: pool });
+  book.assign("m2", "spare-0");
+  power = "on";
+  let settled = false;
+  const release = releaseMachine(db, db.node("spare-0")!).then(() => (settled = true));
+  for (let i = 0; i < 100 && calls.length < 2; i++) await Bun.sleep(20);
+  const client = new DeployClient(md);
+  await client.lookup({ version: DEPLOY_VERSION, macs: ["52:54:00:aa:00:02"], boot_mode: "bios", agent: "test" });
+  const got = await client.command(undefined, 0);
+  if (got === "unchanged") throw new Error("no command");
+  expect(got.command).toEqual({ version: DEPLOY_VERSION, action: "erase", then: "standby" });
+  await client.result({ action: "erase", status: "success", step: "erasing", message: "erased /dev/vda", restart: "none" });
+  // Not done until the ramdisk says it waits: the next command it gets is wait.
+  const next = await client.command(got.etag, 5);
+  if (next === "unchanged") throw new Error("no new command after the erase");
+  expect(next.command).toEqual({ version: DEPLOY_VERSION, action: "wait" });
+  await Bun.sleep(300);
+  expect(settled).toBe(false);
+  await client.progress({ phase: "waiting" });
+  await release;
+  expect(book.get("m2")).toMatchObject({ node: null, state: "ramdisk", phase: "waiting" });
+  expect(calls.filter((c) => c.startsWith("power off"))).toEqual([]);
+}, 30_000);

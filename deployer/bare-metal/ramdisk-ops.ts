@@ -15,7 +15,7 @@ import { beginImageWrite, driverNode, endpointsFor, type NodeContext, type WaitR
 import { consoleSize, consoleTail } from "../node-watch.ts";
 import type { NodeSpec } from "../stack.ts";
 import type { StateDb } from "../state.ts";
-import { machineEventName, Machines, type MachineRow } from "./machines.ts";
+import { machineEventName, Machines, type MachineRow, WAIT } from "./machines.ts";
 
 /**
  * A node's steps on a bare-metal machine, where the deploy ramdisk writes
@@ -174,6 +174,8 @@ export function inRamdisk(db: StateDb, row: { machine: string | null }): boolean
 }
 
 const ERASE_TIMEOUT_MS = 15 * 60_000;
+/** How long a ramdisk back in standby may take to say so (its next command poll). */
+const STANDBY_ACK_MS = 60_000;
 
 /**
  * `ooo delete` of a bare-metal node: the machine boots the ramdisk (or its
@@ -203,6 +205,11 @@ export async function releaseMachine(db: StateDb, row: { name: string; driver: s
       if (then === "poweroff") {
         if (!(await waitPower(machine.bmc, "off", 60_000))) await machine.bmc.power("off");
         book.disarm(machine.name, "off");
+      } else {
+        // Back to standby: told to wait, and it says so (a fast-track deploy may then come at any time).
+        book.setCommand(machine.name, WAIT);
+        for (const deadline = Date.now() + STANDBY_ACK_MS; book.get(machine.name)?.phase !== "waiting"; await Bun.sleep(200))
+          if (Date.now() > deadline) throw new Error(`erased, but its ramdisk did not report standby within ${STANDBY_ACK_MS / 1000} s`);
       }
     });
   } catch (e) {
@@ -222,7 +229,7 @@ export async function bringToStandby(db: StateDb, machines: MachineRow[], timeou
   await Promise.all(
     todo.map(async (m) => {
       const machine = machineOf({ name: m.name, driver: m.driver, pool_config: m.config, machine: m.name });
-      await bootRamdisk(book, machine, { version: DEPLOY_VERSION, action: "wait" });
+      await bootRamdisk(book, machine, WAIT);
       db.event(machineEventName(m.name), "power-on", { machine: m.name, boot: "network", why: "standby" });
     }),
   );

@@ -100,6 +100,8 @@ describe("IPMI (ipmitool → ipmi_sim)", () => {
     expect((e as BmcFailed).message).toMatch(/^machine m1's BMC: ipmi:\/\/127\.0\.0\.1:\d+: ipmitool power status: .*(RAKP|session)/);
     expect((e as BmcFailed).hint).toContain(wrong);
     expect(`${(e as BmcFailed).message} ${(e as BmcFailed).hint}`).not.toContain("not-the-password");
+    // The password file (its stdin) was read: only the login failed, and nothing asked for a password.
+    expect((e as BmcFailed).message).not.toMatch(/password file|Password:/);
     expect(performance.now() - t0).toBeLessThan(20_000);
   }, 30_000);
 

@@ -1,4 +1,3 @@
-import { execa } from "execa";
 import type { BootMode } from "../../wire/deploy.ts";
 import { BmcFailed } from "../errors.ts";
 import type { PowerState } from "../drivers/driver.ts";
@@ -10,7 +9,11 @@ import { readBmcLogin } from "./credentials.ts";
  * (HMAC-SHA1, AES: what Ironic uses; without -C ipmitool first spends ~10 s
  * failing to list the suites). The password reaches ipmitool on its stdin
  * (`-f /dev/stdin`, which it reads as a password file) — never -P, which
- * `ps` shows, nor -E, which /proc/PID/environ shows.
+ * `ps` shows, nor -E, which /proc/PID/environ shows. That stdin must be a
+ * file ipmitool can open by name: Bun gives a Blob as an anonymous memfd,
+ * where a pipe would be a socket, which open() refuses (ENXIO) — ipmitool
+ * then asks "Password:" on the same socket and works by accident, except
+ * that every failure reads as a password file that could not be opened.
  */
 const TIMEOUT_MS = 30_000;
 
@@ -27,21 +30,29 @@ export class IpmiBmc implements Bmc {
   private async ipmitool(args: string[]): Promise<string> {
     const login = readBmcLogin(this.target.credentials);
     const argv = ["-I", "lanplus", "-C", "3", "-H", this.target.host, "-p", String(this.target.port), "-U", login.username, "-f", "/dev/stdin", "-N", "2", "-R", "3", ...args];
-    let r;
+    let r: { exitCode: number | null; stdout: string; stderr: string; timedOut: boolean };
     try {
-      r = await execa("ipmitool", argv, { input: `${login.password}\n`, reject: false, timeout: TIMEOUT_MS, env: { LC_ALL: "C" } });
+      const p = Bun.spawn(["ipmitool", ...argv], {
+        stdin: new Blob([`${login.password}\n`]),
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" },
+        timeout: TIMEOUT_MS,
+      });
+      const [stdout, stderr, exitCode] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      r = { exitCode, stdout, stderr, timedOut: p.signalCode !== null && exitCode !== 0 };
     } catch (e) {
       throw new BmcFailed(this.machine, `ipmitool could not run: ${(e as Error).message}`, { hint: "apt-get install ipmitool" });
     }
     if (r.timedOut) throw new BmcFailed(this.machine, `${this.address} did not answer within ${TIMEOUT_MS / 1000} s`);
     if (r.exitCode !== 0) {
-      const said = String(r.stderr).trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${r.exitCode}`;
+      const said = r.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${r.exitCode}`;
       const login = /RAKP|session|password|unauthorized|authentication/i.test(said);
       throw new BmcFailed(this.machine, `${this.address}: ipmitool ${args.join(" ")}: ${said}`, {
         hint: login ? `Check the username and password in ${this.target.credentials}, and that the user may use IPMI over LAN.` : undefined,
       });
     }
-    return String(r.stdout).trim();
+    return r.stdout.trim();
   }
 
   async powerState(): Promise<PowerState> {

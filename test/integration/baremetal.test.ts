@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { capture } from "../../lib/run.ts";
 import type { Timeline } from "../../deployer/timeline.ts";
-import { diskSerial } from "../support/chassis.ts";
+import { diskSerial, powerState as chassisPower } from "../support/chassis.ts";
 import { buildTestImage, type TestImage } from "../support/images.ts";
 import { machinesOf, oooIn, prepareBridge, publishInto, wrongCredentials, writeMetalStack } from "../support/metal-stack.ts";
 import { firmwareBoots } from "../support/firmware-boots.ts";
@@ -218,7 +218,8 @@ describe("bare metal through the test bed's BMCs", () => {
       expect(powerEvents(machine(m), since)[0]).toMatch(/^(reset|power-on) boot=pxe$/);
       expect(firstMiBZero(join(machine(m).dir, "disk0.raw"))).toBe(true);
     }
-    expect(powerEvents(machine("s1"), since).at(-1)).toBe("power-off");
+    // s1's ramdisk powered it off itself after the erase (the chassis logs only what its BMC was told): off, as its BMC says.
+    expect(chassisPower(machine("s1").dir)).toBe("off");
     expect(powerEvents(machine("f1"), since)).toHaveLength(1);
   }, 30 * 60_000);
 });
