@@ -55,18 +55,24 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
       rows.map(async (r) => {
         const driver = driverFor(r.driver);
         const node = driverNode(stateDir, r);
+        // One BMC that does not answer does not hide the others: its node's power is unknown, and why.
+        let powerProblem: string | undefined;
+        const power = await driver.powerState(node).catch((e: Error) => {
+          powerProblem = `power state unknown: ${e.message}`;
+          return "unknown";
+        });
         return {
           node: r.name,
           role: r.role,
           state: r.state,
-          power: await driver.powerState(node),
+          power,
           image: r.image_name ?? undefined,
           digest: r.image_digest ?? undefined,
           signer: r.image_digest ? db.signerOf(r.image_digest) : undefined,
           serial: r.serial,
           signalledSerial: r.signalled_serial,
           since: new Date(r.updated_at).toISOString(),
-          error: r.error ?? undefined,
+          error: r.error ?? powerProblem,
           driver: await driver.describe(node),
         };
       }),

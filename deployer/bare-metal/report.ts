@@ -29,7 +29,8 @@ export function machineStatus(m: MachineRow): MachineStatus {
     driver: m.driver,
     state: m.state,
     ...(m.node ? { node: m.node } : {}),
-    ...(m.phase ? { phase: m.phase } : {}),
+    // The ramdisk's phase while the machine is in it; after, only a failure says something still (a machine running its node has no ramdisk).
+    ...(m.phase && (m.state === "ramdisk" || m.phase === "failed") ? { phase: m.phase } : {}),
     ...(m.inventory ? { hardware: hardwareText(m.inventory), inventory: m.inventory } : {}),
     ...(m.result ? { lastResult: `${m.result.action} ${m.result.status} at ${m.result.step}${m.result.status === "failure" ? `: ${m.result.message.split("\n")[0]}` : ""}` } : {}),
   };

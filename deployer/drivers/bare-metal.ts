@@ -129,6 +129,8 @@ export function bareMetalDriver<P extends Pool>(maker: BmcMaker<P>): NodeDriver<
     },
 
     async powerState(node) {
+      // A node that never got its machine (its BMC refused, none was free) has nothing powered.
+      if (!node.machine) return "off";
       return bmcOf(node).powerState();
     },
 
