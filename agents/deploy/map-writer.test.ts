@@ -83,7 +83,7 @@ function store(s: ReturnType<typeof setup>, o: { lie?: number; ranges?: boolean 
   servers.push(server);
   const base = `http://127.0.0.1:${server.port}`;
   const client = new DeployClient(`${base}/md`);
-  const get = (url: string, headers: Record<string, string>, signal: AbortSignal) => client.download(url, TOKEN, signal, headers);
+  const get = (url: string, headers: Record<string, string>, signal: AbortSignal) => client.download(url, TOKEN, signal, { headers });
   const image = {
     name: "node",
     digest: `sha256:${"d".repeat(64)}`,
@@ -136,7 +136,7 @@ describe("writing a disk by its map", () => {
     await publisher.putBlob(`sha256:${disk.sha256}`, s.file);
     await publisher.putBlob(`sha256:${sha256(s.mapText)}`, new Uint8Array(s.mapText));
     const client = new DeployClient(`${running.url}/md`);
-    const get = (url: string, headers: Record<string, string>, signal: AbortSignal) => client.download(url, TOKEN, signal, headers);
+    const get = (url: string, headers: Record<string, string>, signal: AbortSignal) => client.download(url, TOKEN, signal, { headers });
     const blob = (hex: string) => `${running.url}/v2/ooo/blobs/sha256:${hex}`;
     const image = {
       name: "node",
