@@ -35,15 +35,9 @@ import { firmwareBoots } from "../test/support/firmware-boots.ts";
 import { buildTestImage } from "../test/support/images.ts";
 import { machinesOf, oooIn, prepareBridge, publishInto, writeMetalStack } from "../test/support/metal-stack.ts";
 import { createTestbed, type TestMachine } from "../test/support/testbed.ts";
+import { flag, median, r1 } from "./figures.ts";
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : fallback;
-};
 const runs = Number(flag("runs", "3"));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const r1 = (n: number) => Math.round(n * 10) / 10;
 const MiB = 2 ** 20;
 
 type Case = "cold UEFI" | "cold BIOS" | "fast track" | "3 cold" | "qemu";

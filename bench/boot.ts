@@ -31,12 +31,8 @@ import { chooseAccel } from "../lib/qemu/accel.ts";
 import { Vm } from "../lib/qemu/vm.ts";
 import { bootAndWait, findImage, overlayDisk, removeRunDir, tempRunDir, type BootPath, BOOT_PATHS } from "../pipeline/boot.ts";
 import { DISK } from "../wire/boot.ts";
+import { flag, median } from "./figures.ts";
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : fallback;
-};
 const runs = Number(flag("runs", "3"));
 const repo = resolve(import.meta.dir, "..");
 const outDir = join(repo, "out/bench-boot");
@@ -49,7 +45,6 @@ async function build(name: string, elements: string[]) {
   return findImage(base);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 process.stderr.write("building the default image and the reference root (cached after the first time)...\n");
 const image = await build("default", DEFAULT_IMAGE.elements);

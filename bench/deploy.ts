@@ -32,21 +32,15 @@ import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import { table } from "../lib/log.ts";
 import type { Timeline } from "../deployer/timeline.ts";
+import { flag, hasFlag, median, r1 } from "./figures.ts";
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : fallback;
-};
 const runs = Number(flag("runs", "3"));
 const imageBase = resolve(flag("image", "out/default"));
 const accel = flag("accel", "tcg");
 const cpusFlag = flag("cpus", "");
-const sign = args.includes("--sign");
+const sign = hasFlag("sign");
 const cpusFor = (nodes: number) => (cpusFlag ? Number(cpusFlag) : Math.max(1, Math.floor(availableParallelism() / nodes)));
 const REPO = resolve(import.meta.dir, "..");
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const r1 = (n: number) => Math.round(n * 10) / 10;
 
 async function ooo(argv: string[], env: Record<string, string> = {}) {
   const p = Bun.spawn(["bun", join(REPO, "cli/ooo.ts"), ...argv], { cwd: REPO, env: { ...process.env, NO_COLOR: "1", ...env }, stdout: "pipe", stderr: "pipe" });

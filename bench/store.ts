@@ -86,11 +86,11 @@ import { requireGlance, startGlance } from "../test/support/glance.ts";
 import { buildTestImage } from "../test/support/images.ts";
 import { requireCommand } from "../test/support/require.ts";
 import { READ_TOKEN, startStore } from "../test/support/store.ts";
+import { median } from "./figures.ts";
 
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 5;
 /** Throughput on a shared machine depends on who else runs: say how busy it was. */
 const load = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const MiB = 2 ** 20;
 
 /**

@@ -16,12 +16,8 @@ import { resolve } from "node:path";
 import { table } from "../lib/log.ts";
 import { Vm } from "../lib/qemu/vm.ts";
 import { directCmdline, findImage, overlayDisk, removeRunDir, tempRunDir } from "../pipeline/boot.ts";
+import { flag, median } from "./figures.ts";
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : fallback;
-};
 const runs = Number(flag("runs", "3"));
 const cpus = Number(flag("cpus", "2"));
 const image = findImage(resolve(flag("image", resolve(import.meta.dir, "../.cache/test-images/node/node"))));
@@ -30,7 +26,6 @@ const MODELS = { current: "max,-erms,-fsrm", "no-avx": "max,-erms,-fsrm,-avx,-av
 const MiB = 128;
 const BUN_HASH = `const c=require("node:crypto"),b=require("node:fs").readFileSync("/dev/shm/x"),t=performance.now();c.createHash("sha256").update(b).digest("hex");console.log("MBPS",(b.length/1e6/((performance.now()-t)/1000)).toFixed(1))`;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const results: Record<string, { bun: number[]; sha256sum: number[]; bunError?: string; boot_s: number }> = {};
 
 for (const [model, cpu] of Object.entries(MODELS)) {
