@@ -238,6 +238,9 @@ export async function prepareEnvironment(options: BuildOptions, elements: Elemen
   return context;
 }
 
+/** A path DIB's hooks can take unquoted; any other reaches them as `<work>/elements-path/N`, a link to it. */
+export const HOOK_SAFE_PATH = /^[\w./+@%,:=-]+$/;
+
 /**
  * DIB's hooks use ELEMENTS_PATH and element folders unquoted (package-installs'
  * `--path=$ELEMENTS_PATH`, `declare -A a=($(get_image_element_array))`), so
@@ -246,7 +249,7 @@ export async function prepareEnvironment(options: BuildOptions, elements: Elemen
  * in the build's work folder instead. Plain paths are passed as they are.
  */
 function plainElementPaths(elementsPath: string[], elements: Element[], dirs: BuildDirs): { elementsPath: string[]; elements: Element[] } {
-  const PLAIN = /^[\w./+@%,:=-]+$/;
+  const PLAIN = HOOK_SAFE_PATH;
   const links = new Map<string, string>();
   const linked = (path: string) => {
     if (PLAIN.test(path)) return path;

@@ -3,6 +3,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { asHooksSeeThem } from "../support/hook-paths.ts";
 import { readProgress } from "../support/progress.ts";
 import { requireCommand, requireRoot } from "../support/require.ts";
 
@@ -185,7 +186,7 @@ describe("hook environment (busybox-base + env-probe)", () => {
       expect(vars.TMP_MOUNT_PATH).toMatch(/\/root$/);
       expect(vars.TMP_HOOKS_PATH).toMatch(/\/hooks$/);
       expect(vars.self).toBe(`${vars.TMP_HOOKS_PATH}/${phase}/${phase === "root.d" ? "90" : "50"}-env-probe`);
-      expect(vars.ELEMENTS_PATH!.split(":")).toEqual([FIXTURES, join(REPO, "elements")]);
+      expect(vars.ELEMENTS_PATH!.split(":")).toEqual(asHooksSeeThem([FIXTURES, join(REPO, "elements")]));
       expect(vars.IMAGE_NAME).toBe(out); // DIB: -o as given, so hooks can write $IMAGE_NAME.* beside the image
       expect(vars.ARCH).toBe(process.arch === "x64" ? "amd64" : process.arch);
       expect(vars.LC_ALL).toBe("C");
@@ -209,7 +210,7 @@ describe("hook environment (busybox-base + env-probe)", () => {
       expect("TMPDIR" in vars && vars.TMPDIR === undefined).toBe(true);
       expect(vars.TMP_MOUNT_PATH).toBe(root); // host paths pass through, as under DIB's sudo -E
       expect(vars.TMP_HOOKS_PATH).toMatch(/\/hooks$/);
-      expect(vars.ELEMENTS_PATH!.split(":")).toEqual([FIXTURES, join(REPO, "elements")]);
+      expect(vars.ELEMENTS_PATH!.split(":")).toEqual(asHooksSeeThem([FIXTURES, join(REPO, "elements")]));
       expect(vars.IMAGE_NAME).toBe(out);
       expect(vars.ARCH).toBe(process.arch === "x64" ? "amd64" : process.arch);
       expect(vars.DIB_PROBE_SETTING).toBe("from the caller");

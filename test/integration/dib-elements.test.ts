@@ -3,6 +3,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { PHASES } from "../../builder/elements/phases.ts";
+import { asHooksSeeThem } from "../support/hook-paths.ts";
 import { requireCommand, requireRoot } from "../support/require.ts";
 
 /**
@@ -159,7 +160,7 @@ describe("DIB's own debian-minimal, unchanged, through ooo", () => {
       const envLines = (e: Record<string, string>, out: string) => placeholders(e.DIB_ENV!, e, out).split("\n").filter((l) => !l.startsWith("declare -x DIB_ARGS="));
       expect(envLines(o, ooo.out)).toEqual(envLines(d, dib.out));
       // ooo's own elements come last: DIB's tree and the fixture still win, as they do under DIB.
-      expect(o.ELEMENTS_PATH).toBe(`${DIB_TREE}:${scratch}/elements:${join(REPO, "elements")}`);
+      expect(o.ELEMENTS_PATH!.split(":")).toEqual(asHooksSeeThem([DIB_TREE, `${scratch}/elements`, join(REPO, "elements")]));
       expect(o.DIB_ROOT_LABEL).toBe("ooo-root");
       if (where === "host") {
         expect(o.PATH).toBe(d.PATH!);
