@@ -80,12 +80,12 @@ const inventory = {
   fast: { driver: "ipmi", standby: true, machines: machinesOf(bed, [{ machine: machine("f1") }]) },
   local: { driver: "qemu", accel: "tcg", boot_mode: "bios" },
 };
-const ROLE_OF: Record<Case, { pool: string; count: number; machines: string[] }> = {
-  "cold UEFI": { pool: "uefi", count: 1, machines: ["u1"] },
-  "cold BIOS": { pool: "bios", count: 1, machines: ["b1"] },
-  "fast track": { pool: "fast", count: 1, machines: ["f1"] },
-  "3 cold": { pool: "three", count: 3, machines: ["u2", "b2", "b3"] },
-  qemu: { pool: "local", count: 1, machines: [] },
+const ROLE_OF: Record<Case, { role: string; pool: string; count: number; machines: string[] }> = {
+  "cold UEFI": { role: "cold-uefi", pool: "uefi", count: 1, machines: ["u1"] },
+  "cold BIOS": { role: "cold-bios", pool: "bios", count: 1, machines: ["b1"] },
+  "fast track": { role: "fast-track", pool: "fast", count: 1, machines: ["f1"] },
+  "3 cold": { role: "three-cold", pool: "three", count: 3, machines: ["u2", "b2", "b3"] },
+  qemu: { role: "qemu", pool: "local", count: 1, machines: [] },
 };
 /** The stack with only this case's role holding nodes (the others at 0: their machines stay as they are). */
 const writeStack = (scenario: Case | undefined) =>
@@ -95,7 +95,7 @@ const writeStack = (scenario: Case | undefined) =>
     inventory,
     roles: Object.fromEntries(
       (Object.keys(ROLE_OF) as Case[]).map((c) => [
-        c.replaceAll(" ", "-").toLowerCase(),
+        ROLE_OF[c].role,
         { count: c === scenario ? ROLE_OF[c].count : 0, image: "kv@live", inventory: ROLE_OF[c].pool, size: { memory: "1G", cpus: 1 }, metadata: { redis: { port: 6379 } } },
       ]),
     ),

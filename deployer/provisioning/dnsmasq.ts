@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { log } from "../../lib/log.ts";
 import { daemonPid, startDaemon, stopDaemon, type Daemon } from "../daemons.ts";
+import { ProvisioningUnusable } from "../errors.ts";
 import type { StackProvisioning } from "../stack.ts";
 
 /**
@@ -32,6 +33,16 @@ export interface DnsmasqConfigInput {
   leaseFile: string;
 }
 
+/** The range's `i`-th address; a range too small for the inventory's MACs is refused. */
+export function addressInRange(range: readonly [string, string], i: number, needed: number): string {
+  const n = (ip: string) => ip.split(".").reduce((a, b) => a * 256 + Number(b), 0);
+  const size = n(range[1]) - n(range[0]) + 1;
+  if (needed > size)
+    throw new ProvisioningUnusable(`dhcp.range ${range[0]}-${range[1]} holds ${size} addresses; the inventory lists ${needed} MACs`, "Widen the range: every listed MAC gets an address of its own.");
+  const v = n(range[0]) + i;
+  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join(".");
+}
+
 export function dnsmasqConfig(o: DnsmasqConfigInput): string {
   const p = o.provisioning;
   const range = "range" in p.dhcp ? p.dhcp.range : undefined;
@@ -46,8 +57,11 @@ export function dnsmasqConfig(o: DnsmasqConfigInput): string {
     "no-resolv",
     "no-hosts",
     range ? `dhcp-range=${range[0]},${range[1]},10m` : `dhcp-range=${o.network ?? p.address},proxy`,
-    // Only the inventory's machines: every other MAC is ignored.
-    ...o.macs.map((mac) => `dhcp-host=${mac},set:ooo`),
+    // Only the inventory's machines: every other MAC is ignored. With a range, each MAC has its own address
+    // (the range's first, second, …, in inventory order): dnsmasq offers addresses it does not reserve, and two
+    // machines asking at once were offered the same one — the one that lost was refused and booted nothing.
+    // id:* — one address per machine whatever client-id its firmware, iPXE or its OS sends.
+    ...o.macs.map((mac, i) => (range ? `dhcp-host=${mac},id:*,set:ooo,${addressInRange(range, i, o.macs.length)}` : `dhcp-host=${mac},set:ooo`)),
     "dhcp-ignore=tag:!known",
     // No router option: a machine gets no default route, so nothing tries to leave.
     ...(proxy ? [] : ["dhcp-option=option:router"]),
