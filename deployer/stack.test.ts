@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { z } from "zod";
-import { InvalidInput } from "../lib/errors.ts";
 import { parseStack, StackFile } from "./stack.ts";
+import { stackProblems } from "../test/support/stack-problems.ts";
 
 const FILE = "/stacks/test.yaml";
 
@@ -22,16 +22,7 @@ roles:
     size: { memory: 768, cpus: 2, disk: 4 }
 `;
 
-/** The problem lines of a stack that must be refused. */
-function problems(text: string): string[] {
-  try {
-    parseStack(text, FILE);
-  } catch (e) {
-    if (e instanceof InvalidInput) return e.message.split("\n").slice(1).map((l) => l.replace(/^ {2}- /, ""));
-    throw e;
-  }
-  throw new Error("the stack was accepted");
-}
+const problems = (text: string) => stackProblems(text, FILE);
 
 describe("stack files", () => {
   test("the JSON Schema generated from the zod schema documents the format", () => {

@@ -2,21 +2,10 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { StateDb, type EventRow } from "./state.ts";
+import { StateDb } from "./state.ts";
 import { buildTimeline, nodeTimeline, timelineHtml, timelineSvg, timelineTable, writeTimeline } from "./timeline.ts";
+import { ev, T0 } from "../test/support/node-events.ts";
 
-const T0 = 1_700_000_000_000;
-let id = 0;
-const ev = (sec: number, kind: string, detail?: Record<string, unknown>, to?: EventRow["to_state"]): EventRow => ({
-  id: ++id,
-  at: T0 + sec * 1000,
-  node: "web-0",
-  run: 1,
-  kind,
-  from_state: null,
-  to_state: to ?? null,
-  detail: detail ?? null,
-});
 
 /** A first deploy: fetch, write, power on, metadata, signal, and the ready line after it. */
 const DEPLOY = [

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { InvalidInput } from "../../lib/errors.ts";
 import { parseStack } from "../stack.ts";
+import { stackProblems } from "../../test/support/stack-problems.ts";
 
 /** Stack files with bare-metal inventory: the machines, the provisioning network, and the rules between them and the roles. */
 const FILE = "/stacks/metal.yaml";
@@ -43,15 +43,7 @@ roles:
     inventory: rack2
 `;
 
-function problems(text: string): string[] {
-  try {
-    parseStack(text, FILE);
-  } catch (e) {
-    if (e instanceof InvalidInput) return e.message.split("\n").slice(1).map((l) => l.replace(/^ {2}- /, ""));
-    throw e;
-  }
-  throw new Error("the stack was accepted");
-}
+const problems = (text: string) => stackProblems(text, FILE);
 
 describe("bare-metal stack files", () => {
   test("machines: paths made absolute, MACs normalised, defaults; the provisioning network; a node's machine", () => {

@@ -1,20 +1,8 @@
 import { expect, test } from "bun:test";
-import type { EventRow } from "../state.ts";
 import { nodeTimeline } from "../timeline.ts";
+import { ev, T0 } from "../../test/support/node-events.ts";
 
 /** A bare-metal node's timeline from the events its deploy records: cold (firmware → ramdisk → write → kexec) and fast track. */
-const T0 = 1_700_000_000_000;
-let id = 0;
-const ev = (sec: number, kind: string, detail?: Record<string, unknown>, to?: EventRow["to_state"]): EventRow => ({
-  id: ++id,
-  at: T0 + sec * 1000,
-  node: "web-0",
-  run: 1,
-  kind,
-  from_state: null,
-  to_state: to ?? null,
-  detail: detail ?? null,
-});
 
 const TAIL = [
   ev(60, "ramdisk", { machine: "m1", phase: "selecting-disk" }),
