@@ -15,6 +15,7 @@ import type { OutputType } from "./types.ts";
 export const tarOutput: OutputType = {
   name: "tar",
   description: "the root as a deterministic tar; its sha256 is the image digest",
+  files: ["tar", "entries.json"],
   async produce(work) {
     const c = await canonical(work);
     await work.emit("tar", "tar", c.file);
