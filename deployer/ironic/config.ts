@@ -81,6 +81,9 @@ export function ironicConf(i: IronicConfInput): string {
     pxe: { tftp_root: l.tftpRoot, tftp_master_path: join(l.tftpRoot, "master_images") },
     // Without Keystone the conductor finds its own URL (for the ramdisk's ipa-api-url) only here.
     service_catalog: { endpoint_override: i.apiUrl },
+    // ipmitool retries by itself (-R/-N), and Ironic only the errors it knows to pass (a busy BMC): with
+    // Ironic's default it retried every error, a wrong password too, for command_retry_timeout (60 s) a call.
+    ipmi: { use_ipmitool_retries: true },
     // The agent's logs on a failed deploy, where ooo can read them.
     agent: { deploy_logs_storage_backend: "local", deploy_logs_local_path: l.deployLogs },
     oslo_concurrency: { lock_path: l.locks },
