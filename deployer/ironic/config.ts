@@ -55,11 +55,12 @@ export function ironicConf(i: IronicConfInput): string {
       // ipmitool's password files (-f) land here, in a 0700 folder, not in /tmp.
       tempdir: l.tmp,
       log_file: l.log,
-      enabled_hardware_types: "ipmi,redfish,fake-hardware",
+      // fake-hardware and manual-management (noop management, fake power): nodes without a BMC, for tests.
+      enabled_hardware_types: "ipmi,redfish,fake-hardware,manual-management",
       enabled_boot_interfaces: "ipxe,fake",
       enabled_deploy_interfaces: "direct,fake",
       enabled_power_interfaces: "ipmitool,redfish,fake",
-      enabled_management_interfaces: "ipmitool,redfish,fake",
+      enabled_management_interfaces: "ipmitool,redfish,noop,fake",
       // No Neutron: the provisioning network is ooo's (dnsmasq), flat.
       enabled_network_interfaces: "noop",
       default_network_interface: "noop",

@@ -46,7 +46,7 @@ test("starts from Debian's packages: SQLite, http_basic with a generated passwor
   expect(htpasswd).not.toContain(ironic.password);
   expect(ironic.password.length).toBeGreaterThanOrEqual(40);
   const conf = readFileSync(files.conf, "utf8");
-  for (const line of ["rpc_transport = none", "auth_strategy = http_basic", "enabled_hardware_types = ipmi,redfish,fake-hardware", "default_network_interface = noop", `endpoint_override = ${ironic.url}`])
+  for (const line of ["rpc_transport = none", "auth_strategy = http_basic", "enabled_hardware_types = ipmi,redfish,fake-hardware,manual-management", "default_network_interface = noop", `endpoint_override = ${ironic.url}`])
     expect(conf).toContain(line);
 
   // Ironic itself answers: only with the login.
@@ -56,7 +56,7 @@ test("starts from Debian's packages: SQLite, http_basic with a generated passwor
   expect(nodes.status).toBe(200);
   expect(await nodes.json()).toEqual({ nodes: [] });
   const drivers = (await (await api(ironic, "/v1/drivers")).json()) as { drivers: { name: string }[] };
-  expect(drivers.drivers.map((d) => d.name).sort()).toEqual(["fake-hardware", "ipmi", "redfish"]);
+  expect(drivers.drivers.map((d) => d.name).sort()).toEqual(["fake-hardware", "ipmi", "manual-management", "redfish"]);
 
   // The password is in its two files only: not on the daemon's command line, in its environment or its log.
   const pid = daemonPid(files.daemon)!;

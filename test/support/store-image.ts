@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import type { Store } from "../../store/store.ts";
 
 /**
- * An image as ooo publishes one, straight into a Store through its API
- * handler (no server): data, a raw disk and a kernel as blobs, and a
+ * An image as ooo publishes one, into a Store through its API: data, a
+ * raw disk (a few bytes, or the one given) and a kernel as blobs, and a
  * manifest listing both. Images made with the same `kernel` share that
  * blob, as two builds of one element set share their kernel.
  */
@@ -11,9 +11,8 @@ export const sha256Hex = (b: Uint8Array | string) => createHash("sha256").update
 
 export type StoreCall = (method: string, path: string, body?: string | Uint8Array) => Promise<Response>;
 
-export async function publishTestImage(store: Store, call: StoreCall, name: string, seed: string, kernel: Uint8Array) {
+export async function publishTestImage(store: Store, call: StoreCall, name: string, seed: string, kernel: Uint8Array, disk = new TextEncoder().encode(`disk of ${seed}`)) {
   const data = new TextEncoder().encode(`root of ${seed}`);
-  const disk = new TextEncoder().encode(`disk of ${seed}`);
   const image = await store.create({ name, disk_format: "raw", container_format: "bare" });
   await store.upload(image.id, [data]);
   for (const b of [disk, kernel]) {
