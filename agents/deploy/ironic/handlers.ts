@@ -1,4 +1,3 @@
-import { createGzip } from "node:zlib";
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { capture } from "../../../lib/run.ts";
@@ -47,7 +46,7 @@ function hintsOf(node: unknown): RootDeviceHints | undefined {
 }
 
 /** The logs as Ironic stores them: a gzipped tar, base64. */
-export async function logsArchive(files: string[]): Promise<string> {
+export function logsArchive(files: string[]): string {
   const parts: Buffer[] = [];
   const now = Math.floor(Date.now() / 1000);
   for (const f of files) {
@@ -61,10 +60,7 @@ export async function logsArchive(files: string[]): Promise<string> {
     parts.push(encodeHeader({ path: basename(f), type: "file", mode: 0o644, uid: 0, gid: 0, size: data.length, mtime: now }), data, padding(data.length));
   }
   parts.push(END_OF_ARCHIVE);
-  const gz = createGzip();
-  const out = new Response(gz as unknown as ReadableStream).arrayBuffer();
-  gz.end(Buffer.concat(parts));
-  return Buffer.from(await out).toString("base64");
+  return Buffer.from(Bun.gzipSync(Buffer.concat(parts))).toString("base64");
 }
 
 async function partitionUuids(written: Written | undefined) {
@@ -114,6 +110,6 @@ export function ironicHandlers(m: IronicMachine): Record<string, CommandHandler>
         return null;
       },
     },
-    "log.collect_system_logs": { run: async () => ({ system_logs: await logsArchive(m.logFiles) }) },
+    "log.collect_system_logs": { run: async () => ({ system_logs: logsArchive(m.logFiles) }) },
   };
 }
