@@ -5,6 +5,7 @@ import { NoState } from "./errors.ts";
 import { lockStack } from "./lock.ts";
 import { stopEmbeddedStore, stopMetadataService } from "./services.ts";
 import { stopDnsmasq } from "./provisioning/dnsmasq.ts";
+import { stopEmbeddedIronic } from "./ironic/embedded.ts";
 import { StateDb } from "./state.ts";
 import { parkMachines, standbyServices } from "./bare-metal/park.ts";
 import { existsSync } from "node:fs";
@@ -13,7 +14,7 @@ import { join } from "node:path";
 /**
  * `ooo delete STACK`: every node powered off and its disk, console and
  * sockets removed; then the stack's daemons stopped (the metadata service,
- * the embedded store). The state database stays, with the history and the
+ * the embedded store, the embedded Ironic). The state database stays, with the history and the
  * timelines, and so do the image cache and the embedded store's images, so
  * that deploying again is quick; `purge` removes the whole state folder.
  */
@@ -56,6 +57,7 @@ export async function deleteStack(stateDir: string, options: { purge?: boolean }
       if (await stopDnsmasq(stateDir)) stopped.push("dnsmasq");
     }
     if (await stopEmbeddedStore(stateDir)) stopped.push("embedded image store");
+    if (await stopEmbeddedIronic(stateDir)) stopped.push("embedded Ironic");
     db.endRun(run, "ok");
   } finally {
     unlock();

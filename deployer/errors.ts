@@ -217,3 +217,33 @@ export class ProvisioningUnusable extends OooError {
     super(`provisioning network: ${message}`, hint ? { hint } : undefined);
   }
 }
+
+/**
+ * Ironic did not do what it was asked: unreachable, the login refused, or
+ * an error it answered (its own message, and the node it was about).
+ */
+export class IronicFailed extends OooError {
+  readonly code = "ironic-failed";
+  constructor(
+    readonly api: string,
+    readonly node: string | undefined,
+    readonly status: number | undefined,
+    message: string,
+    options?: { cause?: unknown; hint?: string },
+  ) {
+    super(`Ironic ${api}: ${node ? `node ${node}: ` : ""}${message}${status ? ` (HTTP ${status})` : ""}`, options);
+  }
+}
+
+/** An Ironic node ended in a state it was not asked for (deploy failed, …), with Ironic's last_error. */
+export class IronicNodeFailed extends OooError {
+  readonly code = "ironic-node-failed";
+  constructor(
+    readonly node: string,
+    readonly state: string,
+    readonly lastError: string | null,
+    wanted: string,
+  ) {
+    super(`Ironic node ${node} is "${state}", not "${wanted}"${lastError ? `: ${lastError}` : ""}`);
+  }
+}

@@ -4,6 +4,7 @@ import { firstMissing } from "../lib/user-paths.ts";
 import { undoOnInterrupt } from "../lib/interrupt.ts";
 import { daemonPid } from "./daemons.ts";
 import { embeddedStoreFiles, metadataDaemon, stopEmbeddedStore, stopMetadataService } from "./services.ts";
+import { embeddedIronicFiles, stopEmbeddedIronic } from "./ironic/embedded.ts";
 
 /**
  * A deploy or upgrade checks what it can only check with the stack's
@@ -17,13 +18,18 @@ import { embeddedStoreFiles, metadataDaemon, stopEmbeddedStore, stopMetadataServ
  */
 export async function refusedLeavesNothing<T>(stateDir: string, fn: (acting: () => void) => Promise<T>): Promise<T> {
   const made = firstMissing(stateDir);
-  const before = { store: daemonPid(embeddedStoreFiles(stateDir).daemon) !== undefined, metadata: daemonPid(metadataDaemon(stateDir)) !== undefined };
+  const before = {
+    store: daemonPid(embeddedStoreFiles(stateDir).daemon) !== undefined,
+    metadata: daemonPid(metadataDaemon(stateDir)) !== undefined,
+    ironic: daemonPid(embeddedIronicFiles(stateDir).daemon) !== undefined,
+  };
   let acted = false;
   const undo = async (): Promise<string | undefined> => {
     if (acted) return undefined;
     const undone: string[] = [];
     if (!before.store && (await stopEmbeddedStore(stateDir).catch(() => false))) undone.push("stopped the embedded image store it had started");
     if (!before.metadata && (await stopMetadataService(stateDir).catch(() => false))) undone.push("stopped the metadata service it had started");
+    if (!before.ironic && (await stopEmbeddedIronic(stateDir).catch(() => false))) undone.push("stopped the embedded Ironic it had started");
     if (made) {
       rmSync(made, { recursive: true, force: true });
       undone.push(`removed ${made}, which it had made`);

@@ -13,6 +13,7 @@ import { StateDb, type NodeState } from "./state.ts";
 import { Machines } from "./bare-metal/machines.ts";
 import { machineStatus, machinesTable, type MachineStatus } from "./bare-metal/report.ts";
 import { dnsmasqFiles } from "./provisioning/dnsmasq.ts";
+import { embeddedIronicFiles, embeddedIronicUrl } from "./ironic/embedded.ts";
 
 /**
  * `ooo status STACK`: every node with its state, power, image and the
@@ -88,6 +89,10 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
     const storePid = daemonPid(store.daemon);
     if (existsSync(store.dir))
       services.push({ name: "embedded image store", state: storePid ? `running (pid ${storePid}, ${scheme}://127.0.0.1:${readPort(store.portFile)})` : "stopped" });
+    const ironic = embeddedIronicFiles(stateDir);
+    const ironicPid = daemonPid(ironic.daemon);
+    if (existsSync(ironic.dir))
+      services.push({ name: "embedded Ironic", state: ironicPid ? `running (pid ${ironicPid}, ${embeddedIronicUrl(stateDir)})` : "stopped" });
     const dnsmasq = daemonPid(dnsmasqFiles(stateDir).daemon);
     if (existsSync(dnsmasqFiles(stateDir).config)) services.push({ name: "dnsmasq (provisioning)", state: dnsmasq ? `running (pid ${dnsmasq})` : "stopped" });
     const machines = new Machines(db).all().map(machineStatus);

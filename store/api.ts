@@ -10,6 +10,7 @@ import { BadRequest, isDiskFull, NotFound, StorageFull, StoreError, TooLarge, To
 import { glanceView } from "./image.ts";
 import { attachManifest, attachSignature, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, readManifest, readSignature } from "./manifest.ts";
 import { PATCH_TYPES } from "./patch.ts";
+import { SIGNED, TempUrls } from "./temp-url.ts";
 import { imageSchema, imagesSchema } from "./schemas.ts";
 import type { Store } from "./store.ts";
 
@@ -290,6 +291,15 @@ export function routes(store: Store, budget = new ByteBudget(BODY_BUDGET)): Rout
         return dataResponse(b.body, b.size, b.range);
       },
     ],
+    // A signed URL of one of the image's blobs, for a client that cannot send a token (temp-url.ts).
+    [
+      "GET",
+      "/v2/images/:id/blobs/:digest/temp-url",
+      async (req, [id, digest]) => {
+        const url = new URL(req.url);
+        return json(await store.tempUrls.issue(url.origin, id!, digest!, url.searchParams.get("ttl")));
+      },
+    ],
   ];
 }
 
@@ -319,18 +329,20 @@ export function createApi(store: Store, options: ApiOptions): (req: Request) => 
     const requestId = `req-${randomUUID()}`;
     let response: Response;
     try {
-      response = await dispatch(req, url, table, options);
+      response = await dispatch(req, url, table, store, options);
     } catch (e) {
       response = toResponse(e);
     }
     response.headers.set("x-openstack-request-id", requestId);
     const ms = (performance.now() - t0).toFixed(0);
+    // A signed URL's signature is a key to its blob: not in the log.
+    if (TempUrls.carried(url)) url.searchParams.set(SIGNED.sig, "…");
     log.info(`${req.method} ${url.pathname}${url.search} ${response.status} ${ms}ms`);
     return response;
   };
 }
 
-async function dispatch(req: Request, url: URL, table: Route[], options: ApiOptions) {
+async function dispatch(req: Request, url: URL, table: Route[], store: Store, options: ApiOptions) {
   // /v2.N/… is /v2/… (Glance's version negotiation); / and /versions are open.
   let segments: string[];
   try {
@@ -342,6 +354,12 @@ async function dispatch(req: Request, url: URL, table: Route[], options: ApiOpti
   if (segments[0] === "versions" && segments.length === 1) return versions(req, 200);
   if (segments[0] === undefined || !/^v2(\.\d+)?$/.test(segments[0]) || segments.length === 1) return versions(req, 300);
   segments[0] = "v2";
+  // A signed URL stands for no token: it opens its one blob, for GET and HEAD, and nothing else.
+  if (TempUrls.carried(url)) {
+    const digest = await store.tempUrls.check(req.method, url);
+    const b = await readBlob(store, digest, req.headers.get("Range"));
+    return dataResponse(b.body, b.size, b.range);
+  }
   const access = accessOf(req.headers.get("X-Auth-Token"), options.tokens);
   const method = req.method === "HEAD" ? "GET" : req.method;
   let pathMatched = false;

@@ -48,6 +48,13 @@ export class Unauthorized extends StoreError {
   }
 }
 
+/** A signed URL that is not (or no longer) valid: Swift's TempURL answers 401 too. */
+export class TempUrlRefused extends StoreError {
+  readonly code = "temp-url-refused";
+  readonly status = 401;
+  override readonly exitCode = EXIT.refused.code;
+}
+
 /** A token that may not do this, a read-only property, a protected image. */
 export class Forbidden extends StoreError {
   readonly code = "forbidden";

@@ -13,6 +13,7 @@ import { applyPatch, MAX_TAGS } from "./patch.ts";
 import { parseRange } from "./range.ts";
 import { RecordStore } from "./records.ts";
 import { checkTransition } from "./status.ts";
+import { TempUrls } from "./temp-url.ts";
 import { WithdrawnBlobs } from "./withdrawn.ts";
 
 /**
@@ -69,9 +70,12 @@ export class Store {
   readonly imageSizeCap: number;
   /** Blobs only deactivated images refer to: not served by content address either. */
   readonly withdrawn = new WithdrawnBlobs(this);
+  /** Signed, time-limited URLs of single blobs (temp-url.ts). */
+  readonly tempUrls = new TempUrls(this);
   private lastNow = 0;
 
   private constructor(
+    readonly dir: string,
     readonly records: RecordStore,
     readonly backend: BlobBackend,
     private readonly unlock: () => void,
@@ -93,7 +97,7 @@ export class Store {
     try {
       const records = RecordStore.open(join(options.dir, "images"));
       await options.backend.recover();
-      const store = new Store(records, options.backend, unlock, options);
+      const store = new Store(options.dir, records, options.backend, unlock, options);
       await store.recoverInterrupted();
       return store;
     } catch (e) {

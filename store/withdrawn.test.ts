@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApi } from "./api.ts";
 import { DirBackend } from "./backends/dir.ts";
 import { Store } from "./store.ts";
+import { publishTestImage, sha256Hex as hex } from "../test/support/store-image.ts";
 
 /**
  * A deactivated image gives no data in any form, through the API as a node's
@@ -17,30 +17,12 @@ const tokens = { write: ["write-token-0123456789"], read: ["read-token-012345678
 let dir: string;
 let store: Store;
 let api: (req: Request) => Promise<Response>;
-const hex = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 const call = (method: string, path: string, body?: string | Uint8Array, token = tokens.write[0]!) =>
   api(new Request(`http://store${path}`, { method, body, headers: { "X-Auth-Token": token, "Content-Type": "application/octet-stream" } }));
 const read = (path: string) => call("GET", path, undefined, tokens.read[0]!);
 
 const kernel = new TextEncoder().encode("a kernel both images boot");
-async function publish(name: string, seed: string) {
-  const data = new TextEncoder().encode(`root of ${seed}`);
-  const disk = new TextEncoder().encode(`disk of ${seed}`);
-  const image = await store.create({ name, disk_format: "raw", container_format: "bare" });
-  await store.upload(image.id, [data]);
-  for (const b of [disk, kernel]) expect((await call("PUT", `/v2/ooo/blobs/sha256:${hex(b)}`, b)).status).toBeLessThan(300);
-  const manifest = {
-    version: 1, name, digest: `sha256:${hex(data)}`, arch: "amd64", sourceDateEpoch: 0,
-    builder: { name: "ooo", version: "0" }, elements: [], packages: [],
-    artifacts: [
-      { type: "raw", file: `${name}.raw`, sha256: hex(disk), size: disk.length },
-      { type: "vmlinuz", file: `${name}.vmlinuz`, sha256: hex(kernel), size: kernel.length },
-    ],
-    sizes: { rootBytes: data.length }, timings: { totalSeconds: 0, phases: {} },
-  };
-  expect((await call("PUT", `/v2/images/${image.id}/manifest`, JSON.stringify(manifest))).status).toBe(200);
-  return { id: image.id, data: hex(data), disk: hex(disk), manifest: store.get(image.id).properties.ooo_manifest! };
-}
+const publish = (name: string, seed: string) => publishTestImage(store, call, name, seed, kernel);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "ooo-withdrawn-"));

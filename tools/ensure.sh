@@ -112,6 +112,12 @@ if [ "$mode" = test ]; then
     # through BMCs (ipmi_sim; the Redfish front is checked with sushy).
     need ipmi_sim openipmi
     need /usr/lib/python3/dist-packages/sushy/__init__.py python3-sushy
+    # The embedded Ironic (deployer/ironic/): Debian's all-in-one `ironic`
+    # and ironic-dbsync (ironic-common; it starts no service when installed),
+    # and genisoimage, with which the conductor makes a JSON config drive an
+    # ISO. Only a stack with an embedded Ironic needs them: ooo says so.
+    need ironic ironic-common
+    need genisoimage genisoimage
     # Nothing in ooo uses these yet (they were installed from the start).
     need mkfs.erofs erofs-utils
     need rsync rsync

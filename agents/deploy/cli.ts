@@ -12,6 +12,8 @@ import { logTail } from "./log-tail.ts";
 import { pinnedCa } from "./pinned-ca.ts";
 import { loadInstalledRoot } from "./restart.ts";
 import { powerOff, rebootIntoLoadedKernel, restart } from "./syscalls.ts";
+import { bootsIronicAgent } from "./ironic/cmdline.ts";
+import { ironicAgentMain } from "./ironic/main.ts";
 
 const USAGE = `usage: ooo-agent deploy [--log FILE]
 
@@ -21,7 +23,8 @@ https ooo.ca=SHA256 of the CA certificate served at ooo.ca_url=URL), looks
 the machine up by its MACs, reports its hardware and carries out the
 deployer's commands: deploy (write the golden disk, then kexec into it),
 erase, standby, power off. FILE is the ramdisk's log: its end goes with
-every result.
+every result. Booted by Ironic (ipa-api-url=URL instead of ooo.md=), it is
+Ironic's agent: lookup, heartbeats, and the commands of a direct deploy.
 `;
 
 /** Seconds the service may hold a command poll open. */
@@ -36,7 +39,13 @@ export async function deployMain(args: string[]): Promise<number> {
       return 0;
     } else throw new UsageError(`ooo-agent deploy: unexpected argument ${args[i]}\n${USAGE}`);
   }
-  const ramdisk = parseRamdiskCmdline(readFileSync("/proc/cmdline", "utf8"));
+  const cmdline = readFileSync("/proc/cmdline", "utf8");
+  // Booted by Ironic's iPXE script: Ironic's agent, not the metadata service's.
+  if (bootsIronicAgent(cmdline)) {
+    await ironicAgentMain(cmdline, logFile);
+    return 0;
+  }
+  const ramdisk = parseRamdiskCmdline(cmdline);
   // The stack's CA, fetched over plain http and trusted only when its sha256 is the one the boot script pinned.
   const ca = ramdisk.caSha256 ? await pinnedCa(ramdisk.caUrl!, ramdisk.caSha256) : undefined;
   const client = new DeployClient(ramdisk.metadataUrl, { ca });

@@ -16,7 +16,7 @@ export interface RamdiskArgs {
   caUrl?: string;
 }
 
-const HttpUrl = z.url({ protocol: /^https?$/ });
+export const HttpUrl = z.url({ protocol: /^https?$/ });
 
 /** The value of `key=` on a kernel command line (the last one wins, as the kernel's own parameters). */
 export function cmdlineWord(cmdline: string, key: string): string | undefined {
@@ -29,6 +29,11 @@ export function parseRamdiskCmdline(cmdline: string): RamdiskArgs {
   const url = cmdlineWord(cmdline, RAMDISK_CMDLINE.metadataUrl);
   if (!url) throw new BadRamdiskCmdline(`the kernel command line has no ${RAMDISK_CMDLINE.metadataUrl}=URL (the metadata service): the boot script must give it`);
   if (!HttpUrl.safeParse(url).success) throw new BadRamdiskCmdline(`${RAMDISK_CMDLINE.metadataUrl}=${url} is not an http(s) URL`);
+  return { metadataUrl: url, ...bootAndCa(cmdline) };
+}
+
+/** The boot NIC and the CA pin, as both the metadata service's and Ironic's boot scripts give them. */
+export function bootAndCa(cmdline: string): { bootMac?: string; caSha256?: string; caUrl?: string } {
   const bootif = cmdlineWord(cmdline, RAMDISK_CMDLINE.bootMac);
   const bootMac = bootif === undefined ? undefined : normaliseMac(bootif);
   if (bootif !== undefined && !bootMac) throw new BadRamdiskCmdline(`${RAMDISK_CMDLINE.bootMac}=${bootif} is not a MAC address`);
@@ -37,5 +42,5 @@ export function parseRamdiskCmdline(cmdline: string): RamdiskArgs {
   const caUrl = cmdlineWord(cmdline, RAMDISK_CMDLINE.caUrl);
   if (caUrl !== undefined && !HttpUrl.safeParse(caUrl).success) throw new BadRamdiskCmdline(`${RAMDISK_CMDLINE.caUrl}=${caUrl} is not an http(s) URL`);
   if (ca && !caUrl) throw new BadRamdiskCmdline(`${RAMDISK_CMDLINE.caSha256}= needs ${RAMDISK_CMDLINE.caUrl}=URL (where the CA certificate is served)`);
-  return { metadataUrl: url, ...(bootMac ? { bootMac } : {}), ...(ca ? { caSha256: ca, caUrl } : {}) };
+  return { ...(bootMac ? { bootMac } : {}), ...(ca ? { caSha256: ca, caUrl } : {}) };
 }

@@ -30,7 +30,7 @@ export interface Installed {
   partitions: GptPartition[];
 }
 
-type Phase = (phase: RamdiskPhase, extra?: { bytes_done?: number; bytes_total?: number; message?: string }) => Promise<void>;
+export type Phase = (phase: RamdiskPhase, extra?: { bytes_done?: number; bytes_total?: number; message?: string }) => Promise<void>;
 
 /** `chosen` hears of the disk as soon as it is picked (a failure after that names it). */
 export async function install(client: DeployClient, d: DeployInstructions, phase: Phase, chosen: (disk: Disk) => void = () => {}): Promise<Installed> {
@@ -56,40 +56,59 @@ export async function install(client: DeployClient, d: DeployInstructions, phase
   }
 
   await phase("growing-state");
-  const partitions = await step("growing-state", () => growStatePartition(device, { tail: { name: CONFIG_DRIVE_LABEL, bytes: CONFIG_DRIVE_PARTITION_BYTES } }));
+  const partitions = await step("growing-state", () => growWithConfigDrive(device));
 
   await phase("config-drive", { bytes_total: d.config_drive.size });
   await step("config-drive", async () => {
-    const part = partitions.find((p) => p.name === CONFIG_DRIVE_LABEL);
-    if (!part) throw new Error(`no ${CONFIG_DRIVE_LABEL} partition after growing the disk`);
     const drive = Buffer.from(await (await client.download(d.config_drive.url, undefined, AbortSignal.timeout(120_000))).arrayBuffer());
     const sha256 = createHash("sha256").update(drive).digest("hex");
     if (drive.length !== d.config_drive.size || sha256 !== d.config_drive.sha256)
       throw new ImageMismatch(`the config drive is ${drive.length} bytes with sha256 ${sha256}, not ${d.config_drive.size} bytes with ${d.config_drive.sha256}`);
-    const out = openSync(device, constants.O_RDWR | constants.O_EXCL);
-    try {
-      for (let done = 0; done < drive.length; ) done += writeSync(out, drive, done, drive.length - done, part.start * 512 + done);
-      fsyncSync(out);
-      rereadPartitions(out);
-    } finally {
-      closeSync(out);
-    }
-    log.info(`config drive written to ${part.node} (${CONFIG_DRIVE_LABEL})`);
+    writeConfigDrive(device, partitions, drive);
   });
   return { disk, partitions };
 }
 
+/** The state partition grown to fill the disk but for the config drive's partition at its end. */
+export const growWithConfigDrive = (device: string) => growStatePartition(device, { tail: { name: CONFIG_DRIVE_LABEL, bytes: CONFIG_DRIVE_PARTITION_BYTES } });
+
+/** The config drive's bytes into its partition (made by growWithConfigDrive). */
+export function writeConfigDrive(device: string, partitions: GptPartition[], drive: Uint8Array) {
+  const part = partitions.find((p) => p.name === CONFIG_DRIVE_LABEL);
+  if (!part) throw new Error(`no ${CONFIG_DRIVE_LABEL} partition after growing the disk`);
+  if (drive.length > CONFIG_DRIVE_PARTITION_BYTES) throw new Error(`the config drive (${drive.length} bytes) is bigger than its ${CONFIG_DRIVE_PARTITION_BYTES / MiB} MiB partition`);
+  const out = openSync(device, constants.O_RDWR | constants.O_EXCL);
+  try {
+    for (let done = 0; done < drive.length; ) done += writeSync(out, drive, done, drive.length - done, part.start * 512 + done);
+    fsyncSync(out);
+    // A disk's kernel table learns of the new partition's content; a disk file (a test's) has none.
+    if (fstatSync(out).isBlockDevice()) rereadPartitions(out);
+  } finally {
+    closeSync(out);
+  }
+  log.info(`config drive written to ${part.node} (${CONFIG_DRIVE_LABEL})`);
+}
+
 /** The whole disk streams in, every byte hashed (without a disk map). */
-async function writeWhole(client: DeployClient, d: DeployInstructions, target: Target, phase: Phase) {
-  await phase("writing", { bytes_done: 0, bytes_total: d.image.disk.size });
+function writeWhole(client: DeployClient, d: DeployInstructions, target: Target, phase: Phase) {
+  return writeWholeImage(target, d.image.disk, (signal) => client.download(d.image.disk.url, d.store_token, signal, { storeCa: d.store_ca }), phase);
+}
+
+/**
+ * A whole raw disk from `open`'s answer onto `target`, every byte hashed; the
+ * disk is made bootable (its first and last MiB written) only once the size
+ * and sha256 are the ones expected.
+ */
+export async function writeWholeImage(target: Target, expect: { size: number; sha256: string }, open: (signal: AbortSignal) => Promise<Response>, phase: Phase) {
+  await phase("writing", { bytes_done: 0, bytes_total: expect.size });
   const writer = await step("writing", async () => {
     wipeEnds(target);
-    const writer = new ImageWriter(target, d.image.disk);
-    await streamInto(client, d, writer, (n) => phase("writing", { bytes_done: n, bytes_total: d.image.disk.size }));
+    const writer = new ImageWriter(target, expect);
+    await streamInto(open, writer, (n) => phase("writing", { bytes_done: n, bytes_total: expect.size }));
     log.info(`written ${(writer.written / MiB).toFixed(0)} MiB of data, zeroed ${(writer.zeroed / MiB).toFixed(0)} MiB without writing`);
     return writer;
   });
-  await phase("verifying", { bytes_done: d.image.disk.size, bytes_total: d.image.disk.size });
+  await phase("verifying", { bytes_done: expect.size, bytes_total: expect.size });
   await step("verifying", async () => {
     const got = writer.finish();
     log.info(`the image is ${got.size} bytes with sha256 ${got.sha256}, as the deployer named it: making the disk bootable`);
@@ -127,7 +146,7 @@ async function writeByMap(client: DeployClient, d: DeployInstructions, target: T
 }
 
 /** A step's failure names the step (the phases of wire/deploy.ts). */
-const step = <T>(name: RamdiskPhase, fn: () => Promise<T>): Promise<T> =>
+export const step = <T>(name: RamdiskPhase, fn: () => Promise<T>): Promise<T> =>
   fn().catch((e: unknown) => {
     throw e instanceof DeployStepFailed ? e : new DeployStepFailed(name, (e as Error).message, { cause: e });
   });
@@ -141,11 +160,11 @@ export function wipeEnds(target: Target) {
   if (size > span) zero(target.fd, Math.max(size - MiB, span), Math.min(MiB, size - span));
 }
 
-async function streamInto(client: DeployClient, d: DeployInstructions, writer: ImageWriter, progress: (bytes: number) => Promise<void>) {
+async function streamInto(open: (signal: AbortSignal) => Promise<Response>, writer: ImageWriter, progress: (bytes: number) => Promise<void>) {
   const abort = new AbortController();
   let stall = setTimeout(() => abort.abort(new Error(`the download stalled (nothing for ${STALL_MS / 1000} s)`)), STALL_MS);
   try {
-    const res = await client.download(d.image.disk.url, d.store_token, abort.signal, { storeCa: d.store_ca });
+    const res = await open(abort.signal);
     let last = performance.now();
     for await (const chunk of res.body!) {
       clearTimeout(stall);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeployClient, TokenRejected } from "../../agents/deploy/client.ts";
@@ -115,6 +115,21 @@ describe("boot files", () => {
     expect((await fetch(`${boot}/boot/ramdisk/${"c".repeat(64)}/vmlinuz`)).status).toBe(404);
     // The ramdisk's own code takes the CA only with the pinned sha256.
     expect(await pinnedCa(`${boot}/boot/ca.pem`, fp)).toBe(ca);
+  });
+
+  test("a machine the embedded Ironic boots gets Ironic's script, and Ironic's files are served from its httpboot only", async () => {
+    // As Ironic 21.4 lays them out: a folder per node, and a link per MAC to its script.
+    const http = join(dir, "ironic", "httpboot");
+    mkdirSync(join(http, "node-1"), { recursive: true });
+    writeFileSync(join(http, "node-1", "config"), "#!ipxe\nkernel http://x/ironic/node-1/deploy_kernel ipa-api-url=http://x:6386\nboot\n");
+    writeFileSync(join(http, "node-1", "deploy_kernel"), "ironic's copy of the kernel");
+    symlinkSync("node-1/config", join(http, "52:54:00:77:00:01.conf"));
+    symlinkSync("../../state.db", join(http, "escape"));
+    const perMac = (mac: string) => fetch(`${boot}/boot/ipxe/${mac.replaceAll(":", "-")}`).then((r) => r.text());
+    expect(await perMac("52:54:00:77:00:01")).toContain("ipa-api-url=http://x:6386");
+    expect(await perMac("52:54:00:77:00:02")).toBe(LOCAL_BOOT_SCRIPT);
+    expect(await (await fetch(`${boot}/ironic/node-1/deploy_kernel`)).text()).toBe("ironic's copy of the kernel");
+    for (const path of ["/ironic/escape", "/ironic/..%2Fstate.db", "/ironic/node-1", "/ironic/nothing"]) expect([path, (await fetch(`${boot}${path}`)).status]).toEqual([path, 404]);
   });
 });
 

@@ -1,9 +1,10 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { caFingerprint, normaliseMac, RAMDISK_CMDLINE } from "../../wire/deploy.ts";
 import { Machines, type MachineRow } from "../bare-metal/machines.ts";
 import { driverFor } from "../drivers/index.ts";
+import { embeddedIronicFiles } from "../ironic/embedded.ts";
 import { stackTls } from "../stack-tls.ts";
 import type { StackProvisioning } from "../stack.ts";
 import type { StateDb } from "../state.ts";
@@ -19,6 +20,12 @@ import type { StateDb } from "../state.ts";
  *   GET /boot/ramdisk/<sha256>/<vmlinuz|initramfs>   the ramdisk's files, by content
  *   GET /boot/ca.pem                the stack's CA certificate: the ramdisk checks it against the
  *                                   sha256 on its command line, then speaks https to the metadata service
+ *   GET /ironic/<path>              the embedded Ironic's boot files (its httpboot/, its [deploy] http_url):
+ *                                   its iPXE scripts and its copies of the deploy ramdisk
+ *
+ * A machine the embedded Ironic is booting (it wrote a script for its MAC)
+ * gets Ironic's script from /boot/ipxe/<mac>, unless ooo has it in its own
+ * ramdisk: one dnsmasq and one chain serve both.
  *
  * Nothing secret is served here: tokens and config drives travel over the
  * metadata service's https, to a ramdisk that pinned its CA.
@@ -95,9 +102,12 @@ export function bootRoutes({ db, provisioning }: { db: StateDb; provisioning: St
     if (perMac) {
       const mac = normaliseMac(perMac[1]!);
       const m = mac ? machines.byMac([mac]) : undefined;
-      if (!mac || !m) return text(LOCAL_BOOT_SCRIPT);
+      if (!mac) return text(LOCAL_BOOT_SCRIPT);
       const files = ramdiskFiles(db.dir);
-      if (m.state !== "ramdisk" || !files) return text(LOCAL_BOOT_SCRIPT);
+      if (m?.state !== "ramdisk" || !files) {
+        const ironic = ironicFile(db.dir, `${mac}.conf`);
+        return text(ironic ? readFileSync(ironic, "utf8") : LOCAL_BOOT_SCRIPT);
+      }
       const scheme = tls ? "https" : "http";
       return text(
         ramdiskScript({
@@ -117,6 +127,21 @@ export function bootRoutes({ db, provisioning }: { db: StateDb; provisioning: St
       if (!f || f.sha256 !== file[1] || !existsSync(f.path)) return text("no such ramdisk file\n", 404);
       return new Response(Bun.file(f.path), { headers: { "content-type": "application/octet-stream" } });
     }
+    if (url.pathname.startsWith("/ironic/")) {
+      const f = ironicFile(db.dir, decodeURIComponent(url.pathname.slice("/ironic/".length)));
+      return f ? new Response(Bun.file(f), { headers: { "content-type": "application/octet-stream" } }) : text("no such file\n", 404);
+    }
     return text("not found\n", 404);
   };
+}
+
+/** A file of the embedded Ironic's httpboot/ (its links followed, but never out of it). */
+function ironicFile(stateDir: string, rel: string): string | undefined {
+  try {
+    const root = realpathSync(embeddedIronicFiles(stateDir).httpRoot);
+    const path = realpathSync(join(root, rel));
+    return path.startsWith(`${root}/`) && statSync(path).isFile() ? path : undefined;
+  } catch {
+    return undefined;
+  }
 }

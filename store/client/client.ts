@@ -5,6 +5,10 @@ import { clientTls } from "../../lib/tls.ts";
 import { StoreCaUnreadable, StoreRequestFailed, StoreUnreachable } from "./errors.ts";
 import { ConnectFailed, getToFile, type FileGet } from "./get-to-file.ts";
 import { GlanceImage } from "./image.ts";
+import { z } from "zod";
+
+const TempUrl = z.object({ url: z.string(), expires: z.number(), expires_at: z.string() });
+export type TempUrl = z.infer<typeof TempUrl>;
 
 /**
  * A client for the image store's HTTP API — ours, or a real Glance for the
@@ -254,6 +258,19 @@ export class StoreClient {
   async getBlob(digest: string): Promise<Uint8Array> {
     const res = await this.request("GET", `/v2/ooo/blobs/${digest}`);
     return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /**
+   * A signed URL of one of the image's blobs that works without a token
+   * until it expires (ooo's store only): for a client that can send none,
+   * such as Ironic's conductor and agent. Its origin is the one this
+   * client used; the signature does not cover it.
+   */
+  async tempUrl(id: string, digest: string, ttlSeconds?: number): Promise<TempUrl> {
+    const path = `/v2/images/${encodeURIComponent(id)}/blobs/${digest}/temp-url${ttlSeconds === undefined ? "" : `?ttl=${ttlSeconds}`}`;
+    const parsed = TempUrl.safeParse(await this.json("GET", path));
+    if (!parsed.success) throw new StoreRequestFailed("GET", path, 200, "the store answered no signed URL (is it ooo's store?)");
+    return parsed.data;
   }
 
   async putChunkIndex(id: string, index: ChunkIndex): Promise<GlanceImage> {

@@ -1,0 +1,187 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { IronicClient } from "../../../deployer/ironic/client.ts";
+import { ensureEmbeddedIronic, stopEmbeddedIronic, type EmbeddedIronic } from "../../../deployer/ironic/embedded.ts";
+import { waitForProvisionState } from "../../../deployer/ironic/wait.ts";
+import { fileSink, log } from "../../../lib/log.ts";
+import { createApi } from "../../../store/api.ts";
+import { DirBackend } from "../../../store/backends/dir.ts";
+import { Store } from "../../../store/store.ts";
+import { goldenLikeDisk, sfdiskParts } from "../../../test/support/golden-like-disk.ts";
+import { requireCommand } from "../../../test/support/require.ts";
+import { publishTestImage, sha256Hex } from "../../../test/support/store-image.ts";
+import { runIronicAgent } from "./agent.ts";
+import type { IronicMachine } from "./handlers.ts";
+
+/**
+ * ooo's agent driven by a real Ironic, on this host: the embedded Ironic
+ * deploys `fake-hardware` nodes (fake power and boot, Ironic's real
+ * `direct` deploy), the agent runs here as a process would in the ramdisk,
+ * with a disk file for a disk; the image comes from a real store by a
+ * signed URL, which Ironic's conductor HEADs and the agent GETs. What
+ * crosses the wire is Ironic 21.4's whole sequence: lookup, heartbeats,
+ * get_deploy_steps, execute_deploy_step (write_image), get_partition_uuids,
+ * install_bootloader (UEFI), power_off — or, when the image is not what
+ * Ironic named, log.collect_system_logs after the failure.
+ */
+const MiB = 2 ** 20;
+const tokens = { write: ["write-token-0123456789"], read: ["read-token-0123456789"] };
+let dir: string;
+let ironic: EmbeddedIronic;
+let client: IronicClient;
+let store: Store;
+let storeServer: ReturnType<typeof Bun.serve>;
+let image: Awaited<ReturnType<typeof publishTestImage>>;
+let agentLog: string;
+let dropLog: () => void;
+/** Stands for the deploy ramdisk's kernel and initramfs, which Ironic fetches to boot the machine by iPXE. */
+const kernel = new TextEncoder().encode("a deploy kernel");
+
+beforeAll(async () => {
+  requireCommand("ironic", "ironic-dbsync", "genisoimage", "sfdisk", "mkfs.ext4", "resize2fs");
+  dir = mkdtempSync(join(tmpdir(), "ooo-ironic-agent-"));
+  agentLog = join(dir, "agent.log");
+  dropLog = log.addSink(fileSink(agentLog));
+  store = await Store.open({ dir: join(dir, "store"), backend: new DirBackend(join(dir, "store", "blobs")) });
+  storeServer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: createApi(store, { tokens }) });
+  const call = (method: string, path: string, body?: string | Uint8Array) =>
+    fetch(`http://127.0.0.1:${storeServer.port}${path}`, { method, body, headers: { "X-Auth-Token": tokens.write[0]!, "Content-Type": "application/octet-stream" } });
+  const golden = await goldenLikeDisk(64);
+  image = await publishTestImage(store, call, "kv", "golden", kernel, readFileSync(golden.file));
+  rmSync(golden.dir, { recursive: true, force: true });
+  ironic = await ensureEmbeddedIronic(join(dir, "state"));
+  client = new IronicClient({ url: ironic.url, login: { username: ironic.username, password: ironic.password } });
+}, 60_000);
+
+afterAll(async () => {
+  dropLog?.();
+  await storeServer?.stop(true);
+  await store?.close();
+  if (dir) await stopEmbeddedIronic(join(dir, "state"));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A signed URL of one of the test image's blobs, as the driver will give Ironic. */
+async function signedUrl(blob: string): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${storeServer.port}/v2/images/${image.id}/blobs/sha256:${blob}/temp-url?ttl=600`, { headers: { "X-Auth-Token": tokens.read[0]! } });
+  return ((await res.json()) as { url: string }).url;
+}
+
+/**
+ * A node Ironic deploys with its real `direct` deploy and `ipxe` boot (it
+ * writes the machine's iPXE script), on fake power and no-op management
+ * (`manual-management`: no BMC); the agent stands in for the ramdisk.
+ */
+async function enrol(name: string, mac: string) {
+  const ramdisk = await signedUrl(sha256Hex(kernel));
+  const node = await client.createNode({
+    name,
+    driver: "manual-management",
+    power_interface: "fake",
+    management_interface: "noop",
+    network_interface: "noop",
+    driver_info: { deploy_kernel: ramdisk, deploy_ramdisk: ramdisk },
+  });
+  await client.createPort(node.uuid, mac);
+  await client.setProvisionState(name, "manage");
+  await waitForProvisionState(client, name, "manageable", { timeoutMs: 30_000, intervalMs: 200 });
+  await client.setProvisionState(name, "provide");
+  await waitForProvisionState(client, name, "available", { timeoutMs: 30_000, intervalMs: 200 });
+  return node;
+}
+
+/** A disk file for the machine, bigger than the image (its state partition grows, the config drive goes at its end). */
+function machine(name: string) {
+  const disk = join(dir, `${name}.disk`);
+  writeFileSync(disk, "");
+  truncateSync(disk, 192 * MiB);
+  const events: string[] = [];
+  const m: IronicMachine = {
+    rootDevice: (bytes) => {
+      events.push(`root device for ${bytes} bytes`);
+      return disk;
+    },
+    sync: () => void events.push("sync"),
+    powerOff: () => void events.push("power off"),
+    logFiles: [agentLog],
+  };
+  return { disk, events, machine: m };
+}
+
+async function withAgent<T>(mac: string, m: IronicMachine, fn: () => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  const agent = runIronicAgent({ apiUrl: ironic.url, macs: [mac], listen: { hostname: "127.0.0.1", port: 0 }, advertise: (port) => `http://127.0.0.1:${port}`, machine: m, signal: stop.signal });
+  try {
+    return await fn();
+  } finally {
+    stop.abort();
+    await agent.catch(() => {});
+  }
+}
+
+describe("a whole-disk direct deploy by a real Ironic", () => {
+  test("from lookup to active: the image written and verified, the state partition grown, Ironic's config drive at the end, powered off", async () => {
+    const node = await enrol("m1", "52:54:00:10:00:01");
+    const { disk, events, machine: m } = machine("m1");
+    await client.setInstanceInfo("m1", { image_source: await signedUrl(image.disk), image_os_hash_algo: "sha256", image_os_hash_value: image.disk, image_disk_format: "raw" });
+    const states: string[] = [];
+    const started = Date.now();
+    const active = await withAgent("52:54:00:10:00:01", m, async () => {
+      await client.setProvisionState("m1", "active", { configdrive: { meta_data: { uuid: node.uuid, name: "m1", ooo: { marker: "ooo-config-drive-marker" } } } });
+      return waitForProvisionState(client, "m1", "active", { timeoutMs: 120_000, intervalMs: 500, onState: (n) => states.push(`${n.provision_state}${n.deploy_step?.step ? ` ${n.deploy_step.step}` : ""}`) });
+    });
+    log.info(`m1 active after ${((Date.now() - started) / 1000).toFixed(1)} s: ${states.join(" → ")}`);
+    expect(active.last_error).toBeNull();
+    expect(states).toContain("wait call-back deploy");
+
+    // The image is on the disk: its partitions as the golden disk has them, the state partition grown, config-2 last.
+    const parts = await sfdiskParts(disk);
+    expect(parts.map((p) => p.name)).toEqual(["bios-boot", "ooo-boot", "ooo-root-a", "ooo-root-b", "ooo-state", "config-2"]);
+    expect(parts[4]!.start + parts[4]!.size).toBeGreaterThan(64 * MiB / 512);
+    const bytes = readFileSync(disk);
+    // Everything before the state partition (which resize2fs grew) is the image's, byte for byte.
+    const stateStart = parts[4]!.start * 512;
+    expect(sha256Hex(bytes.subarray(MiB, stateStart))).toBe(sha256Hex(image.diskBytes.subarray(MiB, stateStart)));
+    // Ironic's config drive: an ISO 9660 labelled config-2 (genisoimage's), holding the node's meta_data.
+    const drive = bytes.subarray(parts[5]!.start * 512);
+    expect(drive.subarray(32769, 32774).toString()).toBe("CD001");
+    expect(drive.subarray(32808, 32816).toString()).toBe("config-2");
+    expect(drive.subarray(0, 4 * MiB).includes(Buffer.from("ooo-config-drive-marker"))).toBe(true);
+
+    expect(events).toEqual([`root device for ${64 * MiB + 64 * MiB} bytes`, "sync", "power off"]);
+    // Ironic 21.4's commands for a whole-disk UEFI deploy, in its order (the agent logs each as it comes).
+    const sent = [...readFileSync(agentLog, "utf8").matchAll(/Ironic: (\w+\.\w+)(?: \(in the background\))?"?\s*$/gm)].map((m) => m[1]);
+    expect(sent).toEqual(["deploy.get_deploy_steps", "deploy.execute_deploy_step", "standby.get_partition_uuids", "image.install_bootloader", "standby.power_off"]);
+    // What Ironic kept: the written disk's GUID (standby.get_partition_uuids), the agent's version, its steps' version.
+    const table = JSON.parse(await Bun.$`sfdisk -J ${disk}`.text()) as { partitiontable: { id: string } };
+    expect(active.driver_internal_info).toMatchObject({
+      root_uuid_or_disk_id: table.partitiontable.id.toLowerCase(),
+      agent_version: "ooo-agent 1",
+      hardware_manager_version: { ooo: "1" },
+      deploy_boot_mode: "uefi",
+    });
+  }, 180_000);
+
+  test("an image that is not the one Ironic named: deploy failed with the agent's reason, and Ironic keeps the agent's logs", async () => {
+    await enrol("m2", "52:54:00:10:00:02");
+    const { events, machine: m } = machine("m2");
+    const wrong = "0".repeat(64);
+    await client.setInstanceInfo("m2", { image_source: await signedUrl(image.disk), image_os_hash_algo: "sha256", image_os_hash_value: wrong, image_disk_format: "raw" });
+    const failed = await withAgent("52:54:00:10:00:02", m, async () => {
+      await client.setProvisionState("m2", "active");
+      return waitForProvisionState(client, "m2", "active", { timeoutMs: 120_000, intervalMs: 500 }).catch((e) => e);
+    });
+    expect(failed.state).toBe("deploy failed");
+    expect(failed.lastError).toContain("write_image");
+    expect(failed.lastError).toContain(`not ${wrong} as the deployer said`);
+    expect(events).not.toContain("power off");
+    const logs = join(ironic.dir, "deploy-logs");
+    const archives = readdirSync(logs).filter((f) => f.endsWith(".tar.gz"));
+    expect(archives.length).toBeGreaterThanOrEqual(1);
+    const listing = await Bun.$`tar -tzf ${join(logs, archives[0]!)}`.text();
+    expect(listing.trim()).toBe("agent.log");
+    expect(existsSync(agentLog)).toBe(true);
+  }, 180_000);
+});
