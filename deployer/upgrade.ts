@@ -67,6 +67,8 @@ export interface NodeUpgrade {
   method?: string;
   /** kexec or reboot: how the node started the new root. */
   restart?: string;
+  /** How the node checked the root it wrote (wire/signal.ts UpgradeOutcome.verified). */
+  verified?: string;
   batch: number;
 }
 
@@ -314,11 +316,12 @@ async function upgradeNode(ctx: NodeContext, spec: NodeSpec, image: ResolvedImag
         imageBytes: verdict.outcome?.image_bytes,
         method: verdict.outcome?.method,
         restart: verdict.outcome?.restart,
+        verified: verdict.outcome?.verified,
         seconds,
       };
       if (verdict.result === "upgraded") {
         db.update(spec.name, { image_digest: image.digest, image_name: image.name, image_ref: image.ref });
-        db.event(spec.name, "upgrade-done", { to: image.digest, bytes_fetched: out.bytesFetched, method: out.method, restart: out.restart }, { run });
+        db.event(spec.name, "upgrade-done", { to: image.digest, bytes_fetched: out.bytesFetched, method: out.method, restart: out.restart, verified: out.verified }, { run });
       } else db.event(spec.name, verdict.result === "rolled-back" ? "upgrade-rolled-back" : "upgrade-failed", { to: image.digest, reason: out.reason }, { run });
       onProgress?.({ text: `${spec.name}: ${verdict.result}${out.reason ? `: ${out.reason.split("\n")[0]}` : ""} (${seconds.toFixed(0)}s)` });
       return out;
@@ -358,7 +361,7 @@ export function upgradeTable(r: UpgradeReport): string {
       short(n.to),
       n.bytesFetched === undefined ? "-" : (n.bytesFetched / 2 ** 20).toFixed(2),
       Number(n.seconds.toFixed(1)),
-      n.result + (n.reason ? `: ${n.reason.split("\n")[0]}` : "") + (n.method && n.result === "upgraded" ? ` (${[n.method, n.restart].filter(Boolean).join(", ")})` : ""),
+      n.result + (n.reason ? `: ${n.reason.split("\n")[0]}` : "") + (n.method && n.result === "upgraded" ? ` (${[n.method, n.restart, n.verified && `verified by ${n.verified}`].filter(Boolean).join(", ")})` : ""),
     ]),
   );
 }

@@ -114,6 +114,17 @@ export function entryTuples(entries: { path: string; length: number; sha256: str
   return entries.map((e) => (e.hardlinkTo !== undefined ? [e.path, e.length, e.sha256, e.hardlinkTo] : [e.path, e.length, e.sha256]));
 }
 
+/**
+ * The `tar-entries` artifact (`NAME.entries.json`): a build's tar entries
+ * in this index's form, as this one JSON text. The build manifest names its
+ * sha256 like any artifact's, so a signed manifest binds the entries — and
+ * through them the per-entry hashes a store's index lists — to the root it
+ * names: a node that trusts the signature need not hash a whole root to know
+ * which of its files an upgrade keeps (agents/takeover/patch-verify.ts).
+ */
+export const TAR_ENTRIES_ARTIFACT = "tar-entries";
+export const entriesText = (entries: IndexEntry[]) => JSON.stringify(entries);
+
 /** Each tar entry with its offset in the stream. */
 export function entryOffsets(index: ChunkIndex): { path: string; offset: number; length: number; sha256: string; hardlinkTo?: string }[] {
   let offset = 0;

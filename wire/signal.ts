@@ -48,6 +48,12 @@ export const UpgradeOutcome = z
       .optional()
       .describe("patched: a copy of the running root with the changed files replaced; streamed: built from the running root and missing chunks in one pass; staged: fetched into memory first; switch: the other slot still held it"),
     note: z.string().optional().describe("Why the slower method was used, when it was"),
+    verified: z
+      .enum(["signed-entries", "digest"])
+      .optional()
+      .describe(
+        "How the node checked the root it wrote against the image its metadata names — digest: the whole root hashed; signed-entries: each file written read back against the entries a trusted key signed, the files kept being the running root's by those entries",
+      ),
     restart: z
       .enum(["kexec", "reboot"])
       .optional()

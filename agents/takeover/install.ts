@@ -9,6 +9,7 @@ import { withBootPartition } from "./boot-partition.ts";
 import type { NodeDisk } from "./disk.ts";
 import { blockDeviceSize } from "./host.ts";
 import { unloadKexecKernel } from "./kexec.ts";
+import { entriesSigned } from "./patch-verify.ts";
 import { preloadRunningKernel, type KernelPreload } from "./preload.ts";
 import { progressReporter, type Report } from "./progress.ts";
 import { writeUpgradeReport } from "./reports.ts";
@@ -57,8 +58,18 @@ export async function installInto(
   // With trusted keys on its config drive, the node takes only an image whose manifest one of them signed.
   const trusted = await verifyNodeImage(client, image, wanted.digest).catch((e: Error & { hint?: string }) => fail(e.message, e.hint));
   const indexes: Indexes = currentP.then(async (current) => {
-    const [next, running] = await Promise.all([client.getChunkIndex(image.id), client.getChunkIndex(current.id)]);
-    return { next, running, current };
+    const [next, running, runningCheck] = await Promise.all([
+      client.getChunkIndex(image.id),
+      client.getChunkIndex(current.id),
+      // The running image signed too, its entries can stand for its root (patch-verify.ts); unsigned, the root is hashed.
+      trusted.signed && from ? verifyNodeImage(client, current, from).catch(() => undefined) : undefined,
+    ]);
+    const signedEntries =
+      !!trusted.signed &&
+      !!runningCheck?.signed &&
+      entriesSigned(next, trusted.signed.manifest, `${image.name ?? image.id} ${wanted.digest}`) &&
+      entriesSigned(running, runningCheck.signed.manifest, `${current.name ?? current.id} ${from}`);
+    return { next, running, current, signedEntries };
   });
   indexes.catch(() => {});
   const manifest = trusted.signed?.manifest ?? (await client.getManifest(image.id).catch(() => undefined));
@@ -135,6 +146,7 @@ async function writeAndArm(o: {
     how = "streamed";
   } else fetched = await writeStaged({ ...args, fail });
   const note = notes.length ? notes.join("; ") : undefined;
+  const verified = how === "patched" && (await indexes).signedEntries ? "signed-entries" : "digest";
   log.info(`takeover: slot ${target} written (${how}), ${fetched} bytes fetched of ${imageBytes}`);
 
   // 4. Arm the slot for one trial boot, first in the order.
@@ -145,7 +157,7 @@ async function writeAndArm(o: {
     setOrder(env, target);
     boot.writeEnv(env);
     const rec = boot.readRecord(target)!;
-    boot.writeRecord(target, { ...rec, status: "trial", bytesFetched: fetched, method: how, note });
+    boot.writeRecord(target, { ...rec, status: "trial", bytesFetched: fetched, method: how, verified, note });
   });
   return {
     preload,

@@ -19,6 +19,7 @@ export const SlotRecord = z.object({
   bytesFetched: z.number().int().nonnegative().optional(),
   imageBytes: z.number().int().nonnegative().optional(),
   method: z.enum(["patched", "streamed", "staged"]).optional(),
+  verified: z.enum(["signed-entries", "digest"]).optional().describe("How the written root was checked against the image (wire/signal.ts)"),
   restart: z.enum(["kexec", "reboot"]).optional().describe("How the node started the new root"),
   note: z.string().optional(),
 });

@@ -38,6 +38,7 @@ export async function markGood(): Promise<void> {
         image_bytes: record.imageBytes,
         seconds: Number((Date.now() / 1000 - record.startedAt).toFixed(1)),
         ...(record.method ? { method: record.method } : {}),
+        ...(record.verified ? { verified: record.verified } : {}),
         ...(record.note ? { note: record.note } : {}),
         ...(record.restart ? { restart: record.restart } : {}),
       });

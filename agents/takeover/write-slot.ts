@@ -1,5 +1,6 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { log } from "../../lib/log.ts";
 import { run } from "../../lib/run.ts";
 import { canonicalTar } from "../../lib/tar/canonical.ts";
 import type { StoreClient } from "../../store/client/client.ts";
@@ -41,7 +42,13 @@ function releaseMount(dir: string) {
 }
 
 /** The chunk indexes of the new image and of the running one, asked for once for every way of writing. */
-export type Indexes = Promise<{ next: ChunkIndex; running: ChunkIndex; current: GlanceImage }>;
+export type Indexes = Promise<{
+  next: ChunkIndex;
+  running: ChunkIndex;
+  current: GlanceImage;
+  /** Both indexes list the entries their images' manifests, signed by a trusted key, name (patch-verify.ts entriesSigned). */
+  signedEntries?: boolean;
+}>;
 
 /** What the two ways of writing from the running root need. */
 export interface SlotWrite {
@@ -66,7 +73,7 @@ function checkIndex(index: ChunkIndex, digest: string) {
 
 /** The new root as a patched copy of the running one (patch-install.ts). Returns bytes fetched; throws if it cannot. */
 export async function writePatched(o: SlotWrite): Promise<number> {
-  const { next: wanted, running: have } = await o.indexes;
+  const { next: wanted, running: have, signedEntries } = await o.indexes;
   checkIndex(wanted, o.digest);
   const plan = planPatch(wanted, have);
   const planned = plan.chunks.reduce((a, c) => a + c.size, 0);
@@ -86,6 +93,12 @@ export async function writePatched(o: SlotWrite): Promise<number> {
   const read = entryReader(plan, fetched);
   const options = { sourceDateEpoch: o.sourceDateEpoch ?? Number.MAX_SAFE_INTEGER };
   let assembled: ReturnType<typeof assembledDigest> | undefined;
+  if (signedEntries) {
+    // What the patch keeps, the signed entries vouch for; what it writes, checkWritten reads back.
+    const bytes = await fetchAndPatch(o, { wanted, plan, want, fetched, allFetched, source, dest, options });
+    log.info(`takeover: the root in slot ${o.target} is the signed entries of ${o.digest}: ${plan.extract.length} written and read back, ${plan.kept} kept`);
+    return bytes;
+  }
   try {
     mountSlot(source, ACTIVE_ROOT, { readOnly: true });
     assembled = assembledDigest({

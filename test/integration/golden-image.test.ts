@@ -1,11 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkDiskMap } from "../../lib/disk-map.ts";
+import { indexStream } from "../../store/client/indexer.ts";
 import { sha256File } from "../../lib/sparse.ts";
 import { bootAndWait, findImage, overlayDisk, tempRunDir, removeRunDir } from "../../pipeline/boot.ts";
 import { DISK } from "../../wire/boot.ts";
+import { entriesText } from "../../wire/chunk-index.ts";
 import { DiskMap, mappedBytes } from "../../wire/disk-map.ts";
 import { ManifestV1, type Manifest } from "../../wire/manifest.ts";
 import { buildTestImage, FIXTURE_ELEMENTS, ooo } from "../support/images.ts";
@@ -81,11 +83,15 @@ describe("golden disk images", () => {
     const image = await buildTestImage("node");
     const manifest = ManifestV1.parse(JSON.parse(readFileSync(`${image.base}.manifest.json`, "utf8")));
     const types = manifest.artifacts.map((a) => a.type).sort();
-    expect(types).toEqual(["disk-map", "initrd", "raw", "tar", "vmlinuz"]);
+    expect(types).toEqual(["disk-map", "initrd", "raw", "tar", "tar-entries", "vmlinuz"]);
     for (const a of manifest.artifacts) {
       const file = join(image.base, "..", a.file);
       expect(sha256File(file)).toEqual({ sha256: a.sha256, size: a.size });
     }
+    // The entries beside the tar are the tar's, in the chunk index's form: what a signed manifest vouches for.
+    const tar = manifest.artifacts.find((a) => a.type === "tar")!;
+    const listed = await indexStream(createReadStream(join(image.base, "..", tar.file), { highWaterMark: 1 << 20 }), undefined, undefined, { entries: true });
+    expect(readFileSync(`${image.base}.entries.json`, "utf8")).toBe(entriesText(listed.entries!));
     // The map is of this raw disk, and true of it; a deploy fetches only its chunks (~a fifth of the disk).
     const raw = manifest.artifacts.find((a) => a.type === "raw")!;
     const map = DiskMap.parse(JSON.parse(readFileSync(`${image.base}.disk-map.json`, "utf8")));

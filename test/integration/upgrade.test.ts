@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseDocument } from "yaml";
 import { buildTestImage, ooo, REPO } from "../support/images.ts";
 import { readProgress } from "../support/progress.ts";
 import { redis } from "../support/redis.ts";
@@ -36,7 +37,7 @@ afterAll(async () => {
 });
 
 interface UpgradeJson {
-  nodes: { node: string; from?: string; to: string; result: string; reason?: string; bytesFetched?: number; imageBytes?: number; seconds: number; method?: string; restart?: string }[];
+  nodes: { node: string; from?: string; to: string; result: string; reason?: string; bytesFetched?: number; imageBytes?: number; seconds: number; method?: string; restart?: string; verified?: string }[];
   stoppedAt?: { role: string; batch: number };
 }
 
@@ -82,12 +83,18 @@ describe("ooo upgrade on qemu nodes", () => {
       requireRoot();
       requireCommand("qemu-system-x86_64", "socat", "mkfs.ext4", "sfdisk");
       const [v1, v2, v3] = await Promise.all([buildTestImage("kv-v1"), buildTestImage("kv-v2"), buildTestImage("kv-v3")]);
-      writeFileSync(stackFile, readFileSync(join(REPO, "fixtures/stacks/kv.yaml"), "utf8"));
+      // Signed images on a stack that trusts the key: the nodes upgrade by the signed entries
+      // (takeover-vm.test covers the unsigned way, the whole root hashed).
+      const key = join(dir, "kv-key");
+      if ((await ooo(["key", "generate", key, "--unencrypted"], { env: CLEAN_ENV })).code !== 0) throw new Error("ooo key generate failed");
+      const stack = parseDocument(readFileSync(join(REPO, "fixtures/stacks/kv.yaml"), "utf8"));
+      stack.set("trust", { keys: [`${key}.pub`] });
+      writeFileSync(stackFile, stack.toString());
       const env = await ooo(["store-env", stackFile], { env: CLEAN_ENV });
       const storeEnv = { ...CLEAN_ENV, ...Object.fromEntries([...env.stdout.matchAll(/export (\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!])) };
       for (const [image, version] of [[v1, "1"], [v2, "2"], [v3, "3"]] as const) {
         const progress = version === "2" ? ["--progress-file", join(dir, "publish.jsonl")] : [];
-        const pub = await ooo(["publish", image.base, "--image-version", version, ...progress], { env: storeEnv });
+        const pub = await ooo(["publish", image.base, "--image-version", version, "--sign", `${key}.key`, ...progress], { env: storeEnv });
         if (pub.code !== 0) throw new Error(`publishing v${version} failed:\n${pub.stderr}`);
       }
       const promote = async (version: string) => {
@@ -121,6 +128,7 @@ describe("ooo upgrade on qemu nodes", () => {
         expect(n.to).toBe(v2.manifest.digest);
         expect(n.bytesFetched! / n.imageBytes!).toBeLessThan(0.1);
         expect(n.method).toBe("patched");
+        expect(n.verified).toBe("signed-entries");
         // The same kernel in both images: started by the running one, no firmware or GRUB.
         expect(n.restart).toBe("kexec");
       }
