@@ -12,21 +12,6 @@ import { osPipe } from "./pipe.ts";
  * reused as soon as put() returns.
  */
 
-/**
- * sha256 (hex) of one piece held in memory (a disk map's chunk), by a
- * sha256sum of its own that reads it from a memfd (Bun's Blob stdin): the
- * same emulated speed-up for pieces that arrive out of order, and the
- * event loop stays free for the transfers meanwhile. A few milliseconds to
- * start one, against the ~40 ms Bun's hash takes for 4 MiB under TCG.
- */
-export async function sha256OfPiece(bytes: Uint8Array): Promise<string> {
-  const hasher = Bun.spawn({ cmd: ["sha256sum"], stdin: new Blob([bytes]), stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(hasher.stdout).text(), new Response(hasher.stderr).text(), hasher.exited]);
-  const hex = /^([0-9a-f]{64}) /.exec(out)?.[1];
-  if (code !== 0 || !hex) throw new Error(`sha256sum failed (exit ${code}): ${err.trim() || out.trim()}`);
-  return hex;
-}
-
 const spawnHasher = (stdin: number) => Bun.spawn({ cmd: ["sha256sum"], stdin, stdout: "pipe", stderr: "pipe" });
 
 export class Sha256Pipe {

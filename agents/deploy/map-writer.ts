@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { log } from "../../lib/log.ts";
-import { sha256OfPiece } from "../../lib/sha256-pipe.ts";
+import { PieceHasher } from "../../lib/parallel-hash.ts";
 import type { DeployInstructions } from "../../wire/deploy.ts";
 import { DiskMap, mappedBytes, zeroRanges, type DiskMapChunk } from "../../wire/disk-map.ts";
 import { ImageMismatch, RangeNotServed } from "../errors.ts";
@@ -11,10 +11,7 @@ import { HeldDisk, type Target } from "./held-disk.ts";
  * of it: the map first, checked against the sha256 the deployer named (from
  * the manifest: trust runs manifest → map → chunks); then only the chunks,
  * each a Range request on the raw disk's URL, several at once, each checked
- * against its sha256 by a sha256sum of its own before it goes to the disk
- * (lib/sha256-pipe.ts: under TCG, where the test bed's machines run, Bun's
- * hash made verifying two thirds of the write; natively both are far
- * faster than the network, and a process per chunk uses every core); the gaps
+ * against its sha256 on hash threads before it goes to the disk; the gaps
  * are zeroed by the device. As with the whole disk, the first and last MiB
  * are held back (HeldDisk) until every chunk has been verified and the map
  * is of the disk the instructions name.
@@ -33,6 +30,7 @@ type Image = DeployInstructions["image"] & { map: NonNullable<DeployInstructions
 
 export class MapWriter {
   private readonly disk: HeldDisk;
+  private readonly hasher = new PieceHasher("sha256");
   private readonly abort = new AbortController();
   private placed = 0;
   /** Chunk bytes verified and on the disk. */
@@ -65,6 +63,11 @@ export class MapWriter {
     if (map.disk.size !== image.disk.size || map.disk.sha256 !== image.disk.sha256)
       throw new ImageMismatch(`the disk map is of a disk of ${map.disk.size} bytes with sha256 ${map.disk.sha256}, not of ${image.name}'s (${image.disk.size} bytes, ${image.disk.sha256})`);
     return new MapWriter(get, image.disk.url, map, target);
+  }
+
+  /** Threads the chunks are hashed on besides this one (none with one CPU). */
+  get hashThreads() {
+    return Math.max(this.hasher.width, 0);
   }
 
   /** Bytes the chunks hold: what travels. */
@@ -117,7 +120,7 @@ export class MapWriter {
 
   private async chunk(c: DiskMapChunk) {
     for (let attempt = 1; ; attempt++) {
-      let bytes: Uint8Array;
+      let bytes: ArrayBuffer;
       try {
         bytes = await this.range(c);
       } catch (e) {
@@ -126,17 +129,18 @@ export class MapWriter {
         await Bun.sleep(attempt * 1000);
         continue;
       }
-      const hex = await sha256OfPiece(bytes);
-      if (hex !== c.sha256) throw new ImageMismatch(`the disk's bytes ${c.offset}+${c.length} have sha256 ${hex}, not ${c.sha256} as its map says`);
+      const hashed = await this.hasher.digest(bytes);
+      if (hashed.hex !== c.sha256)
+        throw new ImageMismatch(`the disk's bytes ${c.offset}+${c.length} have sha256 ${hashed.hex}, not ${c.sha256} as its map says`);
       if (this.abort.signal.aborted) return;
-      this.disk.put(bytes, c.offset);
+      this.disk.put(new Uint8Array(hashed.bytes), c.offset);
       this.placed++;
       this.fetched += c.length;
       return;
     }
   }
 
-  private async range(c: DiskMapChunk): Promise<Uint8Array> {
+  private async range(c: DiskMapChunk): Promise<ArrayBuffer> {
     const last = c.offset + c.length - 1;
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(CHUNK_TIMEOUT_MS)]);
     const res = await this.get(this.url, { range: `bytes=${c.offset}-${last}` }, signal);
@@ -145,7 +149,7 @@ export class MapWriter {
       await res.body?.cancel();
       throw new RangeNotServed(`the disk's URL answered a request for bytes ${c.offset}-${last} with ${res.status}${said ? ` (${said})` : ""}, not 206 with those bytes of ${this.map.disk.size}`);
     }
-    const bytes = await res.bytes();
+    const bytes = await res.arrayBuffer();
     if (bytes.byteLength !== c.length) throw new Error(`got ${bytes.byteLength} of its ${c.length} bytes`);
     return bytes;
   }
