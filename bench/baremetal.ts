@@ -5,7 +5,9 @@
  * boot by the deployer's own dnsmasq, OVMF and SeaBIOS), side by side with
  * the qemu driver, in one run and from one image (the test image kv-v1,
  * debian-minimal + ooo-node + redis; the deploy ramdisk built from element
- * ooo-deploy). Every machine and the qemu node have 1 vCPU and 1 GiB.
+ * ooo-deploy). Every machine and the qemu node have 1 GiB, and the host's
+ * cores without overcommit as bench/deploy.ts gives them: the one-machine
+ * cases and the qemu node 2 vCPUs here, the three machines at once 1 each.
  *
  *   bun bench/baremetal.ts [--runs 3] [--only "cold UEFI,3 cold,qemu"]
  *
@@ -27,7 +29,7 @@
  * its LAST line, one JSON object of the figures.
  */
 import { mkdirSync, statSync } from "node:fs";
-import { loadavg } from "node:os";
+import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import type { Timeline } from "../deployer/timeline.ts";
 import { table } from "../lib/log.ts";
@@ -60,14 +62,16 @@ process.stderr.write("building the test images (kv-v1, the deploy ramdisk) if th
 const [ramdisk, kv] = await Promise.all([buildTestImage("ramdisk"), buildTestImage("kv-v1")]);
 const ramdiskBytes = statSync(`${ramdisk.base}.vmlinuz`).size + statSync(`${ramdisk.base}.initramfs`).size;
 
+/** vCPUs of a machine deployed with `atOnce - 1` others: the host's cores, shared without overcommit. */
+const cpusFor = (atOnce: number) => Math.max(1, Math.floor(availableParallelism() / atOnce));
 const bed = await createTestbed({
   machines: [
-    { name: "u1", firmware: "uefi", memoryMiB: 1024 },
-    { name: "b1", firmware: "bios", memoryMiB: 1024 },
-    { name: "u2", firmware: "uefi", memoryMiB: 1024 },
-    { name: "b2", firmware: "bios", memoryMiB: 1024 },
-    { name: "b3", firmware: "bios", memoryMiB: 1024 },
-    { name: "f1", firmware: "bios", memoryMiB: 1024 },
+    { name: "u1", firmware: "uefi", memoryMiB: 1024, cpus: cpusFor(1) },
+    { name: "b1", firmware: "bios", memoryMiB: 1024, cpus: cpusFor(1) },
+    { name: "u2", firmware: "uefi", memoryMiB: 1024, cpus: cpusFor(3) },
+    { name: "b2", firmware: "bios", memoryMiB: 1024, cpus: cpusFor(3) },
+    { name: "b3", firmware: "bios", memoryMiB: 1024, cpus: cpusFor(3) },
+    { name: "f1", firmware: "bios", memoryMiB: 1024, cpus: cpusFor(1) },
   ],
 });
 const machine = (name: string) => bed.machines.find((m) => m.name === name)!;
@@ -98,7 +102,7 @@ const writeStack = (scenario: Case | undefined) =>
     roles: Object.fromEntries(
       (Object.keys(ROLE_OF) as Case[]).map((c) => [
         ROLE_OF[c].role,
-        { count: c === scenario ? ROLE_OF[c].count : 0, image: "kv@live", inventory: ROLE_OF[c].pool, size: { memory: "1G", cpus: 1 }, metadata: { redis: { port: 6379 } } },
+        { count: c === scenario ? ROLE_OF[c].count : 0, image: "kv@live", inventory: ROLE_OF[c].pool, size: { memory: "1G", cpus: cpusFor(ROLE_OF[c].count) }, metadata: { redis: { port: 6379 } } },
       ]),
     ),
     signalTimeout: "30m",
@@ -195,6 +199,7 @@ const summary = {
   firmware_boots_three_cold: of("3 cold", "firmwareBoots"),
   firmware_boots_fast_track: of("fast track", "firmwareBoots"),
   ramdisk_bytes: ramdiskBytes,
+  cpus: { one_machine: cpusFor(1), three_machines: cpusFor(3), qemu_node: cpusFor(1) },
   ramdisk_mib: r1(ramdiskBytes / MiB),
   ramdisk_boot_seconds: { cold_uefi: of("cold UEFI", "ramdiskBoot"), cold_bios: of("cold BIOS", "ramdiskBoot") },
   image_write_seconds: { cold_uefi: of("cold UEFI", "write"), cold_bios: of("cold BIOS", "write"), fast_track: of("fast track", "write"), qemu: of("qemu", "write") },

@@ -35,6 +35,8 @@ export interface TestMachineSpec {
   /** Sizes of the machine's disks in MiB (sparse files; default one of 4096). */
   disksMiB?: number[];
   memoryMiB?: number;
+  /** vCPUs (default 1). */
+  cpus?: number;
 }
 
 export interface TestMachine {
@@ -104,6 +106,7 @@ export async function createTestbed(o: { machines: TestMachineSpec[]; redfish?: 
         tap,
         disks,
         memoryMiB: spec.memoryMiB ?? 512,
+        cpus: spec.cpus ?? 1,
         netboot: spec.netboot ?? (spec.firmware === "bios" ? "ipxe" : "pxe"),
       });
       const ipmi = await startIpmiBmc({ dir: join(mdir, "bmc"), machineDir: mdir, credentials, name: m.name, netns });
