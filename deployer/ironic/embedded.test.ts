@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureCa, ensureServerCert } from "../../lib/certs.ts";
+import { pidAlive } from "../../test/support/proc.ts";
 import { requireCommand } from "../../test/support/require.ts";
 import { daemonPid } from "../daemons.ts";
 import { embeddedIronicFiles, embeddedIronicUrl, ensureEmbeddedIronic, stopEmbeddedIronic, type EmbeddedIronic } from "./embedded.ts";
@@ -76,7 +77,7 @@ test("a second ensure leaves it running; a stop ends it; a restart keeps its dat
 
   expect(await stopEmbeddedIronic(stateDir)).toBe(true);
   expect(daemonPid(files.daemon)).toBeUndefined();
-  expect(existsSync(`/proc/${pid}`)).toBe(false);
+  expect(pidAlive(pid!)).toBe(false);
   expect(await stopEmbeddedIronic(stateDir)).toBe(false);
 
   const restarted = await ensureEmbeddedIronic(stateDir);
