@@ -43,6 +43,8 @@ export interface UpgradeOptions {
   image?: string;
   /** Called on every change of a node's progress, for the CLI to print. */
   onProgress?: (progress: UpgradeProgress) => void;
+  /** The stack, when the caller has it already (as deploy's). */
+  stack?: Stack;
 }
 
 /** One line of a node's progress; bytes (of bytes_total) when the node reported how far its fetch is. */
@@ -101,7 +103,7 @@ export function batchesFor(nodes: string[], count: number, rolling: RoleSpec["ro
 const short = (d?: string | null) => (d ? d.replace(/^sha256:/, "").slice(0, 12) : "-");
 
 export async function upgrade(stackFile: string, options: UpgradeOptions = {}): Promise<UpgradeReport> {
-  const stack = loadStack(stackFile);
+  const stack = options.stack ?? loadStack(stackFile);
   await checkDrivers(stack);
   const stateDir = stateDirOf(stack.file, options.stateDir);
   // Nothing deployed, nothing to upgrade: said before any service starts.
