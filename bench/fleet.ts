@@ -43,8 +43,7 @@ import { buildTimeline, timelineTable, writeTimeline } from "../deployer/timelin
 import { upgrade, type UpgradeReport } from "../deployer/upgrade.ts";
 import { log, table } from "../lib/log.ts";
 import { FleetProcess } from "../test/support/fleet/fleet-process.ts";
-import { fleetStack, publishFleetImage, stopFleetServices, type FleetStack } from "../test/support/fleet/fleet-stack.ts";
-import { registerSimDriver } from "../test/support/fleet/sim-driver.ts";
+import { fleetStack, killFleetServices, publishFleetImage, stopFleetServices, type FleetStack } from "../test/support/fleet/fleet-stack.ts";
 import type { FleetTimings } from "../test/support/fleet/sim-node.ts";
 import type { KindFigures, WindowFigures } from "../test/support/fleet/wire-stats.ts";
 import { flag, hasFlag, r1 } from "./figures.ts";
@@ -63,7 +62,10 @@ if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--nodes t
 
 /** The simulated machines' power switch: the fleet process of the run under way. */
 let fleetNow: FleetProcess | undefined;
-registerSimDriver((e) => fleetNow?.power(e));
+
+/** Interrupted (the deploy's own Ctrl-C handling exits the process): no daemon, fleet or folder is left behind. */
+let leftovers: (() => void) | undefined;
+process.on("exit", () => leftovers?.());
 
 const say = (text: string) => process.stderr.write(`[fleet] ${text}\n`);
 const loadAverage = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
@@ -135,8 +137,13 @@ async function runFleet(n: number): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), `ooo-bench-fleet-${n}-`));
   let fleet: FleetProcess | undefined;
   let f: FleetStack | undefined;
+  leftovers = () => {
+    fleet?.kill();
+    if (f) killFleetServices(f);
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+  };
   try {
-    f = await fleetStack(dir, { nodes: n, pollingSeconds, batch });
+    f = await fleetStack(dir, { nodes: n, pollingSeconds, batch }, (e) => fleetNow?.power(e));
     const v1 = await publishFleetImage(f, 1);
     fleet = await FleetProcess.start(f.stateDir, timings, join(dir, "run"), { NODE_EXTRA_CA_CERTS: join(f.stateDir, "tls", "ca.pem") });
     fleetNow = fleet;
@@ -225,6 +232,7 @@ async function runFleet(n: number): Promise<Row> {
     if (f) await stopFleetServices(f);
     if (keep) say(`kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
+    leftovers = undefined;
   }
 }
 

@@ -74,6 +74,11 @@ export class FleetProcess {
     this.child.kill();
     await this.child.exited;
   }
+
+  /** For an exit handler: no waiting. */
+  kill() {
+    this.child.kill();
+  }
 }
 
 if (import.meta.main) {

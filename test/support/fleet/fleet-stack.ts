@@ -2,7 +2,8 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { stateDirOf } from "../../../deployer/deploy.ts";
-import { ensureEmbeddedStore, stopEmbeddedStore, stopMetadataService } from "../../../deployer/services.ts";
+import { daemonPid } from "../../../deployer/daemons.ts";
+import { embeddedStoreFiles, ensureEmbeddedStore, metadataDaemon, stopEmbeddedStore, stopMetadataService } from "../../../deployer/services.ts";
 import { prepareStackTls } from "../../../deployer/stack-tls.ts";
 import { loadStack, type Stack } from "../../../deployer/stack.ts";
 import { StateDb } from "../../../deployer/state.ts";
@@ -12,11 +13,15 @@ import { StoreClient } from "../../../store/client/client.ts";
 import { writeManifest } from "../manifest.ts";
 import { makeRoot, writeCanonicalTar } from "../roots.ts";
 import { noise } from "../store.ts";
-import { simStack } from "./sim-driver.ts";
+import { registerSimDriver, simStack, type PowerEvent } from "./sim-driver.ts";
+
+/** A role has at most this many nodes (stack-schema.ts): a larger fleet is several roles. */
+export const ROLE_MAX = 1000;
 
 /**
- * A stack of one role of `nodes` simulated nodes, with its embedded store
- * holding a small image (fleet@live): the stack file is an ordinary one
+ * A stack of `nodes` simulated nodes (roles of at most ROLE_MAX), with its embedded store
+ * holding a small image (fleet@live), the simulated driver registered in
+ * this process: the stack file is an ordinary one
  * (qemu inventory: no file can name the simulated driver); `stack` is it
  * turned to the simulated fleet, for deploy() and upgrade() to take.
  */
@@ -28,7 +33,13 @@ export interface FleetStack {
 
 export const FLEET_IMAGE = "fleet";
 
-export async function fleetStack(dir: string, o: { nodes: number; pollingSeconds?: number; batch?: number; signalTimeout?: string }): Promise<FleetStack> {
+export async function fleetStack(
+  dir: string,
+  o: { nodes: number; pollingSeconds?: number; batch?: number; signalTimeout?: string },
+  /** The machines' side of the power switch (the fleet). */
+  onPower: (e: PowerEvent) => void,
+): Promise<FleetStack> {
+  registerSimDriver(onPower);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, "fleet.yaml");
   writeFileSync(
@@ -39,14 +50,17 @@ export async function fleetStack(dir: string, o: { nodes: number; pollingSeconds
       store: { embedded: true },
       settings: { signal_timeout: o.signalTimeout ?? "10m", polling_interval: `${o.pollingSeconds ?? 5}s` },
       inventory: { local: { driver: "qemu" } },
-      roles: {
-        node: {
-          count: o.nodes,
-          image: `${FLEET_IMAGE}@live`,
-          metadata: { service: { name: "example", workers: 4 } },
-          rolling_updates: { max_batch_size: o.batch ?? 50, min_in_service: 0 },
-        },
-      },
+      roles: Object.fromEntries(
+        Array.from({ length: Math.ceil(o.nodes / ROLE_MAX) }, (_, i) => [
+          `r${i}`,
+          {
+            count: Math.min(ROLE_MAX, o.nodes - i * ROLE_MAX),
+            image: `${FLEET_IMAGE}@live`,
+            metadata: { service: { name: "example", workers: 4 } },
+            rolling_updates: { max_batch_size: o.batch ?? 50, min_in_service: 0 },
+          },
+        ]),
+      ),
     }),
   );
   const stack = simStack(loadStack(file));
@@ -81,4 +95,12 @@ export async function publishFleetImage(f: FleetStack, version: number): Promise
 export async function stopFleetServices(f: FleetStack) {
   await stopMetadataService(f.stateDir).catch(() => false);
   await stopEmbeddedStore(f.stateDir).catch(() => false);
+}
+
+/** The same at once, for an exit handler (a bench or test interrupted): the daemons are sent SIGTERM. */
+export function killFleetServices(f: FleetStack) {
+  for (const d of [metadataDaemon(f.stateDir), embeddedStoreFiles(f.stateDir).daemon]) {
+    const pid = daemonPid(d);
+    if (pid !== undefined) process.kill(pid, "SIGTERM");
+  }
 }
