@@ -129,7 +129,9 @@ export async function powerOn(ctx: NodeContext, name: string): Promise<void> {
   await driver.setPower(node, "on");
   const now = Date.now();
   db.event(name, "power-on", {}, { run, at: now });
-  db.transition(name, "booting", { run, fields: { powered_on_at: now, waiting_since: now } });
+  // A node that booted and signalled before this line ran (a fast machine, a busy deployer) keeps the state its signal gave it.
+  const fields = { powered_on_at: now, waiting_since: now };
+  if (!db.transition(name, "booting", { run, fields, onlyFrom: ["powering-on"] })) db.update(name, fields);
 }
 
 /**

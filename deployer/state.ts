@@ -10,7 +10,12 @@ import type { NodeSize } from "./drivers/driver.ts";
  * transition and event with a timestamp, the completion signals, and the
  * runs of ooo commands. Two processes use it at once — `ooo deploy` and the
  * metadata service daemon — so it runs in WAL mode with a busy timeout, and
- * every state change is one transaction (read, check, write, record).
+ * every state change is one transaction (read, check, write, record) that
+ * takes the write lock before it reads (`write`, BEGIN IMMEDIATE): a
+ * transaction that read first and then asked for the lock while the other
+ * process wrote was refused at once ("database is locked" — SQLite cannot
+ * wait there without risking a deadlock), where one that asks first waits
+ * its turn within the busy timeout.
  *
  * A command killed in the middle leaves each node in the state of its last
  * finished step; the next `ooo deploy` resumes from there.
@@ -23,12 +28,14 @@ export type NodeState = "new" | "writing-image" | "powering-on" | "booting" | "c
  * step may fail; a failed node is retried (re-imaged, or given its metadata
  * again); an active node is reconfigured (new metadata), rebuilt, or deleted.
  * The signal may come before the ready line (the agents run before the
- * report does), so booting → active is allowed.
+ * report does), so booting → active is allowed; and before the deployer
+ * has recorded the power-on it asked for (a node that boots fast, a busy
+ * deployer), so powering-on → active too.
  */
 export const TRANSITIONS: Record<NodeState, readonly NodeState[]> = {
   new: ["writing-image", "failed", "deleting"],
   "writing-image": ["writing-image", "powering-on", "failed", "deleting"],
-  "powering-on": ["powering-on", "booting", "writing-image", "failed", "deleting"],
+  "powering-on": ["powering-on", "booting", "active", "writing-image", "failed", "deleting"],
   booting: ["booting", "configuring", "active", "powering-on", "writing-image", "failed", "deleting"],
   configuring: ["configuring", "active", "powering-on", "writing-image", "failed", "deleting"],
   active: ["configuring", "powering-on", "writing-image", "failed", "deleting"],
@@ -74,6 +81,8 @@ export interface NodeRow {
   created_at: number;
   updated_at: number;
 }
+
+export type TokenNode = Pick<NodeRow, "name" | "state" | "serial" | "metadata" | "collected_serial">;
 
 export interface EventRow {
   id: number;
@@ -140,6 +149,7 @@ CREATE TABLE IF NOT EXISTS events (
   detail TEXT
 );
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE INDEX IF NOT EXISTS events_node ON events (node, at);
 CREATE TABLE IF NOT EXISTS signals (
   node TEXT NOT NULL,
   serial INTEGER NOT NULL,
@@ -149,6 +159,7 @@ CREATE TABLE IF NOT EXISTS signals (
   body TEXT NOT NULL,
   PRIMARY KEY (node, serial)
 );
+CREATE INDEX IF NOT EXISTS nodes_token ON nodes (token_hash);
 CREATE TABLE IF NOT EXISTS machines (
   name TEXT PRIMARY KEY,
   pool TEXT NOT NULL,
@@ -168,6 +179,7 @@ CREATE TABLE IF NOT EXISTS machines (
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS machines_token ON machines (token_hash);
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   command TEXT NOT NULL,
@@ -214,6 +226,15 @@ export class StateDb {
 
   close() {
     this.db.close();
+  }
+
+  /**
+   * `fn` as one transaction that holds the write lock from its start
+   * (BEGIN IMMEDIATE, waiting for it within the busy timeout); inside
+   * another, a savepoint of it.
+   */
+  write<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
   }
 
   // --- stack facts (name, file, store endpoint …) ---
@@ -269,19 +290,32 @@ export class StateDb {
     return r ? toNode(r) : undefined;
   }
 
+  /** The node a token opens (by the token's hash, indexed: the metadata service asks at every request), with what a request needs of it. */
+  nodeByToken(hash: string): TokenNode | undefined {
+    return this.db.query<TokenNode, [string]>("SELECT name, state, serial, metadata, collected_serial FROM nodes WHERE token_hash = ?").get(hash) ?? undefined;
+  }
+
+  /** The node's metadata at `serial` was fetched: noted once per serial. */
+  noteCollected(name: string, serial: number) {
+    this.write(() => {
+      const changed = this.db.query("UPDATE nodes SET collected_serial = ?, updated_at = ? WHERE name = ? AND collected_serial IS NOT ?").run(serial, Date.now(), name, serial).changes;
+      if (changed) this.insertEvent(name, "metadata-collected", { detail: { serial } });
+    });
+  }
+
   createNode(
     n: { name: string; role: string; idx: number; pool: string; poolConfig?: Record<string, unknown>; driver: string; size: NodeSize; machine?: string },
     run?: number,
   ): NodeRow {
     const now = Date.now();
-    this.db.transaction(() => {
+    this.write(() => {
       this.db
         .query(
           "INSERT INTO nodes (name, role, idx, pool, pool_config, driver, state, size, machine, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?)",
         )
         .run(n.name, n.role, n.idx, n.pool, JSON.stringify(n.poolConfig ?? {}), n.driver, JSON.stringify(n.size), n.machine ?? null, now, now);
       this.insertEvent(n.name, "transition", { run, from: null, to: "new" });
-    })();
+    });
     return this.node(n.name)!;
   }
 
@@ -310,7 +344,7 @@ export class StateDb {
       onlyFrom?: NodeState[];
     } = {},
   ): NodeState | undefined {
-    return this.db.transaction(() => {
+    return this.write(() => {
       const node = this.node(name);
       if (!node) throw new Error(`no node ${name} in the state database`);
       if (options.onlyFrom && !options.onlyFrom.includes(node.state)) return undefined;
@@ -319,15 +353,15 @@ export class StateDb {
       this.db.query("UPDATE nodes SET state = ?, updated_at = ? WHERE name = ?").run(to, Date.now(), name);
       this.insertEvent(name, "transition", { run: options.run, from: node.state, to, detail: options.detail, at: options.at });
       return node.state;
-    })();
+    });
   }
 
   deleteNode(name: string, run?: number) {
-    this.db.transaction(() => {
+    this.write(() => {
       this.db.query("DELETE FROM nodes WHERE name = ?").run(name);
       this.db.query("DELETE FROM signals WHERE node = ?").run(name);
       this.insertEvent(name, "deleted", { run });
-    })();
+    });
   }
 
   // --- events ---
@@ -357,13 +391,20 @@ export class StateDb {
 
   // --- signals ---
 
-  /** Keep a signal; a repeated (node, serial) replaces the earlier one, as Heat's repeated signal id does. */
+  /**
+   * Keep a signal; a repeated (node, serial) replaces the earlier one, as
+   * Heat's repeated signal id does. The node's signals for earlier serials
+   * go: nothing reads them (its runs' outcomes stay in the events).
+   */
   recordSignal(s: Omit<SignalRow, "at"> & { at?: number }) {
-    this.db
-      .query(
-        "INSERT INTO signals (node, serial, at, status, reason, body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node, serial) DO UPDATE SET at = excluded.at, status = excluded.status, reason = excluded.reason, body = excluded.body",
-      )
-      .run(s.node, s.serial, s.at ?? Date.now(), s.status, s.reason, s.body);
+    this.write(() => {
+      this.db
+        .query(
+          "INSERT INTO signals (node, serial, at, status, reason, body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node, serial) DO UPDATE SET at = excluded.at, status = excluded.status, reason = excluded.reason, body = excluded.body",
+        )
+        .run(s.node, s.serial, s.at ?? Date.now(), s.status, s.reason, s.body);
+      this.db.query("DELETE FROM signals WHERE node = ? AND serial < ?").run(s.node, s.serial);
+    });
   }
 
   signal(node: string, serial: number): SignalRow | undefined {
