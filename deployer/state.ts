@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { OooError } from "../lib/errors.ts";
 import type { NodeSize } from "./drivers/driver.ts";
+import type { WatchedNode } from "./node-watch.ts";
 
 /**
  * The deployer's state: one SQLite database (bun:sqlite) per stack, in its
@@ -285,6 +286,11 @@ export class StateDb {
     return this.db.query<Row, []>("SELECT * FROM nodes ORDER BY role, idx, name").all().map(toNode);
   }
 
+  /** The nodes' names, in the order of nodes(). */
+  nodeNames(): string[] {
+    return this.db.query<{ name: string }, []>("SELECT name FROM nodes ORDER BY role, idx, name").all().map((r) => r.name);
+  }
+
   node(name: string): NodeRow | undefined {
     const r = this.db.query<Row, [string]>("SELECT * FROM nodes WHERE name = ?").get(name);
     return r ? toNode(r) : undefined;
@@ -293,6 +299,15 @@ export class StateDb {
   /** The node a token opens (by the token's hash, indexed: the metadata service asks at every request), with what a request needs of it. */
   nodeByToken(hash: string): TokenNode | undefined {
     return this.db.query<TokenNode, [string]>("SELECT name, state, serial, metadata, collected_serial FROM nodes WHERE token_hash = ?").get(hash) ?? undefined;
+  }
+
+  /** What the node watcher reads of the nodes it watches, all at once (node-watch.ts). */
+  watchedNodes(names: string[]): WatchedNode[] {
+    return this.db
+      .query<WatchedNode, [string]>(
+        "SELECT name, state, serial, signalled_serial, powered_on_at, error, collected_serial, console_offset FROM nodes WHERE name IN (SELECT value FROM json_each(?))",
+      )
+      .all(JSON.stringify(names));
   }
 
   /** The node's metadata at `serial` was fetched: noted once per serial. */

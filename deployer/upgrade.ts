@@ -147,6 +147,7 @@ async function upgradeNodes(stack: Stack, stateDir: string, options: UpgradeOpti
       tls,
     };
 
+    const specs = new Map(stack.nodes.map((n) => [n.name, n]));
     const report: NodeUpgrade[] = [];
     let stoppedAt: UpgradeReport["stoppedAt"];
     roles: for (const role of stack.roles) {
@@ -179,7 +180,7 @@ async function upgradeNodes(stack: Stack, stateDir: string, options: UpgradeOpti
         const outcomes = await log.step(`${role.name}: batch ${i + 1}/${batches.length}: ${batch.join(", ")}`, () =>
           Promise.all(
             batch.map((name) => {
-              const spec = stack.nodes.find((n) => n.name === name) ?? specOfRow(db.node(name)!);
+              const spec = specs.get(name) ?? specOfRow(db.node(name)!);
               return role.rollingUpdates.policy === "replace" ? replaceNode(ctx, spec, image, i + 1) : upgradeNode(ctx, spec, image, i + 1, options.onProgress);
             }),
           ),
@@ -281,11 +282,11 @@ async function upgradeNode(ctx: NodeContext, spec: NodeSpec, image: ResolvedImag
   let lastNote = "";
   let seenProgress = 0;
   let booted = false;
-  return watchNode<NodeUpgrade>({
+  return watchNode<NodeUpgrade>(db, {
+    node: spec.name,
     // From here on: the ready line of the node's next boot (the new root's, or the old one's after a rollback).
     console: { file: consoleFile, from: consoleSize(consoleFile) },
     deadline: t0 + timeout,
-    intervalMs: 500,
     tick: ({ console }) => {
       // Progress reports (from the node's takeover) and the ready line of its next boot.
       const progress = db.events({ node: spec.name, since: t0 }).filter((e) => e.kind === "progress");
