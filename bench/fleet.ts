@@ -267,12 +267,13 @@ const lat = (k: KindFigures) => `${k.p50_ms}/${k.p99_ms}/${k.max_ms}`;
 process.stderr.write(
   "\n" +
     table(
-      ["nodes", "load", "req/s", "GET p50/p99/max ms", "signal p50/p99/max ms", "deploy GET p99 ms", "svc CPU % (steady)", "svc CPU s (deploy)", "svc peak MiB", "deploy s", "→all signalled s", "signalled", "false failures", "5xx", "no answer", "status s", "timeline s"],
+      ["nodes", "load", "req/s", "GET p50/p99/max ms", "fleet lag p99/max ms", "signal p50/p99/max ms", "deploy GET p99 ms", "svc CPU % (steady)", "svc CPU s (deploy)", "svc peak MiB", "deploy s", "→all signalled s", "signalled", "false failures", "5xx", "no answer", "status s", "timeline s"],
       rows.map((r) => [
         r.nodes,
         r.load,
         r.steady.requests_per_second,
         lat(r.steady.kinds.metadata),
+        `${r.steady.fleet_lag_p99_ms}/${r.steady.fleet_lag_max_ms}`,
         lat(r.deploy.kinds.signal),
         r.deploy.kinds.metadata.p99_ms,
         r.serviceCpuSteadyPercent,
@@ -307,6 +308,7 @@ const summary = {
   steady_p50_ms: big.steady.kinds.metadata.p50_ms,
   steady_p99_ms: big.steady.kinds.metadata.p99_ms,
   steady_max_ms: big.steady.kinds.metadata.max_ms,
+  steady_fleet_lag_p99_ms: big.steady.fleet_lag_p99_ms,
   signal_p50_ms: big.deploy.kinds.signal.p50_ms,
   signal_p99_ms: big.deploy.kinds.signal.p99_ms,
   signal_max_ms: big.deploy.kinds.signal.max_ms,

@@ -201,6 +201,8 @@ export async function waitForSignal(ctx: NodeContext, name: string): Promise<Wai
     console: { file: consoleFile, from: start.console_offset ?? 0 },
     // A resumed wait keeps the deadline it had.
     deadline: (start.waiting_since ?? Date.now()) + ctx.signalTimeoutSeconds * 1000,
+    // Without a console to read, only a change of the node (its signal), its power and its deadline matter.
+    quiet: !consoleFile,
     tick: async ({ console, now, row, checkPower }) => {
       if (!row) return { ok: false, error: "the node was deleted meanwhile" };
       const signalled = row.state === "active" && row.signalled_serial === row.serial;

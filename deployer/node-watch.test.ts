@@ -71,8 +71,8 @@ describe("the node watcher (deploy's wait and upgrade's watch)", () => {
     const names = Array.from({ length: 400 }, (_, i) => `n-${i}`);
     const db = stateWith(names);
     let queries = 0;
-    const read = db.watchedNodes.bind(db);
-    db.watchedNodes = (n) => (queries++, read(n));
+    const read = db.changedNodes.bind(db);
+    db.changedNodes = (since) => (queries++, read(since));
     const powerAsks: number[] = [];
     const t0 = Date.now();
     // Long enough that every node is due three times (every 2 s): unrationed, that would be 1200 asks.
@@ -92,12 +92,40 @@ describe("the node watcher (deploy's wait and upgrade's watch)", () => {
       ),
     );
     expect(seen.filter((s) => s !== "ok")).toEqual([]);
-    // One query per watch when it starts, then one per round for all of them.
-    expect(queries).toBeLessThanOrEqual(names.length + rounds + 2);
+    // One query a round for all of them.
+    expect(queries).toBeLessThanOrEqual(rounds + 2);
     const seconds = (Date.now() - t0) / 1000;
     expect(powerAsks.length).toBeGreaterThan(0);
     expect(powerAsks.length).toBeLessThanOrEqual(Math.ceil(POWER_CHECKS.perSecond * seconds) + 1);
   });
+});
+
+test("a quiet watch ticks when its node changes (written through another connection), its power turn, or its deadline — not every round", async () => {
+  const db = stateWith(["n-0", "n-1"]);
+  const other = StateDb.open(db.dir);
+  const ticks: string[] = [];
+  const t0 = Date.now();
+  const done = watchNode<string>(db, {
+    node: "n-0",
+    console: { file: undefined, from: 0 },
+    deadline: t0 + 10_000,
+    quiet: true,
+    tick: ({ row, checkPower }) => {
+      ticks.push(checkPower ? "power" : `${row?.state}`);
+      return row?.state === "failed" ? "saw it" : undefined;
+    },
+    expired: () => ({ result: "timeout" }),
+  });
+  await Bun.sleep(5 * ROUND_MS);
+  other.update("n-1", { error: "another node's change" });
+  await Bun.sleep(3 * ROUND_MS);
+  const before = ticks.length;
+  other.transition("n-0", "failed");
+  expect(await done).toBe("saw it");
+  other.close();
+  // The first tick, a power turn at once (never asked yet); nothing for n-1's change; then the change.
+  expect(ticks.slice(0, before)).toEqual(["new", "power"]);
+  expect(ticks.at(-1)).toBe("failed");
 });
 
 function stateWith(names: string[]): StateDb {

@@ -49,8 +49,8 @@ export class ConsoleWatch {
   }
 }
 
-/** What a watch sees of its node at every round (read for all watched nodes at once). */
-export type WatchedNode = Pick<NodeRow, "name" | "state" | "serial" | "signalled_serial" | "powered_on_at" | "error" | "collected_serial" | "console_offset">;
+/** What a watch sees of its node. */
+export type WatchedNode = Pick<NodeRow, "name" | "state" | "serial" | "signalled_serial" | "powered_on_at" | "error" | "collected_serial" | "console_offset" | "changed">;
 
 export interface NodeWatch<T> {
   node: string;
@@ -58,18 +58,20 @@ export interface NodeWatch<T> {
   console: { file: string | undefined; from: number };
   /** When `expired` is asked what to do. */
   deadline: number;
+  /** Tick only when the node's row changed, its power turn came or its deadline passed (nothing else to look at: no console); else every round. */
+  quiet?: boolean;
   /**
-   * Every round: a result ends the watch. `row` is the node as the round
-   * read it (undefined: gone); `console.ready()` reads what the console
-   * printed since the last read; `checkPower`: this watch's turn to ask the
-   * machine's power (rationed, POWER_CHECKS).
+   * A result ends the watch. `row` is the node as last read (undefined:
+   * gone); `console.ready()` reads what the console printed since the last
+   * read; `checkPower`: this watch's turn to ask the machine's power
+   * (rationed, POWER_CHECKS).
    */
   tick(seen: { console: ConsoleWatch; now: number; row: WatchedNode | undefined; checkPower: boolean }): T | undefined | Promise<T | undefined>;
   /** The deadline passed: a result, or a later deadline (one more chance). */
   expired(now: number): { result: T } | { until: number } | Promise<{ result: T } | { until: number }>;
 }
 
-/** How often the watched nodes are read (one query for all of them). */
+/** How often the watched nodes' changes are read. */
 export const ROUND_MS = 250;
 /**
  * Asking a machine's power costs a process (qemu's pidfile and /proc) or a
@@ -83,6 +85,9 @@ interface Entry {
   w: NodeWatch<unknown>;
   console: ConsoleWatch;
   deadline: number;
+  row: WatchedNode | undefined;
+  /** The row changed since the last tick. */
+  dirty: boolean;
   powerCheckedAt: number;
   busy: boolean;
   done: boolean;
@@ -91,26 +96,46 @@ interface Entry {
 }
 
 /**
- * The watches of one state database: every ROUND_MS one query reads all
- * watched nodes, and each watch's tick runs with its node's row (a tick
- * still running from the last round is not started again). So a thousand
- * nodes waiting cost one query a round, not a thousand.
+ * The watches of one state database. Every ROUND_MS one query reads the
+ * nodes changed since the last round (the state's change sequence), and
+ * the watches whose node changed tick — the others only when they have
+ * something of their own to look at (a console, a power turn, their
+ * deadline). So ten thousand nodes waiting for their signals cost a query
+ * of what changed, not ten thousand reads a round.
  */
 class Watcher {
   private readonly entries = new Set<Entry>();
+  private readonly byNode = new Map<string, Set<Entry>>();
   /** Entries in the order their power was last asked (the front: longest ago). */
   private powerQueue: Entry[] = [];
-  private timer: ReturnType<typeof setTimeout> | undefined;
   private powerBudget = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The last change read. */
+  private seen = 0;
 
   constructor(private readonly db: StateDb) {}
 
   watch<T>(w: NodeWatch<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const entry: Entry = { w: w as NodeWatch<unknown>, console: new ConsoleWatch(w.console.file, w.console.from), deadline: w.deadline, powerCheckedAt: 0, busy: false, done: false, resolve: resolve as (v: unknown) => void, reject };
+      if (!this.entries.size) this.seen = this.db.lastChange();
+      const entry: Entry = {
+        w: w as NodeWatch<unknown>,
+        console: new ConsoleWatch(w.console.file, w.console.from),
+        deadline: w.deadline,
+        row: this.db.watchedNode(w.node),
+        dirty: true,
+        powerCheckedAt: 0,
+        busy: false,
+        done: false,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      };
       this.entries.add(entry);
+      let same = this.byNode.get(w.node);
+      if (!same) this.byNode.set(w.node, (same = new Set()));
+      same.add(entry);
       this.powerQueue.push(entry);
-      this.run(entry, this.db.watchedNodes([w.node])[0], Date.now(), false); // the first tick at once, as a lone wait had it
+      this.run(entry, Date.now(), false); // the first tick at once, as a lone wait had it
       this.timer ??= setTimeout(() => this.round(), ROUND_MS);
     });
   }
@@ -119,6 +144,8 @@ class Watcher {
     if (e.done) return;
     e.done = true;
     this.entries.delete(e);
+    this.byNode.get(e.w.node)?.delete(e);
+    if (!this.byNode.get(e.w.node)?.size) this.byNode.delete(e.w.node);
     settle();
   }
 
@@ -126,15 +153,23 @@ class Watcher {
     this.timer = undefined;
     if (!this.entries.size) return;
     const now = Date.now();
-    let rows: Map<string, WatchedNode>;
     try {
-      rows = new Map(this.db.watchedNodes([...new Set([...this.entries].map((e) => e.w.node))]).map((r) => [r.name, r]));
+      for (const row of this.db.changedNodes(this.seen)) {
+        this.seen = Math.max(this.seen, row.changed);
+        for (const e of this.byNode.get(row.name) ?? []) {
+          e.row = row;
+          e.dirty = true;
+        }
+      }
     } catch (err) {
-      for (const e of this.entries) this.finish(e, () => e.reject(err));
+      for (const e of [...this.entries]) this.finish(e, () => e.reject(err));
       return;
     }
     const turns = this.powerTurns(now);
-    for (const e of this.entries) if (!e.busy) this.run(e, rows.get(e.w.node), now, turns.has(e));
+    for (const e of this.entries) {
+      const turn = turns.has(e);
+      if (!e.busy && (e.dirty || turn || !e.w.quiet || now > e.deadline)) this.run(e, now, turn);
+    }
     this.timer = setTimeout(() => this.round(), ROUND_MS);
   }
 
@@ -153,10 +188,11 @@ class Watcher {
     return turns;
   }
 
-  private run(e: Entry, row: WatchedNode | undefined, now: number, checkPower: boolean) {
+  private run(e: Entry, now: number, checkPower: boolean) {
     e.busy = true;
+    e.dirty = false;
     void (async () => {
-      const result = await e.w.tick({ console: e.console, now, row, checkPower });
+      const result = await e.w.tick({ console: e.console, now, row: e.row, checkPower });
       if (result !== undefined) return this.finish(e, () => e.resolve(result));
       if (now > e.deadline) {
         const next = await e.w.expired(now);

@@ -81,7 +81,11 @@ export interface NodeRow {
   error: string | null;
   created_at: number;
   updated_at: number;
+  /** Its place in the sequence of changes to nodes (CHANGES). */
+  changed: number;
 }
+
+const WATCHED = "name, state, serial, signalled_serial, powered_on_at, error, collected_serial, console_offset, changed";
 
 export type TokenNode = Pick<NodeRow, "name" | "state" | "serial" | "metadata" | "collected_serial">;
 
@@ -190,6 +194,19 @@ CREATE TABLE IF NOT EXISTS runs (
   result TEXT
 );
 `;
+/**
+ * Every insert or update of a node gives its row the next number of one
+ * sequence (`changed`): writes hold the write lock, so the numbers follow
+ * the commits, and "the nodes changed since N" is one indexed query (the
+ * node watcher's rounds). Triggers, so that no write can forget it.
+ */
+const CHANGES = `
+CREATE INDEX IF NOT EXISTS nodes_changed ON nodes (changed);
+CREATE TRIGGER IF NOT EXISTS nodes_changed_insert AFTER INSERT ON nodes FOR EACH ROW
+BEGIN UPDATE nodes SET changed = (SELECT IFNULL(MAX(changed), 0) + 1 FROM nodes) WHERE name = NEW.name; END;
+CREATE TRIGGER IF NOT EXISTS nodes_changed_update AFTER UPDATE ON nodes FOR EACH ROW WHEN NEW.changed IS OLD.changed
+BEGIN UPDATE nodes SET changed = (SELECT IFNULL(MAX(changed), 0) + 1 FROM nodes) WHERE name = NEW.name; END;
+`;
 const SCHEMA_VERSION = "1";
 
 type Row = Record<string, unknown>;
@@ -219,6 +236,8 @@ export class StateDb {
     // Columns added after the first schema: added to older databases as they are opened.
     const columns = new Set(db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('nodes')").all().map((c) => c.name));
     if (!columns.has("machine")) db.exec("ALTER TABLE nodes ADD COLUMN machine TEXT");
+    if (!columns.has("changed")) db.exec("ALTER TABLE nodes ADD COLUMN changed INTEGER NOT NULL DEFAULT 0");
+    db.exec(CHANGES);
     const version = db.query<{ value: string }, []>("SELECT value FROM info WHERE key = 'schema'").get();
     if (!version) db.query("INSERT INTO info (key, value) VALUES ('schema', ?)").run(SCHEMA_VERSION);
     else if (version.value !== SCHEMA_VERSION) throw new Error(`state database schema ${version.value}, this ooo knows ${SCHEMA_VERSION}`);
@@ -301,13 +320,19 @@ export class StateDb {
     return this.db.query<TokenNode, [string]>("SELECT name, state, serial, metadata, collected_serial FROM nodes WHERE token_hash = ?").get(hash) ?? undefined;
   }
 
-  /** What the node watcher reads of the nodes it watches, all at once (node-watch.ts). */
-  watchedNodes(names: string[]): WatchedNode[] {
-    return this.db
-      .query<WatchedNode, [string]>(
-        "SELECT name, state, serial, signalled_serial, powered_on_at, error, collected_serial, console_offset FROM nodes WHERE name IN (SELECT value FROM json_each(?))",
-      )
-      .all(JSON.stringify(names));
+  /** What the node watcher reads of a node it watches (node-watch.ts). */
+  watchedNode(name: string): WatchedNode | undefined {
+    return this.db.query<WatchedNode, [string]>(`SELECT ${WATCHED} FROM nodes WHERE name = ?`).get(name) ?? undefined;
+  }
+
+  /** The number of the last change to a node (CHANGES). */
+  lastChange(): number {
+    return this.db.query<{ n: number }, []>("SELECT IFNULL(MAX(changed), 0) AS n FROM nodes").get()!.n;
+  }
+
+  /** The same of every node changed since the change numbered `since` (0: all), in the order of their changes. */
+  changedNodes(since: number): WatchedNode[] {
+    return this.db.query<WatchedNode, [number]>(`SELECT ${WATCHED} FROM nodes WHERE changed > ? ORDER BY changed`).all(since);
   }
 
   /** The node's metadata at `serial` was fetched: noted once per serial. */

@@ -84,6 +84,8 @@ export class FleetProcess {
 if (import.meta.main) {
   const { stateDir, timings, runDir } = JSON.parse(process.argv[2]!) as { stateDir: string; timings: FleetTimings; runDir: string };
   const fleet = new SimFleet(stateDir, timings, runDir);
+  // Stopped by its parent: an orderly exit (a profiler writes its profile then).
+  process.on("SIGTERM", () => process.exit(0));
   process.on("message", (m: Request) => {
     if (m.op === "power") return fleet.power(m.event);
     if (m.op === "window") return process.send!({ id: m.id, result: fleet.stats.window(m.from, m.to) });

@@ -34,6 +34,7 @@ export class SimFleet implements MachineHost {
     mkdirSync(runDir, { recursive: true });
     process.env.OOO_RUN_DIR = runDir;
     this.restore = instrumentFetch(this.stats);
+    this.stats.watchLag();
   }
 
   power(e: PowerEvent) {
@@ -60,6 +61,7 @@ export class SimFleet implements MachineHost {
   /** Halt every machine (their loops end at their next step) and stop timing fetches. */
   stop() {
     for (const m of this.machines.values()) m.halt();
+    this.stats.stop();
     this.restore();
   }
 }

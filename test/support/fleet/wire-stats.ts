@@ -33,7 +33,13 @@ export interface WindowFigures {
   requests: number;
   requests_per_second: number;
   kinds: Record<RequestKind, KindFigures>;
+  /** How late the fleet's own event loop ran its timers (what of a latency is the load generator's, not the service's). */
+  fleet_lag_p99_ms: number;
+  fleet_lag_max_ms: number;
 }
+
+/** How often the fleet's event loop is sampled for lateness. */
+const LAG_SAMPLE_MS = 50;
 
 const percentile = (sorted: Float64Array, p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]! : 0);
 const r2 = (n: number) => Math.round(n * 100) / 100;
@@ -44,6 +50,24 @@ export class WireStats {
   private kind: number[] = [];
   private status: number[] = [];
   private ms: number[] = [];
+  private lagAt: number[] = [];
+  private lag: number[] = [];
+  private lagTimer?: ReturnType<typeof setInterval>;
+
+  /** Sample the event loop's lateness until stopped. */
+  watchLag() {
+    let expected = performance.now() + LAG_SAMPLE_MS;
+    this.lagTimer = setInterval(() => {
+      const now = performance.now();
+      this.lagAt.push(performance.timeOrigin + now);
+      this.lag.push(Math.max(0, now - expected));
+      expected = now + LAG_SAMPLE_MS;
+    }, LAG_SAMPLE_MS);
+  }
+
+  stop() {
+    clearInterval(this.lagTimer);
+  }
 
   record(kind: RequestKind, status: number, startedAt: number, ms: number) {
     this.at.push(startedAt);
@@ -78,7 +102,15 @@ export class WireStats {
         return [name, { count: sorted.length, p50_ms: r2(percentile(sorted, 0.5)), p99_ms: r2(percentile(sorted, 0.99)), max_ms: r2(sorted.at(-1) ?? 0), ...codes[k]! }];
       }),
     ) as Record<RequestKind, KindFigures>;
-    return { seconds: r2(seconds), requests, requests_per_second: r2(requests / Math.max(seconds, 1e-9)), kinds };
+    const lag = Float64Array.from(this.lag.filter((_, i) => this.lagAt[i]! >= from && this.lagAt[i]! < to)).sort();
+    return {
+      seconds: r2(seconds),
+      requests,
+      requests_per_second: r2(requests / Math.max(seconds, 1e-9)),
+      kinds,
+      fleet_lag_p99_ms: r2(percentile(lag, 0.99)),
+      fleet_lag_max_ms: r2(lag.at(-1) ?? 0),
+    };
   }
 }
 
