@@ -7,7 +7,7 @@ import { BodyTooLarge, Busy, ByteBudget, declaredTooLarge, RateLimit } from "../
 import { serverTls, type TlsFiles } from "../lib/tls.ts";
 import { Progress } from "../wire/progress.ts";
 import { CompletionSignal } from "../wire/signal.ts";
-import { STATE_DB, StateDb, type NodeState, type TokenNode } from "./state.ts";
+import { isBusy, STATE_DB, StateDb, type NodeState, type TokenNode } from "./state.ts";
 import { ramdiskRoutes } from "./bare-metal/ramdisk-routes.ts";
 import { bootRoutes } from "./provisioning/boot-routes.ts";
 import { readProvisioning } from "./provisioning/settings.ts";
@@ -82,11 +82,18 @@ export const LIMITS = {
 
 export interface MetadataServiceOptions {
   db: StateDb;
+  /**
+   * The connection the nodes' signals, collected metadata and progress are
+   * written through, without blocking (writeWhenFree; opened with busy
+   * timeout 0): while one waits for the lock, the others are answered.
+   * Default: `db` (its writes then wait inside the call).
+   */
+  writer?: StateDb;
   /** Where it listens on the provisioning network (for /healthz: ooo restarts a daemon that listens elsewhere). */
   provisioning?: string[];
 }
 
-export function metadataHandler({ db, provisioning = [] }: MetadataServiceOptions) {
+export function metadataHandler({ db, writer = db, provisioning = [] }: MetadataServiceOptions) {
   const ramdisk = ramdiskRoutes({ db });
   const budget = new ByteBudget(LIMITS.budget);
   const rates = { signal: new RateLimit(LIMITS.signal.burst, LIMITS.signal.perSecond), progress: new RateLimit(LIMITS.progress.burst, LIMITS.progress.perSecond) };
@@ -121,13 +128,16 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
     return { ...node, tokenHash: hash };
   };
 
-  const getMetadata = (req: Request, name: string) => {
+  const getMetadata = async (req: Request, name: string) => {
     const node = authorize(req, name);
     if (node instanceof Response) return node;
     if (!node.metadata) return problem(404, `node ${name} has no metadata yet`);
     const etag = etagOf(node);
     if (req.headers.get("if-none-match") === etag) return new Response(null, { status: 304, headers: { etag } });
-    if (node.collected_serial !== node.serial) db.noteCollected(name, node.serial);
+    if (node.collected_serial !== node.serial) {
+      const at = Date.now();
+      await writer.writeWhenFree(() => writer.noteCollected(name, node.serial, at));
+    }
     return new Response(node.metadata, { headers: { "content-type": "application/json", etag, "cache-control": "no-store" } });
   };
 
@@ -140,15 +150,16 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
     if (!parsed.success) return problem(400, `not a completion signal: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     const signal = parsed.data;
     // One transaction that holds the write lock from its start: the node as it is now, the signal kept, the node moved — or nothing.
-    return db.write(() => {
-      const now = db.node(name);
+    // On the writer's connection: the node read inside the transaction that changes it.
+    return writer.writeWhenFree(() => {
+      const now = writer.node(name);
       if (!now || now.state === "deleting") return problem(404, `no node ${name}`);
       if (now.token_hash !== node.tokenHash) return problem(401, "the token is not valid (the node may have been redeployed with a new one)");
       const serial = signal.metadata_serial ?? Number(/:(\d+)$/.exec(signal.id)?.[1] ?? now.serial);
       if (!Number.isSafeInteger(serial) || serial < 0 || serial > now.serial)
         return problem(409, `a signal for serial ${serial}, but ${name} was given serials up to ${now.serial} only`);
       const at = Date.now();
-      db.recordSignal({ node: name, serial, at, status: signal.status, reason: signal.reason, body: JSON.stringify(signal) });
+      writer.recordSignal({ node: name, serial, at, status: signal.status, reason: signal.reason, body: JSON.stringify(signal) });
       const detail = {
         serial,
         status: signal.status,
@@ -159,12 +170,12 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
       // Like Heat's engine, a signal moves the node only while it waits for one (or to correct what a timeout decided).
       // A node that boots fast may signal before the deployer has recorded it booting: it is waited for from power-on.
       const current = serial === now.serial && SIGNAL_MOVES.includes(now.state);
-      db.event(name, current ? "signalled" : "signal-ignored", current ? detail : { ...detail, why: `the node is ${now.state} at serial ${now.serial}` }, { at });
+      writer.event(name, current ? "signalled" : "signal-ignored", current ? detail : { ...detail, why: `the node is ${now.state} at serial ${now.serial}` }, { at });
       if (current) {
         if (signal.status === "SUCCESS") {
-          if (now.state !== "active") db.transition(name, "active", { fields: { signalled_serial: serial, error: null }, detail: { serial }, at });
-          else db.update(name, { signalled_serial: serial });
-        } else db.transition(name, "failed", { fields: { error: failureText(signal) }, detail: { serial, reason: signal.reason }, at });
+          if (now.state !== "active") writer.transition(name, "active", { fields: { signalled_serial: serial, error: null }, detail: { serial }, at });
+          else writer.update(name, { signalled_serial: serial });
+        } else writer.transition(name, "failed", { fields: { error: failureText(signal) }, detail: { serial, reason: signal.reason }, at });
       }
       return new Response(null, { status: 204 });
     });
@@ -179,7 +190,8 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
     const parsed = Progress.safeParse(read.body);
     if (!parsed.success) return problem(400, "not a progress report (wire/progress.ts)");
     const { phase, to, bytes_done, bytes_total, message, at } = parsed.data;
-    db.event(name, "progress", { phase, to, bytes_done, bytes_total, message, node_seconds: at });
+    const now = Date.now();
+    await writer.writeWhenFree(() => writer.event(name, "progress", { phase, to, bytes_done, bytes_total, message, node_seconds: at }, { at: now }));
     return new Response(null, { status: 204 });
   };
 
@@ -198,10 +210,12 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
     if (!m) return problem(404, "not found");
     const name = decodeURIComponent(m[1]!);
     try {
-      if (m[2] === "metadata") return req.method === "GET" ? getMetadata(req, name) : problem(405, "GET only");
+      if (m[2] === "metadata") return req.method === "GET" ? await getMetadata(req, name) : problem(405, "GET only");
       if (req.method !== "POST") return problem(405, "POST only");
       return m[2] === "signal" ? await postSignal(req, name) : await postProgress(req, name);
     } catch (e) {
+      // The other process held the lock for the whole busy timeout: the node retries (its agents do on 503).
+      if (isBusy(e)) return problem(503, "the state database is busy; retry", { "retry-after": "1" });
       log.error(`${req.method} ${url.pathname}: ${(e as Error).stack ?? e}`);
       return problem(500, "internal error (see the metadata service log)");
     }
@@ -216,8 +230,9 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
  */
 export async function serveMetadata(stateDir: string, options: { preferredPort?: number; stop?: AbortSignal; tls?: TlsFiles } = {}): Promise<void> {
   const db = StateDb.open(stateDir, { create: false });
+  const writer = StateDb.open(stateDir, { create: false, busyTimeoutMs: 0 });
   const prov = readProvisioning(stateDir);
-  const handler = metadataHandler({ db, provisioning: prov ? [`${prov.address}:${prov.ports.metadata}`, `${prov.address}:${prov.ports.http}`] : [] });
+  const handler = metadataHandler({ db, writer, provisioning: prov ? [`${prov.address}:${prov.ports.metadata}`, `${prov.address}:${prov.ports.http}`] : [] });
   const tls = options.tls ? { tls: serverTls(options.tls) } : {};
   // idleTimeout: a ramdisk's command poll is held up to 60 s.
   const serve = (hostname: string, port: number) => Bun.serve({ hostname, port, fetch: handler, maxRequestBodySize: 4 << 20, idleTimeout: 90, ...tls });
@@ -257,5 +272,6 @@ export async function serveMetadata(stateDir: string, options: { preferredPort?:
     }, 5_000);
   });
   await Promise.all([server, ...others].map((s) => s.stop(true)));
+  writer.close();
   db.close();
 }

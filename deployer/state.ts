@@ -219,6 +219,11 @@ const COLUMN_JSON = new Set(["size", "pool_config"]);
 const toEvent = (r: Row): EventRow => ({ ...(r as unknown as EventRow), detail: r.detail ? (JSON.parse(r.detail as string) as Record<string, unknown>) : null });
 
 export const STATE_DB = "state.db";
+/** How long a write waits for the write lock (the other process's transaction) before it fails. */
+export const BUSY_TIMEOUT_MS = 10_000;
+
+/** SQLite said the database is locked (by another connection's write). */
+export const isBusy = (e: unknown) => String((e as { code?: unknown })?.code ?? "").startsWith("SQLITE_BUSY");
 
 export class StateDb {
   private constructor(
@@ -226,10 +231,11 @@ export class StateDb {
     readonly dir: string,
   ) {}
 
-  static open(dir: string, options: { create?: boolean } = {}): StateDb {
+  /** `busyTimeoutMs`: how long a write waits for the lock inside the call (default BUSY_TIMEOUT_MS); 0 for writeWhenFree. */
+  static open(dir: string, options: { create?: boolean; busyTimeoutMs?: number } = {}): StateDb {
     if (options.create !== false) mkdirSync(dir, { recursive: true, mode: 0o700 });
     const db = new Database(join(dir, STATE_DB), { create: options.create !== false, strict: true });
-    db.exec("PRAGMA busy_timeout = 10000");
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec(SCHEMA);
@@ -241,6 +247,8 @@ export class StateDb {
     const version = db.query<{ value: string }, []>("SELECT value FROM info WHERE key = 'schema'").get();
     if (!version) db.query("INSERT INTO info (key, value) VALUES ('schema', ?)").run(SCHEMA_VERSION);
     else if (version.value !== SCHEMA_VERSION) throw new Error(`state database schema ${version.value}, this ooo knows ${SCHEMA_VERSION}`);
+    // The schema is checked with the usual patience; the connection's own writes then wait as asked.
+    if (options.busyTimeoutMs !== undefined) db.exec(`PRAGMA busy_timeout = ${Math.floor(options.busyTimeoutMs)}`);
     return new StateDb(db, dir);
   }
 
@@ -255,6 +263,26 @@ export class StateDb {
    */
   write<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * `write`, for a process that must go on answering while it waits for the
+   * lock (the metadata service: SQLite's busy timeout sleeps inside the
+   * call, and every node's request waited behind one write while ooo deploy
+   * wrote). On a connection opened with busyTimeoutMs 0 a held lock fails at
+   * once, and the write is tried again a few milliseconds later, until
+   * `withinMs`; then it throws the busy error.
+   */
+  async writeWhenFree<T>(fn: () => T, withinMs = BUSY_TIMEOUT_MS): Promise<T> {
+    const end = Date.now() + withinMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this.write(fn);
+      } catch (e) {
+        if (!isBusy(e) || Date.now() > end) throw e;
+        await Bun.sleep(Math.min(attempt, 10) * (0.5 + Math.random()));
+      }
+    }
   }
 
   // --- stack facts (name, file, store endpoint …) ---
@@ -335,11 +363,11 @@ export class StateDb {
     return this.db.query<WatchedNode, [number]>(`SELECT ${WATCHED} FROM nodes WHERE changed > ? ORDER BY changed`).all(since);
   }
 
-  /** The node's metadata at `serial` was fetched: noted once per serial. */
-  noteCollected(name: string, serial: number) {
+  /** The node's metadata at `serial` was fetched (at `at`): noted once per serial. */
+  noteCollected(name: string, serial: number, at = Date.now()) {
     this.write(() => {
       const changed = this.db.query("UPDATE nodes SET collected_serial = ?, updated_at = ? WHERE name = ? AND collected_serial IS NOT ?").run(serial, Date.now(), name, serial).changes;
-      if (changed) this.insertEvent(name, "metadata-collected", { detail: { serial } });
+      if (changed) this.insertEvent(name, "metadata-collected", { detail: { serial }, at });
     });
   }
 

@@ -53,6 +53,13 @@ export class SimFleet implements MachineHost {
     return u.href;
   }
 
+  private trustKept = false;
+  trustOnce(keep: () => void) {
+    if (this.trustKept) return;
+    keep();
+    this.trustKept = true;
+  }
+
   acknowledged(node: string, serial: number, status: "SUCCESS" | "FAILURE") {
     if (status === "SUCCESS") this.succeeded.set(node, { serial, at: Date.now() });
     else this.failedRuns.set(node, (this.failedRuns.get(node) ?? 0) + 1);

@@ -37,6 +37,8 @@ export interface MachineHost {
   forward(url: string): string;
   /** The service acknowledged this node's configuration run at `serial`. */
   acknowledged(node: string, serial: number, status: "SUCCESS" | "FAILURE"): void;
+  /** Run `keep` the first time only (what all the machines share). */
+  trustOnce(keep: () => void): void;
 }
 
 const between = ([a, b]: [number, number]) => a + Math.random() * (b - a);
@@ -82,8 +84,9 @@ export class SimMachine {
   private async agents(generation: number, halted: AbortSignal) {
     const driveText = readFileSync(configDriveFile(this.dir), "utf8");
     const drive = JSON.parse(driveText) as ConfigDriveMetadata;
-    // The config-drive collector keeps what the node trusts for the other agents (here: the stack's CA alone, no system CAs).
-    keepNodeTrust(parseJson(driveText), undefined, undefined, "/nonexistent");
+    // The config-drive collector keeps what the node trusts for the other agents (the stack's CA alone, no system CAs):
+    // the simulated nodes share one run folder, and a stack's nodes all trust the same, so it is kept once.
+    this.host.trustOnce(() => keepNodeTrust(parseJson(driveText), undefined, undefined, "/nonexistent"));
     const occ = drive["os-collect-config"];
     const heat = occ.heat!;
     const url = this.host.forward(metadataUrl(heat.metadata_url, heat.node));
@@ -95,9 +98,10 @@ export class SimMachine {
     while (live()) {
       let content: PyValue | undefined;
       try {
+        // (A halt does not cut a poll short: its answer is dropped.)
         content = await getJson("heat", url, {
           headers: { authorization: authorization(heat.token!) },
-          signal: AbortSignal.any([AbortSignal.timeout((heat.timeout ?? 10) * 1000), halted]),
+          signal: AbortSignal.timeout((heat.timeout ?? 10) * 1000),
           memo,
           ...nodeFetchTls(),
         });
