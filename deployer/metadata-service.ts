@@ -9,6 +9,7 @@ import { Progress } from "../wire/progress.ts";
 import { CompletionSignal } from "../wire/signal.ts";
 import { isBusy, STATE_DB, StateDb, type NodeState, type TokenNode } from "./state.ts";
 import { ramdiskRoutes } from "./bare-metal/ramdisk-routes.ts";
+import { pruneHistory } from "./history.ts";
 import { bootRoutes } from "./provisioning/boot-routes.ts";
 import { readProvisioning } from "./provisioning/settings.ts";
 
@@ -257,6 +258,7 @@ export async function serveMetadata(stateDir: string, options: { preferredPort?:
   await new Promise<void>((resolve) => {
     const stop = () => {
       clearInterval(watch);
+      clearInterval(prune);
       process.off("SIGTERM", stop);
       process.off("SIGINT", stop);
       resolve();
@@ -270,6 +272,8 @@ export async function serveMetadata(stateDir: string, options: { preferredPort?:
         stop();
       }
     }, 5_000);
+    // Nodes report between commands too: their history is bounded while no command runs (history.ts).
+    const prune = setInterval(() => void pruneHistory(writer, { whenFree: true }).catch((e: Error) => log.warn(`pruning the history: ${e.message}`)), 86_400_000);
   });
   await Promise.all([server, ...others].map((s) => s.stop(true)));
   writer.close();

@@ -14,6 +14,7 @@ import { driverNode, metadataFor, powerOn, provision, waitForSignal, type NodeCo
 import { consoleSize, watchNode } from "./node-watch.ts";
 import { ensureMetadataService, storeFor } from "./services.ts";
 import { loadStack, type NodeSpec, type RoleSpec, type Stack } from "./stack.ts";
+import { pruneHistory } from "./history.ts";
 import { STATE_DB, StateDb, type NodeRow, type NodeState } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
 
@@ -120,6 +121,7 @@ async function upgradeNodes(stack: Stack, stateDir: string, options: UpgradeOpti
   const run = db.startRun(options.image ? "takeover" : "upgrade");
   let result = "failed";
   try {
+    await pruneHistory(db);
     if (options.nodes) for (const n of options.nodes) if (!db.node(n)) throw new UnknownNode(n, db.nodes().map((r) => r.name));
     if (!db.nodes().length) throw new NothingToUpgrade(`stack ${stack.name}`);
     // In place, a node's own agents take the new image: a node whose root is not running would only time out.
