@@ -102,6 +102,8 @@ interface Row {
   http5xx: number;
   noAnswer: number;
   serviceCpuDeploy: number;
+  /** CPU seconds of `ooo deploy` itself (this process) during the deploy. */
+  deployerCpu: number;
   serviceCpuSteadyPercent: number;
   fleetCpuSteadyPercent: number;
   servicePeakMiB: number;
@@ -151,11 +153,13 @@ async function runFleet(n: number): Promise<Row> {
     const problems: string[] = [];
     const detach = log.addSink({ write: (e) => void (e.kind === "error" && problems.length < 5 && problems.push(e.text)) });
     const t0 = Date.now();
-    const fleetCpu0 = processFigures(fleet.pid).cpu;
+    const ownCpu0 = process.cpuUsage();
     const [report, deploySeconds] = await timed(() => deploy(f!.file, { stack: f!.stack })).finally(detach);
     const t1 = Date.now();
     const servicePid = daemonPid(metadataDaemon(f.stateDir));
     const serviceCpuDeploy = processFigures(servicePid).cpu;
+    const own = process.cpuUsage(ownCpu0);
+    const deployerCpu = (own.user + own.system) / 1e6;
     const nodes = await fleet.nodes();
     const succeeded = new Map(nodes.succeeded);
     const db = StateDb.open(f.stateDir, { create: false });
@@ -214,6 +218,7 @@ async function runFleet(n: number): Promise<Row> {
         http5xx: errors5xx(await fleet.window(t0, Date.now())),
         noAnswer: noAnswer(await fleet.window(t0, Date.now())),
         serviceCpuDeploy,
+        deployerCpu,
         serviceCpuSteadyPercent,
         fleetCpuSteadyPercent,
         servicePeakMiB: 0,
@@ -222,7 +227,6 @@ async function runFleet(n: number): Promise<Row> {
       };
       if (n === upgradeNodes) row.upgrade = await rollingUpgrade(f, fleet, n);
       row.servicePeakMiB = processFigures(servicePid).peakMiB;
-      void fleetCpu0;
       return row;
     } finally {
       db.close();
@@ -267,7 +271,7 @@ const lat = (k: KindFigures) => `${k.p50_ms}/${k.p99_ms}/${k.max_ms}`;
 process.stderr.write(
   "\n" +
     table(
-      ["nodes", "load", "req/s", "GET p50/p99/max ms", "fleet lag p99/max ms", "signal p50/p99/max ms", "deploy GET p99 ms", "svc CPU % (steady)", "svc CPU s (deploy)", "svc peak MiB", "deploy s", "→all signalled s", "signalled", "false failures", "5xx", "no answer", "status s", "timeline s"],
+      ["nodes", "load", "req/s", "GET p50/p99/max ms", "fleet lag p99/max ms", "signal p50/p99/max ms", "deploy GET p99 ms", "svc CPU % (steady)", "svc CPU s (deploy)", "deploy CPU s", "svc peak MiB", "deploy s", "→all signalled s", "signalled", "false failures", "5xx", "no answer", "status s", "timeline s"],
       rows.map((r) => [
         r.nodes,
         r.load,
@@ -278,6 +282,7 @@ process.stderr.write(
         r.deploy.kinds.metadata.p99_ms,
         r.serviceCpuSteadyPercent,
         r1(r.serviceCpuDeploy),
+        r1(r.deployerCpu),
         r1(r.servicePeakMiB),
         r1(r.deploySeconds),
         r1(r.allSignalledSeconds),
@@ -320,6 +325,8 @@ const summary = {
   deploy_seconds: r1(big.deploySeconds),
   all_signalled_seconds: r1(big.allSignalledSeconds),
   service_cpu_percent: big.serviceCpuSteadyPercent,
+  service_cpu_seconds_deploy: r1(big.serviceCpuDeploy),
+  deployer_cpu_seconds: r1(big.deployerCpu),
   service_peak_rss_mib: r1(big.servicePeakMiB),
   fleet_cpu_percent: big.fleetCpuSteadyPercent,
   status_seconds: Math.round(big.statusSeconds * 100) / 100,
