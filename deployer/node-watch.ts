@@ -146,6 +146,7 @@ class Watcher {
     this.entries.delete(e);
     this.byNode.get(e.w.node)?.delete(e);
     if (!this.byNode.get(e.w.node)?.size) this.byNode.delete(e.w.node);
+    if (!this.entries.size) this.powerQueue = [];
     settle();
   }
 
@@ -175,11 +176,17 @@ class Watcher {
 
   /** The watches whose turn it is to ask their machine's power this round. */
   private powerTurns(now: number): Set<Entry> {
-    this.powerQueue = this.powerQueue.filter((e) => !e.done);
     this.powerBudget = Math.min(this.powerBudget + (POWER_CHECKS.perSecond * ROUND_MS) / 1000, POWER_CHECKS.perSecond);
     const turns = new Set<Entry>();
-    while (this.powerBudget >= 1 && this.powerQueue.length && now - this.powerQueue[0]!.powerCheckedAt >= POWER_CHECKS.everyMs) {
-      const e = this.powerQueue.shift()!;
+    while (this.powerBudget >= 1 && this.powerQueue.length) {
+      const e = this.powerQueue[0]!;
+      // Finished watches leave the queue when they come to its front.
+      if (e.done) {
+        this.powerQueue.shift();
+        continue;
+      }
+      if (now - e.powerCheckedAt < POWER_CHECKS.everyMs) break;
+      this.powerQueue.shift();
       e.powerCheckedAt = now;
       this.powerQueue.push(e);
       turns.add(e);
