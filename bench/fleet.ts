@@ -21,13 +21,16 @@
  * pool (a few hundred connections) where real nodes hold one each.
  *
  * Per N: deploy from nothing, then --settle seconds for the polls to reach
- * their interval, then --steady seconds measured; the deploy's figures
- * (its signals, its GETs) are from its own call. Service CPU is the
- * metadata daemon's (utime+stime from /proc) over a phase; its peak RSS is
- * VmHWM. `ooo status` runs as a command (the simulated driver preloaded);
- * the timeline is built, tabled and written as `ooo deploy` does. A false
- * failure is a node the deploy reported failed whose run the service
- * acknowledged as successful, or which is active in the end.
+ * their interval, then --steady seconds measured (the GET p50/p99/max of
+ * the JSON's steady_* figures); the signals' figures are the deploy's.
+ * Deploy wall time runs from registration (the first node recorded) to the
+ * last node's acknowledged signal. Service CPU is the metadata daemon's
+ * (utime+stime from /proc) over a phase; its peak RSS is VmHWM. `ooo
+ * status` runs as a command (the simulated driver preloaded); the timeline
+ * is built, tabled and written as `ooo deploy` does. A false failure is a
+ * node the deploy reported failed whose run the service acknowledged as
+ * successful, or which is active in the end. "fleet lag" is how late the
+ * load generator's own timers ran: latency it adds to what it measures.
  *
  * The machine is shared: the load average is printed with each row. Prints
  * a table, then as its LAST line one JSON object for the largest N.
@@ -167,6 +170,8 @@ async function runFleet(n: number): Promise<Row> {
       const rows = db.nodes();
       const signalled = rows.filter((r) => succeeded.get(r.name)?.serial === r.serial).length;
       const lastAck = Math.max(...[...succeeded.values()].map((s) => s.at));
+      // Registration: the deploy's first node recorded (what comes before it is the deploy's checking).
+      const registered = db.db.query<{ at: number }, [number]>("SELECT MIN(at) AS at FROM events WHERE run = ? AND to_state = 'new'").get(report.run)!.at;
       const falses = falseFailures(report, db, succeeded);
       const failed = report.outcomes.filter((o) => o.result === "failed");
       say(`${n} nodes: deployed in ${r1(deploySeconds)} s; ${signalled} signalled, ${failed.length} reported failed (${falses.length} falsely)${problems.length ? `; first errors: ${problems.join(" | ")}` : ""}`);
@@ -205,18 +210,19 @@ async function runFleet(n: number): Promise<Row> {
       });
       say(`${n} nodes: ooo status ${statusSeconds.toFixed(2)} s (${activeInStatus} active), timeline ${timelineSeconds.toFixed(2)} s (${timeline.nodes.length} nodes)`);
 
+      const all = await fleet.window(t0, Date.now());
       const row: Row = {
         nodes: n,
         load,
         deploySeconds,
-        allSignalledSeconds: (lastAck - t0) / 1000,
+        allSignalledSeconds: (lastAck - registered) / 1000,
         signalled,
         reportedFailed: failed.length,
         falseFailures: falses.length,
         deploy: deployWindow,
         steady,
-        http5xx: errors5xx(await fleet.window(t0, Date.now())),
-        noAnswer: noAnswer(await fleet.window(t0, Date.now())),
+        http5xx: errors5xx(all),
+        noAnswer: noAnswer(all),
         serviceCpuDeploy,
         deployerCpu,
         serviceCpuSteadyPercent,
@@ -271,7 +277,7 @@ const lat = (k: KindFigures) => `${k.p50_ms}/${k.p99_ms}/${k.max_ms}`;
 process.stderr.write(
   "\n" +
     table(
-      ["nodes", "load", "req/s", "GET p50/p99/max ms", "fleet lag p99/max ms", "signal p50/p99/max ms", "deploy GET p99 ms", "svc CPU % (steady)", "svc CPU s (deploy)", "deploy CPU s", "svc peak MiB", "deploy s", "→all signalled s", "signalled", "false failures", "5xx", "no answer", "status s", "timeline s"],
+      ["nodes", "load", "req/s", "GET p50/p99/max ms", "fleet lag p99/max ms", "signal p50/p99/max ms", "deploy GET p99 ms", "svc CPU % (steady)", "svc CPU s (deploy)", "deploy CPU s", "svc peak MiB", "deploy s", "registered→all signalled s", "signalled", "false failures", "5xx", "no answer", "status s", "timeline s"],
       rows.map((r) => [
         r.nodes,
         r.load,
