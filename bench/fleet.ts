@@ -30,7 +30,10 @@
  * is built, tabled and written as `ooo deploy` does. A false failure is a
  * node the deploy reported failed whose run the service acknowledged as
  * successful, or which is active in the end. "fleet lag" is how late the
- * load generator's own timers ran: latency it adds to what it measures.
+ * load generator's own timers ran: latency it adds to what it measures;
+ * "probe lag" the same in an idle process of its own: how long this
+ * machine (its cores shared with other developers' VMs) keeps a process
+ * that wakes up from running.
  *
  * The machine is shared: the load average is printed with each row. Prints
  * a table, then as its LAST line one JSON object for the largest N.
@@ -68,7 +71,11 @@ let fleetNow: FleetProcess | undefined;
 
 /** Interrupted (the deploy's own Ctrl-C handling exits the process): no daemon, fleet or folder is left behind. */
 let leftovers: (() => void) | undefined;
-process.on("exit", () => leftovers?.());
+let probe: FleetProcess | undefined;
+process.on("exit", () => {
+  leftovers?.();
+  probe?.kill();
+});
 
 const say = (text: string) => process.stderr.write(`[fleet] ${text}\n`);
 const loadAverage = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
@@ -102,6 +109,8 @@ interface Row {
   falseFailures: number;
   deploy: WindowFigures;
   steady: WindowFigures;
+  /** The lag probe's figures over the steady window. */
+  machineLag: WindowFigures;
   http5xx: number;
   noAnswer: number;
   serviceCpuDeploy: number;
@@ -186,7 +195,7 @@ async function runFleet(n: number): Promise<Row> {
       const s1 = Date.now();
       const serviceCpuSteadyPercent = r1(((processFigures(servicePid).cpu - cpu0) / ((s1 - s0) / 1000)) * 100);
       const fleetCpuSteadyPercent = r1(((processFigures(fleet.pid).cpu - fcpu0) / ((s1 - s0) / 1000)) * 100);
-      const [deployWindow, steady] = [await fleet.window(t0, t1), await fleet.window(s0, s1)];
+      const [deployWindow, steady, machineLag] = [await fleet.window(t0, t1), await fleet.window(s0, s1), await probe!.window(s0, s1)];
 
       // `ooo status` as a user runs it, while the fleet goes on polling.
       const [status, statusSeconds] = await timed(async () => {
@@ -221,6 +230,7 @@ async function runFleet(n: number): Promise<Row> {
         falseFailures: falses.length,
         deploy: deployWindow,
         steady,
+        machineLag,
         http5xx: errors5xx(all),
         noAnswer: noAnswer(all),
         serviceCpuDeploy,
@@ -271,19 +281,25 @@ async function rollingUpgrade(f: FleetStack, fleet: FleetProcess, n: number): Pr
 }
 
 const rows: Row[] = [];
-for (const n of sizes) rows.push(await runFleet(n));
+probe = await FleetProcess.probe();
+try {
+  for (const n of sizes) rows.push(await runFleet(n));
+} finally {
+  await probe.stop();
+}
 
 const lat = (k: KindFigures) => `${k.p50_ms}/${k.p99_ms}/${k.max_ms}`;
 process.stderr.write(
   "\n" +
     table(
-      ["nodes", "load", "req/s", "GET p50/p99/max ms", "fleet lag p99/max ms", "signal p50/p99/max ms", "deploy GET p99 ms", "svc CPU % (steady)", "svc CPU s (deploy)", "deploy CPU s", "svc peak MiB", "deploy s", "registered→all signalled s", "signalled", "false failures", "5xx", "no answer", "status s", "timeline s"],
+      ["nodes", "load", "req/s", "GET p50/p99/max ms", "fleet lag p99/max ms", "probe lag p99/max ms", "signal p50/p99/max ms", "deploy GET p99 ms", "svc CPU % (steady)", "svc CPU s (deploy)", "deploy CPU s", "svc peak MiB", "deploy s", "registered→all signalled s", "signalled", "false failures", "5xx", "no answer", "status s", "timeline s"],
       rows.map((r) => [
         r.nodes,
         r.load,
         r.steady.requests_per_second,
         lat(r.steady.kinds.metadata),
-        `${r.steady.fleet_lag_p99_ms}/${r.steady.fleet_lag_max_ms}`,
+        `${r.steady.lag_p99_ms}/${r.steady.lag_max_ms}`,
+        `${r.machineLag.lag_p99_ms}/${r.machineLag.lag_max_ms}`,
         lat(r.deploy.kinds.signal),
         r.deploy.kinds.metadata.p99_ms,
         r.serviceCpuSteadyPercent,
@@ -319,7 +335,9 @@ const summary = {
   steady_p50_ms: big.steady.kinds.metadata.p50_ms,
   steady_p99_ms: big.steady.kinds.metadata.p99_ms,
   steady_max_ms: big.steady.kinds.metadata.max_ms,
-  steady_fleet_lag_p99_ms: big.steady.fleet_lag_p99_ms,
+  steady_fleet_lag_p99_ms: big.steady.lag_p99_ms,
+  steady_probe_lag_p99_ms: big.machineLag.lag_p99_ms,
+  steady_probe_lag_max_ms: big.machineLag.lag_max_ms,
   signal_p50_ms: big.deploy.kinds.signal.p50_ms,
   signal_p99_ms: big.deploy.kinds.signal.p99_ms,
   signal_max_ms: big.deploy.kinds.signal.max_ms,

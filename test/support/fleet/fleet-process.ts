@@ -2,7 +2,7 @@ import type { Subprocess } from "bun";
 import { SimFleet } from "./fleet.ts";
 import type { PowerEvent } from "./sim-driver.ts";
 import type { FleetTimings } from "./sim-node.ts";
-import type { WindowFigures } from "./wire-stats.ts";
+import { WireStats, type WindowFigures } from "./wire-stats.ts";
 
 /**
  * The simulated fleet in a process of its own (bench/fleet.ts): the load
@@ -27,11 +27,24 @@ export class FleetProcess {
   private readonly waiting = new Map<number, (v: unknown) => void>();
   private constructor(private readonly child: Subprocess) {}
 
-  static async start(stateDir: string, timings: FleetTimings, runDir: string, env: Record<string, string> = {}): Promise<FleetProcess> {
+  /**
+   * A process that only samples how late its timers run: the machine's
+   * own scheduling delay for a process that asks for little CPU (the other
+   * developers' VMs share these cores), beside the fleet's.
+   */
+  static probe(): Promise<FleetProcess> {
+    return FleetProcess.spawn(["probe"]);
+  }
+
+  static start(stateDir: string, timings: FleetTimings, runDir: string, env: Record<string, string> = {}): Promise<FleetProcess> {
+    return FleetProcess.spawn([JSON.stringify({ stateDir, timings, runDir })], env);
+  }
+
+  private static async spawn(args: string[], env: Record<string, string> = {}): Promise<FleetProcess> {
     let fleet: FleetProcess;
     let ready: () => void;
     const started = new Promise<void>((r) => (ready = r));
-    const child = Bun.spawn(["bun", import.meta.path, JSON.stringify({ stateDir, timings, runDir })], {
+    const child = Bun.spawn(["bun", import.meta.path, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "inherit", "inherit"],
       ipc(message: { id?: number; result?: unknown; ready?: true }) {
@@ -82,10 +95,19 @@ export class FleetProcess {
 }
 
 if (import.meta.main) {
-  const { stateDir, timings, runDir } = JSON.parse(process.argv[2]!) as { stateDir: string; timings: FleetTimings; runDir: string };
-  const fleet = new SimFleet(stateDir, timings, runDir);
   // Stopped by its parent: an orderly exit (a profiler writes its profile then).
   process.on("SIGTERM", () => process.exit(0));
+  if (process.argv[2] === "probe") {
+    const stats = new WireStats();
+    stats.watchLag();
+    process.on("message", (m: Request) => void (m.op === "window" && process.send!({ id: m.id, result: stats.window(m.from, m.to) })));
+    process.send!({ ready: true });
+  } else serveFleet();
+}
+
+function serveFleet() {
+  const { stateDir, timings, runDir } = JSON.parse(process.argv[2]!) as { stateDir: string; timings: FleetTimings; runDir: string };
+  const fleet = new SimFleet(stateDir, timings, runDir);
   process.on("message", (m: Request) => {
     if (m.op === "power") return fleet.power(m.event);
     if (m.op === "window") return process.send!({ id: m.id, result: fleet.stats.window(m.from, m.to) });

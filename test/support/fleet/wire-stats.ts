@@ -33,9 +33,9 @@ export interface WindowFigures {
   requests: number;
   requests_per_second: number;
   kinds: Record<RequestKind, KindFigures>;
-  /** How late the fleet's own event loop ran its timers (what of a latency is the load generator's, not the service's). */
-  fleet_lag_p99_ms: number;
-  fleet_lag_max_ms: number;
+  /** How late this process's event loop ran its timers (the fleet's: what of a latency is the load generator's, not the service's). */
+  lag_p99_ms: number;
+  lag_max_ms: number;
 }
 
 /** How often the fleet's event loop is sampled for lateness. */
@@ -108,8 +108,8 @@ export class WireStats {
       requests,
       requests_per_second: r2(requests / Math.max(seconds, 1e-9)),
       kinds,
-      fleet_lag_p99_ms: r2(percentile(lag, 0.99)),
-      fleet_lag_max_ms: r2(lag.at(-1) ?? 0),
+      lag_p99_ms: r2(percentile(lag, 0.99)),
+      lag_max_ms: r2(lag.at(-1) ?? 0),
     };
   }
 }
