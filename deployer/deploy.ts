@@ -17,6 +17,7 @@ import { nodesToRemove, planNode, type NodeAction, type PlannedNode } from "./pl
 import { ensureMetadataService, stopMetadataService, storeFor } from "./services.ts";
 import { prepareStackTls } from "./stack-tls.ts";
 import { loadStack, type Stack } from "./stack.ts";
+import { pruneHistory } from "./history.ts";
 import { StateDb } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
 import { prepareBareMetal } from "./bare-metal/prepare.ts";
@@ -139,6 +140,7 @@ async function converge(stack: Stack, stateDir: string, options: DeployOptions, 
   const run = db.startRun(options.command ?? "deploy");
   let result = "failed";
   try {
+    await pruneHistory(db);
     db.setInfo("stack.name", stack.name);
     db.setInfo("stack.file", stack.file);
     noteProvisioning(stateDir, stack.provisioning);

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +13,7 @@ afterEach(() => {
 });
 
 /** Two nodes configuring at serial 1, each with its own token and metadata. */
-function setup() {
+function setup(options: { writer?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "ooo-mds-test-"));
   dirs.push(dir);
   const db = StateDb.open(dir);
@@ -24,7 +25,8 @@ function setup() {
     for (const to of ["writing-image", "powering-on", "booting", "configuring"] as const) db.transition(name, to);
     db.update(name, { token_hash: tokenHash(tokens[name]!), serial: 1, metadata });
   }
-  const handle = metadataHandler({ db });
+  // As the daemon runs it: its writes through a connection that never waits inside a call.
+  const handle = metadataHandler({ db, ...(options.writer ? { writer: StateDb.open(dir, { busyTimeoutMs: 0 }) } : {}) });
   const call = (method: string, path: string, token?: string, body?: unknown, headers: Record<string, string> = {}) =>
     handle(
       new Request(`http://10.0.2.100${path}`, {
@@ -105,6 +107,24 @@ describe("metadata service", () => {
     expect(db.signal("web-0", 1)!.status).toBe("SUCCESS");
     expect(db.events({ node: "web-0" }).find((e) => e.kind === "signalled")!.detail).toMatchObject({ serial: 1, status: "SUCCESS" });
     expect(db.node("web-1")!.state).toBe("configuring");
+  });
+
+  test("while ooo deploy holds the write lock, a signal waits for it and the other nodes' polls are answered meanwhile", async () => {
+    const { call, tokens, db, dir } = setup({ writer: true });
+    const etag = (await call("GET", "/v1/nodes/web-1/metadata", tokens["web-1"])).headers.get("etag")!;
+    const deployer = new Database(join(dir, "state.db"));
+    deployer.exec("BEGIN IMMEDIATE");
+    const signalled = call("POST", "/v1/nodes/web-0/signal", tokens["web-0"], signal("web-0", 1, "SUCCESS"));
+    let answered = false;
+    void signalled.then(() => (answered = true));
+    const polls = await Promise.all(Array.from({ length: 20 }, () => call("GET", "/v1/nodes/web-1/metadata", tokens["web-1"], undefined, { "if-none-match": etag })));
+    expect(polls.map((r) => r.status)).toEqual(Array(20).fill(304));
+    await Bun.sleep(100);
+    expect(answered).toBe(false);
+    deployer.exec("COMMIT");
+    expect((await signalled).status).toBe(204);
+    expect(db.node("web-0")!.state).toBe("active");
+    deployer.close();
   });
 
   test("a FAILURE signal fails the node with the script's name and output", async () => {

@@ -7,8 +7,9 @@ import { BodyTooLarge, Busy, ByteBudget, declaredTooLarge, RateLimit } from "../
 import { serverTls, type TlsFiles } from "../lib/tls.ts";
 import { Progress } from "../wire/progress.ts";
 import { CompletionSignal } from "../wire/signal.ts";
-import { STATE_DB, StateDb, type NodeRow } from "./state.ts";
+import { isBusy, STATE_DB, StateDb, type NodeState, type TokenNode } from "./state.ts";
 import { ramdiskRoutes } from "./bare-metal/ramdisk-routes.ts";
+import { pruneHistory } from "./history.ts";
 import { bootRoutes } from "./provisioning/boot-routes.ts";
 import { readProvisioning } from "./provisioning/settings.ts";
 
@@ -51,9 +52,12 @@ export function tokenHash(token: string): string {
 }
 
 /** The ETag of a node's metadata: its serial, and a hash so that a rewritten database cannot serve stale copies. */
-function etagOf(node: NodeRow): string {
+function etagOf(node: Pick<TokenNode, "serial" | "metadata">): string {
   return `"${node.serial}-${createHash("sha256").update(node.metadata ?? "").digest("hex").slice(0, 16)}"`;
 }
+
+/** The states in which a node waits for its signal (or had one decided for it): a signal for its serial moves it then. */
+const SIGNAL_MOVES: readonly NodeState[] = ["powering-on", "booting", "configuring", "active", "failed"];
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) => Response.json(body, { status, headers });
 const problem = (status: number, message: string, headers: Record<string, string> = {}) => json(status, { error: { code: status, message } }, headers);
@@ -79,11 +83,18 @@ export const LIMITS = {
 
 export interface MetadataServiceOptions {
   db: StateDb;
+  /**
+   * The connection the nodes' signals, collected metadata and progress are
+   * written through, without blocking (writeWhenFree; opened with busy
+   * timeout 0): while one waits for the lock, the others are answered.
+   * Default: `db` (its writes then wait inside the call).
+   */
+  writer?: StateDb;
   /** Where it listens on the provisioning network (for /healthz: ooo restarts a daemon that listens elsewhere). */
   provisioning?: string[];
 }
 
-export function metadataHandler({ db, provisioning = [] }: MetadataServiceOptions) {
+export function metadataHandler({ db, writer = db, provisioning = [] }: MetadataServiceOptions) {
   const ramdisk = ramdiskRoutes({ db });
   const budget = new ByteBudget(LIMITS.budget);
   const rates = { signal: new RateLimit(LIMITS.signal.burst, LIMITS.signal.perSecond), progress: new RateLimit(LIMITS.progress.burst, LIMITS.progress.perSecond) };
@@ -105,27 +116,28 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
     }
   };
 
-  const authorize = (req: Request, name: string): NodeRow | Response => {
+  /** The node the request's token opens, if it is `name`; or the answer refusing it. */
+  const authorize = (req: Request, name: string): (TokenNode & { tokenHash: string }) | Response => {
     const header = req.headers.get("authorization") ?? "";
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) return problem(401, "send the node's token: Authorization: Bearer TOKEN");
-    const owner = db.db.query<{ name: string }, [string]>("SELECT name FROM nodes WHERE token_hash = ?").get(tokenHash(m[1]!));
-    if (!owner) return problem(401, "the token is not valid (the node may have been redeployed with a new one)");
-    if (owner.name !== name) return problem(403, "this token belongs to another node");
-    const node = db.node(name);
-    if (!node || node.state === "deleting") return problem(404, `no node ${name}`);
-    return node;
+    const hash = tokenHash(m[1]!);
+    const node = db.nodeByToken(hash);
+    if (!node) return problem(401, "the token is not valid (the node may have been redeployed with a new one)");
+    if (node.name !== name) return problem(403, "this token belongs to another node");
+    if (node.state === "deleting") return problem(404, `no node ${name}`);
+    return { ...node, tokenHash: hash };
   };
 
-  const getMetadata = (req: Request, name: string) => {
+  const getMetadata = async (req: Request, name: string) => {
     const node = authorize(req, name);
     if (node instanceof Response) return node;
     if (!node.metadata) return problem(404, `node ${name} has no metadata yet`);
     const etag = etagOf(node);
     if (req.headers.get("if-none-match") === etag) return new Response(null, { status: 304, headers: { etag } });
     if (node.collected_serial !== node.serial) {
-      db.update(name, { collected_serial: node.serial });
-      db.event(name, "metadata-collected", { serial: node.serial });
+      const at = Date.now();
+      await writer.writeWhenFree(() => writer.noteCollected(name, node.serial, at));
     }
     return new Response(node.metadata, { headers: { "content-type": "application/json", etag, "cache-control": "no-store" } });
   };
@@ -138,28 +150,36 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
     const parsed = CompletionSignal.safeParse(read.body);
     if (!parsed.success) return problem(400, `not a completion signal: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     const signal = parsed.data;
-    const serial = signal.metadata_serial ?? Number(/:(\d+)$/.exec(signal.id)?.[1] ?? node.serial);
-    if (!Number.isSafeInteger(serial) || serial < 0 || serial > node.serial)
-      return problem(409, `a signal for serial ${serial}, but ${name} was given serials up to ${node.serial} only`);
-    const at = Date.now();
-    db.recordSignal({ node: name, serial, at, status: signal.status, reason: signal.reason, body: JSON.stringify(signal) });
-    const detail = {
-      serial,
-      status: signal.status,
-      reason: signal.reason,
-      ...(signal.data.failed_script ? { failed_script: signal.data.failed_script } : {}),
-      ...(signal.data.timings ? { timings: signal.data.timings } : {}),
-    };
-    // Like Heat's engine, a signal moves the node only while it waits for one (or to correct what a timeout decided).
-    const current = serial === node.serial && ["booting", "configuring", "active", "failed"].includes(node.state);
-    db.event(name, current ? "signalled" : "signal-ignored", current ? detail : { ...detail, why: `the node is ${node.state} at serial ${node.serial}` }, { at });
-    if (current) {
-      if (signal.status === "SUCCESS") {
-        if (node.state !== "active") db.transition(name, "active", { fields: { signalled_serial: serial, error: null }, detail: { serial }, at });
-        else db.update(name, { signalled_serial: serial });
-      } else db.transition(name, "failed", { fields: { error: failureText(signal) }, detail: { serial, reason: signal.reason }, at });
-    }
-    return new Response(null, { status: 204 });
+    // One transaction that holds the write lock from its start: the node as it is now, the signal kept, the node moved — or nothing.
+    // On the writer's connection: the node read inside the transaction that changes it.
+    return writer.writeWhenFree(() => {
+      const now = writer.node(name);
+      if (!now || now.state === "deleting") return problem(404, `no node ${name}`);
+      if (now.token_hash !== node.tokenHash) return problem(401, "the token is not valid (the node may have been redeployed with a new one)");
+      const serial = signal.metadata_serial ?? Number(/:(\d+)$/.exec(signal.id)?.[1] ?? now.serial);
+      if (!Number.isSafeInteger(serial) || serial < 0 || serial > now.serial)
+        return problem(409, `a signal for serial ${serial}, but ${name} was given serials up to ${now.serial} only`);
+      const at = Date.now();
+      writer.recordSignal({ node: name, serial, at, status: signal.status, reason: signal.reason, body: JSON.stringify(signal) });
+      const detail = {
+        serial,
+        status: signal.status,
+        reason: signal.reason,
+        ...(signal.data.failed_script ? { failed_script: signal.data.failed_script } : {}),
+        ...(signal.data.timings ? { timings: signal.data.timings } : {}),
+      };
+      // Like Heat's engine, a signal moves the node only while it waits for one (or to correct what a timeout decided).
+      // A node that boots fast may signal before the deployer has recorded it booting: it is waited for from power-on.
+      const current = serial === now.serial && SIGNAL_MOVES.includes(now.state);
+      writer.event(name, current ? "signalled" : "signal-ignored", current ? detail : { ...detail, why: `the node is ${now.state} at serial ${now.serial}` }, { at });
+      if (current) {
+        if (signal.status === "SUCCESS") {
+          if (now.state !== "active") writer.transition(name, "active", { fields: { signalled_serial: serial, error: null }, detail: { serial }, at });
+          else writer.update(name, { signalled_serial: serial });
+        } else writer.transition(name, "failed", { fields: { error: failureText(signal) }, detail: { serial, reason: signal.reason }, at });
+      }
+      return new Response(null, { status: 204 });
+    });
   };
 
   /** Best effort, for people watching a long step (an upgrade): kept as events, moves nothing. */
@@ -171,7 +191,8 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
     const parsed = Progress.safeParse(read.body);
     if (!parsed.success) return problem(400, "not a progress report (wire/progress.ts)");
     const { phase, to, bytes_done, bytes_total, message, at } = parsed.data;
-    db.event(name, "progress", { phase, to, bytes_done, bytes_total, message, node_seconds: at });
+    const now = Date.now();
+    await writer.writeWhenFree(() => writer.event(name, "progress", { phase, to, bytes_done, bytes_total, message, node_seconds: at }, { at: now }));
     return new Response(null, { status: 204 });
   };
 
@@ -190,10 +211,12 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
     if (!m) return problem(404, "not found");
     const name = decodeURIComponent(m[1]!);
     try {
-      if (m[2] === "metadata") return req.method === "GET" ? getMetadata(req, name) : problem(405, "GET only");
+      if (m[2] === "metadata") return req.method === "GET" ? await getMetadata(req, name) : problem(405, "GET only");
       if (req.method !== "POST") return problem(405, "POST only");
       return m[2] === "signal" ? await postSignal(req, name) : await postProgress(req, name);
     } catch (e) {
+      // The other process held the lock for the whole busy timeout: the node retries (its agents do on 503).
+      if (isBusy(e)) return problem(503, "the state database is busy; retry", { "retry-after": "1" });
       log.error(`${req.method} ${url.pathname}: ${(e as Error).stack ?? e}`);
       return problem(500, "internal error (see the metadata service log)");
     }
@@ -208,8 +231,9 @@ export function metadataHandler({ db, provisioning = [] }: MetadataServiceOption
  */
 export async function serveMetadata(stateDir: string, options: { preferredPort?: number; stop?: AbortSignal; tls?: TlsFiles } = {}): Promise<void> {
   const db = StateDb.open(stateDir, { create: false });
+  const writer = StateDb.open(stateDir, { create: false, busyTimeoutMs: 0 });
   const prov = readProvisioning(stateDir);
-  const handler = metadataHandler({ db, provisioning: prov ? [`${prov.address}:${prov.ports.metadata}`, `${prov.address}:${prov.ports.http}`] : [] });
+  const handler = metadataHandler({ db, writer, provisioning: prov ? [`${prov.address}:${prov.ports.metadata}`, `${prov.address}:${prov.ports.http}`] : [] });
   const tls = options.tls ? { tls: serverTls(options.tls) } : {};
   // idleTimeout: a ramdisk's command poll is held up to 60 s.
   const serve = (hostname: string, port: number) => Bun.serve({ hostname, port, fetch: handler, maxRequestBodySize: 4 << 20, idleTimeout: 90, ...tls });
@@ -234,6 +258,7 @@ export async function serveMetadata(stateDir: string, options: { preferredPort?:
   await new Promise<void>((resolve) => {
     const stop = () => {
       clearInterval(watch);
+      clearInterval(prune);
       process.off("SIGTERM", stop);
       process.off("SIGINT", stop);
       resolve();
@@ -247,7 +272,10 @@ export async function serveMetadata(stateDir: string, options: { preferredPort?:
         stop();
       }
     }, 5_000);
+    // Nodes report between commands too: their history is bounded while no command runs (history.ts).
+    const prune = setInterval(() => void pruneHistory(writer, { whenFree: true }).catch((e: Error) => log.warn(`pruning the history: ${e.message}`)), 86_400_000);
   });
   await Promise.all([server, ...others].map((s) => s.stop(true)));
+  writer.close();
   db.close();
 }

@@ -129,7 +129,9 @@ export async function powerOn(ctx: NodeContext, name: string): Promise<void> {
   await driver.setPower(node, "on");
   const now = Date.now();
   db.event(name, "power-on", {}, { run, at: now });
-  db.transition(name, "booting", { run, fields: { powered_on_at: now, waiting_since: now } });
+  // A node that booted and signalled before this line ran (a fast machine, a busy deployer) keeps the state its signal gave it.
+  const fields = { powered_on_at: now, waiting_since: now };
+  if (!db.transition(name, "booting", { run, fields, onlyFrom: ["powering-on"] })) db.update(name, fields);
 }
 
 /**
@@ -185,7 +187,6 @@ export async function waitForSignal(ctx: NodeContext, name: string): Promise<Wai
   const node = driverNode(ctx.stateDir, start);
   const consoleFile = driver.consoleLog(node);
   let booted = db.events({ node: name, since: start.powered_on_at ?? Date.now() }).some((e) => e.kind === "booted");
-  let lastPowerCheck = 0;
   let graceUntil: number | undefined;
   const noteBoot = (console: ConsoleWatch, detail: Record<string, unknown> = {}) => {
     const report = console.ready();
@@ -195,13 +196,14 @@ export async function waitForSignal(ctx: NodeContext, name: string): Promise<Wai
     if (!detail.afterSignal) db.transition(name, "configuring", { run, onlyFrom: ["booting"] });
     if (report.failedUnits.length) log.warn(`${name}: failed units at boot: ${report.failedUnits.join(", ")}`);
   };
-  return watchNode<WaitResult>({
+  return watchNode<WaitResult>(db, {
+    node: name,
     console: { file: consoleFile, from: start.console_offset ?? 0 },
     // A resumed wait keeps the deadline it had.
     deadline: (start.waiting_since ?? Date.now()) + ctx.signalTimeoutSeconds * 1000,
-    intervalMs: 250,
-    tick: async ({ console, now }) => {
-      const row = db.node(name);
+    // Without a console to read, only a change of the node (its signal), its power and its deadline matter.
+    quiet: !consoleFile,
+    tick: async ({ console, now, row, checkPower }) => {
       if (!row) return { ok: false, error: "the node was deleted meanwhile" };
       const signalled = row.state === "active" && row.signalled_serial === row.serial;
       if (!booted && row.powered_on_at !== null) noteBoot(console, signalled ? { afterSignal: true } : {});
@@ -213,13 +215,11 @@ export async function waitForSignal(ctx: NodeContext, name: string): Promise<Wai
         return booted || row.powered_on_at === null || !consoleFile || now >= graceUntil ? { ok: true } : undefined;
       }
       if (row.state === "failed") return { ok: false, error: row.error ?? "failed" };
-      if (now - lastPowerCheck > 2_000) {
-        lastPowerCheck = now;
-        if ((await driver.powerState(node)) === "off") {
-          const error = `its machine stopped before it signalled; last console lines:\n${consoleTail(consoleFile, 25, row.console_offset ?? 0)}`;
-          db.transition(name, "failed", { run, fields: { error }, detail: { why: "powered off" }, onlyFrom: ["booting", "configuring"] });
-          return { ok: false, error };
-        }
+      if (checkPower && (await driver.powerState(node)) === "off") {
+        const error = `its machine stopped before it signalled; last console lines:\n${consoleTail(consoleFile, 25, row.console_offset ?? 0)}`;
+        // Not moved: it signalled meanwhile (and then stopped); the next round sees how it went.
+        const moved = db.transition(name, "failed", { run, fields: { error }, detail: { why: "powered off" }, onlyFrom: ["booting", "configuring"] });
+        return moved ? { ok: false, error } : undefined;
       }
       return undefined;
     },

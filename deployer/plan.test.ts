@@ -31,6 +31,7 @@ function row(state: NodeState, more: Partial<NodeRow> = {}): NodeRow {
     error: null,
     created_at: 1,
     updated_at: 1,
+    changed: 1,
     ...more,
   };
 }

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { historyStart, pruneHistory } from "./history.ts";
 import { BadTransition, StateDb, TRANSITIONS, type NodeState } from "./state.ts";
 
 const dirs: string[] = [];
@@ -102,5 +103,62 @@ describe("deployer state", () => {
     db.setInfo("stack", "demo");
     db.setInfo("stack", "demo2");
     expect(db.info("stack")).toBe("demo2");
+  });
+});
+
+describe("bounded history", () => {
+  const DAY = 86_400_000;
+  test("events older than the last runs and the last days go, but each node's upgrade-start; a node keeps only its latest serial's signals", async () => {
+    const { db } = fresh();
+    db.createNode(NODE);
+    const now = Date.now();
+    // Five finished runs, 30 days apart; each with an event; one upgrade-start long ago.
+    const runs = [150, 120, 90, 60, 30].map((daysAgo) => {
+      const id = db.startRun("deploy");
+      db.db.query("UPDATE runs SET started_at = ?, ended_at = ? WHERE id = ?").run(now - daysAgo * DAY, now - daysAgo * DAY + 1000, id);
+      db.event("web-0", "power-on", {}, { run: id, at: now - daysAgo * DAY + 10 });
+      return id;
+    });
+    db.event("web-0", "upgrade-start", { to: "sha256:aaa" }, { at: now - 140 * DAY });
+    db.event("web-0", "signalled", { serial: 9 }, { at: now - 2 * DAY }); // a node's report between commands
+    const current = db.startRun("upgrade");
+    expect(historyStart(db, now)).toBe(now - 60 * DAY); // the last three runs: this one and the two before it
+    expect(await pruneHistory(db, { now })).toBe(3);
+    const left = db.events({ node: "web-0" });
+    expect(left.map((e) => `${e.kind}:${e.run ?? "-"}`)).toEqual(["upgrade-start:-", `power-on:${runs[3]}`, `power-on:${runs[4]}`, "signalled:-", "transition:-"]);
+    expect(db.run(current)).toBeDefined();
+
+    db.recordSignal({ node: "web-0", serial: 1, status: "FAILURE", reason: "x", body: "{}" });
+    db.recordSignal({ node: "web-0", serial: 2, status: "SUCCESS", reason: "ok", body: "{}" });
+    expect(db.signal("web-0", 1)).toBeUndefined();
+    expect(db.signal("web-0", 2)!.status).toBe("SUCCESS");
+  });
+
+  test("when the newest runs were killed, all of them are kept (the next run's timeline takes them over)", () => {
+    const { db } = fresh();
+    const now = Date.now();
+    const at = (daysAgo: number, ended: boolean) => {
+      const id = db.startRun("deploy");
+      db.db.query("UPDATE runs SET started_at = ?, ended_at = ? WHERE id = ?").run(now - daysAgo * DAY, ended ? now - daysAgo * DAY + 1 : null, id);
+    };
+    at(100, true);
+    at(90, false);
+    at(80, false);
+    at(70, true);
+    at(60, true);
+    at(50, true);
+    expect(historyStart(db, now)).toBe(now - 70 * DAY);
+    at(40, false);
+    at(30, false);
+    at(20, false);
+    // The three newest are killed runs: the next run's timeline takes them over, and the finished one before them is not kept.
+    expect(historyStart(db, now)).toBe(now - 40 * DAY);
+    at(15, false);
+    at(12, false);
+    // Five killed in a row at the head: all kept.
+    expect(historyStart(db, now)).toBe(now - 40 * DAY);
+    at(10, true);
+    // A finished run resumed them (its timeline is written): the last three again.
+    expect(historyStart(db, now)).toBe(now - 15 * DAY);
   });
 });

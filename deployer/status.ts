@@ -52,6 +52,8 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
   const db = StateDb.open(stateDir);
   try {
     const rows = db.nodes();
+    const signers = new Map<string, ReturnType<StateDb["signerOf"]>>();
+    const signerOf = (digest: string) => (signers.has(digest) ? signers.get(digest) : signers.set(digest, db.signerOf(digest)).get(digest));
     const nodes: NodeStatus[] = await Promise.all(
       rows.map(async (r) => {
         const driver = driverFor(r.driver);
@@ -69,7 +71,7 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
           power,
           image: r.image_name ?? undefined,
           digest: r.image_digest ?? undefined,
-          signer: r.image_digest ? db.signerOf(r.image_digest) : undefined,
+          signer: r.image_digest ? signerOf(r.image_digest) : undefined,
           serial: r.serial,
           signalledSerial: r.signalled_serial,
           since: new Date(r.updated_at).toISOString(),
@@ -78,8 +80,9 @@ export async function stackStatus(stateDir: string, stack?: Stack): Promise<Stac
         };
       }),
     );
+    const deployed = new Set(rows.map((r) => r.name));
     for (const spec of stack?.nodes ?? [])
-      if (!rows.some((r) => r.name === spec.name)) nodes.push({ node: spec.name, role: spec.role, state: "not deployed", power: "-", driver: {} });
+      if (!deployed.has(spec.name)) nodes.push({ node: spec.name, role: spec.role, state: "not deployed", power: "-", driver: {} });
     const mdPid = daemonPid(metadataDaemon(stateDir));
     const scheme = stackTls(stateDir) ? "https" : "http";
     const services = [

@@ -246,8 +246,13 @@ export function buildTimeline(db: StateDb, run: number, stack: string): Timeline
   const resumes = interruptedBefore(db, run);
   const t0 = resumes[0]?.started_at ?? r.started_at;
   const t1 = r.ended_at ?? Date.now();
-  const events = db.events({ since: t0, until: t1 });
-  const names = [...new Set([...db.nodes().map((n) => n.name), ...events.map((e) => e.node)])];
+  // Every node's events in one pass (a filter per node was quadratic: 20 s at 8,000 nodes).
+  const byNode = new Map<string, EventRow[]>(db.nodeNames().map((n) => [n, []]));
+  for (const e of db.events({ since: t0, until: t1 })) {
+    const list = byNode.get(e.node);
+    if (list) list.push(e);
+    else byNode.set(e.node, [e]);
+  }
   return {
     version: 1,
     stack,
@@ -256,7 +261,7 @@ export function buildTimeline(db: StateDb, run: number, stack: string): Timeline
     startedAt: new Date(t0).toISOString(),
     seconds: r1((t1 - t0) / 1000),
     ...(resumes.length ? { resumes: resumes.map((x) => x.id) } : {}),
-    nodes: names.map((n) => nodeTimeline(n, events.filter((e) => e.node === n), t0, t1)),
+    nodes: [...byNode].map(([n, events]) => nodeTimeline(n, events, t0, t1)),
   };
 }
 

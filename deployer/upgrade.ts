@@ -14,6 +14,7 @@ import { driverNode, metadataFor, powerOn, provision, waitForSignal, type NodeCo
 import { consoleSize, watchNode } from "./node-watch.ts";
 import { ensureMetadataService, storeFor } from "./services.ts";
 import { loadStack, type NodeSpec, type RoleSpec, type Stack } from "./stack.ts";
+import { pruneHistory } from "./history.ts";
 import { STATE_DB, StateDb, type NodeRow, type NodeState } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
 
@@ -43,6 +44,8 @@ export interface UpgradeOptions {
   image?: string;
   /** Called on every change of a node's progress, for the CLI to print. */
   onProgress?: (progress: UpgradeProgress) => void;
+  /** The stack, when the caller has it already (as deploy's). */
+  stack?: Stack;
 }
 
 /** One line of a node's progress; bytes (of bytes_total) when the node reported how far its fetch is. */
@@ -103,7 +106,7 @@ export function batchesFor(nodes: string[], count: number, rolling: RoleSpec["ro
 const short = (d?: string | null) => (d ? d.replace(/^sha256:/, "").slice(0, 12) : "-");
 
 export async function upgrade(stackFile: string, options: UpgradeOptions = {}): Promise<UpgradeReport> {
-  const stack = loadStack(stackFile);
+  const stack = options.stack ?? loadStack(stackFile);
   await checkDrivers(stack);
   const stateDir = stateDirOf(stack.file, options.stateDir);
   // Nothing deployed, nothing to upgrade: said before any service starts.
@@ -120,6 +123,7 @@ async function upgradeNodes(stack: Stack, stateDir: string, options: UpgradeOpti
   const run = db.startRun(options.image ? "takeover" : "upgrade");
   let result = "failed";
   try {
+    await pruneHistory(db);
     if (options.nodes) for (const n of options.nodes) if (!db.node(n)) throw new UnknownNode(n, db.nodes().map((r) => r.name));
     if (!db.nodes().length) throw new NothingToUpgrade(`stack ${stack.name}`);
     // In place, a node's own agents take the new image: a node whose root is not running would only time out.
@@ -147,6 +151,7 @@ async function upgradeNodes(stack: Stack, stateDir: string, options: UpgradeOpti
       tls,
     };
 
+    const specs = new Map(stack.nodes.map((n) => [n.name, n]));
     const report: NodeUpgrade[] = [];
     let stoppedAt: UpgradeReport["stoppedAt"];
     roles: for (const role of stack.roles) {
@@ -179,7 +184,7 @@ async function upgradeNodes(stack: Stack, stateDir: string, options: UpgradeOpti
         const outcomes = await log.step(`${role.name}: batch ${i + 1}/${batches.length}: ${batch.join(", ")}`, () =>
           Promise.all(
             batch.map((name) => {
-              const spec = stack.nodes.find((n) => n.name === name) ?? specOfRow(db.node(name)!);
+              const spec = specs.get(name) ?? specOfRow(db.node(name)!);
               return role.rollingUpdates.policy === "replace" ? replaceNode(ctx, spec, image, i + 1) : upgradeNode(ctx, spec, image, i + 1, options.onProgress);
             }),
           ),
@@ -281,11 +286,11 @@ async function upgradeNode(ctx: NodeContext, spec: NodeSpec, image: ResolvedImag
   let lastNote = "";
   let seenProgress = 0;
   let booted = false;
-  return watchNode<NodeUpgrade>({
+  return watchNode<NodeUpgrade>(db, {
+    node: spec.name,
     // From here on: the ready line of the node's next boot (the new root's, or the old one's after a rollback).
     console: { file: consoleFile, from: consoleSize(consoleFile) },
     deadline: t0 + timeout,
-    intervalMs: 500,
     tick: ({ console }) => {
       // Progress reports (from the node's takeover) and the ready line of its next boot.
       const progress = db.events({ node: spec.name, since: t0 }).filter((e) => e.kind === "progress");

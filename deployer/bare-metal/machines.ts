@@ -119,10 +119,10 @@ export class Machines {
    * (once), with a new token; the old one stops working.
    */
   arm(name: string, command: Command) {
-    this.db.transaction(() => {
+    this.state.write(() => {
       this.set(name, { state: "ramdisk", armed: true, token_hash: null, phase: null, seen_at: null, result: null });
       this.setCommand(name, command);
-    })();
+    });
   }
 
   /** Armed no more, and no ramdisk token works: the machine left the ramdisk (or is to). */
@@ -132,12 +132,12 @@ export class Machines {
 
   /** The lookup of an armed machine: its token, issued once. Returns false when it is not armed (any more). */
   issueToken(name: string, tokenHash: string): boolean {
-    return this.db.transaction(() => {
+    return this.state.write(() => {
       const m = this.get(name);
       if (!m?.armed) return false;
       this.set(name, { armed: false, token_hash: tokenHash, seen_at: Date.now(), phase: "lookup" });
       return true;
-    })();
+    });
   }
 
   setCommand(name: string, command: Command) {
