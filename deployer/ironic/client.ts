@@ -43,6 +43,16 @@ export type NodeValidation = z.infer<typeof NodeValidation>;
 const Root = z.looseObject({ default_version: z.looseObject({ version: z.string(), min_version: z.string() }) });
 const BootDevice = z.looseObject({ boot_device: z.string().nullable(), persistent: z.boolean().nullable() });
 const Port = z.looseObject({ uuid: z.string(), address: z.string(), node_uuid: z.string() });
+const PortList = z.object({ ports: z.array(Port) });
+export const Allocation = z.looseObject({
+  uuid: z.string(),
+  name: z.string().nullable(),
+  resource_class: z.string().nullable(),
+  node_uuid: z.string().nullable(),
+  state: z.string(),
+  last_error: z.string().nullable(),
+});
+export type Allocation = z.infer<typeof Allocation>;
 
 /** What `PUT …/states/provision` accepts (Ironic's verbs). */
 export type ProvisionTarget = "manage" | "provide" | "active" | "deleted" | "rebuild" | "abort" | "clean" | "adopt";
@@ -191,6 +201,31 @@ export class IronicClient {
 
   createPort(nodeUuid: string, mac: string): Promise<z.infer<typeof Port>> {
     return this.json(Port, "POST", "/v1/ports", { body: { node_uuid: nodeUuid, address: mac }, node: nodeUuid });
+  }
+
+  /** The node's ports (its NICs' MACs, as Ironic knows them). */
+  async ports(nodeUuid: string): Promise<z.infer<typeof Port>[]> {
+    return (await this.json(PortList, "GET", `/v1/ports?${new URLSearchParams({ node_uuid: nodeUuid, fields: "uuid,address,node_uuid" })}`, { node: nodeUuid })).ports;
+  }
+
+  /**
+   * Claim a node of a resource class (API 1.52+): the conductor picks one
+   * that is available, not in maintenance and not reserved, and sets its
+   * instance_uuid to the allocation's UUID, which the caller may choose
+   * (ooo uses its node's). The allocation is `allocating` until it is
+   * `active` (node_uuid set) or `error` (last_error says why).
+   */
+  createAllocation(fields: { resource_class: string; uuid?: string; name?: string; candidate_nodes?: string[] }): Promise<Allocation> {
+    return this.json(Allocation, "POST", "/v1/allocations", { body: fields, node: fields.name });
+  }
+
+  getAllocation(id: string): Promise<Allocation> {
+    return this.json(Allocation, "GET", `/v1/allocations/${encodeURIComponent(id)}`, { node: id });
+  }
+
+  /** Give the node back (a deployed node's allocation goes by itself when it is undeployed). */
+  async deleteAllocation(id: string): Promise<void> {
+    await this.call("DELETE", `/v1/allocations/${encodeURIComponent(id)}`, { node: id });
   }
 
   /** JSON patch of the node (RFC 6902, as Ironic takes it). */
