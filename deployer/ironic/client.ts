@@ -33,6 +33,7 @@ export const IronicNode = z.looseObject({
   driver_info: z.record(z.string(), z.unknown()),
   properties: z.record(z.string(), z.unknown()),
   deploy_step: z.record(z.string(), z.unknown()).nullable().optional(),
+  allocation_uuid: z.string().nullable().optional(),
 });
 export type IronicNode = z.infer<typeof IronicNode>;
 
@@ -58,7 +59,7 @@ export type Allocation = z.infer<typeof Allocation>;
 export type ProvisionTarget = "manage" | "provide" | "active" | "deleted" | "rebuild" | "abort" | "clean" | "adopt";
 export type PowerTarget = "power on" | "power off" | "rebooting" | "soft power off" | "soft rebooting";
 
-/** A config drive as JSON (API ≥ 1.56): the conductor makes the ISO. */
+/** A config drive as JSON (API ≥ 1.56): the conductor makes the ISO. (Or a string: gzip then base64 of a drive image, or its URL.) */
 export interface ConfigDrive {
   meta_data?: Record<string, unknown>;
   network_data?: Record<string, unknown>;
@@ -141,6 +142,11 @@ export class IronicClient {
       if (res.ok) return res;
       const message = ironicMessage(await res.text().catch(() => ""));
       if (res.status === 409 && /\block(ed)?\b/i.test(message) && Date.now() < deadline) continue;
+      // An Ironic behind Keystone says so in its challenge: ooo speaks http_basic only.
+      if (res.status === 401 && /^keystone/i.test(res.headers.get("www-authenticate") ?? ""))
+        throw new IronicFailed(this.url, options.node, res.status, `${method} ${path}: this Ironic wants Keystone tokens`, {
+          hint: "Keystone is not supported: ooo logs in to Ironic with http_basic (its auth_strategy = http_basic, an htpasswd of bcrypt entries).",
+        });
       if (res.status === 401 || res.status === 403)
         throw new IronicFailed(this.url, options.node, res.status, `${method} ${path}: ${message}`, {
           hint: `Ironic refused the login${this.options.loginSource ? ` from ${this.options.loginSource}` : ""}: check its username and password.`,
@@ -239,7 +245,7 @@ export class IronicClient {
     return this.patchNode(id, Object.entries(info).map(([k, value]) => ({ op: "add" as const, path: `/instance_info/${k}`, value })));
   }
 
-  async setProvisionState(id: string, target: ProvisionTarget, options: { configdrive?: ConfigDrive } = {}): Promise<void> {
+  async setProvisionState(id: string, target: ProvisionTarget, options: { configdrive?: ConfigDrive | string } = {}): Promise<void> {
     await this.call("PUT", this.nodePath(id, "/states/provision"), { body: { target, ...(options.configdrive ? { configdrive: options.configdrive } : {}) }, node: id });
   }
 

@@ -13,7 +13,7 @@ const FAILED = /failed$|^error$/;
 export interface WaitOptions {
   timeoutMs: number;
   intervalMs?: number;
-  /** Each state the node is seen in (for progress and the timeline). */
+  /** Each state (and deploy step) the node is seen in, for progress and the timeline. */
   onState?: (node: IronicNode) => void;
 }
 
@@ -22,7 +22,7 @@ export async function waitForProvisionState(client: IronicClient, id: string, wa
   let last = "";
   for (const deadline = Date.now() + o.timeoutMs; ; await Bun.sleep(o.intervalMs ?? 1_000)) {
     const node = await client.getNode(id);
-    const now = `${node.provision_state}→${node.target_provision_state}`;
+    const now = `${node.provision_state}→${node.target_provision_state} ${node.deploy_step?.step ?? ""}`;
     if (now !== last) o.onState?.(node);
     last = now;
     if (node.target_provision_state) seenMoving = true;
