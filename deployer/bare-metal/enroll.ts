@@ -64,7 +64,7 @@ export async function enroll(stackFile: string, options: EnrollOptions = {}): Pr
     const problems = await driverFor(stack.inventory[entry]!.driver).check(stack.inventory[entry] as never);
     if (problems.length) throw new UsageError(problems.map((p) => `inventory ${entry}: ${p.message}`).join("; "));
   }
-  await log.step(`check ${machines.length} BMC${machines.length === 1 ? "" : "s"}`, () => checkAllMachines(stack));
+  if (machines.length) await log.step(`check ${machines.length} BMC${machines.length === 1 ? "" : "s"}`, () => checkAllMachines(stack));
   const stateDir = stateDirOf(stack.file, options.stateDir);
   const db = StateDb.open(stateDir);
   const unlock = lockStack(stateDir, "enroll");

@@ -59,6 +59,10 @@ describe("fake-hardware nodes", () => {
     expect(await client.listNodes({ resourceClass: "ooo-none" })).toEqual([]);
     const b1 = await client.getNode("b1");
     expect(b1).toMatchObject({ name: "b1", driver: "fake-hardware", resource_class: "ooo-b", provision_state: "enroll", maintenance: false, last_error: null });
+    await client.setMaintenance("b1", "a fan is loud");
+    expect(await client.getNode("b1")).toMatchObject({ maintenance: true, maintenance_reason: "a fan is loud" });
+    await client.setMaintenance("b1", false);
+    expect(await client.getNode("b1")).toMatchObject({ maintenance: false, maintenance_reason: null });
     expect((await client.getNode(b1.uuid)).name).toBe("b1");
   });
 

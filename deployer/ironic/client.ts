@@ -234,6 +234,11 @@ export class IronicClient {
     await this.call("DELETE", `/v1/allocations/${encodeURIComponent(id)}`, { node: id });
   }
 
+  /** Into maintenance with a reason (Ironic then leaves the node alone), or out of it. */
+  async setMaintenance(id: string, reason: string | false): Promise<void> {
+    await this.call(reason === false ? "DELETE" : "PUT", this.nodePath(id, "/maintenance"), { node: id, ...(reason === false ? {} : { body: { reason } }) });
+  }
+
   /** JSON patch of the node (RFC 6902, as Ironic takes it). */
   patchNode(id: string, ops: { op: "add" | "replace" | "remove"; path: string; value?: unknown }[]): Promise<IronicNode> {
     return this.json(IronicNode, "PATCH", this.nodePath(id), { body: ops, node: id });
