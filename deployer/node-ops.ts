@@ -134,14 +134,17 @@ async function provisionRemote(ctx: NodeContext, spec: NodeSpec, image: Resolved
   const node = driverNode(ctx.stateDir, row);
   const { token } = beginImageWrite(ctx, spec, image, row.serial, row.machine ? { machine: row.machine } : {});
   const endpoints = endpointsFor(driver, ctx.store, Boolean(ctx.tls), ctx.stateDir);
-  const signed = await ctx.store.client.tempUrl(image.id, `sha256:${image.disk.sha256}`, ctx.signalTimeoutSeconds + SIGNED_URL_MARGIN_SECONDS);
-  // The signature covers the path, not the host: the machine fetches it where it reaches the store.
-  const signedUrl = new URL(signed.url);
-  const url = `${endpoints.store!.url}${signedUrl.pathname}${signedUrl.search}`;
+  const signedUrl = async (sha256: string) => {
+    const signed = new URL((await ctx.store.client.tempUrl(image.id, `sha256:${sha256}`, ctx.signalTimeoutSeconds + SIGNED_URL_MARGIN_SECONDS)).url);
+    // The signature covers the path, not the host: the machine fetches it where it reaches the store.
+    return `${endpoints.store!.url}${signed.pathname}${signed.search}`;
+  };
+  const url = await signedUrl(image.disk.sha256);
+  const map = image.diskMap && { url: await signedUrl(image.diskMap.sha256), ...image.diskMap };
   db.event(spec.name, "deploy-command", { machine: row.machine, image: image.digest, disk_bytes: image.disk.size, by: driver.name }, { run });
   await log.step(`${spec.name}: deploy ${image.name} through ${driver.name}${row.machine ? ` on ${row.machine}` : ""}`, () =>
     driver.provision(node, {
-      image: { digest: image.digest, sha256: image.disk.sha256, size: image.disk.size, url },
+      image: { digest: image.digest, sha256: image.disk.sha256, size: image.disk.size, url, ...(map ? { map } : {}) },
       configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds, ctx.trust),
       services: ctx.services,
       expose: spec.expose,

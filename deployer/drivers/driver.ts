@@ -61,6 +61,8 @@ export interface ImageAtUrl {
   size: number;
   /** Where the bytes are fetched: a store blob URL (for remoteDeploy drivers, signed: it needs no token). */
   url: string;
+  /** The disk's map (wire/disk-map.ts) where it is fetched, when the build wrote one: an agent that knows it fetches only the disk's data. */
+  map?: { url: string; sha256: string; size: number };
 }
 
 /** A whole-disk image, downloaded and verified into the deployer's cache. */

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { log } from "../../lib/log.ts";
+import { IRONIC_DISK_MAP_KEY } from "../../wire/deploy.ts";
 import type { ConfigDriveMetadata } from "../../wire/metadata.ts";
 import { makeConfigDrive } from "../config-drive.ts";
 import type { DriverNode, PowerState, PowerTarget, ProvisionRequest } from "../drivers/driver.ts";
@@ -100,14 +101,19 @@ export async function provisionByIronic(client: IronicClient, node: DriverNode, 
     image_type: "whole-disk",
     display_name: node.name,
     ...(machine?.root_device ? { root_device: machine.root_device } : {}),
+    // ooo's agent then fetches only the disk's data (Ironic's own agent ignores it).
+    ...(r.image.map ? { [IRONIC_DISK_MAP_KEY]: r.image.map } : {}),
   });
   const since = Date.now();
   await client.setProvisionState(n.uuid, n.provision_state === "active" ? "rebuild" : "active", { configdrive: await configDriveText(r.configDrive) });
   try {
     await waitForProvisionState(client, n.uuid, "active", { timeoutMs: (r.timeoutSeconds ?? 1800) * 1000, intervalMs: POLL_MS, onState: deployNotes(r.note, node.machine!) });
   } catch (e) {
-    if (e instanceof IronicNodeFailed) throw await deployFailure(node, client, e, since);
-    throw e;
+    if (!(e instanceof IronicNodeFailed)) throw e;
+    const failure = await deployFailure(node, client, e, since);
+    // Ironic leaves a machine whose deploy step failed on, in its ramdisk (for a look at it): ooo's deploys end it off.
+    await client.setPowerState(n.uuid, "power off").catch((p: Error) => log.warn(`${node.name}: powering Ironic node ${label(n)} off failed: ${p.message}`));
+    throw failure;
   }
 }
 

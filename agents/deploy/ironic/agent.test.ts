@@ -5,7 +5,10 @@ import { join } from "node:path";
 import { IronicClient } from "../../../deployer/ironic/client.ts";
 import { ensureEmbeddedIronic, stopEmbeddedIronic, type EmbeddedIronic } from "../../../deployer/ironic/embedded.ts";
 import { waitForProvisionState } from "../../../deployer/ironic/wait.ts";
+import { mapDisk } from "../../../lib/disk-map.ts";
 import { fileSink, log } from "../../../lib/log.ts";
+import { IRONIC_DISK_MAP_KEY } from "../../../wire/deploy.ts";
+import { DISK_MAP_ARTIFACT } from "../../../wire/disk-map.ts";
 import { createApi } from "../../../store/api.ts";
 import { DirBackend } from "../../../store/backends/dir.ts";
 import { Store } from "../../../store/store.ts";
@@ -34,6 +37,7 @@ let client: IronicClient;
 let store: Store;
 let storeServer: ReturnType<typeof Bun.serve>;
 let image: Awaited<ReturnType<typeof publishTestImage>>;
+let mapBlob: { sha256: string; size: number };
 let agentLog: string;
 let dropLog: () => void;
 /** Stands for the deploy ramdisk's kernel and initramfs, which Ironic fetches to boot the machine by iPXE. */
@@ -49,7 +53,11 @@ beforeAll(async () => {
   const call = (method: string, path: string, body?: string | Uint8Array) =>
     fetch(`http://127.0.0.1:${storeServer.port}${path}`, { method, body, headers: { "X-Auth-Token": tokens.write[0]!, "Content-Type": "application/octet-stream" } });
   const golden = await goldenLikeDisk(64);
-  image = await publishTestImage(store, call, "kv", "golden", kernel, readFileSync(golden.file));
+  const diskBytes = readFileSync(golden.file);
+  // Its map, as a build writes one: ooo's driver hands it to the agent in instance_info.
+  const map = new TextEncoder().encode(JSON.stringify(mapDisk(golden.file, { sha256: sha256Hex(diskBytes), size: diskBytes.length }, { chunkBytes: MiB })));
+  image = await publishTestImage(store, call, "kv", "golden", kernel, diskBytes, [{ type: DISK_MAP_ARTIFACT, bytes: map }]);
+  mapBlob = { sha256: sha256Hex(map), size: map.length };
   rmSync(golden.dir, { recursive: true, force: true });
   ironic = await ensureEmbeddedIronic(join(dir, "state"));
   client = new IronicClient({ url: ironic.url, login: { username: ironic.username, password: ironic.password } });
@@ -162,6 +170,32 @@ describe("a whole-disk direct deploy by a real Ironic", () => {
       hardware_manager_version: { ooo: "1" },
       deploy_boot_mode: "uefi",
     });
+  }, 180_000);
+
+  test("with the disk's map in instance_info (ooo's driver puts it there): only the disk's data fetched, by Range, each chunk checked", async () => {
+    await enrol("m3", "52:54:00:10:00:03");
+    const { disk, machine: m } = machine("m3");
+    const from = readFileSync(agentLog).length;
+    await client.setInstanceInfo("m3", {
+      image_source: await signedUrl(image.disk),
+      image_os_hash_algo: "sha256",
+      image_os_hash_value: image.disk,
+      image_disk_format: "raw",
+      [IRONIC_DISK_MAP_KEY]: { url: await signedUrl(mapBlob.sha256), ...mapBlob },
+    });
+    const active = await withAgent("52:54:00:10:00:03", m, async () => {
+      await client.setProvisionState("m3", "active");
+      return waitForProvisionState(client, "m3", "active", { timeoutMs: 120_000, intervalMs: 500 });
+    });
+    expect(active.last_error).toBeNull();
+    const said = readFileSync(agentLog, "utf8").slice(from);
+    expect(said).toContain("by its disk map");
+    expect(said).toMatch(/all \d+ chunks \(\d+ bytes\) matched the disk map/);
+    // The signed URL's signature is in no log line.
+    expect(said).not.toContain("temp_url_sig");
+    const parts = await sfdiskParts(disk);
+    const bytes = readFileSync(disk);
+    expect(sha256Hex(bytes.subarray(MiB, parts[4]!.start * 512))).toBe(sha256Hex(image.diskBytes.subarray(MiB, parts[4]!.start * 512)));
   }, 180_000);
 
   test("an image that is not the one Ironic named: deploy failed with the agent's reason, and Ironic keeps the agent's logs", async () => {
