@@ -33,6 +33,9 @@ export interface IronicMachine extends WriteTarget {
   ca?: string;
 }
 
+/** How long the agent waits before it powers the machine off: Ironic's request has its answer by then. */
+const POWER_OFF_AFTER_MS = 1_000;
+
 const DEPLOY_STEPS = [{ interface: "deploy", step: "write_image", priority: 0, reboot_requested: false, abortable: false, argsinfo: null }];
 
 /** The golden disk's map, when ooo's driver put it in the node's instance_info (IRONIC_DISK_MAP_KEY). */
@@ -116,6 +119,9 @@ export function ironicHandlers(m: IronicMachine): Record<string, CommandHandler>
       background: true,
       run: async () => {
         m.sync();
+        // Ironic's POST must get its answer first: powered off before it is sent, the conductor waited 60 s
+        // for it, retried the command list for 30 s more, and only then read the BMC (as IPA answers first too).
+        await Bun.sleep(POWER_OFF_AFTER_MS);
         m.powerOff();
         return null;
       },
