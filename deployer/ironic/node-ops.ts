@@ -59,10 +59,12 @@ function deployNotes(note: ProvisionRequest["note"], machine: string) {
     note?.(kind, { machine, by: "ironic", ...detail });
   };
   return (n: IronicNode) => {
-    const step = n.deploy_step?.step;
-    // The deploy step `deploy` powers the machine on into the ramdisk and waits for its agent's call.
-    if (n.provision_state === "wait call-back" && (step === undefined || step === "deploy")) once("power-on", "power-on", { boot: "network" });
-    if (!seen.has("power-on") || step === undefined || step === "deploy") return;
+    const step = n.deploy_step?.step as string | undefined;
+    // The deploy step `deploy` powers the machine on into the ramdisk and waits for its agent's call; any
+    // later step means the agent called (a poll may miss a short state: what it implies is noted then).
+    const called = step !== undefined && step !== "deploy";
+    if (n.provision_state === "wait call-back" || called) once("power-on", "power-on", { boot: "network" });
+    if (!called) return;
     once("lookup", "ramdisk-lookup", {});
     if (step === "write_image") once("writing", "ramdisk", { phase: "writing" });
     else if (seen.has("writing")) once("written", "ramdisk", { phase: "restarting", step });
@@ -112,7 +114,7 @@ export async function provisionByIronic(client: IronicClient, node: DriverNode, 
     if (!(e instanceof IronicNodeFailed)) throw e;
     const failure = await deployFailure(node, client, e, since);
     // Ironic leaves a machine whose deploy step failed on, in its ramdisk (for a look at it): ooo's deploys end it off.
-    await client.setPowerState(n.uuid, "power off").catch((p: Error) => log.warn(`${node.name}: powering Ironic node ${label(n)} off failed: ${p.message}`));
+    await ironicPower(client, n.uuid, "off").catch((p: Error) => log.warn(`${node.name}: powering Ironic node ${label(n)} off failed: ${p.message}`));
     throw failure;
   }
 }
