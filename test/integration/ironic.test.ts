@@ -58,6 +58,7 @@ function reportOf<T>(r: { code: number; stdout: string; stderr: string }): T {
 beforeAll(async () => {
   requireRoot();
   requireCommand("dnsmasq", "ipmitool", "ipmi_sim", "qemu-system-x86_64", "socat", "ironic", "ironic-dbsync", "genisoimage", "/usr/lib/ipxe/snponly.efi", "/usr/lib/ipxe/undionly.kpxe");
+  const t0 = Date.now();
   const [ramdisk, v1, v2] = await Promise.all([buildTestImage("ramdisk"), buildTestImage("kv-v1"), buildTestImage("kv-v2")]);
   kv = { v1, v2 };
   bed = await createTestbed({
@@ -87,6 +88,7 @@ beforeAll(async () => {
     { base: v1.base, version: "1", tag: "live", name: "kv" },
     { base: v2.base, version: "2", name: "kv" },
   ]);
+  figures.setup_seconds = (Date.now() - t0) / 1000;
 }, 60 * 60_000);
 
 afterAll(async () => {
