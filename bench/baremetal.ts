@@ -194,7 +194,7 @@ const of = (scenario: Case, k: keyof Run) => {
   return xs.length ? median(xs) : null;
 };
 const maxOf = (xs: (number | null)[]) => (xs.some((x) => x !== null) ? Math.max(...xs.filter((x): x is number => x !== null)) : null);
-const ratio = (a: number | null, b: number | null) => (a === null || b === null ? null : r1((a / b) * 100) / 100);
+const ratio = (a: number | null, b: number | null) => (a === null || b === null ? null : Math.round((a / b) * 100) / 100);
 const qemu = of("qemu", "seconds");
 const summary = {
   bench: "baremetal",
