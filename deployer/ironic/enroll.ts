@@ -44,12 +44,13 @@ export function nodeFields(machine: IronicMachine, boot: BootSettings) {
   const bmc = machine.bmc!;
   const login = readBmcLogin(bmc.credentials);
   const common = { deploy_kernel: ramdisk(boot.ramdisk.kernel, "vmlinuz"), deploy_ramdisk: ramdisk(boot.ramdisk.initramfs, "initramfs"), kernel_append_params: append };
+  const ipmi = "address" in bmc ? parseIpmiAddress(bmc.address)! : undefined;
   const driver =
     "address" in bmc
       ? {
           driver: "ipmi",
           // Cipher suite 3 as ooo's own ipmitool: without it every call first spends ~10 s listing suites.
-          driver_info: { ...common, ipmi_address: parseIpmiAddress(bmc.address)!.host, ipmi_port: parseIpmiAddress(bmc.address)!.port, ipmi_username: login.username, ipmi_password: login.password, ipmi_cipher_suite: 3 },
+          driver_info: { ...common, ipmi_address: ipmi!.host, ipmi_port: ipmi!.port, ipmi_username: login.username, ipmi_password: login.password, ipmi_cipher_suite: 3 },
         }
       : {
           driver: "redfish",
