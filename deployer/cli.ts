@@ -300,7 +300,7 @@ type EnrollArgs = StackArgs & { standby?: boolean; json?: boolean };
 
 export const enrollCommand: CommandModule<object, EnrollArgs> = {
   command: "enroll <stack>",
-  describe: "check every bare-metal machine's BMC (all problems at once, before anything is touched) and record the machines; --standby: boot them into the deploy ramdisk to wait there",
+  describe: "check every bare-metal machine's BMC (all problems at once, before anything is touched) and record the machines, the embedded Ironic's enrolled into it; --standby: boot them into the deploy ramdisk to wait there",
   builder: (y) =>
     withStack(y)
       .option("standby", { type: "boolean", describe: "bring every machine no node uses into the deploy ramdisk (fast track)" })

@@ -21,6 +21,7 @@ import { pruneHistory } from "./history.ts";
 import { StateDb } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
 import { prepareBareMetal } from "./bare-metal/prepare.ts";
+import { prepareIronic } from "./ironic/prepare.ts";
 import { releaseMachine } from "./bare-metal/ramdisk-ops.ts";
 import { noteProvisioning } from "./provisioning/settings.ts";
 
@@ -151,8 +152,9 @@ async function converge(stack: Stack, stateDir: string, options: DeployOptions, 
       if (e instanceof RoleImagesUnusable && stack.store.kind === "embedded") e.hint = publishHint(stack);
       throw e;
     });
-    // Bare metal: machines for the new nodes, every BMC at once, the provisioning network; nodes whose machine is unusable fail untouched.
+    // Bare metal and Ironic: machines for the new nodes, every BMC or Ironic node at once, the provisioning network; nodes whose machine is unusable fail untouched.
     const unusable = await prepareBareMetal({ stack, stateDir, db, store, cache: ctxBase.cache });
+    for (const [node, why] of await prepareIronic({ stack, stateDir, db, store, cache: ctxBase.cache })) unusable.set(node, why);
     await options.beforeChanges?.();
     acting();
     for (const [role, image] of images) {

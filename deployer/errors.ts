@@ -177,14 +177,15 @@ export class HostTooSmall extends OooError {
   }
 }
 
-/** A BMC credentials file that cannot be used: missing, readable by others, not {username, password}. Never shows its content. */
+/** A credentials file (a BMC's, an Ironic's) that cannot be used: missing, readable by others, not {username, password}. Never shows its content. */
 export class BmcCredentialsUnusable extends OooError {
   readonly code = "bmc-credentials-unusable";
   constructor(
     readonly file: string,
     reason: string,
+    what = "BMC",
   ) {
-    super(`BMC credentials ${file}: ${reason}`, { hint: "Write it as YAML with username: and password:, mode 0600 (umask 077 before writing it)." });
+    super(`${what} credentials ${file}: ${reason}`, { hint: "Write it as YAML with username: and password:, mode 0600 (umask 077 before writing it)." });
   }
 }
 

@@ -36,15 +36,16 @@ export interface NodeContext {
 }
 
 export function driverNode(stateDir: string, row: Pick<NodeRow, "name" | "size" | "pool_config"> & { machine?: string | null }): DriverNode {
-  return { name: row.name, dir: join(stateDir, "nodes", row.name), size: row.size, pool: row.pool_config, ...(row.machine ? { machine: row.machine } : {}) };
+  return { name: row.name, dir: join(stateDir, "nodes", row.name), stateDir, size: row.size, pool: row.pool_config, ...(row.machine ? { machine: row.machine } : {}) };
 }
 
 /** How a node reaches the services: through its driver, https where they speak it. */
 export function endpointsFor(driver: NodeDriver, store: StackStore, metadataTls: boolean, stateDir?: string): Endpoints {
   const storeUrl = new URL(store.url);
   // Machines on the provisioning network reach the services at its address; a store of its own URL they reach there.
-  const provisioning = driver.bareMetal && stateDir ? readProvisioning(stateDir) : undefined;
-  const storeBase = driver.bareMetal && !store.embedded ? storeUrl.origin : driver.serviceUrl("store", { tls: store.service.tls, provisioning });
+  const onNetwork = Boolean(driver.bareMetal || driver.remoteDeploy);
+  const provisioning = onNetwork && stateDir ? readProvisioning(stateDir) : undefined;
+  const storeBase = onNetwork && !store.embedded ? storeUrl.origin : driver.serviceUrl("store", { tls: store.service.tls, provisioning });
   return {
     metadataUrl: driver.serviceUrl("metadata", { tls: metadataTls, provisioning }),
     store: {
@@ -95,6 +96,7 @@ export async function provision(ctx: NodeContext, spec: NodeSpec, image: Resolve
   const row = db.node(spec.name)!;
   const driver = driverFor(row.driver);
   if (driver.bareMetal) return provisionByRamdisk(ctx, spec, image);
+  if (driver.remoteDeploy) return provisionRemote(ctx, spec, image, driver);
   const node = driverNode(ctx.stateDir, row);
   if ((await driver.powerState(node)) === "on") {
     await driver.setPower(node, "off");
@@ -115,6 +117,42 @@ export async function provision(ctx: NodeContext, spec: NodeSpec, image: Resolve
     driver.provision(node, { image: disk, configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds, ctx.trust), services: ctx.services, expose: spec.expose }),
   );
   db.event(spec.name, "image-written", { bytes: disk.size }, { run });
+}
+
+/** How long a signed image URL lasts beyond the deploy's deadline (the agent may start its download late in it). */
+const SIGNED_URL_MARGIN_SECONDS = 600;
+
+/**
+ * A machine deployed by a service of its own (Ironic): no local copy of the
+ * image — its agent fetches it by a signed store URL at the store's address
+ * on the provisioning network — and the driver's provision boots the
+ * machine, writes it and boots its disk. The node ends on, booting.
+ */
+async function provisionRemote(ctx: NodeContext, spec: NodeSpec, image: ResolvedImage, driver: NodeDriver): Promise<void> {
+  const { db, run } = ctx;
+  const row = db.node(spec.name)!;
+  const node = driverNode(ctx.stateDir, row);
+  const { token } = beginImageWrite(ctx, spec, image, row.serial, row.machine ? { machine: row.machine } : {});
+  const endpoints = endpointsFor(driver, ctx.store, Boolean(ctx.tls), ctx.stateDir);
+  const signedUrl = async (sha256: string) => {
+    const signed = new URL((await ctx.store.client.tempUrl(image.id, `sha256:${sha256}`, ctx.signalTimeoutSeconds + SIGNED_URL_MARGIN_SECONDS)).url);
+    // The signature covers the path, not the host: the machine fetches it where it reaches the store.
+    return `${endpoints.store!.url}${signed.pathname}${signed.search}`;
+  };
+  const url = await signedUrl(image.disk.sha256);
+  const map = image.diskMap && { url: await signedUrl(image.diskMap.sha256), ...image.diskMap };
+  db.event(spec.name, "deploy-command", { machine: row.machine, image: image.digest, disk_bytes: image.disk.size, by: driver.name }, { run });
+  await log.step(`${spec.name}: deploy ${image.name} through ${driver.name}${row.machine ? ` on ${row.machine}` : ""}`, () =>
+    driver.provision(node, {
+      image: { digest: image.digest, sha256: image.disk.sha256, size: image.disk.size, url, ...(map ? { map } : {}) },
+      configDrive: configDrive(spec.name, token, endpoints, ctx.pollingIntervalSeconds, ctx.trust),
+      services: ctx.services,
+      expose: spec.expose,
+      timeoutSeconds: ctx.signalTimeoutSeconds,
+      note: (kind, detail) => db.event(spec.name, kind, detail, { run }),
+    }),
+  );
+  db.event(spec.name, "image-written", { bytes: image.disk.size, by: driver.name }, { run });
 }
 
 /** Power the node on and note where its console starts; state booting. */

@@ -155,16 +155,16 @@ const poolCapacity: Rule = (stack) =>
       : [];
   });
 
-/** The bare-metal entries' machines, by entry (drivers with `bareMetal`). */
-function bareMetalEntries(stack: Stack) {
+/** The entries whose nodes each take a machine (bare metal, ironic): their machines, and whether more can be claimed. */
+function machineEntries(stack: Stack) {
   return Object.entries(stack.inventory).flatMap(([pool, entry]) => {
-    const bm = DRIVERS[entry.driver]?.bareMetal;
-    return bm ? [{ pool, machines: bm.machines(entry as never) }] : [];
+    const listed = DRIVERS[entry.driver]?.machinesOf?.(entry as never);
+    return listed ? [{ pool, ...listed }] : [];
   });
 }
 
 const provisioningNeeded: Rule = (stack, { provisioningGiven }) => {
-  const entries = bareMetalEntries(stack);
+  const entries = machineEntries(stack);
   // Given but broken: its own problems say what is wrong.
   if (!entries.length || stack.provisioning || provisioningGiven) return [];
   return [{ path: ["provisioning"], message: `is required: inventory ${entries.map((e) => e.pool).join(", ")} has machines that boot from the provisioning network (address, interface, dhcp, ramdisk)` }];
@@ -175,7 +175,7 @@ const machinesUnique: Rule = (stack) => {
   const problems: PathProblem[] = [];
   const names = new Map<string, string>();
   const macs = new Map<string, string>();
-  for (const { pool, machines } of bareMetalEntries(stack))
+  for (const { pool, machines } of machineEntries(stack))
     for (const [name, m] of Object.entries(machines)) {
       const other = names.get(name);
       if (other !== undefined) problems.push({ path: ["inventory", pool, "machines", name], message: `a machine of this name is in ${other} too: machine names are the stack's` });
@@ -189,12 +189,12 @@ const machinesUnique: Rule = (stack) => {
   return problems;
 };
 
-/** Nodes of a bare-metal entry: a machine each, the ones named must exist and be named once. */
+/** Nodes of a bare-metal or ironic entry: a machine each, the ones named must exist and be named once. */
 const nodeMachines: Rule = (stack) => {
   const problems: PathProblem[] = [];
-  for (const { pool, machines } of bareMetalEntries(stack)) {
+  for (const { pool, machines, open } of machineEntries(stack)) {
     const nodes = stack.nodes.filter((n) => n.pool === pool);
-    if (nodes.length > Object.keys(machines).length)
+    if (!open && nodes.length > Object.keys(machines).length)
       problems.push({ path: ["inventory", pool, "machines"], message: `the roles want ${nodes.length} nodes from ${pool}, which has ${Object.keys(machines).length} machines` });
     const taken = new Map<string, string>();
     for (const n of nodes.filter((x) => x.machine)) {
@@ -206,8 +206,8 @@ const nodeMachines: Rule = (stack) => {
   }
   for (const n of stack.nodes)
     // (an entry that did not parse has no driver to speak of: its own problem was reported)
-    if (n.machine && DRIVERS[n.driver] && !DRIVERS[n.driver]!.bareMetal)
-      problems.push({ path: ["roles", n.role, "nodes", n.name, "machine"], message: `is for bare-metal inventory entries (ipmi, redfish); ${n.pool} is ${n.driver}` });
+    if (n.machine && DRIVERS[n.driver] && !DRIVERS[n.driver]!.machinesOf)
+      problems.push({ path: ["roles", n.role, "nodes", n.name, "machine"], message: `is for inventory entries of machines (ipmi, redfish, ironic); ${n.pool} is ${n.driver}` });
   return problems;
 };
 

@@ -171,11 +171,12 @@ export const Provisioning = z
         metadata: Port.default(6385).describe("The metadata service (https): installed nodes keep this URL, so it is fixed"),
         store: Port.default(9292).describe("The embedded image store (https)"),
         http: Port.default(8080).describe("Boot files over plain http: iPXE scripts, the ramdisk's kernel and initramfs, the stack's CA certificate"),
+        ironic: Port.default(6386).describe("The embedded Ironic's API (https once the stack has a CA), for inventory entries with driver: ironic and url: embedded; its deploy ramdisks call it here"),
       })
       .optional()
       .describe("Fixed ports on the provisioning address (installed nodes keep the URLs)"),
   })
-  .describe("The network bare-metal machines boot from: ooo runs dnsmasq (DHCP, TFTP) there and serves the boot files, metadata and store on its address. Needed when the inventory has ipmi or redfish machines");
+  .describe("The network bare-metal machines boot from: ooo runs dnsmasq (DHCP, TFTP) there and serves the boot files, metadata and store on its address. Needed when the inventory has ipmi, redfish or ironic machines");
 
 export const Settings = z
   .strictObject({

@@ -109,7 +109,7 @@ roles:
     ["a bad role name", `version: 1\nroles:\n  Web_1:\n    count: 1\n    image: x@1\n`, [`${FILE}:3 roles.Web_1: must be lowercase letters, digits and '-', starting with a letter`]],
     ["too little memory", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    size: { memory: 128M }\n`, [`${FILE}:6 roles.web.size.memory: must be at least 256 MiB (a Debian node does not boot in less)`]],
     ["a size without sense", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    size: { memory: lots }\n`, [`${FILE}:6 roles.web.size.memory: must be a size such as 768M, 2G or 8GiB`]],
-    ["an unknown driver", `version: 1\ninventory:\n  rack: { driver: ironic }\nroles:\n  web:\n    count: 1\n    image: x@1\n`, [`${FILE}:3 inventory.rack.driver: must be one of: qemu, ipmi, redfish`]],
+    ["an unknown driver", `version: 1\ninventory:\n  rack: { driver: nova }\nroles:\n  web:\n    count: 1\n    image: x@1\n`, [`${FILE}:3 inventory.rack.driver: must be one of: qemu, ipmi, redfish, ironic`]],
     ["an unknown inventory entry", `version: 1\nroles:\n  web:\n    count: 1\n    image: x@1\n    inventory: rack\n`, [`${FILE}:6 roles.web.inventory: no inventory entry rack (entries: local)`]],
     [
       "several inventory entries, none named",

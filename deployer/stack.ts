@@ -66,7 +66,7 @@ export interface StackProvisioning {
   interface: string;
   dhcp: { range: [string, string] } | { proxy: true };
   ramdisk: string;
-  ports: { metadata: number; store: number; http: number };
+  ports: { metadata: number; store: number; http: number; ironic: number };
 }
 
 export type StoreChoice = { kind: "embedded" } | { kind: "url"; url: string; tokenFile?: string; caFile?: string };
@@ -290,7 +290,7 @@ function normalizeProvisioning(p: z.infer<typeof Provisioning>): StackProvisioni
     interface: p.interface,
     dhcp,
     ramdisk: p.ramdisk,
-    ports: { metadata: p.ports?.metadata ?? 6385, store: p.ports?.store ?? 9292, http: p.ports?.http ?? 8080 },
+    ports: { metadata: p.ports?.metadata ?? 6385, store: p.ports?.store ?? 9292, http: p.ports?.http ?? 8080, ironic: p.ports?.ironic ?? 6386 },
   };
 }
 

@@ -143,6 +143,16 @@ export const Download = z.object({
   sha256: Sha256Hex,
   size: z.number().int().nonnegative(),
 });
+export type Download = z.infer<typeof Download>;
+
+/**
+ * Ironic: the instance_info key where the deployer puts the golden disk's
+ * map (a Download, by a signed URL). Ironic hands its agent the node with
+ * its instance_info; ooo's agent then fetches only the disk's data, as for
+ * its own deploys. Ironic's own agent (IPA) ignores the key and streams the
+ * whole disk.
+ */
+export const IRONIC_DISK_MAP_KEY = "ooo_disk_map";
 
 export const DeployInstructions = z
   .object({

@@ -9,7 +9,7 @@ import { DeployStepFailed, ImageMismatch } from "../errors.ts";
 import type { DeployClient } from "./client.ts";
 import type { Target } from "./held-disk.ts";
 import { ImageWriter } from "./image-writer.ts";
-import { MapWriter } from "./map-writer.ts";
+import { MapWriter, type Get } from "./map-writer.ts";
 import { disks } from "./inventory.ts";
 import { blockDeviceSize, rereadPartitions, zeroOutBlock, zeroOutFile } from "./syscalls.ts";
 
@@ -117,9 +117,18 @@ export async function writeWholeImage(target: Target, expect: { size: number; sh
 }
 
 /** Only the disk's data, chunk by chunk as its map lists it, each chunk verified; the gaps zeroed. */
-async function writeByMap(client: DeployClient, d: DeployInstructions, target: Target, phase: Phase) {
-  const image = { ...d.image, map: d.image.map! };
+function writeByMap(client: DeployClient, d: DeployInstructions, target: Target, phase: Phase) {
   const get = (url: string, headers: Record<string, string>, signal: AbortSignal) => client.download(url, d.store_token, signal, { headers, storeCa: d.store_ca });
+  return writeMappedImage(target, { ...d.image, map: d.image.map! }, get, phase);
+}
+
+/**
+ * A raw disk by its map (wire/disk-map.ts): the map fetched and checked
+ * against its sha256 and the disk's, then only the chunks it lists, by
+ * Range on the disk's URL, each checked; the gaps zeroed. The disk is made
+ * bootable only once every chunk matched.
+ */
+export async function writeMappedImage(target: Target, image: Parameters<typeof MapWriter.open>[1], get: Get, phase: Phase) {
   const writer = await step("writing", async () => {
     wipeEnds(target);
     return MapWriter.open(get, image, target);

@@ -1,7 +1,9 @@
 import { log } from "../../lib/log.ts";
+import { assignMachines } from "../assign-machines.ts";
 import { checkMachines } from "../drivers/bare-metal.ts";
 import { driverFor } from "../drivers/index.ts";
 import type { ImageCache } from "../images.ts";
+import type { RamdiskFiles } from "../provisioning/boot-routes.ts";
 import { checkProvisioningHost, ensureProvisioningDhcp, prepareRamdisk } from "../provisioning/provisioning.ts";
 import { ensureMetadataService, type StackStore } from "../services.ts";
 import type { Stack } from "../stack.ts";
@@ -22,36 +24,13 @@ import { Machines, stackMachines } from "./machines.ts";
 export async function prepareBareMetal(o: { stack: Stack; stateDir: string; db: StateDb; store: StackStore; cache: ImageCache }): Promise<Map<string, string>> {
   const { stack, db } = o;
   const machines = stackMachines(stack);
-  const unusable = new Map<string, string>();
   const nodes = stack.nodes.filter((n) => driverFor(n.driver).bareMetal);
-  if (!nodes.length) return unusable;
+  if (!nodes.length) return new Map();
   const book = new Machines(db);
   for (const m of machines) book.enroll(m);
 
   // Machines: kept by existing nodes, named by the stack, else the first free of the entry.
-  const taken = new Map<string, string>();
-  for (const row of db.nodes()) if (row.machine) taken.set(row.machine, row.name);
-  for (const spec of nodes) {
-    const row = db.node(spec.name);
-    if (row?.machine) {
-      spec.machine = row.machine;
-      continue;
-    }
-    if (spec.machine) {
-      const owner = taken.get(spec.machine);
-      if (owner && owner !== spec.name) unusable.set(spec.name, `its machine ${spec.machine} runs node ${owner} (delete that node first)`);
-      else taken.set(spec.machine, spec.name);
-    }
-  }
-  for (const spec of nodes.filter((n) => !n.machine)) {
-    const free = machines.find((m) => m.pool === spec.pool && !taken.has(m.name));
-    if (!free) {
-      unusable.set(spec.name, `no free machine left in inventory ${spec.pool}`);
-      continue;
-    }
-    spec.machine = free.name;
-    taken.set(free.name, spec.name);
-  }
+  const unusable = assignMachines(db, nodes, machines);
 
   const byMachine = new Map(nodes.filter((n) => n.machine && !unusable.has(n.name)).map((n) => [n.machine!, n.name]));
   const problems = await log.step(`check the BMCs of ${[...byMachine.keys()].join(", ")}`, async () =>
@@ -74,10 +53,11 @@ export async function prepareBareMetal(o: { stack: Stack; stateDir: string; db: 
 }
 
 /** The provisioning network ready: the host checked, the deploy ramdisk in the cache, dnsmasq with the machines' MACs, the metadata service on the address. */
-export async function startProvisioning(o: { stack: Stack; stateDir: string; db: StateDb; store: StackStore; cache: ImageCache }) {
+export async function startProvisioning(o: { stack: Stack; stateDir: string; db: StateDb; store: StackStore; cache: ImageCache }): Promise<RamdiskFiles> {
   const p = o.stack.provisioning!;
   await checkProvisioningHost(p);
-  await prepareRamdisk(o.stack, o.stateDir, o.store, o.cache);
+  const ramdisk = await prepareRamdisk(o.stack, o.stateDir, o.store, o.cache);
   await ensureProvisioningDhcp(o.stack, o.stateDir, o.db);
   await ensureMetadataService(o.stateDir);
+  return ramdisk;
 }

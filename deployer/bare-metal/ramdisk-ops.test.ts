@@ -74,7 +74,7 @@ beforeAll(() => {
   book = new Machines(db);
   server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: metadataHandler({ db }) });
   md = `http://127.0.0.1:${server.port}`;
-  noteProvisioning(dir, { address: "127.0.0.1", interface: "lo", dhcp: { proxy: true }, ramdisk: "ooo-deploy@1", ports: { metadata: server.port!, store: 9292, http: 8080 } });
+  noteProvisioning(dir, { address: "127.0.0.1", interface: "lo", dhcp: { proxy: true }, ramdisk: "ooo-deploy@1", ports: { metadata: server.port!, store: 9292, http: 8080, ironic: 6386 } });
   book.enroll({ name: "m1", pool: "rack", driver: "fakebm", config: POOL, macs: ["52:54:00:aa:00:01"] });
   db.createNode({ ...SPEC, idx: 0, poolConfig: POOL });
   const store = { url: "http://127.0.0.1:9292", readToken: "read-token", embedded: true, service: { name: "store", host: "127.0.0.1", portFile: "/dev/null" } } as unknown as StackStore;

@@ -83,7 +83,7 @@ beforeAll(async () => {
     interface: "lo",
     dhcp: { proxy: true },
     ramdisk: "ooo-deploy@stable",
-    ports: { metadata: mdServer.port!, store: 9292, http: bootServer.port! },
+    ports: { metadata: mdServer.port!, store: 9292, http: bootServer.port!, ironic: 6386 },
   };
   const routes = bootRoutes({ db, provisioning });
   servers = [mdServer, bootServer];

@@ -67,7 +67,7 @@ describe("bare-metal stack files", () => {
       interface: "br0",
       dhcp: { range: ["10.77.0.100", "10.77.0.199"] },
       ramdisk: "ooo-deploy@stable",
-      ports: { metadata: 6385, store: 9292, http: 8080 },
+      ports: { metadata: 6385, store: 9292, http: 8080, ironic: 6386 },
     });
     expect(s.nodes.map((n) => [n.name, n.driver, n.machine])).toEqual([
       ["web-0", "ipmi", "m2"],

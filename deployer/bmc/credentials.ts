@@ -16,22 +16,23 @@ export const BmcLogin = z.strictObject({
 });
 export type BmcLogin = z.infer<typeof BmcLogin>;
 
-export function readBmcLogin(file: string): BmcLogin {
+/** `what` names the login in errors: a BMC's (default), or Ironic's http_basic one. */
+export function readBmcLogin(file: string, what = "BMC"): BmcLogin {
   let mode: number;
   try {
     mode = statSync(file).mode;
   } catch (e) {
-    throw new BmcCredentialsUnusable(file, (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message);
+    throw new BmcCredentialsUnusable(file, (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message, what);
   }
-  if (mode & 0o077) throw new BmcCredentialsUnusable(file, `its mode is ${(mode & 0o777).toString(8)}: a file holding a BMC password must be readable by its owner only (chmod 600)`);
+  if (mode & 0o077) throw new BmcCredentialsUnusable(file, `its mode is ${(mode & 0o777).toString(8)}: a file holding a password must be readable by its owner only (chmod 600)`, what);
   let value: unknown;
   try {
     value = parse(readFileSync(file, "utf8"));
   } catch (e) {
-    throw new BmcCredentialsUnusable(file, `not YAML (${(e as Error).message.split("\n")[0]})`);
+    throw new BmcCredentialsUnusable(file, `not YAML (${(e as Error).message.split("\n")[0]})`, what);
   }
   const parsed = BmcLogin.safeParse(value);
   // The issues name keys, never values: a value may be the password.
-  if (!parsed.success) throw new BmcCredentialsUnusable(file, `must hold username and password only (${parsed.error.issues.map((i) => `${i.path.join(".") || "the file"}: ${i.code}`).join("; ")})`);
+  if (!parsed.success) throw new BmcCredentialsUnusable(file, `must hold username and password only (${parsed.error.issues.map((i) => `${i.path.join(".") || "the file"}: ${i.code}`).join("; ")})`, what);
   return parsed.data;
 }

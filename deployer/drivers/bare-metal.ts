@@ -19,7 +19,7 @@ import type { BareMetalMachine, DriverNode, NodeDriver, PowerTarget } from "./dr
  */
 const MACHINE_NAME_RE = /^[a-z][a-z0-9-]*$/;
 
-const MacText = z
+export const MacText = z
   .string()
   .transform((s, ctx) => {
     const mac = normaliseMac(s);
@@ -70,6 +70,14 @@ export interface BmcMaker<P extends Pool> {
 
 const GRACE_SECONDS = 60;
 
+/** Machines on the provisioning network reach the services at its address and fixed ports (an installed node keeps them). */
+export const provisioningServiceUrl: NodeDriver["serviceUrl"] = (service, options = {}) => {
+  const p = options.provisioning;
+  // Without a provisioning network there is no address: the stack rules refuse such a stack before this is asked.
+  if (!p) return `${options.tls ? "https" : "http"}://provisioning-address-unset`;
+  return `${options.tls ? "https" : "http"}://${p.address}:${p.ports[service]}`;
+};
+
 export function bareMetalDriver<P extends Pool>(maker: BmcMaker<P>): NodeDriver<P> {
   const machineOf = (node: DriverNode) => {
     const pool = maker.pool.parse(node.pool);
@@ -87,6 +95,7 @@ export function bareMetalDriver<P extends Pool>(maker: BmcMaker<P>): NodeDriver<
   return {
     name: maker.name,
     pool: maker.pool,
+    machinesOf: (pool) => ({ machines: pool.machines, open: false }),
     bareMetal: {
       machines,
       bmc: (pool, name) => {
@@ -117,12 +126,7 @@ export function bareMetalDriver<P extends Pool>(maker: BmcMaker<P>): NodeDriver<
       return problems;
     },
 
-    serviceUrl(service, options = {}) {
-      const p = options.provisioning;
-      // Without a provisioning network there is no address: the stack rules refuse such a stack before this is asked.
-      if (!p) return `${options.tls ? "https" : "http"}://provisioning-address-unset`;
-      return `${options.tls ? "https" : "http"}://${p.address}:${p.ports[service]}`;
-    },
+    serviceUrl: provisioningServiceUrl,
 
     async provision(node) {
       throw new DriverFailed(node.name, "a bare-metal machine's disk is written by the deploy ramdisk, not by the driver (this is a bug in ooo)");

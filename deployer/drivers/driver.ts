@@ -32,10 +32,12 @@ export interface DriverNode {
   name: string;
   /** A folder in the state folder that belongs to this node and its driver. */
   dir: string;
+  /** The stack's state folder (where a driver finds the stack's own daemons: the embedded Ironic). */
+  stateDir: string;
   size: NodeSize;
   /** The node's inventory entry (the pool's settings, validated by the driver's schema). */
   pool: Record<string, unknown>;
-  /** The machine of the pool the node runs on (bare-metal drivers: a name in the entry's `machines`). */
+  /** The machine of the pool the node runs on (a name in the entry's `machines`; ironic: or the Ironic node it claimed). */
   machine?: string;
 }
 
@@ -50,17 +52,23 @@ export interface HostService {
   tls?: boolean;
 }
 
-/** A whole-disk image, downloaded and verified into the deployer's cache. */
-export interface DiskImage {
+/** A whole-disk image where a machine fetches it itself (drivers with `remoteDeploy`: Ironic's agent). */
+export interface ImageAtUrl {
   /** The image's content address (manifest digest). */
   digest: string;
-  /** The raw disk in the local cache (sparse), already checked against `sha256`. */
-  path: string;
   sha256: string;
   /** Apparent size in bytes. */
   size: number;
-  /** Where the same bytes can be fetched (a store blob URL), for drivers whose machines download it themselves. */
+  /** Where the bytes are fetched: a store blob URL (for remoteDeploy drivers, signed: it needs no token). */
   url: string;
+  /** The disk's map (wire/disk-map.ts) where it is fetched, when the build wrote one: an agent that knows it fetches only the disk's data. */
+  map?: { url: string; sha256: string; size: number };
+}
+
+/** A whole-disk image, downloaded and verified into the deployer's cache. */
+export interface DiskImage extends ImageAtUrl {
+  /** The raw disk in the local cache (sparse), already checked against `sha256`. */
+  path: string;
   /** The image's kernel in the cache, when the manifest has one (the qemu driver probes KVM with it). */
   kernel?: string;
 }
@@ -75,13 +83,18 @@ export type PowerState = "on" | "off";
 export type PowerTarget = "on" | "off" | "soft-off" | "reset" | "reboot";
 
 export interface ProvisionRequest {
-  image: DiskImage;
+  /** In the local cache; at a URL only, for remoteDeploy drivers. */
+  image: DiskImage | ImageAtUrl;
   /** The node's first metadata; the driver writes it as a config drive in its own format. */
   configDrive: ConfigDriveMetadata;
   /** Services the node must reach once up (from `serviceUrl`). */
   services: HostService[];
   /** Guest TCP ports to make reachable from the host. */
   expose?: number[];
+  /** How long the provision may take (remoteDeploy drivers: the machine boots and writes its disk meanwhile). */
+  timeoutSeconds?: number;
+  /** Record a timeline event of the node (remoteDeploy: its power-on into the deploy ramdisk, the agent's lookup, the write). */
+  note?: (kind: string, detail: Record<string, unknown>) => void;
 }
 
 /** Where a stack's provisioning network serves its machines (stack file `provisioning:`). */
@@ -124,6 +137,20 @@ export interface NodeDriver<Pool extends Record<string, unknown> = Record<string
   resolvePaths?(pool: Pool, stackDir: string): Pool;
   /** Machines reached through a BMC and written by the deploy ramdisk (ipmi, redfish); the deployer provisions them, not `provision`. */
   readonly bareMetal?: BareMetal<Pool>;
+  /**
+   * Machines deployed by a service of their own (Ironic): `provision` has it
+   * boot them, fetch the image by URL (no local copy: the request's image is
+   * an ImageAtUrl) and write the disk, and leaves them booting their node;
+   * they reach the stack's services on the provisioning network.
+   */
+  readonly remoteDeploy?: boolean;
+  /**
+   * The entry's machines by name, for drivers whose nodes each take one
+   * (bare metal, ironic), with the MACs dnsmasq answers; `open` when more
+   * can be claimed than are listed (Ironic's resource_class). The stack's
+   * rules check names, MACs and counts by it.
+   */
+  machinesOf?(pool: Pool): { machines: Record<string, { macs: string[] }>; open: boolean };
   /** Write the image and the config drive onto the node's disk. The node must be powered off; it stays off. */
   provision(node: DriverNode, request: ProvisionRequest): Promise<void>;
   powerState(node: DriverNode): Promise<PowerState>;

@@ -6,7 +6,7 @@ import { bareMetalDriver, bareMetalPool } from "./bare-metal.ts";
  * Machines whose BMC speaks IPMI over LAN (ipmitool, lanplus, cipher suite
  * 3): `bmc: { address: HOST[:PORT], credentials: FILE }`.
  */
-const IpmiBmcSettings = z
+export const IpmiBmcSettings = z
   .strictObject({
     address: z
       .string()

@@ -220,6 +220,8 @@ export const qemuDriver: NodeDriver<QemuPool> = {
   },
 
   async provision(node, request: ProvisionRequest) {
+    const image = request.image;
+    if (!("path" in image)) throw new DriverFailed(node.name, "the qemu driver writes a disk from the image cache, and was given only a URL (this is a bug in ooo)");
     if (runningPid(node) !== undefined) throw new DriverFailed(node.name, "is powered on: its disk can only be written while it is off");
     if (/[\s,'"]/.test(node.dir))
       throw new DriverFailed(node.name, `the state folder ${node.dir} has a space, comma or quote: qemu's options cannot hold it`, {
@@ -233,7 +235,7 @@ export const qemuDriver: NodeDriver<QemuPool> = {
     const tmpDrive = `${f.configDrive}.new`;
     const tmpVars = `${f.varStore}.new`;
     try {
-      await writeDisk(request.image.path, tmpDisk, node.size.diskBytes);
+      await writeDisk(image.path, tmpDisk, node.size.diskBytes);
       await makeConfigDrive(tmpDrive, request.configDrive);
       const uefi = poolOf(node).boot_mode === "uefi";
       if (uefi) newVarStore(tmpVars);
@@ -243,7 +245,7 @@ export const qemuDriver: NodeDriver<QemuPool> = {
       const hostForwards = [];
       for (const guestPort of request.expose ?? [])
         hostForwards.push({ guestPort, hostPort: before.find((b) => b.guestPort === guestPort)?.hostPort ?? freePort() });
-      const spec = { memoryMiB: node.size.memoryMiB, cpus: node.size.cpus, services: request.services, probeKernel: request.image.kernel, hostForwards };
+      const spec = { memoryMiB: node.size.memoryMiB, cpus: node.size.cpus, services: request.services, probeKernel: image.kernel, hostForwards };
       writeFileSync(f.spec, JSON.stringify(spec, null, 2) + "\n");
       renameSync(tmpDisk, f.disk);
       renameSync(tmpDrive, f.configDrive);

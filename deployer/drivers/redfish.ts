@@ -6,7 +6,7 @@ import { bareMetalDriver, bareMetalPool } from "./bare-metal.ts";
  * Machines whose BMC speaks Redfish: `bmc: { url: …/redfish/v1/Systems/ID,
  * credentials: FILE, ca_file?: FILE }`, basic auth over https (or http).
  */
-const RedfishBmcSettings = z
+export const RedfishBmcSettings = z
   .strictObject({
     url: z
       .url({ protocol: /^https?$/ })

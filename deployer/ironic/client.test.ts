@@ -9,7 +9,7 @@ import { requireCommand } from "../../test/support/require.ts";
 import { IronicFailed, IronicNodeFailed } from "../errors.ts";
 import { IronicClient, ironicMessage } from "./client.ts";
 import { ensureEmbeddedIronic, stopEmbeddedIronic, type EmbeddedIronic } from "./embedded.ts";
-import { waitForPower, waitForProvisionState } from "./wait.ts";
+import { waitForAllocation, waitForPower, waitForProvisionState } from "./wait.ts";
 
 /**
  * The Ironic client against a real embedded Ironic: `fake-hardware` nodes
@@ -59,6 +59,10 @@ describe("fake-hardware nodes", () => {
     expect(await client.listNodes({ resourceClass: "ooo-none" })).toEqual([]);
     const b1 = await client.getNode("b1");
     expect(b1).toMatchObject({ name: "b1", driver: "fake-hardware", resource_class: "ooo-b", provision_state: "enroll", maintenance: false, last_error: null });
+    await client.setMaintenance("b1", "a fan is loud");
+    expect(await client.getNode("b1")).toMatchObject({ maintenance: true, maintenance_reason: "a fan is loud" });
+    await client.setMaintenance("b1", false);
+    expect(await client.getNode("b1")).toMatchObject({ maintenance: false, maintenance_reason: null });
     expect((await client.getNode(b1.uuid)).name).toBe("b1");
   });
 
@@ -86,6 +90,39 @@ describe("fake-hardware nodes", () => {
     expect(states.at(-1)).toBe("active");
     await client.setProvisionState("f1", "deleted");
     expect((await waitForProvisionState(client, "f1", "available", fast)).instance_info).toEqual({});
+  });
+
+  test("a node claimed from a resource class by an allocation of a UUID we choose; deleting it frees the node", async () => {
+    const node = await client.createNode({ name: "c1", driver: "fake-hardware", resource_class: "ooo-claim", deploy_interface: "fake", boot_interface: "fake" });
+    expect(await client.ports(node.uuid)).toEqual([]);
+    await client.createPort(node.uuid, "52:54:00:00:00:c1");
+    expect((await client.ports(node.uuid)).map((p) => p.address)).toEqual(["52:54:00:00:00:c1"]);
+    // Not available yet: nothing to claim.
+    const none = await client.createAllocation({ resource_class: "ooo-claim", name: "early" });
+    const refused = await waitForAllocation(client, none.uuid, fast).catch((e) => e);
+    expect(refused).toBeInstanceOf(IronicFailed);
+    expect(refused.message).toContain("no node of resource class ooo-claim could be claimed");
+    await client.deleteAllocation(none.uuid);
+
+    await client.setProvisionState("c1", "manage");
+    await waitForProvisionState(client, "c1", "manageable", fast);
+    await client.setProvisionState("c1", "provide");
+    await waitForProvisionState(client, "c1", "available", fast);
+    // Ironic claims only nodes whose power state it knows: fake power has none until it is set.
+    await client.setPowerState("c1", "power off");
+    await waitForPower(client, "c1", "power off", fast);
+    const uuid = crypto.randomUUID();
+    const a = await client.createAllocation({ resource_class: "ooo-claim", uuid, name: "web-0" });
+    expect(a).toMatchObject({ uuid, name: "web-0", resource_class: "ooo-claim" });
+    const claimed = await waitForAllocation(client, uuid, fast);
+    expect(claimed.node_uuid).toBe(node.uuid);
+    expect((await client.getNode("c1")).instance_uuid).toBe(uuid);
+    // One node, claimed: a second claim finds none.
+    const second = await client.createAllocation({ resource_class: "ooo-claim", name: "web-1" });
+    expect(await waitForAllocation(client, second.uuid, fast).catch((e) => e.message)).toContain("could be claimed");
+    await client.deleteAllocation(second.uuid);
+    await client.deleteAllocation(uuid);
+    expect((await client.getNode("c1")).instance_uuid).toBeNull();
   });
 
   test("Ironic's errors name the node and carry its message", async () => {

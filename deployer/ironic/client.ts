@@ -33,6 +33,7 @@ export const IronicNode = z.looseObject({
   driver_info: z.record(z.string(), z.unknown()),
   properties: z.record(z.string(), z.unknown()),
   deploy_step: z.record(z.string(), z.unknown()).nullable().optional(),
+  allocation_uuid: z.string().nullable().optional(),
 });
 export type IronicNode = z.infer<typeof IronicNode>;
 
@@ -43,12 +44,22 @@ export type NodeValidation = z.infer<typeof NodeValidation>;
 const Root = z.looseObject({ default_version: z.looseObject({ version: z.string(), min_version: z.string() }) });
 const BootDevice = z.looseObject({ boot_device: z.string().nullable(), persistent: z.boolean().nullable() });
 const Port = z.looseObject({ uuid: z.string(), address: z.string(), node_uuid: z.string() });
+const PortList = z.object({ ports: z.array(Port) });
+export const Allocation = z.looseObject({
+  uuid: z.string(),
+  name: z.string().nullable(),
+  resource_class: z.string().nullable(),
+  node_uuid: z.string().nullable(),
+  state: z.string(),
+  last_error: z.string().nullable(),
+});
+export type Allocation = z.infer<typeof Allocation>;
 
 /** What `PUT …/states/provision` accepts (Ironic's verbs). */
 export type ProvisionTarget = "manage" | "provide" | "active" | "deleted" | "rebuild" | "abort" | "clean" | "adopt";
 export type PowerTarget = "power on" | "power off" | "rebooting" | "soft power off" | "soft rebooting";
 
-/** A config drive as JSON (API ≥ 1.56): the conductor makes the ISO. */
+/** A config drive as JSON (API ≥ 1.56): the conductor makes the ISO. (Or a string: gzip then base64 of a drive image, or its URL.) */
 export interface ConfigDrive {
   meta_data?: Record<string, unknown>;
   network_data?: Record<string, unknown>;
@@ -131,6 +142,11 @@ export class IronicClient {
       if (res.ok) return res;
       const message = ironicMessage(await res.text().catch(() => ""));
       if (res.status === 409 && /\block(ed)?\b/i.test(message) && Date.now() < deadline) continue;
+      // An Ironic behind Keystone says so in its challenge: ooo speaks http_basic only.
+      if (res.status === 401 && /^keystone/i.test(res.headers.get("www-authenticate") ?? ""))
+        throw new IronicFailed(this.url, options.node, res.status, `${method} ${path}: this Ironic wants Keystone tokens`, {
+          hint: "Keystone is not supported: ooo logs in to Ironic with http_basic (its auth_strategy = http_basic, an htpasswd of bcrypt entries).",
+        });
       if (res.status === 401 || res.status === 403)
         throw new IronicFailed(this.url, options.node, res.status, `${method} ${path}: ${message}`, {
           hint: `Ironic refused the login${this.options.loginSource ? ` from ${this.options.loginSource}` : ""}: check its username and password.`,
@@ -193,6 +209,36 @@ export class IronicClient {
     return this.json(Port, "POST", "/v1/ports", { body: { node_uuid: nodeUuid, address: mac }, node: nodeUuid });
   }
 
+  /** The node's ports (its NICs' MACs, as Ironic knows them). */
+  async ports(nodeUuid: string): Promise<z.infer<typeof Port>[]> {
+    return (await this.json(PortList, "GET", `/v1/ports?${new URLSearchParams({ node_uuid: nodeUuid, fields: "uuid,address,node_uuid" })}`, { node: nodeUuid })).ports;
+  }
+
+  /**
+   * Claim a node of a resource class (API 1.52+): the conductor picks one
+   * that is available, not in maintenance and not reserved, and sets its
+   * instance_uuid to the allocation's UUID, which the caller may choose
+   * (ooo uses its node's). The allocation is `allocating` until it is
+   * `active` (node_uuid set) or `error` (last_error says why).
+   */
+  createAllocation(fields: { resource_class: string; uuid?: string; name?: string; candidate_nodes?: string[] }): Promise<Allocation> {
+    return this.json(Allocation, "POST", "/v1/allocations", { body: fields, node: fields.name });
+  }
+
+  getAllocation(id: string): Promise<Allocation> {
+    return this.json(Allocation, "GET", `/v1/allocations/${encodeURIComponent(id)}`, { node: id });
+  }
+
+  /** Give the node back (a deployed node's allocation goes by itself when it is undeployed). */
+  async deleteAllocation(id: string): Promise<void> {
+    await this.call("DELETE", `/v1/allocations/${encodeURIComponent(id)}`, { node: id });
+  }
+
+  /** Into maintenance with a reason (Ironic then leaves the node alone), or out of it. */
+  async setMaintenance(id: string, reason: string | false): Promise<void> {
+    await this.call(reason === false ? "DELETE" : "PUT", this.nodePath(id, "/maintenance"), { node: id, ...(reason === false ? {} : { body: { reason } }) });
+  }
+
   /** JSON patch of the node (RFC 6902, as Ironic takes it). */
   patchNode(id: string, ops: { op: "add" | "replace" | "remove"; path: string; value?: unknown }[]): Promise<IronicNode> {
     return this.json(IronicNode, "PATCH", this.nodePath(id), { body: ops, node: id });
@@ -204,7 +250,7 @@ export class IronicClient {
     return this.patchNode(id, Object.entries(info).map(([k, value]) => ({ op: "add" as const, path: `/instance_info/${k}`, value })));
   }
 
-  async setProvisionState(id: string, target: ProvisionTarget, options: { configdrive?: ConfigDrive } = {}): Promise<void> {
+  async setProvisionState(id: string, target: ProvisionTarget, options: { configdrive?: ConfigDrive | string } = {}): Promise<void> {
     await this.call("PUT", this.nodePath(id, "/states/provision"), { body: { target, ...(options.configdrive ? { configdrive: options.configdrive } : {}) }, node: id });
   }
 

@@ -41,6 +41,27 @@ export const ironicFolders = (dir: string) => {
   return [l.confDir, l.httpRoot, l.tftpRoot, join(l.tftpRoot, "master_images"), l.tmp, l.locks, l.deployLogs];
 };
 
+/** Ironic 21.4's default_log_levels (ironic/conf/opts.py): the option replaces the list, so it is given whole. */
+const IRONIC_LOG_LEVELS = [
+  "amqp=WARNING",
+  "amqplib=WARNING",
+  "qpid.messaging=INFO",
+  "oslo.messaging=INFO",
+  "oslo_messaging=INFO",
+  "sqlalchemy=WARNING",
+  "stevedore=INFO",
+  "eventlet.wsgi.server=INFO",
+  "iso8601=WARNING",
+  "requests=WARNING",
+  "glanceclient=WARNING",
+  "urllib3.connectionpool=WARNING",
+  "keystonemiddleware.auth_token=INFO",
+  "keystoneauth.session=INFO",
+  "openstack=WARNING",
+  "oslo_policy=WARNING",
+  "oslo_concurrency.lockutils=WARNING",
+];
+
 export function ironicConf(i: IronicConfInput): string {
   const l = ironicLayout(i.dir);
   const sections: Record<string, Record<string, string | number | boolean>> = {
@@ -55,6 +76,9 @@ export function ironicConf(i: IronicConfInput): string {
       // ipmitool's password files (-f) land here, in a 0700 folder, not in /tmp.
       tempdir: l.tmp,
       log_file: l.log,
+      // Ironic's own defaults, and its cleaning quiet: with cleaning off it logs the whole node at INFO,
+      // driver_info and so the BMC's password in it ("Automated cleaning is disabled …, node Node(…)").
+      default_log_levels: [...IRONIC_LOG_LEVELS, "ironic.conductor.cleaning=WARNING"].join(","),
       // fake-hardware and manual-management (noop management, fake power): nodes without a BMC, for tests.
       enabled_hardware_types: "ipmi,redfish,fake-hardware,manual-management",
       enabled_boot_interfaces: "ipxe,fake",

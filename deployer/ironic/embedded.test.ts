@@ -6,6 +6,8 @@ import { ensureCa, ensureServerCert } from "../../lib/certs.ts";
 import { pidAlive } from "../../test/support/proc.ts";
 import { requireCommand } from "../../test/support/require.ts";
 import { daemonPid } from "../daemons.ts";
+import { IronicClient } from "./client.ts";
+import { waitForProvisionState } from "./wait.ts";
 import { embeddedIronicFiles, embeddedIronicUrl, ensureEmbeddedIronic, stopEmbeddedIronic, type EmbeddedIronic } from "./embedded.ts";
 
 /**
@@ -62,6 +64,20 @@ test("starts from Debian's packages: SQLite, http_basic with a generated passwor
   // The password is in its two files only: not on the daemon's command line, in its environment or its log.
   const pid = daemonPid(files.daemon)!;
   for (const f of [`/proc/${pid}/cmdline`, `/proc/${pid}/environ`, files.log]) expect(readFileSync(f, "latin1")).not.toContain(ironic.password);
+}, 60_000);
+
+test("a BMC password given to Ironic stays out of its log (its cleaning logs whole nodes at INFO: quieted)", async () => {
+  const ironic = await ensureEmbeddedIronic(stateDir);
+  const client = new IronicClient({ url: ironic.url, login: { username: ironic.username, password: ironic.password } });
+  await client.createNode({ name: "secret", driver: "fake-hardware", driver_info: { ipmi_password: "bmc-password-in-driver-info" } });
+  for (const [verb, state] of [["manage", "manageable"], ["provide", "available"]] as const) {
+    await client.setProvisionState("secret", verb);
+    await waitForProvisionState(client, "secret", state, { timeoutMs: 30_000, intervalMs: 200 });
+  }
+  const log = readFileSync(files.log, "utf8");
+  expect(log).toContain("Node"); // it logs
+  expect(log).not.toContain("bmc-password-in-driver-info");
+  await client.deleteNode("secret");
 }, 60_000);
 
 test("a second ensure leaves it running; a stop ends it; a restart keeps its database and password", async () => {

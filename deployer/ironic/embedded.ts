@@ -25,7 +25,6 @@ import { ironicConf, ironicFolders, ironicLayout } from "./config.ts";
  * The password never leaves files of mode 0600: login.yaml (what ooo
  * sends) and htpasswd (its bcrypt hash, what Ironic checks).
  */
-export const IRONIC_PORT = 6386;
 const USERNAME = "ooo";
 const SERVICE = "the embedded Ironic";
 
@@ -118,7 +117,7 @@ export async function ensureEmbeddedIronic(stateDir: string, options: { port?: n
   const pid = daemonPid(f.daemon);
   const previous = readPort(f.portFile);
   // Without a provisioning network: the port it had (still its own while it runs), else a free one.
-  const port = options.port ?? (prov ? IRONIC_PORT : pid !== undefined && previous !== undefined ? previous : freePort(previous));
+  const port = options.port ?? (prov ? prov.ports.ironic : pid !== undefined && previous !== undefined ? previous : freePort(previous));
   const url = urlOf(stateDir, port);
   const conf = ironicConf({
     dir: f.dir,

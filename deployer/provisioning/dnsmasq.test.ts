@@ -7,7 +7,7 @@ const provisioning = (dhcp: { range: [string, string] } | { proxy: true }) => ({
   interface: "br0",
   dhcp,
   ramdisk: "ooo-deploy@stable",
-  ports: { metadata: 6385, store: 9292, http: 8080 },
+  ports: { metadata: 6385, store: 9292, http: 8080, ironic: 6386 },
 });
 const MACS = ["52:54:00:77:00:10", "52:54:00:77:00:11", "52:54:00:77:00:12"];
 

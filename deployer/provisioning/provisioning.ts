@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import { publishAtomically } from "../../lib/atomic.ts";
 import { log } from "../../lib/log.ts";
 import { Machines } from "../bare-metal/machines.ts";
+import { driverFor } from "../drivers/index.ts";
 import { RoleImageUnusable } from "../errors.ts";
 import { ProvisioningUnusable } from "../errors.ts";
 import { resolveRoleImage, type ImageCache } from "../images.ts";
@@ -56,10 +57,15 @@ export async function prepareRamdisk(stack: Stack, stateDir: string, store: Stac
   return files;
 }
 
-/** dnsmasq with the enrolled machines' MACs (every machine of the stack: any of them may boot into the ramdisk). */
+/**
+ * dnsmasq with the MACs of every machine of the stack: the enrolled ones
+ * (any of them may boot into the ramdisk) and those its inventory lists
+ * (the embedded Ironic's, which Ironic boots).
+ */
 export async function ensureProvisioningDhcp(stack: Stack, stateDir: string, db: StateDb): Promise<void> {
   const p = stack.provisioning!;
   const facts = await interfaceFacts(p.interface);
-  const macs = [...new Set(new Machines(db).all().flatMap((m) => m.macs))].sort();
+  const listed = Object.values(stack.inventory).flatMap((entry) => Object.values(driverFor(entry.driver).machinesOf?.(entry as never).machines ?? {}).flatMap((m) => m.macs));
+  const macs = [...new Set([...new Machines(db).all().flatMap((m) => m.macs), ...listed])].sort();
   await ensureDnsmasq(stateDir, dnsmasqConfig({ provisioning: p, macs, network: facts.network, ipv6: facts.ipv6, leaseFile: dnsmasqFiles(stateDir).leases }));
 }

@@ -17,7 +17,8 @@ export const ProvisioningSettings = z.object({
   interface: z.string(),
   dhcp: z.union([z.object({ range: z.tuple([z.string(), z.string()]) }), z.object({ proxy: z.literal(true) })]),
   ramdisk: z.string(),
-  ports: z.object({ metadata: z.number(), store: z.number(), http: z.number() }),
+  // ironic: absent in the files of ooo before the embedded Ironic had a port of its own.
+  ports: z.object({ metadata: z.number(), store: z.number(), http: z.number(), ironic: z.number().default(6386) }),
 });
 
 export function noteProvisioning(stateDir: string, p: StackProvisioning | undefined) {

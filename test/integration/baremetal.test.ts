@@ -115,7 +115,7 @@ describe("bare metal through the test bed's BMCs", () => {
     const r = await ooo("enroll", stackFile);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("nothing was touched; a machine is not usable:");
-    expect(r.stderr).toMatch(/- x1: BMC ipmi:\/\/127\.0\.0\.1:\d+: ipmitool power status: .*(RAKP|session)/);
+    expect(r.stderr).toMatch(/- x1: BMC ipmi:\/\/127\.0\.0\.\d+:\d+: ipmitool power status: .*(RAKP|session)/);
     expect(r.stderr).toContain("wrong-bmc.yaml");
     expect(r.stderr).not.toMatch(/- (u1|u2|b1|r1|f1|s1):/);
     for (const m of bed.machines) expect(powerEvents(m)).toEqual([]);
@@ -149,7 +149,7 @@ describe("bare metal through the test bed's BMCs", () => {
 
     // x1's BMC refused the login: its node failed before anything, x1 never touched.
     expect(outcome["bad-0"]!.result).toBe("failed");
-    expect(outcome["bad-0"]!.error).toMatch(/^machine x1: BMC ipmi:\/\/127\.0\.0\.1:\d+: ipmitool power status: /);
+    expect(outcome["bad-0"]!.error).toMatch(/^machine x1: BMC ipmi:\/\/127\.0\.0\.\d+:\d+: ipmitool power status: /);
     expect(powerEvents(machine("x1"))).toEqual([]);
     // s1's disk cannot hold the image: failed at the ramdisk's step, with its log, and powered off.
     expect(outcome["tiny-0"]!.result).toBe("failed");

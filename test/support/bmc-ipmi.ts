@@ -29,20 +29,20 @@ export interface IpmiBmc {
 }
 
 /** A UDP port free on loopback right now. */
-function freeUdpPort(): Promise<number> {
-  return Bun.udpSocket({ hostname: "127.0.0.1", port: 0 }).then((s) => {
+function freeUdpPort(address: string): Promise<number> {
+  return Bun.udpSocket({ hostname: address, port: 0 }).then((s) => {
     const port = s.port;
     s.close();
     return port;
   });
 }
 
-function lanConf(o: { name: string; port: number; username: string; password: string; chassis: string }) {
+function lanConf(o: { name: string; address: string; port: number; username: string; password: string; chassis: string }) {
   return [
     `name "${o.name}"`,
     "set_working_mc 0x20",
     "  startlan 1",
-    `    addr 127.0.0.1 ${o.port}`,
+    `    addr ${o.address} ${o.port}`,
     "    priv_limit admin",
     // IPMI 1.5 logins (-I lan) with an MD5 digest only; never "none" or "straight".
     "    allowed_auths_callback md5",
@@ -65,8 +65,12 @@ const EMU = ["mc_setbmc 0x20", "mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x129
  * With `netns`, ipmi_sim runs inside the namespace and listens on its
  * loopback: a deployer run inside the namespace (as on a host of the
  * provisioning network) reaches it there, as a real one reaches its BMCs.
+ * `address` is a loopback address of its own (127.0.0.0/8), as each real
+ * BMC has one: Ironic spaces its commands to one address 5 s apart
+ * ([ipmi] min_command_interval), for every BMC on it.
  */
-export async function startIpmiBmc(o: { dir: string; machineDir: string; credentials: string; name: string; netns?: Netns }): Promise<IpmiBmc> {
+export async function startIpmiBmc(o: { dir: string; machineDir: string; credentials: string; name: string; netns?: Netns; address?: string }): Promise<IpmiBmc> {
+  const address = o.address ?? "127.0.0.1";
   const creds = readCredentials(o.credentials);
   mkdirSync(join(o.dir, "state"), { recursive: true, mode: 0o700 });
   // popen runs the chassis program through the shell: it gets plain paths. The clone (and bun) may
@@ -77,9 +81,9 @@ export async function startIpmiBmc(o: { dir: string; machineDir: string; credent
   symlinkSync(CHASSIS_PROGRAM, chassis);
   for (const p of [bun, chassis, o.machineDir])
     if (!/^[\w./+-]+$/.test(p)) throw new Error(`${p}: ipmi_sim runs its chassis program through a shell; use a path without blanks or quotes`);
-  const port = await freeUdpPort();
+  const port = await freeUdpPort(address);
   const conf = join(o.dir, "lan.conf");
-  writeFileSync(conf, lanConf({ name: o.name, port, ...creds, chassis: `${bun} ${chassis} ${o.machineDir}` }), { mode: 0o600 });
+  writeFileSync(conf, lanConf({ name: o.name, address, port, ...creds, chassis: `${bun} ${chassis} ${o.machineDir}` }), { mode: 0o600 });
   writeFileSync(join(o.dir, "sim.emu"), EMU);
   const log = join(o.dir, "ipmi_sim.log");
   const out = openSync(log, "a");
@@ -91,7 +95,7 @@ export async function startIpmiBmc(o: { dir: string; machineDir: string; credent
   });
   closeSync(out);
   const bmc: IpmiBmc = {
-    address: "127.0.0.1",
+    address,
     port,
     dir: o.dir,
     ...(o.netns ? { netns: o.netns } : {}),
@@ -100,19 +104,19 @@ export async function startIpmiBmc(o: { dir: string; machineDir: string; credent
       await p.exited;
     },
   };
-  for (const deadline = Date.now() + 5000; !(await listening(port, o.netns)); await Bun.sleep(20)) {
+  for (const deadline = Date.now() + 5000; !(await listening(address, port, o.netns)); await Bun.sleep(20)) {
     if (p.exitCode !== null || Date.now() > deadline) {
       await bmc.stop();
-      throw new Error(`ipmi_sim for ${o.name} did not open 127.0.0.1:${port}:\n${readFileSync(log, "utf8").slice(-2000)}`);
+      throw new Error(`ipmi_sim for ${o.name} did not open ${address}:${port}:\n${readFileSync(log, "utf8").slice(-2000)}`);
     }
   }
   return bmc;
 }
 
-async function listening(port: number, netns?: Netns) {
+async function listening(address: string, port: number, netns?: Netns) {
   const argv = ["ss", "-Huln", `sport = :${port}`];
   const r = await execa(netns ? "ip" : argv[0]!, netns ? ["netns", "exec", netns.name, ...argv] : argv.slice(1), { reject: false });
-  return String(r.stdout).includes(`127.0.0.1:${port}`);
+  return String(r.stdout).includes(`${address}:${port}`);
 }
 
 /**

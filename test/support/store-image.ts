@@ -11,11 +11,20 @@ export const sha256Hex = (b: Uint8Array | string) => createHash("sha256").update
 
 export type StoreCall = (method: string, path: string, body?: string | Uint8Array) => Promise<Response>;
 
-export async function publishTestImage(store: Store, call: StoreCall, name: string, seed: string, kernel: Uint8Array, disk = new TextEncoder().encode(`disk of ${seed}`)) {
+/** `more`: further artifacts (type and bytes), such as the disk's map. */
+export async function publishTestImage(
+  store: Store,
+  call: StoreCall,
+  name: string,
+  seed: string,
+  kernel: Uint8Array,
+  disk = new TextEncoder().encode(`disk of ${seed}`),
+  more: { type: string; bytes: Uint8Array }[] = [],
+) {
   const data = new TextEncoder().encode(`root of ${seed}`);
   const image = await store.create({ name, disk_format: "raw", container_format: "bare" });
   await store.upload(image.id, [data]);
-  for (const b of [disk, kernel]) {
+  for (const b of [disk, kernel, ...more.map((m) => m.bytes)]) {
     const res = await call("PUT", `/v2/ooo/blobs/sha256:${sha256Hex(b)}`, b);
     if (res.status >= 300) throw new Error(`PUT blob: ${res.status} ${await res.text()}`);
   }
@@ -25,6 +34,7 @@ export async function publishTestImage(store: Store, call: StoreCall, name: stri
     artifacts: [
       { type: "raw", file: `${name}.raw`, sha256: sha256Hex(disk), size: disk.length },
       { type: "vmlinuz", file: `${name}.vmlinuz`, sha256: sha256Hex(kernel), size: kernel.length },
+      ...more.map((m) => ({ type: m.type, file: `${name}.${m.type}`, sha256: sha256Hex(m.bytes), size: m.bytes.length })),
     ],
     sizes: { rootBytes: data.length }, timings: { totalSeconds: 0, phases: {} },
   };

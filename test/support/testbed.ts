@@ -12,7 +12,8 @@ import { requireCommand, requireRoot } from "./require.ts";
 /**
  * Bare-metal machines for tests: each a qemu VM on a tap in the test's own
  * network namespace, powered only through its BMC — an ipmi_sim on a
- * loopback UDP port, and optionally one Redfish server for all of them.
+ * loopback address and UDP port of its own, and optionally one Redfish
+ * server for all of them.
  * The test (or the deployer it drives) never starts a machine itself. The
  * BMCs answer inside the namespace too (ipmi_sim runs there; the Redfish
  * server is forwarded to its loopback), so that a deployer run inside it
@@ -109,7 +110,8 @@ export async function createTestbed(o: { machines: TestMachineSpec[]; redfish?: 
         cpus: spec.cpus ?? 1,
         netboot: spec.netboot ?? (spec.firmware === "bios" ? "ipxe" : "pxe"),
       });
-      const ipmi = await startIpmiBmc({ dir: join(mdir, "bmc"), machineDir: mdir, credentials, name: m.name, netns });
+      // Each BMC on a loopback address of its own (127.0.0.10, .11, …), as real BMCs have: Ironic spaces its commands per address.
+      const ipmi = await startIpmiBmc({ dir: join(mdir, "bmc"), machineDir: mdir, credentials, name: m.name, netns, address: `127.0.0.${10 + i}` });
       bmcs.push(ipmi);
       machines.push(testMachine(m, mdir, `${SUBNET}.${10 + i}`, ipmi));
     }

@@ -1,24 +1,19 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { IronicClient } from "../../../deployer/ironic/client.ts";
-import { ensureEmbeddedIronic, stopEmbeddedIronic, type EmbeddedIronic } from "../../../deployer/ironic/embedded.ts";
+import type { IronicClient } from "../../../deployer/ironic/client.ts";
 import { waitForProvisionState } from "../../../deployer/ironic/wait.ts";
-import { fileSink, log } from "../../../lib/log.ts";
-import { createApi } from "../../../store/api.ts";
-import { DirBackend } from "../../../store/backends/dir.ts";
-import { Store } from "../../../store/store.ts";
-import { goldenLikeDisk, sfdiskParts } from "../../../test/support/golden-like-disk.ts";
-import { requireCommand } from "../../../test/support/require.ts";
-import { publishTestImage, sha256Hex } from "../../../test/support/store-image.ts";
-import { runIronicAgent } from "./agent.ts";
+import { log } from "../../../lib/log.ts";
+import { IRONIC_DISK_MAP_KEY } from "../../../wire/deploy.ts";
+import { sfdiskParts } from "../../../test/support/golden-like-disk.ts";
+import { ironicHost, type IronicHost } from "../../../test/support/ironic-host.ts";
+import { sha256Hex } from "../../../test/support/store-image.ts";
 import type { IronicMachine } from "./handlers.ts";
 
 /**
- * ooo's agent driven by a real Ironic, on this host: the embedded Ironic
- * deploys `fake-hardware` nodes (fake power and boot, Ironic's real
- * `direct` deploy), the agent runs here as a process would in the ramdisk,
+ * ooo's agent driven by a real Ironic, on this host (test/support/ironic-host.ts):
+ * the embedded Ironic deploys `manual-management` nodes (fake power, no-op
+ * management, Ironic's real `direct` deploy and `ipxe` boot), the agent runs here as a process would in the ramdisk,
  * with a disk file for a disk; the image comes from a real store by a
  * signed URL, which Ironic's conductor HEADs and the agent GETs. What
  * crosses the wire is Ironic 21.4's whole sequence: lookup, heartbeats,
@@ -27,99 +22,23 @@ import type { IronicMachine } from "./handlers.ts";
  * Ironic named, log.collect_system_logs after the failure.
  */
 const MiB = 2 ** 20;
-const tokens = { write: ["write-token-0123456789"], read: ["read-token-0123456789"] };
-let dir: string;
-let ironic: EmbeddedIronic;
+let host: IronicHost;
 let client: IronicClient;
-let store: Store;
-let storeServer: ReturnType<typeof Bun.serve>;
-let image: Awaited<ReturnType<typeof publishTestImage>>;
+let image: IronicHost["image"];
 let agentLog: string;
-let dropLog: () => void;
-/** Stands for the deploy ramdisk's kernel and initramfs, which Ironic fetches to boot the machine by iPXE. */
-const kernel = new TextEncoder().encode("a deploy kernel");
+const enrol = (name: string, mac: string) => host.enrol(name, mac);
+const machine = (name: string) => host.machine(name);
+const withAgent = <T>(mac: string, m: IronicMachine, fn: () => Promise<T>) => host.withAgent(mac, m, fn);
+const signedUrl = (blob: string) => host.signedUrl(blob);
 
 beforeAll(async () => {
-  requireCommand("ironic", "ironic-dbsync", "genisoimage", "sfdisk", "mkfs.ext4", "resize2fs");
-  dir = mkdtempSync(join(tmpdir(), "ooo-ironic-agent-"));
-  agentLog = join(dir, "agent.log");
-  dropLog = log.addSink(fileSink(agentLog));
-  store = await Store.open({ dir: join(dir, "store"), backend: new DirBackend(join(dir, "store", "blobs")) });
-  storeServer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: createApi(store, { tokens }) });
-  const call = (method: string, path: string, body?: string | Uint8Array) =>
-    fetch(`http://127.0.0.1:${storeServer.port}${path}`, { method, body, headers: { "X-Auth-Token": tokens.write[0]!, "Content-Type": "application/octet-stream" } });
-  const golden = await goldenLikeDisk(64);
-  image = await publishTestImage(store, call, "kv", "golden", kernel, readFileSync(golden.file));
-  rmSync(golden.dir, { recursive: true, force: true });
-  ironic = await ensureEmbeddedIronic(join(dir, "state"));
-  client = new IronicClient({ url: ironic.url, login: { username: ironic.username, password: ironic.password } });
+  host = await ironicHost("ironic-agent");
+  ({ client, image, agentLog } = host);
 }, 60_000);
 
 afterAll(async () => {
-  dropLog?.();
-  await storeServer?.stop(true);
-  await store?.close();
-  if (dir) await stopEmbeddedIronic(join(dir, "state"));
-  rmSync(dir, { recursive: true, force: true });
+  await host?.close();
 });
-
-/** A signed URL of one of the test image's blobs, as the driver will give Ironic. */
-async function signedUrl(blob: string): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${storeServer.port}/v2/images/${image.id}/blobs/sha256:${blob}/temp-url?ttl=600`, { headers: { "X-Auth-Token": tokens.read[0]! } });
-  return ((await res.json()) as { url: string }).url;
-}
-
-/**
- * A node Ironic deploys with its real `direct` deploy and `ipxe` boot (it
- * writes the machine's iPXE script), on fake power and no-op management
- * (`manual-management`: no BMC); the agent stands in for the ramdisk.
- */
-async function enrol(name: string, mac: string) {
-  const ramdisk = await signedUrl(sha256Hex(kernel));
-  const node = await client.createNode({
-    name,
-    driver: "manual-management",
-    power_interface: "fake",
-    management_interface: "noop",
-    network_interface: "noop",
-    driver_info: { deploy_kernel: ramdisk, deploy_ramdisk: ramdisk },
-  });
-  await client.createPort(node.uuid, mac);
-  await client.setProvisionState(name, "manage");
-  await waitForProvisionState(client, name, "manageable", { timeoutMs: 30_000, intervalMs: 200 });
-  await client.setProvisionState(name, "provide");
-  await waitForProvisionState(client, name, "available", { timeoutMs: 30_000, intervalMs: 200 });
-  return node;
-}
-
-/** A disk file for the machine, bigger than the image (its state partition grows, the config drive goes at its end). */
-function machine(name: string) {
-  const disk = join(dir, `${name}.disk`);
-  writeFileSync(disk, "");
-  truncateSync(disk, 192 * MiB);
-  const events: string[] = [];
-  const m: IronicMachine = {
-    rootDevice: (bytes) => {
-      events.push(`root device for ${bytes} bytes`);
-      return disk;
-    },
-    sync: () => void events.push("sync"),
-    powerOff: () => void events.push("power off"),
-    logFiles: [agentLog],
-  };
-  return { disk, events, machine: m };
-}
-
-async function withAgent<T>(mac: string, m: IronicMachine, fn: () => Promise<T>): Promise<T> {
-  const stop = new AbortController();
-  const agent = runIronicAgent({ apiUrl: ironic.url, macs: [mac], listen: { hostname: "127.0.0.1", port: 0 }, advertise: (port) => `http://127.0.0.1:${port}`, machine: m, signal: stop.signal });
-  try {
-    return await fn();
-  } finally {
-    stop.abort();
-    await agent.catch(() => {});
-  }
-}
 
 describe("a whole-disk direct deploy by a real Ironic", () => {
   test("from lookup to active: the image written and verified, the state partition grown, Ironic's config drive at the end, powered off", async () => {
@@ -164,6 +83,32 @@ describe("a whole-disk direct deploy by a real Ironic", () => {
     });
   }, 180_000);
 
+  test("with the disk's map in instance_info (ooo's driver puts it there): only the disk's data fetched, by Range, each chunk checked", async () => {
+    await enrol("m3", "52:54:00:10:00:03");
+    const { disk, machine: m } = machine("m3");
+    const from = readFileSync(agentLog).length;
+    await client.setInstanceInfo("m3", {
+      image_source: await signedUrl(image.disk),
+      image_os_hash_algo: "sha256",
+      image_os_hash_value: image.disk,
+      image_disk_format: "raw",
+      [IRONIC_DISK_MAP_KEY]: { url: await signedUrl(host.map.sha256), ...host.map },
+    });
+    const active = await withAgent("52:54:00:10:00:03", m, async () => {
+      await client.setProvisionState("m3", "active");
+      return waitForProvisionState(client, "m3", "active", { timeoutMs: 120_000, intervalMs: 500 });
+    });
+    expect(active.last_error).toBeNull();
+    const said = readFileSync(agentLog, "utf8").slice(from);
+    expect(said).toContain("by its disk map");
+    expect(said).toMatch(/all \d+ chunks \(\d+ bytes\) matched the disk map/);
+    // The signed URL's signature is in no log line (the store's request log shows it as …).
+    expect(said).not.toMatch(/temp_url_sig=[0-9a-f]{8}/);
+    const parts = await sfdiskParts(disk);
+    const bytes = readFileSync(disk);
+    expect(sha256Hex(bytes.subarray(MiB, parts[4]!.start * 512))).toBe(sha256Hex(image.diskBytes.subarray(MiB, parts[4]!.start * 512)));
+  }, 180_000);
+
   test("an image that is not the one Ironic named: deploy failed with the agent's reason, and Ironic keeps the agent's logs", async () => {
     await enrol("m2", "52:54:00:10:00:02");
     const { events, machine: m } = machine("m2");
@@ -177,7 +122,7 @@ describe("a whole-disk direct deploy by a real Ironic", () => {
     expect(failed.lastError).toContain("write_image");
     expect(failed.lastError).toContain(`not ${wrong} as the deployer said`);
     expect(events).not.toContain("power off");
-    const logs = join(ironic.dir, "deploy-logs");
+    const logs = join(host.ironic.dir, "deploy-logs");
     const archives = readdirSync(logs).filter((f) => f.endsWith(".tar.gz"));
     expect(archives.length).toBeGreaterThanOrEqual(1);
     const listing = await Bun.$`tar -tzf ${join(logs, archives[0]!)}`.text();

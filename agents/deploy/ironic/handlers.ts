@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { capture } from "../../../lib/run.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding } from "../../../lib/tar/encode.ts";
-import { RootDeviceHints } from "../../../wire/deploy.ts";
+import { Download, IRONIC_DISK_MAP_KEY, RootDeviceHints } from "../../../wire/deploy.ts";
 import { DISK } from "../../../wire/boot.ts";
 import type { CommandHandler } from "./commands.ts";
 import { HARDWARE_MANAGER, ImageInfo, Step } from "./protocol.ts";
@@ -33,7 +33,19 @@ export interface IronicMachine extends WriteTarget {
   ca?: string;
 }
 
+/** How long the agent waits before it powers the machine off: Ironic's request has its answer by then. */
+const POWER_OFF_AFTER_MS = 1_000;
+
 const DEPLOY_STEPS = [{ interface: "deploy", step: "write_image", priority: 0, reboot_requested: false, abortable: false, argsinfo: null }];
+
+/** The golden disk's map, when ooo's driver put it in the node's instance_info (IRONIC_DISK_MAP_KEY). */
+function mapOf(node: unknown): Download | undefined {
+  const raw = (node as { instance_info?: Record<string, unknown> } | undefined)?.instance_info?.[IRONIC_DISK_MAP_KEY];
+  if (raw === undefined) return undefined;
+  const parsed = Download.safeParse(raw);
+  if (!parsed.success) throw new Error(`the node's instance_info ${IRONIC_DISK_MAP_KEY} is no disk map download: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  return parsed.data;
+}
 
 /** The node's root device hints (instance_info wins over properties, as in Ironic). */
 function hintsOf(node: unknown): RootDeviceHints | undefined {
@@ -86,7 +98,8 @@ export function ironicHandlers(m: IronicMachine): Record<string, CommandHandler>
         if (step.interface !== "deploy" || step.step !== "write_image") throw new Error(`ooo's agent has no deploy step ${step.interface}.${step.step} (it has deploy.write_image)`);
         const args = step.args ?? {};
         const image = ImageInfo.parse(args.image_info);
-        written = await writeImage(m, { image, configdrive: (args.configdrive as string | null | undefined) ?? image.configdrive as string | undefined, hints: hintsOf(params.node), ca: m.ca });
+        const map = mapOf(params.node);
+        written = await writeImage(m, { image, configdrive: (args.configdrive as string | null | undefined) ?? image.configdrive as string | undefined, hints: hintsOf(params.node), ...(map ? { map } : {}), ca: m.ca });
         return { deploy_result: null, deploy_step: step };
       },
     },
@@ -106,6 +119,9 @@ export function ironicHandlers(m: IronicMachine): Record<string, CommandHandler>
       background: true,
       run: async () => {
         m.sync();
+        // Ironic's POST must get its answer first: powered off before it is sent, the conductor waited 60 s
+        // for it, retried the command list for 30 s more, and only then read the BMC (as IPA answers first too).
+        await Bun.sleep(POWER_OFF_AFTER_MS);
         m.powerOff();
         return null;
       },

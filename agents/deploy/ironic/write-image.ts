@@ -1,11 +1,11 @@
 import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import type { GptPartition } from "../../../lib/gpt-grow.ts";
 import { log } from "../../../lib/log.ts";
-import type { RootDeviceHints } from "../../../wire/deploy.ts";
+import type { Download, RootDeviceHints } from "../../../wire/deploy.ts";
 import { deployBytes } from "../../../wire/root-device.ts";
 import { DeployStepFailed } from "../../errors.ts";
 import type { Target } from "../held-disk.ts";
-import { growWithConfigDrive, step, writeConfigDrive, writeWholeImage } from "../install.ts";
+import { growWithConfigDrive, step, writeConfigDrive, writeMappedImage, writeWholeImage } from "../install.ts";
 import type { ImageInfo } from "./protocol.ts";
 
 /**
@@ -15,7 +15,9 @@ import type { ImageInfo } from "./protocol.ts";
  * partition grown; Ironic's config drive (gzip and base64 of an ISO, or a
  * URL of one) written into the `config-2` partition at the disk's end.
  * Raw images only, checked by sha256 only: an ooo image is both, and
- * anything else is refused with what to set.
+ * anything else is refused with what to set. With the disk's map (ooo's
+ * driver puts it in instance_info) only the disk's data is fetched, each
+ * chunk checked by the map, the map by its sha256 and the disk's.
  */
 export interface WriteTarget {
   /** The device (on a test host, a file) for an image of `bytes`, by the node's root device hints. */
@@ -56,6 +58,13 @@ const fetchFrom = (url: string, ca: string | undefined) => async (signal: AbortS
   return res;
 };
 
+/** GETs of the disk's chunks (Range) and of its map, from the store's signed URLs. */
+const rangeFetch = (ca: string | undefined) => async (url: string, headers: Record<string, string>, signal: AbortSignal) => {
+  const res = await fetch(url, { headers, signal, ...(ca ? { tls: { ca } } : {}) });
+  if (!res.ok || !res.body) throw new Error(`GET ${url.split("?")[0]}: ${res.status} ${res.ok ? "without a body" : (await res.text()).slice(0, 200).trim()}`);
+  return res;
+};
+
 /** The image's size, from a HEAD of its URL (Ironic does not say it; a signed store URL answers HEAD). */
 async function imageSize(url: string, ca: string | undefined): Promise<number> {
   const res = await fetch(url, { method: "HEAD", signal: AbortSignal.timeout(30_000), ...(ca ? { tls: { ca } } : {}) });
@@ -66,16 +75,19 @@ async function imageSize(url: string, ca: string | undefined): Promise<number> {
 
 export async function writeImage(
   target: WriteTarget,
-  o: { image: ImageInfo; configdrive?: string | null; hints?: RootDeviceHints; ca?: string },
+  o: { image: ImageInfo; configdrive?: string | null; hints?: RootDeviceHints; map?: Download; ca?: string },
 ): Promise<Written> {
   const { url, sha256 } = checkImageInfo(o.image);
   const size = await step("selecting-disk", () => imageSize(url, o.ca));
   const device = await step("selecting-disk", async () => target.rootDevice(deployBytes(size), o.hints));
-  log.info(`write_image: ${o.image.id} (${(size / 2 ** 20).toFixed(0)} MiB) onto ${device}`);
+  // The image's id is its URL's last part: a signed URL's signature stays out of the log.
+  log.info(`write_image: ${o.image.id.split("?")[0]} (${(size / 2 ** 20).toFixed(0)} MiB) onto ${device}${o.map ? ", by its disk map" : ""}`);
   const fd = await step("writing", async () => openSync(device, constants.O_RDWR | constants.O_EXCL));
   try {
     const t: Target = { fd, kind: fstatSync(fd).isBlockDevice() ? "block" : "file" };
-    await writeWholeImage(t, { size, sha256 }, fetchFrom(url, o.ca), async () => {});
+    const disk = { url, sha256, size };
+    if (o.map) await writeMappedImage(t, { name: o.image.id.split("?")[0]!, digest: `sha256:${sha256}`, disk, map: o.map }, rangeFetch(o.ca), async () => {});
+    else await writeWholeImage(t, disk, fetchFrom(url, o.ca), async () => {});
   } finally {
     closeSync(fd);
   }
