@@ -83,11 +83,25 @@ export async function stopDaemon(d: Daemon, timeoutMs = 10_000): Promise<boolean
     return false;
   }
   process.kill(pid, "SIGTERM");
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await Bun.sleep(50)) if (daemonPid(d) === undefined) break;
-  if (daemonPid(d) !== undefined) process.kill(pid, "SIGKILL");
-  for (let i = 0; i < 100 && daemonPid(d) !== undefined; i++) await Bun.sleep(50);
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await Bun.sleep(50)) if (ended(pid)) break;
+  if (!ended(pid)) process.kill(pid, "SIGKILL");
+  for (let i = 0; i < 100 && !ended(pid); i++) await Bun.sleep(50);
   rmSync(d.pidFile, { force: true });
   return true;
+}
+
+/**
+ * The process has finished exiting: gone, or a zombie. Not its command line
+ * gone: the kernel empties it while the process still closes its files
+ * (its listening sockets among them), and a daemon started again then may
+ * find its port taken (seen with Ironic, which takes a second to exit).
+ */
+function ended(pid: number): boolean {
+  try {
+    return /^State:\s+[ZX]/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return true;
+  }
 }
 
 /** A TCP port on 127.0.0.1 nobody listens on now (the old one first, if free). */
