@@ -108,7 +108,7 @@ beforeAll(async () => {
 afterAll(async () => {
   process.stderr.write(`bare metal under TCG: ${JSON.stringify(figures)}\n`);
   await bed?.destroy();
-});
+}, 120_000);
 
 describe("bare metal through the test bed's BMCs", () => {
   test("enroll: a BMC that refuses the credentials is reported with nothing touched or recorded", async () => {
