@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { deploy } from "../../deployer/deploy.ts";
 import { StateDb } from "../../deployer/state.ts";
 import { FleetProcess } from "../support/fleet/fleet-process.ts";
-import { fleetStack, killFleetServices, publishFleetImage, type FleetStack } from "../support/fleet/fleet-stack.ts";
+import { fleetStack, publishFleetImage, stopFleetServices, type FleetStack } from "../support/fleet/fleet-stack.ts";
 import { requireCommand } from "../support/require.ts";
 
 /**
@@ -24,9 +24,9 @@ const dir = mkdtempSync(join(tmpdir(), "ooo-fleet-signals-"));
 let f: FleetStack | undefined;
 let fleet: FleetProcess | undefined;
 
-afterAll(() => {
-  fleet?.kill();
-  if (f) killFleetServices(f);
+afterAll(async () => {
+  await fleet?.stop();
+  if (f) await stopFleetServices(f);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -101,6 +101,8 @@ export async function stopFleetServices(f: FleetStack) {
 export function killFleetServices(f: FleetStack) {
   for (const d of [metadataDaemon(f.stateDir), embeddedStoreFiles(f.stateDir).daemon]) {
     const pid = daemonPid(d);
-    if (pid !== undefined) process.kill(pid, "SIGTERM");
+    try {
+      if (pid !== undefined) process.kill(pid, "SIGTERM");
+    } catch {} // gone meanwhile
   }
 }
