@@ -6,7 +6,7 @@ import { capture } from "../../lib/run.ts";
 import type { Timeline } from "../../deployer/timeline.ts";
 import { diskSerial, powerState as chassisPower } from "../support/chassis.ts";
 import { buildTestImage, type TestImage } from "../support/images.ts";
-import { machinesOf, oooIn, prepareBridge, publishInto, wrongCredentials, writeMetalStack } from "../support/metal-stack.ts";
+import { machinesOf, oooIn, reportOf, prepareBridge, publishInto, wrongCredentials, writeMetalStack } from "../support/metal-stack.ts";
 import { firmwareBoots } from "../support/firmware-boots.ts";
 import { requireCommand, requireRoot } from "../support/require.ts";
 import { createTestbed, type TestMachine, type Testbed } from "../support/testbed.ts";
@@ -37,14 +37,6 @@ let kv: { v1: TestImage; v2: TestImage; v3: TestImage };
 const machine = (name: string) => bed.machines.find((m) => m.name === name)!;
 const ooo = (...args: string[]) => oooIn(bed.netns, args);
 const figures: Record<string, unknown> = {};
-/** The JSON report a `--json` command printed last; else what it said on stderr, as the failure. */
-function reportOf<T>(r: { code: number; stdout: string; stderr: string }): T {
-  try {
-    return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as T;
-  } catch {
-    throw new Error(`no JSON report (exit ${r.code}); stderr:\n${r.stderr.split("\n").slice(-60).join("\n")}`);
-  }
-}
 
 function db<T>(fn: (d: Database) => T): T {
   const d = new Database(join(stateDir, "state.db"), { readonly: true });

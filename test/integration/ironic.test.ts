@@ -6,7 +6,7 @@ import { readCredentials } from "../support/bmc-credentials.ts";
 import { powerState as chassisPower } from "../support/chassis.ts";
 import { buildTestImage, REPO, type TestImage } from "../support/images.ts";
 import { firmwareBoots } from "../support/firmware-boots.ts";
-import { CLEAN_ENV, machinesOf, oooIn, prepareBridge, publishInto, wrongCredentials, writeMetalStack } from "../support/metal-stack.ts";
+import { CLEAN_ENV, machinesOf, oooIn, reportOf, prepareBridge, publishInto, wrongCredentials, writeMetalStack } from "../support/metal-stack.ts";
 import { requireCommand, requireRoot } from "../support/require.ts";
 import { createTestbed, type TestMachine, type Testbed } from "../support/testbed.ts";
 
@@ -47,13 +47,6 @@ function ironicAdmin(args: string[]) {
 const ironicNode = (name: string) => ironicAdmin(["node", name]);
 const maintenance = (name: string, reason: string | false) => ironicAdmin(["maintenance", name, ...(reason === false ? ["off"] : ["on", reason])]);
 
-function reportOf<T>(r: { code: number; stdout: string; stderr: string }): T {
-  try {
-    return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as T;
-  } catch {
-    throw new Error(`no JSON report (exit ${r.code}); stderr:\n${r.stderr.split("\n").slice(-60).join("\n")}`);
-  }
-}
 
 beforeAll(async () => {
   requireRoot();

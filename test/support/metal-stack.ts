@@ -93,3 +93,12 @@ export async function publishInto(netns: Netns, stackFile: string, images: { bas
   }
   return storeEnv;
 }
+
+/** The JSON report a `--json` command printed last; else what it said on stderr, as the failure. */
+export function reportOf<T>(r: { code: number; stdout: string; stderr: string }): T {
+  try {
+    return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as T;
+  } catch {
+    throw new Error(`no JSON report (exit ${r.code}); stderr:\n${r.stderr.split("\n").slice(-60).join("\n")}`);
+  }
+}
