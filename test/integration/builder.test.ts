@@ -239,7 +239,9 @@ describe("hook environment (busybox-base + env-probe)", () => {
     const ends = events.filter((e) => e.kind === "end").map((e) => e.step);
     expect(ends).toContain("install.d/50-env-probe (env-probe)");
     expect(ends.filter((s) => run.stderr.includes(`✓ ${s}`))).toEqual(ends); // the terminal showed every one
-    expect(events.filter((e) => e.kind === "end").find((e) => e.step === "write tar")?.bytes).toBe(statSync(`${out}.tar`).size);
+    // the tar output writes the tar and the list of its entries (the `tar-entries` artifact)
+    const written = statSync(`${out}.tar`).size + statSync(`${out}.entries.json`).size;
+    expect(events.filter((e) => e.kind === "end").find((e) => e.step === "write tar")?.bytes).toBe(written);
     expect(run.stderr).toContain(sha256(`${out}.tar`));
     expect(existsSync(`${out}.log`)).toBe(true);
   });
