@@ -4,7 +4,7 @@ import type { NodeTrust } from "../wire/trust.ts";
 import type { DriverNode, HostService, NodeDriver } from "./drivers/driver.ts";
 import { driverFor } from "./drivers/index.ts";
 import type { ImageCache, ResolvedImage } from "./images.ts";
-import { type ConsoleWatch, consoleSize, consoleTail, watchNode } from "./node-watch.ts";
+import { bootedDetail, type ConsoleWatch, consoleSize, consoleTail, watchNode } from "./node-watch.ts";
 import { newToken, tokenHash } from "./metadata-service.ts";
 import { configDrive, configHash, nodeMetadata, type Endpoints } from "./node-metadata.ts";
 import type { StackStore } from "./services.ts";
@@ -230,7 +230,7 @@ export async function waitForSignal(ctx: NodeContext, name: string): Promise<Wai
     const report = console.ready();
     if (!report) return;
     booted = true;
-    db.event(name, "booted", { uptime: report.uptime, slot: report.slot, failedUnits: report.failedUnits, ...detail }, { run });
+    db.event(name, "booted", { ...bootedDetail(report), ...detail }, { run });
     if (!detail.afterSignal) db.transition(name, "configuring", { run, onlyFrom: ["booting"] });
     if (report.failedUnits.length) log.warn(`${name}: failed units at boot: ${report.failedUnits.join(", ")}`);
   };

@@ -49,6 +49,14 @@ export class ConsoleWatch {
   }
 }
 
+/** What a node's "booted" event keeps of its ready report. */
+export const bootedDetail = (report: ReadyReport) => ({
+  uptime: report.uptime,
+  slot: report.slot,
+  failedUnits: report.failedUnits,
+  ...(report.boot ? { boot: report.boot } : {}),
+});
+
 /** What a watch sees of its node. */
 export type WatchedNode = Pick<NodeRow, "name" | "state" | "serial" | "signalled_serial" | "powered_on_at" | "error" | "collected_serial" | "console_offset" | "changed">;
 

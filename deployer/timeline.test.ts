@@ -40,6 +40,14 @@ describe("deploy timeline", () => {
     expect(n.seconds).toBe(43.8);
   });
 
+  test("the booted mark says where the boot went, when the node's report tells it", () => {
+    const boot = { kernel: 3.05, initramfs: 6.75, system: 14.59 };
+    const note = (detail: Record<string, unknown>) => nodeTimeline("web-0", [...DEPLOY.slice(0, -1), ev(47.5, "booted", detail)], T0, T0 + 48_000).marks.at(-1)!.note;
+    expect(note({ uptime: 24.39, boot })).toBe("uptime 24.39s (kernel 3.05, initramfs 6.75, system 14.59)");
+    expect(note({ uptime: 24.39 })).toBe("uptime 24.39s"); // an image from before the report had it
+    expect(note({ uptime: 24.39, boot: { kernel: "?" } })).toBe("uptime 24.39s");
+  });
+
   test("a metadata change: published, collected at the next poll, configured; no boot", () => {
     const n = nodeTimeline(
       "web-0",

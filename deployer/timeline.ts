@@ -1,6 +1,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { table } from "../lib/log.ts";
+import { ReadyReport } from "../wire/ready-report.ts";
 import type { EventRow, RunRow, StateDb } from "./state.ts";
 
 /**
@@ -90,6 +91,13 @@ export const MARK_COLOURS: Record<MarkKind, string> = {
 
 const r1 = (n: number) => Math.round(n * 10) / 10;
 
+/** A booted mark's note, from its ready report: "uptime 24.4s (kernel 3.1, initramfs 6.8, system 14.5)". */
+function bootNote(d: Record<string, unknown>): string | undefined {
+  if (typeof d.uptime !== "number") return undefined;
+  const b = ReadyReport.shape.boot.safeParse(d.boot).data;
+  return b ? `uptime ${d.uptime}s (kernel ${b.kernel}, initramfs ${b.initramfs}, system ${b.system})` : `uptime ${d.uptime}s`;
+}
+
 /** One node's spans and marks from its events (sorted by time), relative to `t0` (ms). */
 export function nodeTimeline(node: string, events: EventRow[], t0: number, t1: number): NodeTimeline {
   const s = (at: number) => r1((at - t0) / 1000);
@@ -150,7 +158,7 @@ export function nodeTimeline(node: string, events: EventRow[], t0: number, t1: n
         result = "in progress";
         break;
       case "booted":
-        marks.push({ kind: "booted", at: s(e.at), note: d.uptime === undefined ? undefined : `uptime ${d.uptime}s` });
+        marks.push({ kind: "booted", at: s(e.at), note: bootNote(d) });
         end("boot", e.at);
         // After an upgrade's reboot the agents configure the new root straight away.
         if (upgrading) begin("configure", e.at, "new root");

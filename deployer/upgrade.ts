@@ -11,7 +11,7 @@ import { nodeTrustOf } from "./node-metadata.ts";
 import { stackTls } from "./stack-tls.ts";
 import { lockStack } from "./lock.ts";
 import { driverNode, metadataFor, powerOn, provision, waitForSignal, type NodeContext } from "./node-ops.ts";
-import { consoleSize, watchNode } from "./node-watch.ts";
+import { bootedDetail, consoleSize, watchNode } from "./node-watch.ts";
 import { ensureMetadataService, storeFor } from "./services.ts";
 import { loadStack, type NodeSpec, type RoleSpec, type Stack } from "./stack.ts";
 import { pruneHistory } from "./history.ts";
@@ -296,9 +296,10 @@ async function upgradeNode(ctx: NodeContext, spec: NodeSpec, image: ResolvedImag
       const progress = db.events({ node: spec.name, since: t0 }).filter((e) => e.kind === "progress");
       for (const p of progress.slice(seenProgress)) onProgress?.(progressLine(spec.name, p.detail ?? {}, p.at - t0));
       seenProgress = progress.length;
-      if (!booted && console.ready()) {
+      const report = booted ? undefined : console.ready();
+      if (report) {
         booted = true;
-        db.event(spec.name, "booted", { upgrade: true }, { run });
+        db.event(spec.name, "booted", { ...bootedDetail(report), upgrade: true }, { run });
         onProgress?.({ text: `${spec.name}: booted again (${((Date.now() - t0) / 1000).toFixed(0)}s)` });
       }
       const sig = db.signal(spec.name, serial);

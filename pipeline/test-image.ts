@@ -38,7 +38,9 @@ export async function testImage(options: {
         const node = await bootAndWait({ image, mode, disk, runDir, consoleLog, accel: options.accel, timeoutSeconds: options.timeoutSeconds });
         await node.vm.kill();
         const failures = checkReport(node.report, image.manifest);
-        log.info(`ready after ${node.seconds.toFixed(1)}s (slot ${node.report.slot}); ${failures.length ? `${failures.length} check(s) failed` : "all checks passed"}`);
+        const b = node.report.boot;
+        const where = b ? `: kernel ${b.kernel}s, initramfs ${b.initramfs}s, system ${b.system}s` : "";
+        log.info(`ready after ${node.seconds.toFixed(1)}s (slot ${node.report.slot}${where}); ${failures.length ? `${failures.length} check(s) failed` : "all checks passed"}`);
         result.boots.push({ mode, seconds: Number(node.seconds.toFixed(2)), consoleLog, report: node.report, failures });
         if (failures.length) problems.push({ mode, failures, consoleLog });
       });

@@ -18,6 +18,14 @@ export const ReadyReport = z.object({
   statePaths: z.array(z.object({ path: z.string(), bind: z.boolean(), writable: z.boolean(), source: z.string() })),
   failedUnits: z.array(z.string()),
   uptime: z.number().describe("Seconds since the kernel started"),
+  boot: z
+    .object({
+      kernel: z.number().describe("Seconds from the kernel's start to the initramfs's"),
+      initramfs: z.number().describe("Seconds in the initramfs, up to the real root (its state layout included)"),
+      system: z.number().describe("Seconds from the real root to this report (systemd, the network, the agents' start)"),
+    })
+    .optional()
+    .describe("Where the boot went (absent from images built before it was reported)"),
 });
 
 export type ReadyReport = z.infer<typeof ReadyReport>;
