@@ -31,6 +31,10 @@ describe("golden disk images", () => {
       expect(boot.report.state).toMatchObject({ kind: "partition", mounted: true, writable: true });
       expect(boot.report.statePaths).toContainEqual(expect.objectContaining({ path: "/var/lib/ooo-demo", bind: true, writable: true }));
       expect(boot.seconds).toBeGreaterThan(0);
+      // where the boot went: three stages that add up to the uptime of the report (to a hundredth each)
+      const { kernel, initramfs, system } = boot.report.boot;
+      expect(Math.min(kernel, initramfs, system)).toBeGreaterThan(0);
+      expect(Math.abs(kernel + initramfs + system - boot.report.uptime)).toBeLessThan(0.02);
       expect(existsSync(boot.consoleLog)).toBe(true);
     }
     // Each disk boot went through the firmware it names, and GRUB printed each line once.

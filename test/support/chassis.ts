@@ -264,17 +264,27 @@ export async function reset(dir: string) {
   const spec = readSpec(dir);
   const target = takeOverride(dir);
   await setBootOrder(dir, spec, target);
-  await qmp(dir, async (q) => {
-    await q.command("system_reset");
-    // The reset happens after the command returns; its RESET event says the
-    // boot order for the firmware has been taken. SeaBIOS, finding it ran
-    // before, resets the machine once more itself (~50 ms later): that reset
-    // takes the boot order again, so the override must outlive it too.
-    const resets = (guest: boolean) => q.events.filter((e) => e.event === "RESET" && (e.data as { guest?: boolean })?.guest === guest).length;
-    for (const deadline = Date.now() + 5000; resets(false) < 1; await Bun.sleep(10))
-      if (Date.now() > deadline) throw new ChassisError(spec.name, "qemu did not reset within 5 s");
-    if (spec.firmware === "bios") for (const deadline = Date.now() + 5000; resets(true) < 1 && Date.now() < deadline; ) await Bun.sleep(10);
-  });
+  const firmwareReset = await qmp(
+    dir,
+    async (q) => {
+      const t0 = performance.now();
+      await q.command("system_reset");
+      // The reset happens after the command returns; its RESET event says the
+      // boot order for the firmware has been taken. SeaBIOS, finding it ran
+      // before, resets the machine once more itself (~50 ms later, seconds on
+      // a loaded host): that reset takes the boot order again, so the
+      // override must outlive it too. A 5 s wait was once too short: the
+      // machine booted its disk instead of the network.
+      const resets = (guest: boolean) => q.events.filter((e) => e.event === "RESET" && (e.data as { guest?: boolean })?.guest === guest).length;
+      for (const deadline = Date.now() + 5000; resets(false) < 1; await Bun.sleep(10))
+        if (Date.now() > deadline) throw new ChassisError(spec.name, "qemu did not reset within 5 s");
+      if (spec.firmware !== "bios") return "";
+      for (const deadline = Date.now() + 15_000; resets(true) < 1 && Date.now() < deadline; ) await Bun.sleep(10);
+      return resets(true) ? ` (firmware reset after ${((performance.now() - t0) / 1000).toFixed(2)} s)` : " (no firmware reset within 15 s)";
+    },
+    25_000,
+  );
   event(dir, `reset boot=${target}`);
+  if (firmwareReset) appendFileSync(join(dir, "qemu.log"), `${new Date().toISOString()} reset boot=${target}${firmwareReset}\n`);
   if (target !== standingTarget(dir)) await setBootOrder(dir, spec, standingTarget(dir));
 }
