@@ -27,7 +27,7 @@
  *
  * Prints a table, then as its last line one JSON object of the figures.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { execa } from "execa";
@@ -81,6 +81,7 @@ async function scenario(file: string, images: { v1: string; v2: string }) {
   const u = await ooo(["upgrade", file, "--json"]);
   const seconds = (performance.now() - t0) / 1000;
   if (verbose) process.stderr.write(u.all + "\n");
+  const phases = phasesOf(join(dir, ".ooo", basename(file, ".yaml"), "timelines", "latest.json"));
   // `ooo delete` removes the nodes' folders: their console logs go aside first.
   if (keep)
     cpSync(join(dir, ".ooo", basename(file, ".yaml"), "nodes"), join(dir, `${basename(file, ".yaml")}-nodes`), { recursive: true, filter: (p) => !/\.(raw|img|sock)$/.test(p) });
@@ -88,7 +89,30 @@ async function scenario(file: string, images: { v1: string; v2: string }) {
   if (u.code !== 0) throw new Error(`upgrade failed:\n${u.all}`);
   const report = JSON.parse(u.stdout.trim().split("\n").at(-1)!) as UpgradeJson;
   process.stderr.write(`${basename(file, ".yaml")}: ooo upgrade took ${seconds.toFixed(1)} s (${report.nodes.map((n) => `${n.node} ${n.result}`).join(", ")})\n`);
-  return { seconds, report };
+  return { seconds, report, phases };
+}
+
+/**
+ * Where the first node's upgrade went, from the run's timeline: the takeover
+ * (metadata to the restart), the boot of the new root (with the stages its
+ * ready report gave: kernel, initramfs, system) and its configure run.
+ */
+function phasesOf(timelineFile: string) {
+  if (!existsSync(timelineFile)) return undefined;
+  const node = JSON.parse(readFileSync(timelineFile, "utf8")).nodes?.[0] as
+    | { spans: { phase: string; start: number; end: number }[]; marks: { kind: string; note?: string }[] }
+    | undefined;
+  if (!node) return undefined;
+  const span = (phase: string) => node.spans.find((x) => x.phase === phase);
+  const r1 = (n: number) => Number(n.toFixed(1));
+  const boot = span("boot");
+  const stages = /kernel ([\d.]+), initramfs ([\d.]+), system ([\d.]+)/.exec(node.marks.find((m) => m.kind === "booted")?.note ?? "");
+  return {
+    takeover_s: boot ? r1(boot.start) : null,
+    boot_s: boot ? r1(boot.end - boot.start) : null,
+    boot_stages: stages ? { kernel: Number(stages[1]), initramfs: Number(stages[2]), system: Number(stages[3]) } : null,
+    configure_s: span("configure") ? r1(span("configure")!.end - span("configure")!.start) : null,
+  };
 }
 
 const loadBefore = load();
@@ -126,6 +150,7 @@ try {
     image_bytes: node.imageBytes ?? 0,
     fetched_share: Number(((node.bytesFetched ?? 0) / (node.imageBytes || 1)).toFixed(4)),
     upgrade_seconds: secs(one),
+    upgrade_phases: one?.phases ?? null,
     replace_seconds: secs(replace),
     rolling_seconds: secs(rolling),
     rolling_nodes: rolling?.report.nodes.length ?? 0,
@@ -142,6 +167,17 @@ try {
       [
         ["bytes fetched v1 → v2 (one package)", `${(figures.bytes_fetched / 2 ** 20).toFixed(2)} MiB of ${(figures.image_bytes / 2 ** 20).toFixed(0)} MiB (${(figures.fetched_share * 100).toFixed(2)}%)`, "≤ 10%"],
         ["ooo upgrade → signalled on v2, 1 node (in place)", `${figures.upgrade_seconds} s`, "< 30 s"],
+        ...(figures.upgrade_phases
+          ? [
+              ["  of which: takeover (metadata → restart)", `${figures.upgrade_phases.takeover_s} s`, ""],
+              [
+                "  boot of the new root (kexec → ready)",
+                `${figures.upgrade_phases.boot_s} s${figures.upgrade_phases.boot_stages ? ` (kernel ${figures.upgrade_phases.boot_stages.kernel}, initramfs ${figures.upgrade_phases.boot_stages.initramfs}, system ${figures.upgrade_phases.boot_stages.system})` : ""}`,
+                "",
+              ],
+              ["  configure run on the new root", `${figures.upgrade_phases.configure_s} s`, ""],
+            ]
+          : []),
         ["ooo upgrade → signalled on v2, 1 node (replace)", `${figures.replace_seconds} s`, ""],
         ["rolling upgrade, 3 nodes, one at a time", `${figures.rolling_seconds} s`, ""],
       ],

@@ -46,7 +46,7 @@ const STORE_IP = "10.0.2.101";
 const TOKEN = "power-cut-secret";
 
 describe("in-place upgrade on one node: bad input, then power cuts", () => {
-  test("a missing image, a root too big for its slot and corrupt chunks are refused with v1 kept; cuts while fetching, writing, after the switch and in the trial boot: data kept, v2 reached", async () => {
+  test("a missing image, a root too big for its slot and corrupt chunks are refused with v1 kept; cuts while writing, after the switch and in the trial boot: data kept, v2 reached", async () => {
     requireCommand("qemu-system-x86_64", "socat");
     const [v1, v2] = await Promise.all([buildTestImage("kv-v1"), buildTestImage("kv-v2")]);
     const store = await startStore();
@@ -229,17 +229,16 @@ describe("in-place upgrade on one node: bad input, then power cuts", () => {
       };
       nameV2();
 
-      // 1. Cut while fetching; 2. while writing: the old root boots, data intact, the node starts over.
-      for (const phase of ["fetching", "writing"]) {
-        await cutAt(phase);
-        await bootOnV1();
-        nameV2();
-      }
-      // 3. Cut right after the switch, the trial's try used up and the restart under way (the node
+      // 1. Cut while writing (the slot half written; a cut while fetching, before it changes, is the
+      //    lesser case): the old root boots, data intact, the node starts over.
+      await cutAt("writing");
+      await bootOnV1();
+      nameV2();
+      // 2. Cut right after the switch, the trial's try used up and the restart under way (the node
       //    says "rebooting" then): the old root boots, data intact...
       await cutAt("rebooting");
       await bootOnV1();
-      // 4. ...the node tries the new root again (by kexec: v1 and v2 share their kernel), and a cut
+      // 3. ...the node tries the new root again (by kexec: v1 and v2 share their kernel), and a cut
       //    in that trial boot, before it was marked good, brings the old root back again.
       nameV2();
       await cutAt("rebooting");
