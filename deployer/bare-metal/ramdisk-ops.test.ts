@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
@@ -209,4 +209,48 @@ test("ooo delete of a standby machine: erased, told to wait, and back in standby
   await release;
   expect(book.get("m2")).toMatchObject({ node: null, state: "ramdisk", phase: "waiting" });
   expect(calls.filter((c) => c.startsWith("power off"))).toEqual([]);
+}, 30_000);
+
+test("ooo delete of a machine whose BMC drops the one-time network boot: its node's ready line on the console sends it to the network again; twice is reported, and it is powered off", async () => {
+  const consoleLog = join(dir, "m3-console.log");
+  writeFileSync(consoleLog, "earlier boots\n");
+  const READY_LINE = `OOO-READY {"slot":"A","trial":0,"rootReadOnly":true,"state":{"kind":"partition","device":"/dev/vda5","mounted":true,"writable":true},"statePaths":[],"failedUnits":[],"uptime":12.5}\n`;
+  const pool = Pool.parse({ driver: "fakebm", machines: { m3: { bmc: { id: "3" }, macs: ["52:54:00:aa:00:03"], boot_mode: "bios", console_log: consoleLog } } });
+  book.enroll({ name: "m3", pool: "drops", driver: "fakebm", config: pool, macs: ["52:54:00:aa:00:03"] });
+  const release = async (node: string) => {
+    db.createNode({ ...SPEC, name: node, role: "drops", pool: "drops", machine: "m3", idx: 0, poolConfig: pool });
+    book.assign("m3", node);
+    power = "on";
+    calls.length = 0;
+    return releaseMachine(db, db.node(node)!);
+  };
+  const until = async (n: number) => {
+    for (let i = 0; i < 200 && calls.length < n; i++) await Bun.sleep(20);
+    return [...calls];
+  };
+
+  // Once: the machine came up from its disk; it is sent to the network again, and the ramdisk then erases.
+  const first = release("drops-0");
+  expect(await until(2)).toEqual(["boot network bios", "power reset"]);
+  appendFileSync(consoleLog, `GRUB loading...\n${READY_LINE}`);
+  expect(await until(4)).toEqual(["boot network bios", "power reset", "boot network bios", "power reset"]);
+  const client = new DeployClient(md);
+  await client.lookup({ version: DEPLOY_VERSION, macs: ["52:54:00:aa:00:03"], boot_mode: "bios", agent: "test" });
+  const got = await client.command(undefined, 0);
+  if (got === "unchanged") throw new Error("no command");
+  expect(got.command).toEqual({ version: DEPLOY_VERSION, action: "erase", then: "poweroff" });
+  await client.result({ action: "erase", status: "success", step: "erasing", message: "erased /dev/vda", restart: "none" });
+  power = "off";
+  await first;
+  expect(book.get("m3")).toMatchObject({ node: null, state: "off" });
+
+  // Twice: said so (not a 15-minute wait for a ramdisk that does not come), and the machine powered off.
+  const second = release("drops-1");
+  await until(2);
+  appendFileSync(consoleLog, READY_LINE);
+  await until(4);
+  appendFileSync(consoleLog, READY_LINE);
+  await second;
+  expect(calls.slice(4)).toEqual(["power off"]);
+  expect(book.get("m3")).toMatchObject({ node: null, state: "off" });
 }, 30_000);

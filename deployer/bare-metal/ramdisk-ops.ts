@@ -12,7 +12,7 @@ import { DriverFailed } from "../errors.ts";
 import type { ResolvedImage } from "../images.ts";
 import { configDrive } from "../node-metadata.ts";
 import { beginImageWrite, driverNode, endpointsFor, type NodeContext, type WaitResult } from "../node-ops.ts";
-import { consoleSize, consoleTail } from "../node-watch.ts";
+import { ConsoleWatch, consoleSize, consoleTail } from "../node-watch.ts";
 import type { NodeSpec } from "../stack.ts";
 import type { StateDb } from "../state.ts";
 import { machineEventName, Machines, type MachineRow, WAIT } from "./machines.ts";
@@ -100,6 +100,32 @@ async function bootRamdisk(book: Machines, machine: ReturnType<typeof machineOf>
   await machine.bmc.power((await machine.bmc.powerState()) === "on" ? "reset" : "on");
 }
 
+/**
+ * Sent to the network, a machine may boot its disk instead: a BMC that
+ * drops its one-time boot override (a known habit of real BMCs; seen once on
+ * the test bed's SeaBIOS under load, where the erase then waited 15 min for
+ * a ramdisk that never came). When the console shows an installed node's
+ * ready line while the machine is still armed (its ramdisk never looked
+ * itself up), it is sent to the network once more; a second time is an
+ * error that says so. Machines without a console log are not watched.
+ * Call the returned check from a wait loop; `from` is the console's size
+ * before the power action.
+ */
+export function diskBootGuard(book: Machines, machine: ReturnType<typeof machineOf>, from = consoleSize(machine.spec.console_log)) {
+  const file = machine.spec.console_log;
+  let watch = new ConsoleWatch(file, from);
+  let retried = false;
+  return async () => {
+    if (!file || !watch.ready() || !book.get(machine.name)?.armed) return;
+    const what = `booted its disk, not the deploy ramdisk (its console shows an installed node's ready line)`;
+    if (retried) throw new DriverFailed(machine.name, `${what}, twice: its BMC does not follow a one-time network boot; check the firmware's boot order`);
+    retried = true;
+    log.warn(`machine ${machine.name} ${what}: sending it to the network once more`);
+    watch = new ConsoleWatch(file, consoleSize(file));
+    await bootRamdisk(book, machine);
+  };
+}
+
 export async function powerOnByRamdisk(ctx: NodeContext, name: string): Promise<void> {
   const { db, run } = ctx;
   const row = db.node(name)!;
@@ -137,6 +163,7 @@ export async function waitForRamdisk(ctx: NodeContext, name: string): Promise<Wa
   const node = driverNode(ctx.stateDir, start);
   const consoleFile = machine.driver.consoleLog(node);
   const deadline = (start.waiting_since ?? Date.now()) + ctx.signalTimeoutSeconds * 1000;
+  const diskBoot = diskBootGuard(book, machine, start.console_offset ?? 0);
   const fail = async (error: string, why: string) => {
     db.transition(name, "failed", { run, fields: { error }, detail: { why }, onlyFrom: ["writing-image", "powering-on", "booting"] });
     await powerOffQuietly(name, machine);
@@ -159,6 +186,11 @@ export async function waitForRamdisk(ctx: NodeContext, name: string): Promise<Wa
       db.event(name, "restart-firmware", { machine: machine.name }, { run });
       return { ok: true };
     }
+    const wrongBoot = await diskBoot().then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    if (wrongBoot) return fail(wrongBoot, "booted its disk");
     if (Date.now() > deadline)
       return fail(
         `no result from the deploy ramdisk within ${ctx.signalTimeoutSeconds}s (machine ${machine.name}, ${m.phase ? `last phase ${m.phase}` : "it never looked itself up"}); last console lines:\n${consoleTail(consoleFile, 25, row.console_offset ?? 0)}`,
@@ -193,10 +225,12 @@ export async function releaseMachine(db: StateDb, row: { name: string; driver: s
   const command: Command = { version: DEPLOY_VERSION, action: "erase", then };
   try {
     await log.step(`${row.name}: erase machine ${machine.name}'s disks through the deploy ramdisk, then ${then}`, async () => {
+      const diskBoot = diskBootGuard(book, machine);
       if (book.ramdiskAlive(m)) book.setCommand(machine.name, command);
       else await bootRamdisk(book, machine, command);
       db.event(row.name, "erase-command", { machine: machine.name, then }, { run });
       for (const deadline = Date.now() + ERASE_TIMEOUT_MS; ; await Bun.sleep(500)) {
+        await diskBoot();
         const r = book.get(machine.name)?.result;
         if (r?.action === "erase" && r.status === "success") break;
         if (r?.action === "erase") throw new Error(`the ramdisk failed to erase: ${r.message}`);
@@ -226,19 +260,23 @@ export async function bringToStandby(db: StateDb, machines: MachineRow[], timeou
   const book = new Machines(db);
   const waiting = (name: string) => book.ramdiskAlive(book.get(name)!) && book.get(name)!.inventory !== null && book.get(name)!.phase === "waiting";
   const todo = machines.filter((m) => !book.ramdiskAlive(m));
-  await Promise.all(
+  const guards = await Promise.all(
     todo.map(async (m) => {
       const machine = machineOf({ name: m.name, driver: m.driver, pool_config: m.config, machine: m.name });
+      const guard = diskBootGuard(book, machine);
       await bootRamdisk(book, machine, WAIT);
       db.event(machineEventName(m.name), "power-on", { machine: m.name, boot: "network", why: "standby" });
+      return guard;
     }),
   );
   await log.step(`wait for ${machines.map((m) => m.name).join(", ")} to report from the ramdisk`, async () => {
-    for (const deadline = Date.now() + timeoutMs; !machines.every((m) => waiting(m.name)); await Bun.sleep(500))
+    for (const deadline = Date.now() + timeoutMs; !machines.every((m) => waiting(m.name)); await Bun.sleep(500)) {
+      for (const guard of guards) await guard();
       if (Date.now() > deadline)
         throw new DriverFailed(
           machines.filter((m) => !waiting(m.name)).map((m) => m.name).join(", "),
           `did not reach standby in the ramdisk within ${timeoutMs / 60_000} min (its console log says why, if the inventory names one)`,
         );
+    }
   });
 }
