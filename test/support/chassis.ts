@@ -271,10 +271,12 @@ export async function reset(dir: string) {
       await q.command("system_reset");
       // The reset happens after the command returns; its RESET event says the
       // boot order for the firmware has been taken. SeaBIOS, finding it ran
-      // before, resets the machine once more itself (~50 ms later, seconds on
-      // a loaded host): that reset takes the boot order again, so the
-      // override must outlive it too. A 5 s wait was once too short: the
-      // machine booted its disk instead of the network.
+      // before, resets the machine once more itself (~50 ms later): that
+      // reset takes the boot order again, so the override must outlive it
+      // too. How long it took goes to qemu.log: once, on a loaded host, a
+      // BIOS machine booted its disk after such a reset although the wait
+      // had seen SeaBIOS's reset (cause not found; the deployer now notices
+      // a disk boot and sends the machine to the network again).
       const resets = (guest: boolean) => q.events.filter((e) => e.event === "RESET" && (e.data as { guest?: boolean })?.guest === guest).length;
       for (const deadline = Date.now() + 5000; resets(false) < 1; await Bun.sleep(10))
         if (Date.now() > deadline) throw new ChassisError(spec.name, "qemu did not reset within 5 s");
