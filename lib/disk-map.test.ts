@@ -28,10 +28,10 @@ function disk(): { file: string; bytes: Buffer; sha256: string; size: number } {
   return { file, bytes, size: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
 }
 
-const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const chunkDigest = (b: Uint8Array) => createHash("sha512-256").update(b).digest("hex");
 
 describe("the disk map of a raw disk", () => {
-  test("data blocks become chunks: close runs merged, long runs cut, each with its sha256", () => {
+  test("data blocks become chunks: close runs merged, long runs cut, each with its SHA-512/256 digest", () => {
     const d = disk();
     const map = mapDisk(d.file, d, { chunkBytes: 2 * MiB, mergeGap: MiB });
     expect(map.disk).toEqual({ size: d.size, sha256: d.sha256 });
@@ -44,7 +44,8 @@ describe("the disk map of a raw disk", () => {
       [9 * MiB, K64],
       [12 * MiB - K64, K64],
     ]);
-    for (const c of map.chunks) expect(c.sha256).toBe(sha256(d.bytes.subarray(c.offset, c.offset + c.length)));
+    expect(map.hash).toBe("sha512-256");
+    for (const c of map.chunks) expect(c.digest).toBe(chunkDigest(d.bytes.subarray(c.offset, c.offset + c.length)));
     expect(zeroRanges(map)).toEqual([
       [4 * MiB + 2 * K64, 9 * MiB],
       [9 * MiB + K64, 12 * MiB - K64],
@@ -62,8 +63,8 @@ describe("the disk map of a raw disk", () => {
   test("a chunk that lies, or data where the map says zeros, is refused with its place", () => {
     const d = disk();
     const map = mapDisk(d.file, d);
-    const lying = { ...map, chunks: map.chunks.map((c, i) => (i === 1 ? { ...c, sha256: "0".repeat(64) } : c)) };
-    expect(checkDiskMap(d.file, lying)).toEqual([`chunk ${4 * MiB}+${2 * K64} has sha256 ${map.chunks[1]!.sha256}, not ${"0".repeat(64)}`]);
+    const lying = { ...map, chunks: map.chunks.map((c, i) => (i === 1 ? { ...c, digest: "0".repeat(64) } : c)) };
+    expect(checkDiskMap(d.file, lying)).toEqual([`chunk ${4 * MiB}+${2 * K64} has sha512-256 ${map.chunks[1]!.digest}, not ${"0".repeat(64)}`]);
     const missing = { ...map, chunks: map.chunks.filter((_, i) => i !== 2) };
     expect(checkDiskMap(d.file, missing)).toEqual([`byte ${9 * MiB} is not zero, and no chunk holds it`]);
     expect(checkDiskMap(d.file, { ...map, disk: { ...map.disk, size: d.size + 1 } })[0]).toContain("the map says");

@@ -1,13 +1,14 @@
 import { createHash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { DISK_MAP_VERSION, DiskMapV1, zeroRanges, type DiskMap } from "../wire/disk-map.ts";
+import { CHUNK_HASH, DISK_MAP_VERSION, DiskMapV2, zeroRanges, type DiskMap } from "../wire/disk-map.ts";
 import { dataRuns } from "./sparse.ts";
 
 /**
  * The disk map of a raw disk file (wire/disk-map.ts): its 64 KiB blocks
  * that hold data (lib/sparse.ts dataRuns, as the sparse copy writes them),
  * runs closer than MERGE_GAP merged into one, cut into chunks of at most
- * CHUNK_BYTES, each with its sha256. The same file gives the same map.
+ * CHUNK_BYTES, each with its digest (wire/disk-map.ts CHUNK_HASH). The
+ * same file gives the same map.
  */
 export const CHUNK_BYTES = 4 * 2 ** 20;
 /**
@@ -43,9 +44,9 @@ export function mapDisk(file: string, disk: { sha256: string; size: number }, op
       for (let offset = start; offset < end; offset += chunkBytes) {
         const length = Math.min(chunkBytes, end - offset);
         readFully(fd, piece, length, offset, file);
-        chunks.push({ offset, length, sha256: createHash("sha256").update(piece.subarray(0, length)).digest("hex") });
+        chunks.push({ offset, length, digest: createHash(CHUNK_HASH).update(piece.subarray(0, length)).digest("hex") });
       }
-    return DiskMapV1.parse({ version: DISK_MAP_VERSION, disk: { size, sha256: disk.sha256 }, chunks });
+    return DiskMapV2.parse({ version: DISK_MAP_VERSION, hash: CHUNK_HASH, disk: { size, sha256: disk.sha256 }, chunks });
   } finally {
     closeSync(fd);
   }
@@ -53,7 +54,7 @@ export function mapDisk(file: string, disk: { sha256: string; size: number }, op
 
 /**
  * Whether `file` is the disk `map` describes: every chunk's bytes hash to
- * its sha256 and every byte outside the chunks is zero. Returns the
+ * its digest and every byte outside the chunks is zero. Returns the
  * problems, each naming where (none: it is).
  */
 export function checkDiskMap(file: string, map: DiskMap): string[] {
@@ -64,8 +65,8 @@ export function checkDiskMap(file: string, map: DiskMap): string[] {
     if (size !== map.disk.size) return [`${file} is ${size} bytes; the map says ${map.disk.size}`];
     const buf = Buffer.allocUnsafe(Math.max(READ_BYTES, ...map.chunks.map((c) => c.length)));
     for (const c of map.chunks) {
-      const sha256 = createHash("sha256").update(buf.subarray(0, readFully(fd, buf, c.length, c.offset, file))).digest("hex");
-      if (sha256 !== c.sha256) problems.push(`chunk ${c.offset}+${c.length} has sha256 ${sha256}, not ${c.sha256}`);
+      const digest = createHash(map.hash).update(buf.subarray(0, readFully(fd, buf, c.length, c.offset, file))).digest("hex");
+      if (digest !== c.digest) problems.push(`chunk ${c.offset}+${c.length} has ${map.hash} ${digest}, not ${c.digest}`);
     }
     for (const [start, end] of zeroRanges(map))
       for (let pos = start; pos < end; pos += READ_BYTES) {

@@ -12,9 +12,20 @@ import { Sha256Hex } from "./image-ref.ts";
  * Written by the builder beside the raw disk (builder/outputs/raw.ts), read
  * by the deploy ramdisk (agents/deploy/). Trust runs manifest → map →
  * chunks: the manifest names the map's sha256 like any artifact's (so a
- * signed manifest covers it), and the map names each chunk's.
+ * signed manifest covers it), and the map names each chunk's digest.
+ *
+ * Version 2 names the chunks' hash: SHA-512/256 (FIPS 180-4), not sha256.
+ * A deploy ramdisk hashes every byte it writes on the machine's own CPU,
+ * and SHA-512/256's 64-bit arithmetic is 3.5× sha256's speed where no SHA
+ * instructions help: under qemu's TCG (bench/tcg-sha256.ts) and on the
+ * many server CPUs without SHA-NI. Version 1 maps (sha256) are read as
+ * version 2.
  */
-export const DISK_MAP_VERSION = 1;
+export const DISK_MAP_VERSION = 2;
+/** The chunk hashes a map may name; builders write CHUNK_HASH. */
+export const ChunkHash = z.enum(["sha256", "sha512-256"]).describe("The hash of every chunk's digest (node:crypto's name)");
+export type ChunkHash = z.infer<typeof ChunkHash>;
+export const CHUNK_HASH: ChunkHash = "sha512-256";
 /** The manifest's artifact type of a disk map. */
 export const DISK_MAP_ARTIFACT = "disk-map";
 /** Largest chunk the format allows: a reader holds a few in memory at once. */
@@ -22,15 +33,17 @@ export const MAX_CHUNK_BYTES = 16 * 2 ** 20;
 
 const Bytes = z.number().int().nonnegative();
 
+const Offset = Bytes.describe("Where the chunk starts on the disk, in bytes");
+const Length = z.number().int().positive().max(MAX_CHUNK_BYTES).describe("Bytes in the chunk");
 export const DiskMapChunk = z.object({
-  offset: Bytes.describe("Where the chunk starts on the disk, in bytes"),
-  length: z.number().int().positive().max(MAX_CHUNK_BYTES).describe("Bytes in the chunk"),
-  sha256: Sha256Hex.describe("sha256 of the chunk's bytes"),
+  offset: Offset,
+  length: Length,
+  digest: z.string().regex(/^[0-9a-f]{64}$/, "256 bits in lowercase hex").describe("The chunk's bytes hashed by the map's `hash`"),
 });
 export type DiskMapChunk = z.infer<typeof DiskMapChunk>;
 
 /** Cross-field rules: every problem at once, each at its place. */
-function issues(map: { disk: { size: number }; chunks: DiskMapChunk[] }): { path: (string | number)[]; message: string }[] {
+function issues(map: { disk: { size: number }; chunks: { offset: number; length: number }[] }): { path: (string | number)[]; message: string }[] {
   const found: { path: (string | number)[]; message: string }[] = [];
   let end = 0;
   map.chunks.forEach((c, i) => {
@@ -41,25 +54,46 @@ function issues(map: { disk: { size: number }; chunks: DiskMapChunk[] }): { path
   return found;
 }
 
-export const DiskMapV1 = z
+const Disk = z
+  .object({
+    size: Bytes.describe("The raw disk's size in bytes"),
+    sha256: Sha256Hex.describe("The raw disk's sha256 (its artifact's in the manifest)"),
+  })
+  .describe("The raw disk this maps");
+const CHUNKS = "The disk's data, in disk order, not overlapping; every byte outside them is zero";
+
+function refine(map: { disk: { size: number }; chunks: { offset: number; length: number }[] }, ctx: z.RefinementCtx) {
+  for (const issue of issues(map)) ctx.addIssue({ code: "custom", ...issue });
+}
+
+export const DiskMapV2 = z
   .object({
     version: z.literal(DISK_MAP_VERSION).describe("Disk map format version"),
-    disk: z
-      .object({
-        size: Bytes.describe("The raw disk's size in bytes"),
-        sha256: Sha256Hex.describe("The raw disk's sha256 (its artifact's in the manifest)"),
-      })
-      .describe("The raw disk this maps"),
-    chunks: z.array(DiskMapChunk).describe("The disk's data, in disk order, not overlapping; every byte outside them is zero"),
+    hash: ChunkHash,
+    disk: Disk,
+    chunks: z.array(DiskMapChunk).describe(CHUNKS),
   })
-  .superRefine((map, ctx) => {
-    for (const issue of issues(map)) ctx.addIssue({ code: "custom", ...issue });
+  .superRefine(refine)
+  .describe("Where a raw disk's data is: chunks with their digests, zeros elsewhere");
+export type DiskMap = z.infer<typeof DiskMapV2>;
+
+/** Version 1: every chunk's sha256. */
+export const DiskMapV1 = z
+  .object({
+    version: z.literal(1).describe("Disk map format version"),
+    disk: Disk,
+    chunks: z.array(z.object({ offset: Offset, length: Length, sha256: Sha256Hex.describe("sha256 of the chunk's bytes") })).describe(CHUNKS),
   })
+  .superRefine(refine)
   .describe("Where a raw disk's data is: chunks with their sha256, zeros elsewhere");
-export type DiskMap = z.infer<typeof DiskMapV1>;
 
 /** Parse any known disk map version, translating older ones forward. */
-export const DiskMap = DiskMapV1;
+export const DiskMap = z.discriminatedUnion("version", [
+  DiskMapV2,
+  DiskMapV1.transform(
+    (v1): DiskMap => ({ version: DISK_MAP_VERSION, hash: "sha256", disk: v1.disk, chunks: v1.chunks.map((c) => ({ offset: c.offset, length: c.length, digest: c.sha256 })) }),
+  ),
+]);
 
 /** Bytes the chunks hold: what a deploy fetches. */
 export function mappedBytes(map: DiskMap): number {

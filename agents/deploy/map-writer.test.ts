@@ -166,7 +166,7 @@ describe("writing a disk by its map", () => {
       const writer = await MapWriter.open(get, image, target);
       const e = await rejection(writer.write(() => {}));
       expect(e).toBeInstanceOf(ImageMismatch);
-      expect((e as Error).message).toContain(`the disk's bytes ${3 * MiB}+${MiB} have sha256`);
+      expect((e as Error).message).toContain(`the disk's bytes ${3 * MiB}+${MiB} have sha512-256`);
       expect(() => writer.finish()).toThrow(ImageMismatch);
       expect(unbootable(s.diskFile)).toBe(true);
       expect(readFileSync(s.diskFile).subarray(31 * MiB).equals(Buffer.alloc(MiB))).toBe(true);

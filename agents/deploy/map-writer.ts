@@ -11,7 +11,7 @@ import { HeldDisk, type Target } from "./held-disk.ts";
  * of it: the map first, checked against the sha256 the deployer named (from
  * the manifest: trust runs manifest → map → chunks); then only the chunks,
  * each a Range request on the raw disk's URL, several at once, each checked
- * against its sha256 on hash threads before it goes to the disk; the gaps
+ * against its digest on hash threads before it goes to the disk; the gaps
  * are zeroed by the device. As with the whole disk, the first and last MiB
  * are held back (HeldDisk) until every chunk has been verified and the map
  * is of the disk the instructions name.
@@ -30,7 +30,7 @@ type Image = DeployInstructions["image"] & { map: NonNullable<DeployInstructions
 
 export class MapWriter {
   private readonly disk: HeldDisk;
-  private readonly hasher = new PieceHasher("sha256");
+  private readonly hasher: PieceHasher;
   private readonly abort = new AbortController();
   private placed = 0;
   /** Chunk bytes verified and on the disk. */
@@ -43,6 +43,7 @@ export class MapWriter {
     target: Target,
   ) {
     this.disk = new HeldDisk(target, map.disk.size);
+    this.hasher = new PieceHasher(map.hash);
   }
 
   /** Fetch the map and check it: its sha256 is the deployer's, and it maps the disk the instructions name. */
@@ -130,8 +131,8 @@ export class MapWriter {
         continue;
       }
       const hashed = await this.hasher.digest(bytes);
-      if (hashed.hex !== c.sha256)
-        throw new ImageMismatch(`the disk's bytes ${c.offset}+${c.length} have sha256 ${hashed.hex}, not ${c.sha256} as its map says`);
+      if (hashed.hex !== c.digest)
+        throw new ImageMismatch(`the disk's bytes ${c.offset}+${c.length} have ${this.map.hash} ${hashed.hex}, not ${c.digest} as its map says`);
       if (this.abort.signal.aborted) return;
       this.disk.put(new Uint8Array(hashed.bytes), c.offset);
       this.placed++;
