@@ -34,8 +34,13 @@ export interface MachineOptions {
  * ready (20 → 18 s with 2 vCPUs). AVX2 stays: the agent binary needs it.
  * (SVM stays too, though udev loads kvm_amd for it at every boot: with
  * `-svm` qemu 7.2's TCG guest failed every mount systemd makes, EBUSY.)
+ * Without AES-NI and PCLMULQDQ: BoringSSL (the agents' bun) then prefers
+ * ChaCha20-Poly1305 for TLS, which TCG runs 3-4× faster than AES-GCM on
+ * emulated AES-NI — a deploy ramdisk's https download of the disk's data
+ * (bench/tcg-crypto.ts). On real CPUs AES-GCM is the fast one; this is
+ * about emulation only.
  */
-const TCG_CPU = "max,-erms,-fsrm";
+export const TCG_CPU = "max,-erms,-fsrm,-aes,-pclmulqdq";
 
 /**
  * TCG's translation cache: 256 MiB, not qemu 7.2's 1 GiB default. With the
@@ -44,7 +49,7 @@ const TCG_CPU = "max,-erms,-fsrm";
  * 128-256 MiB both took 14.6-15.2 s here (a smaller cache stays warm in the
  * host's caches and TLB). Three nodes also hold 2.3 GiB less between them.
  */
-const TCG_ACCEL = "tcg,tb-size=256";
+export const TCG_ACCEL = "tcg,tb-size=256";
 
 export function machineArgs(o: MachineOptions): string[] {
   const net = [

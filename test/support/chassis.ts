@@ -2,6 +2,7 @@ import { appendFileSync, copyFileSync, existsSync, readFileSync, renameSync, rmS
 import { join } from "node:path";
 import { z } from "zod";
 import { Qmp } from "../../lib/qemu/qmp.ts";
+import { TCG_ACCEL, TCG_CPU } from "../../lib/qemu/machine.ts";
 import { pidAlive } from "./proc.ts";
 
 /**
@@ -148,10 +149,9 @@ function qemuArgs(dir: string, spec: MachineSpec, target: BootOverride["target"]
   const order = bootOrder(spec, target);
   return [
     "-name", spec.name,
-    // As lib/qemu/machine.ts: TCG without ERMS/FSRM (the guest kernel's byte
-    // loops are slow under TCG) and a 256 MiB translation cache.
-    "-accel", "tcg,tb-size=256",
-    "-cpu", "max,-erms,-fsrm",
+    // lib/qemu/machine.ts's CPU model and translation cache for TCG.
+    "-accel", TCG_ACCEL,
+    "-cpu", TCG_CPU,
     "-m", String(spec.memoryMiB),
     "-smp", String(spec.cpus),
     "-display", "none",
