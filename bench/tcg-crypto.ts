@@ -35,8 +35,9 @@ import { flag, median } from "./figures.ts";
 const runs = Number(flag("runs", "3"));
 const cpus = Number(flag("cpus", "2"));
 const image = findImage(resolve(flag("image", resolve(import.meta.dir, "../.cache/test-images/node/node"))));
-/** A later -cpu flag wins in qemu. */
-const MODELS = { current: TCG_CPU, "aes-ni": `${TCG_CPU},+aes,+pclmulqdq`, "no-avx": `${TCG_CPU},-avx,-avx2,-avx512f,-sha-ni` };
+/** qemu applies a model's -feature after every +feature, whatever their order: "aes-ni" drops the minus instead. */
+const withAes = TCG_CPU.split(",").filter((f) => f !== "-aes" && f !== "-pclmulqdq").join(",");
+const MODELS = { current: TCG_CPU, "aes-ni": withAes, "no-avx": `${TCG_CPU},-avx,-avx2,-avx512f,-sha-ni` };
 const models = flag("models", "current,aes-ni").split(",") as (keyof typeof MODELS)[];
 for (const m of models) if (!MODELS[m]) throw new Error(`--models: ${m} is not one of ${Object.keys(MODELS).join(", ")}`);
 const MiB = 128;
@@ -57,7 +58,7 @@ const results: Record<string, Result> = {};
 // The servers: 128 MiB of random bytes over https (a CA of this run's) and over http.
 const certDir = mkdtempSync(join(tmpdir(), "ooo-tcg-crypto-"));
 const ca = await ensureCa(join(certDir, "ca"), "tcg-crypto bench");
-const cert = await ensureServerCert(ca, join(certDir, "server"), "server", [GUEST.https]);
+const cert = await ensureServerCert(ca, join(certDir, "ca"), "server", [GUEST.https]);
 const body = randomBytes(MiB * 2 ** 20);
 const servers = {
   https: Bun.serve({ hostname: "127.0.0.1", port: 0, tls: { cert: Bun.file(cert.cert), key: Bun.file(cert.key) }, fetch: () => new Response(body) }),
@@ -87,13 +88,13 @@ try {
       const flags = (await sh("grep -m1 -o -w -E 'aes|pclmulqdq|avx|avx2|sha_ni' /proc/cpuinfo | sort -u | tr '\\n' ' '")).output.trim();
       process.stderr.write(`${model} (-cpu ${cpu}): booted in ${seconds.toFixed(1)} s; guest flags: ${flags}\n`);
       await sh(`dd if=/dev/urandom of=/dev/shm/x bs=1M count=${MiB} status=none`);
-      await sh(`cat > /tmp/ca.pem <<'EOF'\n${readFileSync(ca.cert, "utf8")}EOF`);
+      await sh(`echo ${readFileSync(ca.cert).toString("base64")} | base64 -d > /tmp/ca.pem`);
       const r: Result = (results[model] = { figures: {}, errors: [], boot_s: Number(seconds.toFixed(1)), flags });
       const bun = async (name: string, script: string) => {
         const out = await sh(`BUN_BE_BUN=1 /usr/local/bin/ooo-agent -e '${script}' 2>&1`);
         const m = /MBPS ([\d.]+)/.exec(out.output);
         if (m) (r.figures[name] ??= []).push(Number(m[1]));
-        else r.errors.push(`${name}: ${out.output.trim().split("\n").slice(-2).join(" ").slice(0, 200) || `exit ${out.status}`}`);
+        else r.errors.push(`${name}: ${out.output.replace(/\x1b\[[0-9;]*m/g, "").trim().split("\n").slice(-8).join(" ").slice(0, 600) || `exit ${out.status}`}`);
       };
       for (let i = 0; i < runs; i++) {
         for (const alg of HASHES) await bun(`bun ${alg}`, bunHash(alg));
