@@ -9,7 +9,10 @@
  * cores without overcommit as bench/deploy.ts gives them: the one-machine
  * cases and the qemu node 2 vCPUs here, the three machines at once 1 each.
  *
- *   bun bench/baremetal.ts [--runs 3] [--only "cold UEFI,3 cold,qemu"]
+ *   bun bench/baremetal.ts [--runs 3] [--only "cold UEFI,3 cold,qemu"] [--consoles DIR]
+ *
+ * --consoles DIR keeps each run's machine consoles there (CASE-RUN-MACHINE.log):
+ * the firmware's, the ramdisk's and the node's lines, to see where time goes.
  *
  * Cases, each the median of --runs:
  *   cold UEFI   one machine (OVMF), from power off: PXE → iPXE → ramdisk → write → kexec
@@ -31,7 +34,7 @@
  * ≤ 1.1 × the qemu driver's time; ramdisk ≤ 64 MiB. Prints a table and, as
  * its LAST line, one JSON object of the figures.
  */
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import type { Timeline } from "../deployer/timeline.ts";
@@ -46,6 +49,7 @@ const runs = Number(flag("runs", "3"));
 /** --only: the named cases (to measure one again); the JSON has null for the others. */
 const only = flag("only", "") ? new Set(flag("only", "").split(",").map((c) => c.trim())) : undefined;
 const MiB = 2 ** 20;
+const consolesDir = flag("consoles", "");
 
 type Case = "cold UEFI" | "cold BIOS" | "fast track" | "3 cold" | "qemu" | "ironic";
 interface Run {
@@ -126,6 +130,16 @@ async function ooo(argv: string[]) {
   return r;
 }
 
+/** A node's spans and marks in time order, in seconds from its first: where a case's time goes. */
+function timelineLine(n: Timeline["nodes"][number]): string {
+  const items = [
+    ...n.spans.map((sp) => ({ at: sp.start, text: `${sp.phase} ${r1(sp.end - sp.start)}s` })),
+    ...n.marks.map((m) => ({ at: m.at, text: m.note ? `${m.kind} (${m.note})` : m.kind })),
+  ].sort((a, b) => a.at - b.at);
+  const t0 = items[0]?.at ?? 0;
+  return items.map((i) => `${r1(i.at - t0)} ${i.text}`).join(" · ");
+}
+
 function figures(t: Timeline, scenario: Case, run: number, command: number, boots: number, erase: number, load: number): Run {
   const signalled = t.nodes.map((n) => n.marks.find((m) => m.kind === "signalled" && m.note?.startsWith("SUCCESS"))?.at ?? NaN);
   // A node's first step (its deploy command, before any power-on): the timeline's seconds end at its signal.
@@ -170,6 +184,10 @@ try {
       const command = (performance.now() - t0) / 1000;
       const report = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { timeline: Timeline };
       const boots = ms.reduce((a, m, i) => a + firmwareBoots(m, consoles[i]), 0);
+      if (consolesDir) {
+        mkdirSync(consolesDir, { recursive: true });
+        ms.forEach((m, i) => writeFileSync(join(consolesDir, `${scenario.replace(/ /g, "-")}-${run}-${m.name}.log`), m.console().slice(consoles[i])));
+      }
       // Back to where the next run starts: machines erased (off, or in standby), the qemu node gone.
       writeStack(undefined);
       const e0 = performance.now();
@@ -178,6 +196,7 @@ try {
       const f = figures(report.timeline, scenario, run, command, boots, erase, load);
       results.push(f);
       process.stderr.write(`${scenario}, run ${run}: ${f.seconds}s power-off to working, ${boots} firmware boot${boots === 1 ? "" : "s"} (load ${f.load}; removed in ${f.erase}s)\n`);
+      for (const n of report.timeline.nodes) process.stderr.write(`  ${n.node}: ${timelineLine(n)}\n`);
     }
   }
 } finally {
