@@ -86,6 +86,7 @@ async function serve(client: DeployClient, ramdisk: RamdiskArgs, logFile: string
       continue;
     }
     const quick = performance.now() - t0 < 1000;
+    const before = etag;
     if (got !== "unchanged") etag = got.etag;
     const command = got === "unchanged" ? undefined : got.command;
     // The same command again (a service without ETags) is not carried out twice: the deployer changes it to retry.
@@ -97,7 +98,10 @@ async function serve(client: DeployClient, ramdisk: RamdiskArgs, logFile: string
         log.info("standby: waiting for a command");
         await client.progress({ phase: "waiting" });
       }
-      if (quick) await Bun.sleep(client.pollInterval * 1000);
+      // A quick answer with a new ETag was a change (back to "wait"): the next poll, with that ETag, is held, and a
+      // deploy that comes meanwhile is taken at once — sleeping here kept a fast-track deploy waiting up to 5 s.
+      // Quick without a new ETag (a service that holds no poll) would spin.
+      if (quick && (etag === undefined || etag === before)) await Bun.sleep(client.pollInterval * 1000);
       continue;
     }
     waiting = false;
