@@ -16,7 +16,7 @@ import { Sha256Hex } from "./image-ref.ts";
  *
  * Version 2 names the chunks' hash: SHA-512/256 (FIPS 180-4), not sha256.
  * A deploy ramdisk hashes every byte it writes on the machine's own CPU,
- * and SHA-512/256's 64-bit arithmetic is 3.5× sha256's speed where no SHA
+ * and SHA-512/256's 64-bit arithmetic is 2.7× sha256's speed where no SHA
  * instructions help: under qemu's TCG (bench/tcg-crypto.ts) and on the
  * many server CPUs without SHA-NI. Version 1 maps (sha256) are read as
  * version 2.
