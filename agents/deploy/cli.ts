@@ -59,6 +59,17 @@ export async function deployMain(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * Whether to wait a poll interval before asking for a command again. A
+ * quick answer with a new ETag was a change (back to "wait"): the next poll,
+ * with that ETag, is held, and a deploy that comes meanwhile is taken at
+ * once — sleeping then kept a fast-track deploy waiting up to 5 s. A quick
+ * answer without a new ETag (a service that holds no poll) would spin.
+ */
+export function pauseBeforeNextPoll(quick: boolean, etagBefore: string | undefined, etagNow: string | undefined): boolean {
+  return quick && (etagNow === undefined || etagNow === etagBefore);
+}
+
 async function serve(client: DeployClient, ramdisk: RamdiskArgs, logFile: string | undefined): Promise<void> {
   const found = nics().map((n) => n.mac);
   const macs = ramdisk.bootMac ? [ramdisk.bootMac, ...found.filter((m) => m !== ramdisk.bootMac)] : found;
@@ -98,10 +109,7 @@ async function serve(client: DeployClient, ramdisk: RamdiskArgs, logFile: string
         log.info("standby: waiting for a command");
         await client.progress({ phase: "waiting" });
       }
-      // A quick answer with a new ETag was a change (back to "wait"): the next poll, with that ETag, is held, and a
-      // deploy that comes meanwhile is taken at once — sleeping here kept a fast-track deploy waiting up to 5 s.
-      // Quick without a new ETag (a service that holds no poll) would spin.
-      if (quick && (etag === undefined || etag === before)) await Bun.sleep(client.pollInterval * 1000);
+      if (pauseBeforeNextPoll(quick, before, etag)) await Bun.sleep(client.pollInterval * 1000);
       continue;
     }
     waiting = false;
