@@ -91,14 +91,31 @@ beforeEach(() => {
   calls.length = 0;
 }, 30_000);
 
-/** The ramdisk: looks up, takes the command, and answers as told. */
-async function ramdisk(answer: (command: Command, client: DeployClient) => Promise<void>) {
+/** The ramdisk (m1's, unless told another machine's): looks up, takes the command, and answers as told. */
+async function ramdisk(
+  answer: (command: Command, client: DeployClient, etag?: string) => Promise<void>,
+  machine: { mac: string; bootMode: "uefi" | "bios" } = { mac: "52:54:00:aa:00:01", bootMode: "uefi" },
+) {
   const client = new DeployClient(md);
-  await client.lookup({ version: DEPLOY_VERSION, macs: ["52:54:00:aa:00:01"], boot_mode: "uefi", agent: "test" });
+  await client.lookup({ version: DEPLOY_VERSION, macs: [machine.mac], boot_mode: machine.bootMode, agent: "test" });
   const got = await client.command(undefined, 0);
   if (got === "unchanged") throw new Error("no command");
-  await answer(got.command, client);
+  await answer(got.command, client, got.etag);
   return client;
+}
+
+/** A BIOS machine's ramdisk given its erase (then `then`): it says it erased; the client and the command's ETag. */
+async function ramdiskErases(mac: string, then: "standby" | "poweroff") {
+  let etag: string | undefined;
+  const client = await ramdisk(
+    async (command, c, tag) => {
+      expect(command).toEqual({ version: DEPLOY_VERSION, action: "erase", then });
+      etag = tag;
+      await c.result({ action: "erase", status: "success", step: "erasing", message: "erased /dev/vda", restart: "none" });
+    },
+    { mac, bootMode: "bios" },
+  );
+  return { client, etag };
 }
 
 test("cold deploy: command and config drive recorded, network boot and power-on through the BMC, the ramdisk's kexec ends the wait", async () => {
@@ -193,14 +210,9 @@ test("ooo delete of a standby machine: erased, told to wait, and back in standby
   let settled = false;
   const release = releaseMachine(db, db.node("spare-0")!).then(() => (settled = true));
   for (let i = 0; i < 100 && calls.length < 2; i++) await Bun.sleep(20);
-  const client = new DeployClient(md);
-  await client.lookup({ version: DEPLOY_VERSION, macs: ["52:54:00:aa:00:02"], boot_mode: "bios", agent: "test" });
-  const got = await client.command(undefined, 0);
-  if (got === "unchanged") throw new Error("no command");
-  expect(got.command).toEqual({ version: DEPLOY_VERSION, action: "erase", then: "standby" });
-  await client.result({ action: "erase", status: "success", step: "erasing", message: "erased /dev/vda", restart: "none" });
+  const { client, etag } = await ramdiskErases("52:54:00:aa:00:02", "standby");
   // Not done until the ramdisk says it waits: the next command it gets is wait.
-  const next = await client.command(got.etag, 5);
+  const next = await client.command(etag, 5);
   if (next === "unchanged") throw new Error("no new command after the erase");
   expect(next.command).toEqual({ version: DEPLOY_VERSION, action: "wait" });
   await Bun.sleep(300);
@@ -234,12 +246,7 @@ test("ooo delete of a machine whose BMC drops the one-time network boot: its nod
   expect(await until(2)).toEqual(["boot network bios", "power reset"]);
   appendFileSync(consoleLog, `GRUB loading...\n${READY_LINE}`);
   expect(await until(4)).toEqual(["boot network bios", "power reset", "boot network bios", "power reset"]);
-  const client = new DeployClient(md);
-  await client.lookup({ version: DEPLOY_VERSION, macs: ["52:54:00:aa:00:03"], boot_mode: "bios", agent: "test" });
-  const got = await client.command(undefined, 0);
-  if (got === "unchanged") throw new Error("no command");
-  expect(got.command).toEqual({ version: DEPLOY_VERSION, action: "erase", then: "poweroff" });
-  await client.result({ action: "erase", status: "success", step: "erasing", message: "erased /dev/vda", restart: "none" });
+  await ramdiskErases("52:54:00:aa:00:03", "poweroff");
   power = "off";
   await first;
   expect(book.get("m3")).toMatchObject({ node: null, state: "off" });
