@@ -35,8 +35,8 @@ export interface MachineOptions {
  * (SVM stays too, though udev loads kvm_amd for it at every boot: with
  * `-svm` qemu 7.2's TCG guest failed every mount systemd makes, EBUSY.)
  * Without AES-NI and PCLMULQDQ: BoringSSL (the agents' bun) then prefers
- * ChaCha20-Poly1305 for TLS, which TCG runs 3-4× faster than AES-GCM on
- * emulated AES-NI — a deploy ramdisk's https download of the disk's data
+ * ChaCha20-Poly1305 for TLS, which TCG runs 2.5× faster than AES-GCM on
+ * emulated AES-NI (30 against 12 MB/s) — a deploy ramdisk's https download of the disk's data
  * (bench/tcg-crypto.ts). On real CPUs AES-GCM is the fast one; this is
  * about emulation only.
  */
