@@ -67,7 +67,7 @@ const rows: BadInput[] = [
     argv: ["build-image", "-o", "img", "-t", "raw", "--image-cache", CACHE, "busybox-base"],
     exit: EXIT.ok.code,
     says: "the root has no kernel and initrd (/boot/vmlinuz, /boot/initrd.img)",
-    leaves: ["img.raw", "img.disk-map.json", "img.manifest.json", "img.log", CACHE],
+    leaves: ["img.raw", "img.disk-map.json", "img.disk-pack", "img.manifest.json", "img.log", CACHE],
   },
   { name: "--force replaces outputs that exist", argv: ["build-image", "-o", "img", "--force", "--image-cache", CACHE, "busybox-base"], files: { "img.tar": "old" }, exit: EXIT.ok.code, says: "image digest", leaves: ["img.tar", "img.entries.json", "img.manifest.json", "img.log", CACHE] },
   { name: "a hook that fails leaves only the log", argv: ["build-image", "-o", "img", "--image-cache", CACHE, "--elements-path", FIXTURES, "busybox-base", "fail-hook"], exit: EXIT.failed.code, says: "hook install.d/", leaves: ["img.log", CACHE] },

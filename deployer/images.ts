@@ -4,7 +4,8 @@ import { dirname, join } from "node:path";
 import { z } from "zod";
 import { publishAtomically, stageFile } from "../lib/atomic.ts";
 import { dataRuns } from "../lib/sparse.ts";
-import { DISK_MAP_ARTIFACT } from "../wire/disk-map.ts";
+import type { MapDownload } from "../wire/deploy.ts";
+import { DISK_MAP_ARTIFACT, DISK_PACK_ARTIFACT } from "../wire/disk-map.ts";
 import { Sha256Hex } from "../wire/image-ref.ts";
 import type { Manifest } from "../wire/manifest.ts";
 import type { StoreClient } from "../store/client/client.ts";
@@ -35,7 +36,7 @@ export interface ResolvedImage {
   manifest: Manifest;
   disk: { sha256: string; size: number };
   /** Where the disk's data is (wire/disk-map.ts), when the build wrote its map: a ramdisk then fetches only that. */
-  diskMap?: { sha256: string; size: number };
+  diskMap?: { sha256: string; size: number; pack?: { sha256: string; size: number } };
   kernel?: { sha256: string; size: number };
   /** The trusted key that signed its manifest (when the stack trusts keys). */
   signer?: TrustedKey;
@@ -80,6 +81,7 @@ export async function resolveRoleImage(
     throw new RoleImageUnusable(role, ref, `${manifest.name} ${manifest.digest} has no raw disk: build it with -t raw,tar and publish it again`);
   const kernel = manifest.artifacts.find((a) => a.type === "vmlinuz");
   const map = manifest.artifacts.find((a) => a.type === DISK_MAP_ARTIFACT);
+  const pack = manifest.artifacts.find((a) => a.type === DISK_PACK_ARTIFACT);
   return {
     role,
     ref,
@@ -88,9 +90,21 @@ export async function resolveRoleImage(
     digest: manifest.digest,
     manifest,
     disk: raw ? { sha256: raw.sha256, size: raw.size } : { sha256: "", size: 0 },
-    ...(raw && map ? { diskMap: { sha256: map.sha256, size: map.size } } : {}),
+    ...(raw && map ? { diskMap: { sha256: map.sha256, size: map.size, ...(pack ? { pack: { sha256: pack.sha256, size: pack.size } } : {}) } } : {}),
     kernel: kernel && { sha256: kernel.sha256, size: kernel.size },
     signer,
+  };
+}
+
+/** The disk's map (and pack) as a ramdisk downloads them, each blob at `urlOf` its sha256. */
+export async function mapDownload(image: ResolvedImage, urlOf: (sha256: string) => string | Promise<string>): Promise<MapDownload | undefined> {
+  const map = image.diskMap;
+  if (!map) return undefined;
+  return {
+    url: await urlOf(map.sha256),
+    sha256: map.sha256,
+    size: map.size,
+    ...(map.pack ? { pack: { url: await urlOf(map.pack.sha256), ...map.pack } } : {}),
   };
 }
 

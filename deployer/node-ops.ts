@@ -3,7 +3,7 @@ import { log } from "../lib/log.ts";
 import type { NodeTrust } from "../wire/trust.ts";
 import type { DriverNode, HostService, NodeDriver } from "./drivers/driver.ts";
 import { driverFor } from "./drivers/index.ts";
-import type { ImageCache, ResolvedImage } from "./images.ts";
+import { mapDownload, type ImageCache, type ResolvedImage } from "./images.ts";
 import { bootedDetail, type ConsoleWatch, consoleSize, consoleTail, watchNode } from "./node-watch.ts";
 import { newToken, tokenHash } from "./metadata-service.ts";
 import { configDrive, configHash, nodeMetadata, type Endpoints } from "./node-metadata.ts";
@@ -140,7 +140,7 @@ async function provisionRemote(ctx: NodeContext, spec: NodeSpec, image: Resolved
     return `${endpoints.store!.url}${signed.pathname}${signed.search}`;
   };
   const url = await signedUrl(image.disk.sha256);
-  const map = image.diskMap && { url: await signedUrl(image.diskMap.sha256), ...image.diskMap };
+  const map = await mapDownload(image, signedUrl);
   db.event(spec.name, "deploy-command", { machine: row.machine, image: image.digest, disk_bytes: image.disk.size, by: driver.name }, { run });
   await log.step(`${spec.name}: deploy ${image.name} through ${driver.name}${row.machine ? ` on ${row.machine}` : ""}`, () =>
     driver.provision(node, {

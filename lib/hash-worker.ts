@@ -2,6 +2,7 @@ import { dlopen, FFIType } from "bun:ffi";
 import { createHash, type Hash } from "node:crypto";
 import { readSync } from "node:fs";
 import { Writeback } from "./writeback.ts";
+import { unpackFrame } from "./zstd-frame.ts";
 
 /**
  * A thread behind lib/parallel-hash.ts: one hash algorithm, any number of
@@ -18,6 +19,9 @@ import { Writeback } from "./writeback.ts";
  *   (sync_file_range), so the final fsync finds little left to do.
  * - `piece`: bytes moved to the thread (a transferred ArrayBuffer), hashed
  *   whole, and moved back with the digest (PieceHasher: a disk map's chunks).
+ * - `unpack`: a zstd frame moved to the thread and hashed; only if it is the
+ *   digest expected, decompressed (to the length expected, or it fails), and
+ *   the chunk moved back instead (PieceHasher: a disk pack's frames).
  */
 declare const self: Worker;
 
@@ -26,6 +30,7 @@ export type ToHashWorker =
   | { kind: "data"; job: number; seq: number; at: number; length: number }
   | { kind: "follow"; job: number; algorithm: string; fd: number; from: number; writeback: boolean }
   | { kind: "piece"; job: number; algorithm: string; bytes: ArrayBuffer }
+  | { kind: "unpack"; job: number; algorithm: string; bytes: ArrayBuffer; digest: string; length: number }
   | { kind: "end"; job: number; size?: number }
   | { kind: "cancel"; job: number };
 
@@ -138,6 +143,11 @@ self.onmessage = (event: MessageEvent<ToHashWorker>) => {
       case "piece": {
         const digest = createHash(m.algorithm).update(new Uint8Array(m.bytes)).digest("hex");
         self.postMessage({ job: m.job, digest, bytes: m.bytes } satisfies FromHashWorker, [m.bytes]);
+        break;
+      }
+      case "unpack": {
+        const { digest, bytes } = unpackFrame(m.algorithm, m.bytes, m.digest, m.length);
+        self.postMessage({ job: m.job, digest, bytes } satisfies FromHashWorker, [bytes]);
         break;
       }
       case "follow":

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import type { FromHashWorker, ToHashWorker } from "./hash-worker.ts";
+import { unpackFrame } from "./zstd-frame.ts";
 
 /**
  * Hash big data (an image upload, a download) on other cores, one worker
@@ -340,6 +341,26 @@ export class PieceHasher {
   /** The piece's digest, and the piece back (the one given is detached: use the one returned). */
   digest(bytes: ArrayBuffer): Promise<{ hex: string; bytes: ArrayBuffer }> {
     if (this.width < 1) return Promise.resolve({ hex: createHash(this.algorithm).update(new Uint8Array(bytes)).digest("hex"), bytes });
+    return this.post((job) => ({ kind: "piece", job, algorithm: this.algorithm, bytes }), bytes);
+  }
+
+  /**
+   * A zstd frame's digest and, if it is `digest`, the chunk it decompresses
+   * to (`length` bytes, or it fails); else the frame back (lib/zstd-frame.ts).
+   */
+  unpack(frame: ArrayBuffer, digest: string, length: number): Promise<{ hex: string; bytes: ArrayBuffer }> {
+    if (this.width < 1) {
+      try {
+        const r = unpackFrame(this.algorithm, frame, digest, length);
+        return Promise.resolve({ hex: r.digest, bytes: r.bytes });
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return this.post((job) => ({ kind: "unpack", job, algorithm: this.algorithm, bytes: frame, digest, length }), frame);
+  }
+
+  private post(message: (job: number) => ToHashWorker, bytes: ArrayBuffer): Promise<{ hex: string; bytes: ArrayBuffer }> {
     // A thread that died is replaced.
     const pool = (pieceThreads.get(this.algorithm) ?? []).filter((t) => !t.dead);
     while (pool.length < this.width) pool.push(new HashThread(this.algorithm));
@@ -358,7 +379,7 @@ export class PieceHasher {
         },
         cancelled: () => {},
       });
-      thread.post({ kind: "piece", job, algorithm: this.algorithm, bytes }, [bytes]);
+      thread.post(message(job), [bytes]);
     });
   }
 }

@@ -145,9 +145,17 @@ export const Download = z.object({
 });
 export type Download = z.infer<typeof Download>;
 
+/** A golden disk's map, and its pack when the build wrote one (wire/disk-map.ts). */
+export const MapDownload = Download.extend({
+  pack: Download.optional().describe(
+    "The disk pack (the manifest's disk-pack artifact): the chunks' zstd frames are fetched from it, by Range, each checked against the map before it is decompressed, instead of the disk's own bytes",
+  ),
+});
+export type MapDownload = z.infer<typeof MapDownload>;
+
 /**
  * Ironic: the instance_info key where the deployer puts the golden disk's
- * map (a Download, by a signed URL). Ironic hands its agent the node with
+ * map (a MapDownload, by signed URLs). Ironic hands its agent the node with
  * its instance_info; ooo's agent then fetches only the disk's data, as for
  * its own deploys. Ironic's own agent (IPA) ignores the key and streams the
  * whole disk.
@@ -161,7 +169,7 @@ export const DeployInstructions = z
       name: z.string().min(1),
       digest: Digest.describe("The image's content address, as the node's metadata names it"),
       disk: Download.describe("The raw golden disk; written only once its sha256 matched"),
-      map: Download.optional().describe(
+      map: MapDownload.optional().describe(
         "The disk's map (wire/disk-map.ts; the manifest's disk-map artifact): when given, only its chunks are fetched, by Range requests on disk.url, each checked against the map, which is checked against this sha256; without it the whole disk streams",
       ),
     }),

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { z } from "zod";
-import { DiskMap, DiskMapV1, DiskMapV2, MAX_CHUNK_BYTES, mappedBytes, zeroRanges } from "./disk-map.ts";
+import { DiskMap, DiskMapV1, DiskMapV2, MAX_CHUNK_BYTES, mappedBytes, packedBytes, zeroRanges } from "./disk-map.ts";
 
 const hex = (c: string) => c.repeat(64);
 const map = {
@@ -54,4 +54,18 @@ test("chunks out of order, overlapping, past the end or too big are refused, eve
   ]);
   expect(DiskMap.safeParse({ ...map, disk: { size: 2 * MAX_CHUNK_BYTES, sha256: hex("d") }, chunks: [{ offset: 0, length: MAX_CHUNK_BYTES + 1, digest: hex("a") }] }).success).toBe(false);
   expect(DiskMap.safeParse({ ...map, version: 3 }).success).toBe(false);
+});
+
+test("a pack's frames: every chunk has one or none does, one after the other in chunk order", () => {
+  const framed = { ...map, chunks: [{ ...map.chunks[0]!, packed: { offset: 0, length: 4, digest: hex("e") } }, { ...map.chunks[1]!, packed: { offset: 4, length: 9, digest: hex("f") } }] };
+  expect(packedBytes(DiskMap.parse(framed))).toBe(13);
+  expect(packedBytes(DiskMap.parse(map))).toBe(0);
+  const problems = (m: unknown) => DiskMap.safeParse(m).error?.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  expect(problems({ ...framed, chunks: [framed.chunks[0], map.chunks[1]] })).toEqual(["chunks.1: chunk has no frame where the others have one: a pack holds every chunk or none"]);
+  expect(problems({ ...framed, chunks: [framed.chunks[0], { ...framed.chunks[1], packed: { ...framed.chunks[1]!.packed, offset: 5 } }] })).toEqual([
+    "chunks.1.packed.offset: frame at 5, not 4: the frames follow one another in chunk order",
+  ]);
+  expect(problems({ ...framed, chunks: [{ ...framed.chunks[0], packed: { ...framed.chunks[0]!.packed, offset: 3 } }, framed.chunks[1]] })?.[0]).toBe(
+    "chunks.0.packed.offset: frame at 3, not 0: the frames follow one another in chunk order",
+  );
 });

@@ -20,6 +20,17 @@ import { Sha256Hex } from "./image-ref.ts";
  * instructions help: under qemu's TCG (bench/tcg-crypto.ts) and on the
  * many server CPUs without SHA-NI. Version 1 maps (sha256) are read as
  * version 2.
+ *
+ * The disk pack (`NAME.disk-pack`, artifact type `disk-pack`): every chunk
+ * compressed by zstd as one frame, in chunk order, one after the other.
+ * When the build wrote one, each chunk names its frame (`packed`: where in
+ * the pack, and the frame's digest by the same hash), and a deploy fetches
+ * the frames instead of the disk's bytes: a third as many bytes through
+ * TLS, which a deploy ramdisk decrypts on the machine's own CPU. A frame is
+ * checked against its digest before it is decompressed, so trust runs
+ * manifest → map → frame, as for chunks; the builder decompresses every
+ * frame once and compares it with its chunk before it writes the map.
+ * Readers that do not know `packed` ignore it and fetch the chunks.
  */
 export const DISK_MAP_VERSION = 2;
 /** The chunk hashes a map may name; builders write CHUNK_HASH. */
@@ -35,21 +46,41 @@ const Bytes = z.number().int().nonnegative();
 
 const Offset = Bytes.describe("Where the chunk starts on the disk, in bytes");
 const Length = z.number().int().positive().max(MAX_CHUNK_BYTES).describe("Bytes in the chunk");
+/** The manifest's artifact type of a disk pack. */
+export const DISK_PACK_ARTIFACT = "disk-pack";
+const Digest = z.string().regex(/^[0-9a-f]{64}$/, "256 bits in lowercase hex");
+export const PackedFrame = z
+  .object({
+    offset: Bytes.describe("Where the frame starts in the disk pack, in bytes"),
+    length: Length.describe("Bytes in the frame"),
+    digest: Digest.describe("The frame's bytes hashed by the map's `hash`"),
+  })
+  .describe("The chunk compressed: one zstd frame of the disk pack");
+export type PackedFrame = z.infer<typeof PackedFrame>;
 export const DiskMapChunk = z.object({
   offset: Offset,
   length: Length,
-  digest: z.string().regex(/^[0-9a-f]{64}$/, "256 bits in lowercase hex").describe("The chunk's bytes hashed by the map's `hash`"),
+  digest: Digest.describe("The chunk's bytes hashed by the map's `hash`"),
+  packed: PackedFrame.optional(),
 });
 export type DiskMapChunk = z.infer<typeof DiskMapChunk>;
 
 /** Cross-field rules: every problem at once, each at its place. */
-function issues(map: { disk: { size: number }; chunks: { offset: number; length: number }[] }): { path: (string | number)[]; message: string }[] {
+type Shape = { disk: { size: number }; chunks: { offset: number; length: number; packed?: { offset: number; length: number } }[] };
+function issues(map: Shape): { path: (string | number)[]; message: string }[] {
   const found: { path: (string | number)[]; message: string }[] = [];
   let end = 0;
+  let packEnd = 0;
+  const packed = map.chunks.filter((c) => c.packed).length;
   map.chunks.forEach((c, i) => {
     if (c.offset < end) found.push({ path: ["chunks", i, "offset"], message: `chunk at ${c.offset} starts before the one before it ends (${end}): chunks are in disk order and do not overlap` });
     if (c.offset + c.length > map.disk.size) found.push({ path: ["chunks", i], message: `chunk ${c.offset}+${c.length} ends past the disk's ${map.disk.size} bytes` });
     end = Math.max(end, c.offset + c.length);
+    if (packed > 0 && !c.packed) found.push({ path: ["chunks", i], message: "chunk has no frame where the others have one: a pack holds every chunk or none" });
+    if (c.packed) {
+      if (c.packed.offset !== packEnd) found.push({ path: ["chunks", i, "packed", "offset"], message: `frame at ${c.packed.offset}, not ${packEnd}: the frames follow one another in chunk order` });
+      packEnd = c.packed.offset + c.packed.length;
+    }
   });
   return found;
 }
@@ -62,7 +93,7 @@ const Disk = z
   .describe("The raw disk this maps");
 const CHUNKS = "The disk's data, in disk order, not overlapping; every byte outside them is zero";
 
-function refine(map: { disk: { size: number }; chunks: { offset: number; length: number }[] }, ctx: z.RefinementCtx) {
+function refine(map: Shape, ctx: z.RefinementCtx) {
   for (const issue of issues(map)) ctx.addIssue({ code: "custom", ...issue });
 }
 
@@ -95,9 +126,14 @@ export const DiskMap = z.discriminatedUnion("version", [
   ),
 ]);
 
-/** Bytes the chunks hold: what a deploy fetches. */
+/** Bytes the chunks hold: what a deploy writes. */
 export function mappedBytes(map: DiskMap): number {
   return map.chunks.reduce((n, c) => n + c.length, 0);
+}
+
+/** Bytes of the disk pack the map's frames make up (0: the map has none). */
+export function packedBytes(map: DiskMap): number {
+  return map.chunks.reduce((n, c) => n + (c.packed?.length ?? 0), 0);
 }
 
 /** The [start, end) ranges between the chunks (and after the last): zeros on the disk. */

@@ -134,7 +134,7 @@ export async function writeMappedImage(target: Target, image: Parameters<typeof 
     return MapWriter.open(get, image, target);
   });
   const total = writer.bytesTotal;
-  log.info(`the disk map: ${(total / MiB).toFixed(0)} MiB of data in ${writer.map.chunks.length} chunks, ${(writer.map.disk.size / MiB).toFixed(0)} MiB in all; hashed ${writer.hashThreads ? `on ${writer.hashThreads} thread${writer.hashThreads > 1 ? "s" : ""} of its own` : "on this one"}`);
+  log.info(`the disk map: ${(total / MiB).toFixed(0)} MiB of data in ${writer.map.chunks.length} chunks, ${(writer.map.disk.size / MiB).toFixed(0)} MiB in all${writer.pack ? `, fetched as its pack's zstd frames (${(writer.bytesFetched / MiB).toFixed(0)} MiB)` : ""}; ${writer.pack ? "checked and decompressed" : "hashed"} ${writer.hashThreads ? `on ${writer.hashThreads} thread${writer.hashThreads > 1 ? "s" : ""} of its own` : "on this one"}`);
   await phase("writing", { bytes_done: 0, bytes_total: total });
   await step("writing", async () => {
     let last = performance.now();

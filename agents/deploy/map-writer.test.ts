@@ -4,10 +4,11 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mapDisk } from "../../lib/disk-map.ts";
+import { packDisk } from "../../lib/disk-pack.ts";
 import { StoreClient } from "../../store/client/client.ts";
 import { loadStoreConfig } from "../../store/config.ts";
 import { serveStore } from "../../store/server.ts";
-import { mappedBytes } from "../../wire/disk-map.ts";
+import { mappedBytes, packedBytes } from "../../wire/disk-map.ts";
 import { ImageMismatch, RangeNotServed } from "../errors.ts";
 import { DeployClient } from "./client.ts";
 import { HOLD_BYTES } from "./held-disk.ts";
@@ -31,33 +32,44 @@ afterEach(async () => {
 const rejection = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-/** A 24 MiB disk image with data in both partition-table MiBs and a few places between; its map with 1 MiB chunks. */
-function setup() {
+/**
+ * A 24 MiB disk image with data in both partition-table MiBs and a few
+ * places between; its map with 1 MiB chunks. With `pack`, the data is a
+ * repeated random KiB (it compresses, as a file system's does) and the map
+ * names the frames of its pack (lib/disk-pack.ts).
+ */
+async function setup(o: { pack?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "ooo-map-writer-"));
   dirs.push(dir);
+  const kib = randomBytes(1024);
+  const data = (n: number) => (o.pack ? Buffer.concat(Array.from({ length: Math.ceil(n / 1024) }, () => kib)).subarray(0, n) : randomBytes(n));
   const img = Buffer.alloc(24 * MiB);
-  randomBytes(4096).copy(img, 0);
-  randomBytes(2.5 * MiB).copy(img, 3 * MiB + 1000);
-  randomBytes(64 * 1024).copy(img, 10 * MiB);
+  data(4096).copy(img, 0);
+  data(2.5 * MiB).copy(img, 3 * MiB + 1000);
+  data(64 * 1024).copy(img, 10 * MiB);
   img.write("x", 17 * MiB + 70_000);
-  randomBytes(16 * 1024).copy(img, img.length - 16 * 1024);
+  data(16 * 1024).copy(img, img.length - 16 * 1024);
   const file = join(dir, "image.raw");
   writeFileSync(file, img);
-  const map = mapDisk(file, { size: img.length, sha256: sha256(img) }, { chunkBytes: MiB });
+  let map = mapDisk(file, { size: img.length, sha256: sha256(img) }, { chunkBytes: MiB });
+  const packFile = join(dir, "image.disk-pack");
+  if (o.pack) map = await packDisk(file, map, packFile);
+  const pack = o.pack ? readFileSync(packFile) : undefined;
   const mapText = Buffer.from(JSON.stringify(map));
   // The disk it goes to held something else: no byte of it is zero.
   const diskFile = join(dir, "disk.raw");
   writeFileSync(diskFile, Buffer.alloc(32 * MiB, 0xa5));
-  return { img, file, map, mapText, diskFile };
+  return { img, file, map, mapText, diskFile, pack, packFile };
 }
 
 /**
- * The store as the ramdisk sees it: the raw disk by Range (206 with its
- * Content-Range), the map whole, both behind X-Auth-Token. `lie` changes
- * one byte of what it serves there; `ranges: false` ignores Range.
+ * The store as the ramdisk sees it: the raw disk and its pack by Range (206
+ * with its Content-Range), the map whole, all behind X-Auth-Token. `lie`
+ * changes one byte of what it serves there (of the pack with `liePack`);
+ * `ranges: false` ignores Range.
  */
-function store(s: ReturnType<typeof setup>, o: { lie?: number; ranges?: boolean } = {}) {
-  const seen = { requests: 0, bytes: 0, inFlight: 0, maxInFlight: 0 };
+function store(s: Awaited<ReturnType<typeof setup>>, o: { lie?: number; liePack?: number; ranges?: boolean } = {}) {
+  const seen = { requests: 0, bytes: 0, inFlight: 0, maxInFlight: 0, disk: 0 };
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -65,19 +77,21 @@ function store(s: ReturnType<typeof setup>, o: { lie?: number; ranges?: boolean 
       if (req.headers.get("x-auth-token") !== TOKEN) return new Response("unauthorized", { status: 401 });
       const path = new URL(req.url).pathname;
       if (path === "/map") return new Response(s.mapText);
-      if (path !== "/disk") return new Response("not found", { status: 404 });
+      const [whole, lie] = path === "/disk" ? [s.img, o.lie] : path === "/pack" && s.pack ? [s.pack, o.liePack] : [];
+      if (!whole) return new Response("not found", { status: 404 });
       seen.requests++;
+      if (path === "/disk") seen.disk++;
       const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.get("range") ?? "");
-      if (!m || o.ranges === false) return new Response(s.img);
+      if (!m || o.ranges === false) return new Response(whole);
       const [a, b] = [Number(m[1]), Number(m[2])];
       seen.inFlight++;
       seen.maxInFlight = Math.max(seen.maxInFlight, seen.inFlight);
       await Bun.sleep(20);
       seen.inFlight--;
-      const body = Buffer.from(s.img.subarray(a, b + 1));
-      if (o.lie !== undefined && o.lie >= a && o.lie <= b) body[o.lie - a]! ^= 0xff;
+      const body = Buffer.from(whole.subarray(a, b + 1));
+      if (lie !== undefined && lie >= a && lie <= b) body[lie - a]! ^= 0xff;
       seen.bytes += body.length;
-      return new Response(body, { status: 206, headers: { "content-range": `bytes ${a}-${b}/${s.img.length}` } });
+      return new Response(body, { status: 206, headers: { "content-range": `bytes ${a}-${b}/${whole.length}` } });
     },
   });
   servers.push(server);
@@ -88,7 +102,12 @@ function store(s: ReturnType<typeof setup>, o: { lie?: number; ranges?: boolean 
     name: "node",
     digest: `sha256:${"d".repeat(64)}`,
     disk: { url: `${base}/disk`, sha256: sha256(s.img), size: s.img.length },
-    map: { url: `${base}/map`, sha256: sha256(s.mapText), size: s.mapText.length },
+    map: {
+      url: `${base}/map`,
+      sha256: sha256(s.mapText),
+      size: s.mapText.length,
+      ...(s.pack ? { pack: { url: `${base}/pack`, sha256: sha256(s.pack), size: s.pack.length } } : {}),
+    },
   };
   return { seen, get, image };
 }
@@ -98,7 +117,7 @@ const unbootable = (file: string) => readFileSync(file).subarray(0, HOLD_BYTES).
 
 describe("writing a disk by its map", () => {
   test("only the chunks travel, several at once; the disk ends up equal to the image; the partition tables come last", async () => {
-    const s = setup();
+    const s = await setup();
     const { seen, get, image } = store(s);
     const fd = openSync(s.diskFile, "r+");
     try {
@@ -124,8 +143,8 @@ describe("writing a disk by its map", () => {
     }
   });
 
-  test("from ooo's own store: the raw disk and its map as blobs, a read token, Range on the blob", async () => {
-    const s = setup();
+  test("from ooo's own store: the raw disk, its map and its pack as blobs, a read token, Range on the pack's blob", async () => {
+    const s = await setup({ pack: true });
     const dir = mkdtempSync(join(tmpdir(), "ooo-map-store-"));
     dirs.push(dir);
     const write = "write-token-0123456789abcdef";
@@ -135,6 +154,7 @@ describe("writing a disk by its map", () => {
     const disk = { sha256: sha256(s.img), size: s.img.length };
     await publisher.putBlob(`sha256:${disk.sha256}`, s.file);
     await publisher.putBlob(`sha256:${sha256(s.mapText)}`, new Uint8Array(s.mapText));
+    await publisher.putBlob(`sha256:${sha256(s.pack!)}`, s.packFile);
     const client = new DeployClient(`${running.url}/md`);
     const get = (url: string, headers: Record<string, string>, signal: AbortSignal) => client.download(url, TOKEN, signal, { headers });
     const blob = (hex: string) => `${running.url}/v2/ooo/blobs/sha256:${hex}`;
@@ -142,11 +162,17 @@ describe("writing a disk by its map", () => {
       name: "node",
       digest: `sha256:${"d".repeat(64)}`,
       disk: { url: blob(disk.sha256), ...disk },
-      map: { url: blob(sha256(s.mapText)), sha256: sha256(s.mapText), size: s.mapText.length },
+      map: {
+        url: blob(sha256(s.mapText)),
+        sha256: sha256(s.mapText),
+        size: s.mapText.length,
+        pack: { url: blob(sha256(s.pack!)), sha256: sha256(s.pack!), size: s.pack!.length },
+      },
     };
     const fd = openSync(s.diskFile, "r+");
     try {
       const writer = await MapWriter.open(get, image, { fd, kind: "file" });
+      expect(writer.pack).toBeDefined();
       await writer.write(() => {});
       writer.finish();
       writer.commit();
@@ -156,8 +182,72 @@ describe("writing a disk by its map", () => {
     }
   });
 
+  test("with the pack, only the chunks' frames travel, never the disk's bytes; the disk ends up equal to the image", async () => {
+    const s = await setup({ pack: true });
+    const { seen, get, image } = store(s);
+    const fd = openSync(s.diskFile, "r+");
+    try {
+      const target = { fd, kind: "file" as const };
+      wipeEnds(target);
+      const writer = await MapWriter.open(get, image, target);
+      expect(writer.bytesFetched).toBe(packedBytes(s.map));
+      const reported: number[] = [];
+      await writer.write((n) => reported.push(n));
+      expect(writer.finish()).toEqual({ chunks: s.map.chunks.length, bytes: mappedBytes(s.map) });
+      expect(unbootable(s.diskFile)).toBe(true);
+      writer.commit();
+      expect(readFileSync(s.diskFile).subarray(0, s.img.length).equals(s.img)).toBe(true);
+      expect(seen.disk).toBe(0);
+      expect(seen.requests).toBe(s.map.chunks.length);
+      expect(seen.bytes).toBe(s.pack!.length);
+      expect(seen.bytes).toBeLessThan(mappedBytes(s.map) / 10);
+      expect(reported.at(-1)).toBe(mappedBytes(s.map));
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test("a frame that lies is refused before it is decompressed, and the disk is left without a partition table", async () => {
+    const s = await setup({ pack: true });
+    const third = s.map.chunks[2]!;
+    const { get, image } = store(s, { liePack: third.packed!.offset + 7 });
+    const fd = openSync(s.diskFile, "r+");
+    try {
+      const target = { fd, kind: "file" as const };
+      wipeEnds(target);
+      const writer = await MapWriter.open(get, image, target);
+      const e = await rejection(writer.write(() => {}));
+      expect(e).toBeInstanceOf(ImageMismatch);
+      expect((e as Error).message).toContain(`the frame of the disk's bytes ${third.offset}+${third.length} (the pack's bytes ${third.packed!.offset}+${third.packed!.length}) has sha512-256`);
+      expect(() => writer.finish()).toThrow(ImageMismatch);
+      expect(unbootable(s.diskFile)).toBe(true);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test("a pack the map has no frames for, or of another size than its frames, is refused before anything is written", async () => {
+    const packed = await setup({ pack: true });
+    const plain = await setup();
+    const { get, image } = store(plain);
+    const fd = openSync(plain.diskFile, "r+");
+    try {
+      const target = { fd, kind: "file" as const };
+      const noFrames = await rejection(MapWriter.open(get, { ...image, map: { ...image.map, pack: { url: image.map.url, sha256: "0".repeat(64), size: 100 } } }, target));
+      expect(noFrames).toBeInstanceOf(ImageMismatch);
+      expect((noFrames as Error).message).toContain("but the disk map has no frames");
+      const p = store(packed);
+      const wrongSize = await rejection(MapWriter.open(p.get, { ...p.image, map: { ...p.image.map, pack: { ...p.image.map.pack!, size: packed.pack!.length + 1 } } }, target));
+      expect(wrongSize).toBeInstanceOf(ImageMismatch);
+      expect((wrongSize as Error).message).toContain(`the disk map's frames make ${packed.pack!.length} bytes, but the disk pack is ${packed.pack!.length + 1} bytes`);
+      expect(readFileSync(plain.diskFile).every((b) => b === 0xa5)).toBe(true);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   test("a chunk that lies is refused, and the disk is left without a partition table", async () => {
-    const s = setup();
+    const s = await setup();
     const { get, image } = store(s, { lie: 3 * MiB + 5000 });
     const fd = openSync(s.diskFile, "r+");
     try {
@@ -176,7 +266,7 @@ describe("writing a disk by its map", () => {
   });
 
   test("a map that is not the one named, or not of the named disk, is refused before anything is written", async () => {
-    const s = setup();
+    const s = await setup();
     const { get, image } = store(s);
     const fd = openSync(s.diskFile, "r+");
     try {
@@ -194,7 +284,7 @@ describe("writing a disk by its map", () => {
   });
 
   test("a store that does not serve byte ranges is named as such", async () => {
-    const s = setup();
+    const s = await setup();
     const { get, image } = store(s, { ranges: false });
     const fd = openSync(s.diskFile, "r+");
     try {

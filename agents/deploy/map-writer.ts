@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import { log } from "../../lib/log.ts";
 import { PieceHasher } from "../../lib/parallel-hash.ts";
 import type { DeployInstructions } from "../../wire/deploy.ts";
-import { DiskMap, mappedBytes, zeroRanges, type DiskMapChunk } from "../../wire/disk-map.ts";
+import type { Download } from "../../wire/deploy.ts";
+import { DiskMap, mappedBytes, packedBytes, zeroRanges, type DiskMapChunk } from "../../wire/disk-map.ts";
 import { ImageMismatch, RangeNotServed } from "../errors.ts";
 import { HeldDisk, type Target } from "./held-disk.ts";
 
@@ -15,6 +16,11 @@ import { HeldDisk, type Target } from "./held-disk.ts";
  * are zeroed by the device. As with the whole disk, the first and last MiB
  * are held back (HeldDisk) until every chunk has been verified and the map
  * is of the disk the instructions name.
+ *
+ * With the disk's pack (the instructions name it and the map gives every
+ * chunk its frame) each chunk comes as its zstd frame, a Range request on
+ * the pack's URL: the frame is checked against its digest in the map, then
+ * decompressed to the chunk's length, both on the hash threads.
  */
 
 /** Requests in flight: enough to keep the network busy while chunks are hashed and written. */
@@ -41,6 +47,8 @@ export class MapWriter {
     private readonly url: string,
     readonly map: DiskMap,
     target: Target,
+    /** The disk's pack, when its frames travel instead of the chunks. */
+    readonly pack?: Download,
   ) {
     this.disk = new HeldDisk(target, map.disk.size);
     this.hasher = new PieceHasher(map.hash);
@@ -63,7 +71,11 @@ export class MapWriter {
     const map = parsed.data;
     if (map.disk.size !== image.disk.size || map.disk.sha256 !== image.disk.sha256)
       throw new ImageMismatch(`the disk map is of a disk of ${map.disk.size} bytes with sha256 ${map.disk.sha256}, not of ${image.name}'s (${image.disk.size} bytes, ${image.disk.sha256})`);
-    return new MapWriter(get, image.disk.url, map, target);
+    const pack = image.map.pack;
+    if (pack && map.chunks.length > 0 && !map.chunks[0]!.packed) throw new ImageMismatch(`the deployer named a disk pack (${pack.url.split("?")[0]}), but the disk map has no frames`);
+    if (pack && packedBytes(map) !== pack.size)
+      throw new ImageMismatch(`the disk map's frames make ${packedBytes(map)} bytes, but the disk pack is ${pack.size} bytes as the deployer said`);
+    return new MapWriter(get, image.disk.url, map, target, pack && map.chunks.length > 0 ? pack : undefined);
   }
 
   /** Threads the chunks are hashed on besides this one (none with one CPU). */
@@ -71,9 +83,14 @@ export class MapWriter {
     return Math.max(this.hasher.width, 0);
   }
 
-  /** Bytes the chunks hold: what travels. */
+  /** Bytes the chunks hold: what is written. */
   get bytesTotal() {
     return mappedBytes(this.map);
+  }
+
+  /** Bytes that travel: the frames with a pack, else the chunks. */
+  get bytesFetched() {
+    return this.pack ? packedBytes(this.map) : mappedBytes(this.map);
   }
 
   get written() {
@@ -123,15 +140,18 @@ export class MapWriter {
     for (let attempt = 1; ; attempt++) {
       let bytes: ArrayBuffer;
       try {
-        bytes = await this.range(c);
+        bytes = this.pack ? await this.range(this.pack.url, c.packed!, this.pack.size, "pack") : await this.range(this.url, c, this.map.disk.size, "disk");
       } catch (e) {
         if (e instanceof RangeNotServed || attempt >= TRIES || this.abort.signal.aborted) throw e;
         log.warn(`bytes ${c.offset}+${c.length} of the disk: ${(e as Error).message}; trying again`);
         await Bun.sleep(attempt * 1000);
         continue;
       }
-      const hashed = await this.hasher.digest(bytes);
-      if (hashed.hex !== c.digest)
+      const f = c.packed;
+      const hashed = this.pack && f ? await this.hasher.unpack(bytes, f.digest, c.length) : await this.hasher.digest(bytes);
+      if (this.pack && f && hashed.hex !== f.digest)
+        throw new ImageMismatch(`the frame of the disk's bytes ${c.offset}+${c.length} (the pack's bytes ${f.offset}+${f.length}) has ${this.map.hash} ${hashed.hex}, not ${f.digest} as its map says`);
+      if (!this.pack && hashed.hex !== c.digest)
         throw new ImageMismatch(`the disk's bytes ${c.offset}+${c.length} have ${this.map.hash} ${hashed.hex}, not ${c.digest} as its map says`);
       if (this.abort.signal.aborted) return;
       this.disk.put(new Uint8Array(hashed.bytes), c.offset);
@@ -141,14 +161,15 @@ export class MapWriter {
     }
   }
 
-  private async range(c: DiskMapChunk): Promise<ArrayBuffer> {
+  /** Bytes `c` of the disk's (or its pack's) URL, whose whole is `size` bytes. */
+  private async range(url: string, c: { offset: number; length: number }, size: number, what: "disk" | "pack"): Promise<ArrayBuffer> {
     const last = c.offset + c.length - 1;
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(CHUNK_TIMEOUT_MS)]);
-    const res = await this.get(this.url, { range: `bytes=${c.offset}-${last}` }, signal);
+    const res = await this.get(url, { range: `bytes=${c.offset}-${last}` }, signal);
     const said = res.headers.get("content-range");
-    if (res.status !== 206 || said !== `bytes ${c.offset}-${last}/${this.map.disk.size}`) {
+    if (res.status !== 206 || said !== `bytes ${c.offset}-${last}/${size}`) {
       await res.body?.cancel();
-      throw new RangeNotServed(`the disk's URL answered a request for bytes ${c.offset}-${last} with ${res.status}${said ? ` (${said})` : ""}, not 206 with those bytes of ${this.map.disk.size}`);
+      throw new RangeNotServed(`the ${what}'s URL answered a request for bytes ${c.offset}-${last} with ${res.status}${said ? ` (${said})` : ""}, not 206 with those bytes of ${size}`);
     }
     const bytes = await res.arrayBuffer();
     if (bytes.byteLength !== c.length) throw new Error(`got ${bytes.byteLength} of its ${c.length} bytes`);

@@ -9,7 +9,7 @@ import { makeConfigDrive } from "../config-drive.ts";
 import type { BareMetalMachine } from "../drivers/driver.ts";
 import { driverFor } from "../drivers/index.ts";
 import { DriverFailed } from "../errors.ts";
-import type { ResolvedImage } from "../images.ts";
+import { mapDownload, type ResolvedImage } from "../images.ts";
 import { configDrive } from "../node-metadata.ts";
 import { beginImageWrite, driverNode, endpointsFor, type NodeContext, type WaitResult } from "../node-ops.ts";
 import { ConsoleWatch, consoleSize, consoleTail } from "../node-watch.ts";
@@ -68,6 +68,7 @@ export async function provisionByRamdisk(ctx: NodeContext, spec: NodeSpec, image
   // The store's CA when it is not the system's (the stack's own for the embedded store): the ramdisk verifies the store by it.
   const storeCa = ctx.store.ca;
   const blobUrl = (sha256: string) => `${endpoints.store!.url}/v2/ooo/blobs/sha256:${sha256}`;
+  const map = await mapDownload(image, blobUrl);
   const command: Command = {
     version: DEPLOY_VERSION,
     action: "deploy",
@@ -78,7 +79,7 @@ export async function provisionByRamdisk(ctx: NodeContext, spec: NodeSpec, image
         digest: image.digest,
         disk: { url: blobUrl(image.disk.sha256), ...image.disk },
         // With its map, the ramdisk fetches only the disk's data (a fraction of its size), by Range.
-        ...(image.diskMap ? { map: { url: blobUrl(image.diskMap.sha256), ...image.diskMap } } : {}),
+        ...(map ? { map } : {}),
       },
       ...(ctx.store.readToken ? { store_token: ctx.store.readToken } : {}),
       ...(storeCa ? { store_ca: storeCa } : {}),

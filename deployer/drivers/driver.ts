@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import type { Problem } from "../../lib/errors.ts";
-import type { BootMode, RootDeviceHints } from "../../wire/deploy.ts";
+import type { BootMode, MapDownload, RootDeviceHints } from "../../wire/deploy.ts";
 import type { ConfigDriveMetadata } from "../../wire/metadata.ts";
 import type { Bmc } from "../bmc/bmc.ts";
 
@@ -62,7 +62,7 @@ export interface ImageAtUrl {
   /** Where the bytes are fetched: a store blob URL (for remoteDeploy drivers, signed: it needs no token). */
   url: string;
   /** The disk's map (wire/disk-map.ts) where it is fetched, when the build wrote one: an agent that knows it fetches only the disk's data. */
-  map?: { url: string; sha256: string; size: number };
+  map?: MapDownload;
 }
 
 /** A whole-disk image, downloaded and verified into the deployer's cache. */

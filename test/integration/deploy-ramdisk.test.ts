@@ -8,7 +8,7 @@ import { sha256File } from "../../lib/sparse.ts";
 import { Vm } from "../../lib/qemu/vm.ts";
 import { removeRunDir, tempRunDir } from "../../pipeline/boot.ts";
 import { DEPLOY_VERSION, type Command } from "../../wire/deploy.ts";
-import { DISK_MAP_ARTIFACT, DiskMap, mappedBytes } from "../../wire/disk-map.ts";
+import { DISK_MAP_ARTIFACT, DISK_PACK_ARTIFACT, DiskMap, mappedBytes, packedBytes } from "../../wire/disk-map.ts";
 import { CompletionSignal } from "../../wire/signal.ts";
 import { CONFIG_DRIVE_PARTITION_BYTES } from "../../wire/root-device.ts";
 import { RAMDISK_TARGET_BYTES } from "../../builder/outputs/ramdisk.ts";
@@ -51,6 +51,9 @@ describe("the deploy ramdisk in a VM", () => {
     const map = DiskMap.parse(JSON.parse(readFileSync(mapFile, "utf8")));
     const mapSum = sha256File(mapFile);
     expect(mapSum).toEqual(pick(node.manifest.artifacts.find((a) => a.type === DISK_MAP_ARTIFACT)!));
+    const packFile = `${node.base}.disk-pack`;
+    const packSum = sha256File(packFile);
+    expect(packSum).toEqual(pick(node.manifest.artifacts.find((a) => a.type === DISK_PACK_ARTIFACT)!));
     const vmlinuz = `${ramdisk.base}.vmlinuz`;
     const initramfs = `${ramdisk.base}.initramfs`;
     const ramdiskBytes = statSync(vmlinuz).size + statSync(initramfs).size;
@@ -79,6 +82,7 @@ describe("the deploy ramdisk in a VM", () => {
       files: {
         "/images/node.raw": { file: raw, token: STORE_TOKEN, store: true },
         "/images/node.disk-map.json": { file: mapFile, token: STORE_TOKEN, store: true },
+        "/images/node.disk-pack": { file: packFile, token: STORE_TOKEN, store: true },
         "/v1/ramdisk/bm-0/config-drive": { file: drive, token: RAMDISK_TOKEN },
       },
       extra: async (req, url) => {
@@ -137,7 +141,7 @@ describe("the deploy ramdisk in a VM", () => {
       peer.setCommand({ version: DEPLOY_VERSION, action: "erase", then: "standby" });
       await peer.until(() => peer.results.length === 1, 120_000, "post the erase's result");
       expect(peer.results[0]!.body).toMatchObject({ action: "erase", status: "success", step: "erasing" });
-      const deploy = (root_device: { serial: string }, o: { map: boolean; restart: "kexec" | "firmware" }): Command => ({
+      const deploy = (root_device: { serial: string }, o: { map: boolean; pack?: boolean; restart: "kexec" | "firmware" }): Command => ({
         version: DEPLOY_VERSION,
         action: "deploy",
         deploy: {
@@ -146,7 +150,9 @@ describe("the deploy ramdisk in a VM", () => {
             name: "node",
             digest: node.manifest.digest,
             disk: { url: `http://${GUEST_IP}/images/node.raw`, sha256: image.sha256, size: image.size },
-            ...(o.map ? { map: { url: `http://${GUEST_IP}/images/node.disk-map.json`, ...mapSum } } : {}),
+            ...(o.map
+              ? { map: { url: `http://${GUEST_IP}/images/node.disk-map.json`, ...mapSum, ...(o.pack ? { pack: { url: `http://${GUEST_IP}/images/node.disk-pack`, ...packSum } } : {}) } }
+              : {}),
           },
           store_token: STORE_TOKEN,
           root_device,
@@ -167,17 +173,19 @@ describe("the deploy ramdisk in a VM", () => {
       expect(peer.results[2]!.body).toMatchObject({ action: "deploy", status: "success", step: "restarting", disk: "/dev/vdb", restart: "firmware" });
       expect(peer.downloads.filter((d) => d.at >= firstAt && d.body.path === "/images/node.raw").length).toBe(map.chunks.length);
 
-      peer.setCommand(deploy({ serial: "root-1" }, { map: true, restart: "kexec" }));
+      // Then with the pack: the chunks' zstd frames travel instead of the disk's bytes.
+      peer.setCommand(deploy({ serial: "root-1" }, { map: true, pack: true, restart: "kexec" }));
       const deployedAt = performance.now();
       const mapLoad = loadavg()[0]!;
       await peer.until(() => peer.results.length === 4, 900_000, "post a deploy result");
       const result = peer.results[3]!;
       expect(result.body).toMatchObject({ action: "deploy", status: "success", step: "restarting", disk: "/dev/vdb", restart: "kexec" });
-      // By the map: the map once, then exactly its chunks, each a range of the raw disk.
+      // By the map and its pack: the map once, then exactly its frames, each a range of the pack; nothing of the raw disk.
       const fetched = peer.downloads.filter((d) => d.at >= deployedAt && d.body.path.startsWith("/images/")).map((d) => d.body);
       expect(fetched.filter((d) => d.path === "/images/node.disk-map.json")).toEqual([{ path: "/images/node.disk-map.json", bytes: mapSum.size }]);
-      const ranges = fetched.filter((d) => d.path === "/images/node.raw").map((d) => d.range);
-      expect(ranges.sort((a, b) => a![0] - b![0])).toEqual(map.chunks.map((c) => [c.offset, c.offset + c.length]));
+      expect(fetched.filter((d) => d.path === "/images/node.raw")).toEqual([]);
+      const ranges = fetched.filter((d) => d.path === "/images/node.disk-pack").map((d) => d.range);
+      expect(ranges.sort((a, b) => a![0] - b![0])).toEqual(map.chunks.map((c) => [c.packed!.offset, c.packed!.offset + c.packed!.length]));
       const ready = await vm.waitFor(/OOO-READY (\{.*\})/, 300_000);
       await peer.until(() => signal !== undefined, 240_000, "(as the installed node) signal completion");
       expect(signal!.status).toBe("SUCCESS");
@@ -205,6 +213,7 @@ describe("the deploy ramdisk in a VM", () => {
         kexec_to_ready_s: Number((ready.seconds - (result.at - t0) / 1000).toFixed(1)),
         image_bytes: image.size,
         mapped_bytes: mappedBytes(map),
+        packed_bytes: packedBytes(map),
         map_chunks: map.chunks.length,
       };
       process.stderr.write(`deploy ramdisk under TCG: ${JSON.stringify(figures)}\n`);

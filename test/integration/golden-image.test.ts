@@ -8,7 +8,7 @@ import { sha256File } from "../../lib/sparse.ts";
 import { bootAndWait, findImage, overlayDisk, tempRunDir, removeRunDir } from "../../pipeline/boot.ts";
 import { DISK } from "../../wire/boot.ts";
 import { entriesText } from "../../wire/chunk-index.ts";
-import { DiskMap, mappedBytes } from "../../wire/disk-map.ts";
+import { DiskMap, mappedBytes, packedBytes } from "../../wire/disk-map.ts";
 import { ManifestV1, type Manifest } from "../../wire/manifest.ts";
 import { buildTestImage, FIXTURE_ELEMENTS, ooo } from "../support/images.ts";
 import { requireCommand } from "../support/require.ts";
@@ -87,7 +87,7 @@ describe("golden disk images", () => {
     const image = await buildTestImage("node");
     const manifest = ManifestV1.parse(JSON.parse(readFileSync(`${image.base}.manifest.json`, "utf8")));
     const types = manifest.artifacts.map((a) => a.type).sort();
-    expect(types).toEqual(["disk-map", "initrd", "raw", "tar", "tar-entries", "vmlinuz"]);
+    expect(types).toEqual(["disk-map", "disk-pack", "initrd", "raw", "tar", "tar-entries", "vmlinuz"]);
     for (const a of manifest.artifacts) {
       const file = join(image.base, "..", a.file);
       expect(sha256File(file)).toEqual({ sha256: a.sha256, size: a.size });
@@ -102,6 +102,10 @@ describe("golden disk images", () => {
     expect(map.disk).toEqual({ size: raw.size, sha256: raw.sha256 });
     expect(checkDiskMap(`${image.base}.raw`, map)).toEqual([]);
     expect(mappedBytes(map)).toBeLessThan(raw.size / 3);
+    // Its pack is the chunks compressed, one frame each (each frame proven by the builder): about a third of them.
+    const pack = manifest.artifacts.find((a) => a.type === "disk-pack")!;
+    expect(packedBytes(map)).toBe(pack.size);
+    expect(pack.size).toBeLessThan(mappedBytes(map) / 2);
     expect(manifest.digest).toBe(`sha256:${manifest.artifacts.find((a) => a.type === "tar")!.sha256}`);
     expect(manifest.packages.map((p) => p.name)).toContain("systemd");
     expect(manifest.statePaths).toEqual(["/var/lib/ooo-demo"]);

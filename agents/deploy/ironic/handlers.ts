@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { capture } from "../../../lib/run.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding } from "../../../lib/tar/encode.ts";
-import { Download, IRONIC_DISK_MAP_KEY, RootDeviceHints } from "../../../wire/deploy.ts";
+import { IRONIC_DISK_MAP_KEY, MapDownload, RootDeviceHints } from "../../../wire/deploy.ts";
 import { DISK } from "../../../wire/boot.ts";
 import type { CommandHandler } from "./commands.ts";
 import { HARDWARE_MANAGER, ImageInfo, Step } from "./protocol.ts";
@@ -39,10 +39,10 @@ const POWER_OFF_AFTER_MS = 1_000;
 const DEPLOY_STEPS = [{ interface: "deploy", step: "write_image", priority: 0, reboot_requested: false, abortable: false, argsinfo: null }];
 
 /** The golden disk's map, when ooo's driver put it in the node's instance_info (IRONIC_DISK_MAP_KEY). */
-function mapOf(node: unknown): Download | undefined {
+function mapOf(node: unknown): MapDownload | undefined {
   const raw = (node as { instance_info?: Record<string, unknown> } | undefined)?.instance_info?.[IRONIC_DISK_MAP_KEY];
   if (raw === undefined) return undefined;
-  const parsed = Download.safeParse(raw);
+  const parsed = MapDownload.safeParse(raw);
   if (!parsed.success) throw new Error(`the node's instance_info ${IRONIC_DISK_MAP_KEY} is no disk map download: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return parsed.data;
 }

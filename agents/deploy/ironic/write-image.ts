@@ -1,7 +1,7 @@
 import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import type { GptPartition } from "../../../lib/gpt-grow.ts";
 import { log } from "../../../lib/log.ts";
-import type { Download, RootDeviceHints } from "../../../wire/deploy.ts";
+import type { MapDownload, RootDeviceHints } from "../../../wire/deploy.ts";
 import { deployBytes } from "../../../wire/root-device.ts";
 import { DeployStepFailed } from "../../errors.ts";
 import type { Target } from "../held-disk.ts";
@@ -75,7 +75,7 @@ async function imageSize(url: string, ca: string | undefined): Promise<number> {
 
 export async function writeImage(
   target: WriteTarget,
-  o: { image: ImageInfo; configdrive?: string | null; hints?: RootDeviceHints; map?: Download; ca?: string },
+  o: { image: ImageInfo; configdrive?: string | null; hints?: RootDeviceHints; map?: MapDownload; ca?: string },
 ): Promise<Written> {
   const { url, sha256 } = checkImageInfo(o.image);
   const size = await step("selecting-disk", () => imageSize(url, o.ca));
