@@ -114,6 +114,7 @@ async function serve(client: DeployClient, ramdisk: RamdiskArgs, logFile: string
     }
     waiting = false;
     handled = JSON.stringify(command);
+    log.info(`command: ${command.action}${command.action === "deploy" ? ` of ${command.deploy.image.name} to ${command.deploy.node}` : ""} (${etag ?? "no ETag"}, after a poll of ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     await carryOut(client, command, logFile);
   }
 }

@@ -13,6 +13,7 @@ const index = parseModuleIndex({
     "kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko",
     "kernel/drivers/virtio/virtio_ring.ko:",
     "kernel/drivers/virtio/virtio.ko:",
+    "kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko",
   ].join("\n"),
   builtin: "kernel/drivers/tty/serial/8250/8250.ko\n",
   softdep: "# Soft dependencies extracted from modules themselves.\nsoftdep ext4 pre: crc32c\n",
@@ -35,6 +36,13 @@ describe("the modules a ramdisk carries", () => {
       "kernel/lib/crc16.ko",
     ]);
     expect(s.missing).toEqual([]);
+  });
+
+  test("PCI drivers are loaded for the devices present, the rest by name", () => {
+    const s = selectModules(index, ["virtio-pci", "ext4", "virtio-blk"]);
+    expect(s.pci).toEqual(["virtio_pci"]);
+    expect(s.byName).toEqual(["crc32c_generic", "crc32c_intel", "ext4", "virtio_blk"]);
+    expect(s.load).toEqual(["virtio_pci", ...s.byName]);
   });
 
   test("built in, or absent from this kernel: said, nothing copied", () => {

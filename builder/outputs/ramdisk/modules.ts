@@ -19,6 +19,8 @@ export interface ModuleIndex {
   softdeps: Map<string, { pre: string[]; post: string[] }>;
   /** Exact aliases only (a soft dependency names a module or an alias such as crc32c). */
   aliases: Map<string, string[]>;
+  /** Modules that drive PCI devices (a `pci:` alias): /init loads them by the devices present. */
+  pciDrivers: Set<string>;
 }
 
 export function parseModuleIndex(files: { dep: string; builtin?: string; softdep?: string; alias?: string }): ModuleIndex {
@@ -44,12 +46,14 @@ export function parseModuleIndex(files: { dep: string; builtin?: string; softdep
     softdeps.set(modName(words[1]), entry);
   }
   const aliases = new Map<string, string[]>();
+  const pciDrivers = new Set<string>();
   for (const line of (files.alias ?? "").split("\n")) {
     const [kw, alias, target] = line.trim().split(/\s+/);
+    if (kw === "alias" && alias?.startsWith("pci:") && target) pciDrivers.add(modName(target));
     if (kw !== "alias" || !alias || !target || /[*?[]/.test(alias)) continue;
     aliases.set(modName(alias), [...(aliases.get(modName(alias)) ?? []), modName(target)]);
   }
-  return { modules, builtin, softdeps, aliases };
+  return { modules, builtin, softdeps, aliases, pciDrivers };
 }
 
 export function readModuleIndex(modulesDir: string): ModuleIndex {
@@ -60,8 +64,16 @@ export function readModuleIndex(modulesDir: string): ModuleIndex {
 }
 
 export interface ModuleSelection {
-  /** What the ramdisk's /init loads, in order: each module after the ones its soft dependencies put first. */
+  /** What the ramdisk may load, in order: each module after the ones its soft dependencies put first. */
   load: string[];
+  /**
+   * Of those, what /init loads by name (file systems, virtio, disks: what
+   * no device present at /init asks for yet), in the same order; the PCI
+   * drivers among `load` it loads only for the devices the machine has.
+   */
+  byName: string[];
+  /** The PCI drivers among `load`. */
+  pci: string[];
   /** Module files to copy (relative to the modules folder), sorted. */
   files: string[];
   /** Listed, but built into this kernel: nothing to load. */
@@ -101,7 +113,7 @@ export function selectModules(index: ModuleIndex, wanted: string[]): ModuleSelec
     for (const post of soft?.post ?? []) for (const m of resolve(post)) add(m, false);
   };
   for (const name of wanted) add(modName(name), true);
-  return { load, files: [...files].sort(), builtin, missing };
+  return { load, byName: load.filter((m) => !index.pciDrivers.has(m)), pci: load.filter((m) => index.pciDrivers.has(m)), files: [...files].sort(), builtin, missing };
 }
 
 /** depmod's index files cut down to the modules a ramdisk carries, so that its modprobe finds exactly those. */
