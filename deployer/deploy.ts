@@ -22,6 +22,7 @@ import { StateDb } from "./state.ts";
 import { buildTimeline, writeTimeline, type Timeline } from "./timeline.ts";
 import { prepareBareMetal } from "./bare-metal/prepare.ts";
 import { prepareIronic } from "./ironic/prepare.ts";
+import { Machines } from "./bare-metal/machines.ts";
 import { releaseMachine } from "./bare-metal/ramdisk-ops.ts";
 import { noteProvisioning } from "./provisioning/settings.ts";
 
@@ -199,8 +200,10 @@ async function converge(stack: Stack, stateDir: string, options: DeployOptions, 
     for (const row of remove) await log.step(`remove ${row.name} (the stack no longer has it)`, () => removeNode(db, stateDir, row.name, run));
 
     const outcomes = await Promise.all(plan.map((p) => convergeNode(ctx, p, images.get(p.spec.role)!, stack.inventory[p.spec.pool] ?? {}, unusable.get(p.spec.name))));
-    // Scaled to nothing: nobody polls the metadata service any more.
-    if (!db.nodes().length && (await stopMetadataService(stateDir))) log.info("no node left: the metadata service stopped");
+    // Scaled to nothing: nobody polls the metadata service any more — unless a machine waits in the
+    // ramdisk (standby): it polls the service for its next command, and a fast track must find it up.
+    const standby = new Machines(db).all().filter((m) => m.state === "ramdisk");
+    if (!db.nodes().length && !standby.length && (await stopMetadataService(stateDir))) log.info("no node left: the metadata service stopped");
     const failed = outcomes.filter((o) => o.result === "failed");
     result = failed.length ? `${failed.length} failed` : "ok";
     db.endRun(run, result);

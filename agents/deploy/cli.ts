@@ -85,6 +85,7 @@ async function serve(client: DeployClient, ramdisk: RamdiskArgs, logFile: string
   let etag: string | undefined;
   let handled: string | undefined;
   let waiting = false;
+  let failures = 0;
   for (;;) {
     const t0 = performance.now();
     let got: Awaited<ReturnType<DeployClient["command"]>>;
@@ -92,10 +93,14 @@ async function serve(client: DeployClient, ramdisk: RamdiskArgs, logFile: string
       got = await client.command(etag, POLL_WAIT);
     } catch (e) {
       if (e instanceof TokenRejected) throw e;
-      log.warn(`asking for a command failed: ${(e as Error).message}`);
-      await Bun.sleep(client.pollInterval * 1000);
+      // A service that restarts is back within a second: try again soon, then less often.
+      failures++;
+      const pause = Math.min(client.pollInterval, 0.5 * 2 ** (failures - 1));
+      log.warn(`asking for a command failed: ${(e as Error).message}; again in ${pause} s`);
+      await Bun.sleep(pause * 1000);
       continue;
     }
+    failures = 0;
     const quick = performance.now() - t0 < 1000;
     const before = etag;
     if (got !== "unchanged") etag = got.etag;
