@@ -27,7 +27,7 @@ describe("growing the state partition", () => {
     await run("sfdisk", ["-V", file], { echo: false });
     await run("e2fsck", ["-fn", `${file}?offset=${state.start * 512}`], { echo: false });
     // What it returned is the table on the disk now, read again.
-    expect(await sfdiskParts(file)).toEqual(parts);
+    expect(await sfdiskParts(file)).toEqual(parts as Awaited<ReturnType<typeof sfdiskParts>>);
   });
 
   test("a disk with no room for the tail partition is refused", async () => {

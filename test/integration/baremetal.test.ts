@@ -32,6 +32,8 @@ import { createTestbed, type TestMachine, type Testbed } from "../support/testbe
 let bed: Testbed;
 let stackFile: string;
 let enrollFile: string;
+/** The enrolled stack with no nodes. */
+let emptyFile: string;
 let stateDir: string;
 let kv: { v1: TestImage; v2: TestImage; v3: TestImage };
 const machine = (name: string) => bed.machines.find((m) => m.name === name)!;
@@ -89,6 +91,8 @@ beforeAll(async () => {
   const { broken: _b, ...enrollable } = inventory;
   const { bad: _r, ...enrollRoles } = roles;
   writeMetalStack(enrollFile, { name: "metal", ramdisk: "ramdisk@stable", inventory: enrollable, roles: enrollRoles });
+  emptyFile = join(dir, "metal-empty.yaml");
+  writeMetalStack(emptyFile, { name: "metal", ramdisk: "ramdisk@stable", inventory: enrollable, roles: Object.fromEntries(Object.entries(enrollRoles).map(([k, v]) => [k, { ...v, count: 0 }])) });
   await publishInto(bed.netns, stackFile, [
     { base: ramdisk.base, version: "1", tag: "stable", name: "ramdisk" },
     { base: v1.base, version: "1", tag: "live", name: "kv" },
@@ -128,6 +132,11 @@ describe("bare metal through the test bed's BMCs", () => {
     expect(f1).toMatchObject({ state: "ramdisk", phase: "waiting" });
     expect(f1.inventory!.disks).toEqual([expect.objectContaining({ name: "vda", size: 4096 * 2 ** 20, serial: diskSerial("f1", 0) })]);
     expect(status.machines.filter((m) => m.state === "off").map((m) => m.machine).sort()).toEqual(["b1", "r1", "s1", "u1", "u2"]);
+    // A deploy that leaves the stack without nodes keeps the metadata service: f1's ramdisk polls it for its next command.
+    const none = await ooo("deploy", emptyFile);
+    expect(none.code).toBe(0);
+    expect(none.stderr).not.toContain("the metadata service stopped");
+    expect(existsSync(join(stateDir, "metadata.pid"))).toBe(true);
   }, 20 * 60_000);
 
   test("deploy: 3 machines by ipmi (2 UEFI, 1 BIOS, one by a root device hint), 1 by redfish, 1 fast-track; a bad BMC and a small disk fail alone", async () => {
