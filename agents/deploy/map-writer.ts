@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import { log } from "../../lib/log.ts";
 import { PieceHasher } from "../../lib/parallel-hash.ts";
-import type { DeployInstructions } from "../../wire/deploy.ts";
-import type { Download } from "../../wire/deploy.ts";
+import type { DeployInstructions, Download } from "../../wire/deploy.ts";
 import { DiskMap, mappedBytes, packedBytes, zeroRanges, type DiskMapChunk } from "../../wire/disk-map.ts";
 import { ImageMismatch, RangeNotServed } from "../errors.ts";
 import { HeldDisk, type Target } from "./held-disk.ts";
