@@ -9,7 +9,10 @@
  *     disk map's chunk hash, wire/disk-map.ts), and by coreutils' sha256sum;
  *   - 128 MiB downloaded by bun's fetch from a Bun.serve on this host over
  *     https (a CA of the run's own) and over plain http, through qemu's
- *     guestfwd as the deployer's services are reached.
+ *     guestfwd as the deployer's services are reached;
+ *   - the first ~32 MiB of the node image's disk pack (its zstd frames, as a
+ *     deploy fetches them: lib/disk-pack.ts) decompressed frame by frame by
+ *     bun (MB/s of output).
  *
  * The models: lib/qemu/machine.ts's TCG_CPU ("current", what nodes and the
  * bare-metal test bed run), the same with AES-NI and PCLMULQDQ ("aes-ni":
@@ -22,7 +25,7 @@
  * Prints a table, then one JSON object of the figures as its last line.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ensureCa, ensureServerCert } from "../lib/certs.ts";
@@ -30,11 +33,13 @@ import { table } from "../lib/log.ts";
 import { TCG_CPU } from "../lib/qemu/machine.ts";
 import { Vm } from "../lib/qemu/vm.ts";
 import { directCmdline, findImage, overlayDisk, removeRunDir, tempRunDir } from "../pipeline/boot.ts";
+import { DiskMap } from "../wire/disk-map.ts";
 import { flag, median } from "./figures.ts";
 
 const runs = Number(flag("runs", "3"));
 const cpus = Number(flag("cpus", "2"));
-const image = findImage(resolve(flag("image", resolve(import.meta.dir, "../.cache/test-images/node/node"))));
+const imageBase = resolve(flag("image", resolve(import.meta.dir, "../.cache/test-images/node/node")));
+const image = findImage(imageBase);
 /** qemu applies a model's -feature after every +feature, whatever their order: "aes-ni" drops the minus instead. */
 const withAes = TCG_CPU.split(",").filter((f) => f !== "-aes" && f !== "-pclmulqdq").join(",");
 const MODELS = { current: TCG_CPU, "aes-ni": withAes, "no-avx": `${TCG_CPU},-avx,-avx2,-avx512f,-sha-ni` };
@@ -60,10 +65,20 @@ const certDir = mkdtempSync(join(tmpdir(), "ooo-tcg-crypto-"));
 const ca = await ensureCa(join(certDir, "ca"), "tcg-crypto bench");
 const cert = await ensureServerCert(ca, join(certDir, "ca"), "server", [GUEST.https]);
 const body = randomBytes(MiB * 2 ** 20);
+// The pack's first frames, up to ~32 MiB of them, and their lengths (an image built before packs has none).
+const frames: number[] = [];
+let pack: Uint8Array | undefined;
+if (existsSync(`${imageBase}.disk-pack`)) {
+  for (const c of DiskMap.parse(JSON.parse(readFileSync(`${imageBase}.disk-map.json`, "utf8"))).chunks)
+    if (c.packed && frames.reduce((a, b) => a + b, 0) < 32 * 2 ** 20) frames.push(c.packed.length);
+  pack = readFileSync(`${imageBase}.disk-pack`).subarray(0, frames.reduce((a, b) => a + b, 0));
+}
+const serve = (req: Request) => new Response(new URL(req.url).pathname === "/pack" && pack ? pack : body);
 const servers = {
-  https: Bun.serve({ hostname: "127.0.0.1", port: 0, tls: { cert: Bun.file(cert.cert), key: Bun.file(cert.key) }, fetch: () => new Response(body) }),
-  http: Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(body) }),
+  https: Bun.serve({ hostname: "127.0.0.1", port: 0, tls: { cert: Bun.file(cert.cert), key: Bun.file(cert.key) }, fetch: serve }),
+  http: Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: serve }),
 };
+const bunUnpack = `const r=await fetch("http://${GUEST.http}/pack");const z=new Uint8Array(await r.arrayBuffer());let o=0,n=0;const t=performance.now();for(const l of ${JSON.stringify(frames)}){n+=Bun.zstdDecompressSync(z.subarray(o,o+l)).length;o+=l}console.log("MBPS",(n/1e6/((performance.now()-t)/1000)).toFixed(1))`;
 
 try {
   for (const model of models) {
@@ -101,6 +116,8 @@ try {
         const sum = await sh(`s=$(date +%s%N); sha256sum /dev/shm/x >/dev/null; e=$(date +%s%N); echo NS $((e-s))`);
         (r.figures["sha256sum"] ??= []).push(Number(((MiB * 2 ** 20) / 1e6 / (Number(/NS (\d+)/.exec(sum.output)![1]) / 1e9)).toFixed(1)));
         for (const t of TRANSFERS) await bun(`fetch ${t}`, bunFetch(`${t}://${GUEST[t]}/`));
+        if (pack) await bun("zstd -d", bunUnpack);
+        else r.errors.push(`zstd -d: ${imageBase}.disk-pack is missing (an image built before disk packs)`);
       }
     } finally {
       await vm?.kill();
@@ -113,7 +130,7 @@ try {
   rmSync(certDir, { recursive: true, force: true });
 }
 
-const COLUMNS = ["bun sha256", "bun sha512-256", "sha256sum", "fetch https", "fetch http"];
+const COLUMNS = ["bun sha256", "bun sha512-256", "sha256sum", "fetch https", "fetch http", "zstd -d"];
 const figure = (xs: number[] | undefined) => (xs?.length ? median(xs) : null);
 const key = (column: string) => column.replace(/[^a-z0-9]+/g, "_");
 const figures = {
