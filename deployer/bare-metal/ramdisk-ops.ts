@@ -78,7 +78,7 @@ export async function provisionByRamdisk(ctx: NodeContext, spec: NodeSpec, image
         name: image.name,
         digest: image.digest,
         disk: { url: blobUrl(image.disk.sha256), ...image.disk },
-        // With its map, the ramdisk fetches only the disk's data (a fraction of its size), by Range.
+        // With its map, the ramdisk fetches only the disk's data (a fraction of its size), by Range; with its pack, that data compressed.
         ...(map ? { map } : {}),
       },
       ...(ctx.store.readToken ? { store_token: ctx.store.readToken } : {}),
