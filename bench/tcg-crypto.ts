@@ -69,9 +69,13 @@ const body = randomBytes(MiB * 2 ** 20);
 const frames: number[] = [];
 let pack: Uint8Array | undefined;
 if (existsSync(`${imageBase}.disk-pack`)) {
+  let packBytes = 0;
   for (const c of DiskMap.parse(JSON.parse(readFileSync(`${imageBase}.disk-map.json`, "utf8"))).chunks)
-    if (c.packed && frames.reduce((a, b) => a + b, 0) < 32 * 2 ** 20) frames.push(c.packed.length);
-  pack = readFileSync(`${imageBase}.disk-pack`).subarray(0, frames.reduce((a, b) => a + b, 0));
+    if (c.packed && packBytes < 32 * 2 ** 20) {
+      frames.push(c.packed.length);
+      packBytes += c.packed.length;
+    }
+  pack = readFileSync(`${imageBase}.disk-pack`).subarray(0, packBytes);
 }
 const serve = (req: Request) => new Response(new URL(req.url).pathname === "/pack" && pack ? pack : body);
 const servers = {

@@ -82,7 +82,8 @@ export function checkDiskMap(file: string, map: DiskMap): string[] {
   }
 }
 
-function readFully(fd: number, buf: Buffer, length: number, position: number, file: string): number {
+/** Read `length` bytes at `position` into `buf`, or fail naming the file that ended early. */
+export function readFully(fd: number, buf: Buffer, length: number, position: number, file: string): number {
   for (let done = 0; done < length; ) {
     const n = readSync(fd, buf, done, length - done, position + done);
     if (n <= 0) throw new Error(`${file} ended early at ${position + done}`);

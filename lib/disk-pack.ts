@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { DiskMapV2, type DiskMap } from "../wire/disk-map.ts";
+import { readFully } from "./disk-map.ts";
 
 /**
  * The disk pack of a raw disk file (wire/disk-map.ts): each chunk of its
@@ -24,11 +25,7 @@ export async function packDisk(file: string, map: DiskMap, pack: string): Promis
   try {
     const read = (c: DiskMap["chunks"][number]) => {
       const bytes = Buffer.allocUnsafe(c.length);
-      for (let done = 0; done < c.length; ) {
-        const n = readSync(input, bytes, done, c.length - done, c.offset + done);
-        if (n <= 0) throw new Error(`${file} ended early at ${c.offset + done}`);
-        done += n;
-      }
+      readFully(input, bytes, c.length, c.offset, file);
       return bytes;
     };
     // A few chunks compress at once on Bun's thread pool; frames are written in chunk order.

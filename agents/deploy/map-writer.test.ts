@@ -115,6 +115,28 @@ function store(s: Awaited<ReturnType<typeof setup>>, o: { lie?: number; liePack?
 /** The disk's first MiB as the ramdisk wiped it: no partition table, nothing boots. */
 const unbootable = (file: string) => readFileSync(file).subarray(0, HOLD_BYTES).equals(Buffer.alloc(HOLD_BYTES));
 
+/**
+ * A write from a store that lies (store()'s options): it fails with
+ * ImageMismatch, nothing counts as written, and the disk is left without a
+ * partition table. Returns the error for its message.
+ */
+async function refusedWrite(s: Awaited<ReturnType<typeof setup>>, o: Parameters<typeof store>[1]): Promise<Error> {
+  const { get, image } = store(s, o);
+  const fd = openSync(s.diskFile, "r+");
+  try {
+    const target = { fd, kind: "file" as const };
+    wipeEnds(target);
+    const writer = await MapWriter.open(get, image, target);
+    const e = await rejection(writer.write(() => {}));
+    expect(e).toBeInstanceOf(ImageMismatch);
+    expect(() => writer.finish()).toThrow(ImageMismatch);
+    expect(unbootable(s.diskFile)).toBe(true);
+    return e as Error;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 describe("writing a disk by its map", () => {
   test("only the chunks travel, several at once; the disk ends up equal to the image; the partition tables come last", async () => {
     const s = await setup();
@@ -210,20 +232,8 @@ describe("writing a disk by its map", () => {
   test("a frame that lies is refused before it is decompressed, and the disk is left without a partition table", async () => {
     const s = await setup({ pack: true });
     const third = s.map.chunks[2]!;
-    const { get, image } = store(s, { liePack: third.packed!.offset + 7 });
-    const fd = openSync(s.diskFile, "r+");
-    try {
-      const target = { fd, kind: "file" as const };
-      wipeEnds(target);
-      const writer = await MapWriter.open(get, image, target);
-      const e = await rejection(writer.write(() => {}));
-      expect(e).toBeInstanceOf(ImageMismatch);
-      expect((e as Error).message).toContain(`the frame of the disk's bytes ${third.offset}+${third.length} (the pack's bytes ${third.packed!.offset}+${third.packed!.length}) has sha512-256`);
-      expect(() => writer.finish()).toThrow(ImageMismatch);
-      expect(unbootable(s.diskFile)).toBe(true);
-    } finally {
-      closeSync(fd);
-    }
+    const e = await refusedWrite(s, { liePack: third.packed!.offset + 7 });
+    expect(e.message).toContain(`the frame of the disk's bytes ${third.offset}+${third.length} (the pack's bytes ${third.packed!.offset}+${third.packed!.length}) has sha512-256`);
   });
 
   test("a pack the map has no frames for, or of another size than its frames, is refused before anything is written", async () => {
@@ -248,21 +258,9 @@ describe("writing a disk by its map", () => {
 
   test("a chunk that lies is refused, and the disk is left without a partition table", async () => {
     const s = await setup();
-    const { get, image } = store(s, { lie: 3 * MiB + 5000 });
-    const fd = openSync(s.diskFile, "r+");
-    try {
-      const target = { fd, kind: "file" as const };
-      wipeEnds(target);
-      const writer = await MapWriter.open(get, image, target);
-      const e = await rejection(writer.write(() => {}));
-      expect(e).toBeInstanceOf(ImageMismatch);
-      expect((e as Error).message).toContain(`the disk's bytes ${3 * MiB}+${MiB} have sha512-256`);
-      expect(() => writer.finish()).toThrow(ImageMismatch);
-      expect(unbootable(s.diskFile)).toBe(true);
-      expect(readFileSync(s.diskFile).subarray(31 * MiB).equals(Buffer.alloc(MiB))).toBe(true);
-    } finally {
-      closeSync(fd);
-    }
+    const e = await refusedWrite(s, { lie: 3 * MiB + 5000 });
+    expect(e.message).toContain(`the disk's bytes ${3 * MiB}+${MiB} have sha512-256`);
+    expect(readFileSync(s.diskFile).subarray(31 * MiB).equals(Buffer.alloc(MiB))).toBe(true);
   });
 
   test("a map that is not the one named, or not of the named disk, is refused before anything is written", async () => {

@@ -136,21 +136,22 @@ export class MapWriter {
   }
 
   private async chunk(c: DiskMapChunk) {
+    // With a pack every chunk has its frame (open() and the map's schema see to it).
+    const frame = this.pack ? c.packed! : undefined;
     for (let attempt = 1; ; attempt++) {
       let bytes: ArrayBuffer;
       try {
-        bytes = this.pack ? await this.range(this.pack.url, c.packed!, this.pack.size, "pack") : await this.range(this.url, c, this.map.disk.size, "disk");
+        bytes = frame ? await this.range(this.pack!.url, frame, this.pack!.size, "pack") : await this.range(this.url, c, this.map.disk.size, "disk");
       } catch (e) {
         if (e instanceof RangeNotServed || attempt >= TRIES || this.abort.signal.aborted) throw e;
         log.warn(`bytes ${c.offset}+${c.length} of the disk: ${(e as Error).message}; trying again`);
         await Bun.sleep(attempt * 1000);
         continue;
       }
-      const f = c.packed;
-      const hashed = this.pack && f ? await this.hasher.unpack(bytes, f.digest, c.length) : await this.hasher.digest(bytes);
-      if (this.pack && f && hashed.hex !== f.digest)
-        throw new ImageMismatch(`the frame of the disk's bytes ${c.offset}+${c.length} (the pack's bytes ${f.offset}+${f.length}) has ${this.map.hash} ${hashed.hex}, not ${f.digest} as its map says`);
-      if (!this.pack && hashed.hex !== c.digest)
+      const hashed = frame ? await this.hasher.unpack(bytes, frame.digest, c.length) : await this.hasher.digest(bytes);
+      if (frame && hashed.hex !== frame.digest)
+        throw new ImageMismatch(`the frame of the disk's bytes ${c.offset}+${c.length} (the pack's bytes ${frame.offset}+${frame.length}) has ${this.map.hash} ${hashed.hex}, not ${frame.digest} as its map says`);
+      if (!frame && hashed.hex !== c.digest)
         throw new ImageMismatch(`the disk's bytes ${c.offset}+${c.length} have ${this.map.hash} ${hashed.hex}, not ${c.digest} as its map says`);
       if (this.abort.signal.aborted) return;
       this.disk.put(new Uint8Array(hashed.bytes), c.offset);
